@@ -1,0 +1,97 @@
+/**
+ * Byte caps on a sandbox's stdout/stderr: a flood cannot exhaust the
+ * harness's memory. Past the cap the stream ends and the owner is told, so
+ * it can stop the run and mark it "output-limit".
+ *
+ * @module
+ */
+
+/** A capped view of a byte stream. */
+export interface CappedStream {
+  /** The first `cap` bytes of the source, then end of stream. */
+  readable: ReadableStream<Uint8Array>;
+  /** Whether bytes were dropped. */
+  readonly truncated: boolean;
+  /** The first bytes seen (up to 256), for diagnosing setup failures. */
+  readonly head: Uint8Array;
+}
+
+/**
+ * Wraps `source` so at most `cap` bytes pass.
+ *
+ * @param source The child's pipe.
+ * @param cap Bytes to keep.
+ * @param onOverflow Called once when the cap is passed.
+ * @returns The capped stream and its state.
+ *
+ * @example Usage
+ * ```ts
+ * import { capStream } from "./_output_cap.ts";
+ * const source = ReadableStream.from([new Uint8Array(10)]);
+ * const capped = capStream(source, 4, () => {});
+ * const bytes = await new Response(capped.readable).arrayBuffer();
+ * console.log(bytes.byteLength, capped.truncated); // 4 true
+ * ```
+ */
+export function capStream(
+  source: ReadableStream<Uint8Array>,
+  cap: number,
+  onOverflow: () => void,
+): CappedStream {
+  let seen = 0;
+  let truncated = false;
+  let head: Uint8Array = new Uint8Array(0);
+  const reader = source.getReader();
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await reader.read().catch(() => ({
+        value: undefined,
+        done: true as const,
+      }));
+      if (done || !value) {
+        controller.close();
+        return;
+      }
+      if (head.length < 256) {
+        head = concat(head, value.subarray(0, 256 - head.length));
+      }
+      const room = cap - seen;
+      if (value.length <= room) {
+        seen += value.length;
+        controller.enqueue(value);
+        return;
+      }
+      if (room > 0) controller.enqueue(value.subarray(0, room));
+      seen = cap;
+      truncated = true;
+      controller.close();
+      onOverflow();
+      // Keep draining so the child never blocks on a full pipe before the
+      // kill lands; the bytes are discarded.
+      (async () => {
+        try {
+          while (!(await reader.read()).done) { /* discard */ }
+        } catch { /* pipe closed */ }
+      })();
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return {
+    readable,
+    get truncated() {
+      return truncated;
+    },
+    get head() {
+      return head;
+    },
+  };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

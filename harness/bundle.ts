@@ -1,0 +1,260 @@
+/**
+ * Compiles and bundles a program on the harness side, before it enters the
+ * sandbox: TypeScript/JavaScript as one string, or a set of files with an
+ * entry, becomes one ES module. The sandbox then starts from plain JS (no
+ * type stripping, no module resolution, no fetching, no cache writes).
+ *
+ * Imports the sandbox could not satisfy are refused here with the import
+ * named: `npm:`, `jsr:`, URLs and bare package names. `node:` built-ins are
+ * left to Deno.
+ *
+ * @module
+ */
+
+import * as esbuild from "esbuild";
+
+/** A program: inline code, or files with an entry point. */
+export type ProgramSource =
+  | {
+    /** Source of a single-module program (TypeScript or JavaScript). */
+    code: string;
+    files?: undefined;
+    entry?: undefined;
+  }
+  | {
+    code?: undefined;
+    /** Files by relative path (`main.ts`, `lib/util.ts`). */
+    files: Readonly<Record<string, string>>;
+    /** The entry point, one of `files`. */
+    entry: string;
+  };
+
+/** One problem found while bundling. */
+export interface BundleProblem {
+  /** What is wrong. */
+  message: string;
+  /** File, when known. */
+  file?: string;
+  /** 1-based line, when known. */
+  line?: number;
+  /** 1-based column, when known. */
+  column?: number;
+}
+
+/** The program could not be compiled or imports something unavailable. */
+export class BundleError extends Error {
+  /** Every problem esbuild reported. */
+  readonly problems: BundleProblem[];
+  /** @param problems What went wrong. */
+  constructor(problems: BundleProblem[]) {
+    super(
+      `Cannot bundle the program: ${problems.length} problem${
+        problems.length === 1 ? "" : "s"
+      }\n` +
+        problems.map((p) =>
+          `  - ${
+            p.file ? `${p.file}:${p.line ?? 0}:${p.column ?? 0}: ` : ""
+          }${p.message}`
+        ).join("\n"),
+    );
+    this.name = "BundleError";
+    this.problems = problems;
+  }
+}
+
+const LOADERS: Record<string, esbuild.Loader> = {
+  ts: "ts",
+  mts: "ts",
+  cts: "ts",
+  tsx: "tsx",
+  js: "js",
+  mjs: "js",
+  cjs: "js",
+  jsx: "jsx",
+  json: "json",
+  txt: "text",
+};
+
+/** The file name inline code is compiled as. */
+export const INLINE_ENTRY = "main.ts";
+
+const NAMESPACE = "airlock";
+
+/**
+ * Bundles a program into one ES module.
+ *
+ * @param source The program.
+ * @returns JavaScript source with an inline source map (stack traces point at
+ *   the original files).
+ * @throws {BundleError} For syntax errors, missing files and refused imports.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { bundleProgram } from "./bundle.ts";
+ * const js = await bundleProgram({ code: "const n: number = 1; console.log(n);" });
+ * console.log(js.includes("console.log"));
+ * ```
+ */
+export async function bundleProgram(source: ProgramSource): Promise<string> {
+  const files = source.code !== undefined
+    ? { [INLINE_ENTRY]: source.code }
+    : source.files;
+  const entry = normalise(
+    source.code !== undefined ? INLINE_ENTRY : source.entry,
+  );
+  const byPath = new Map<string, string>();
+  for (const [name, text] of Object.entries(files)) {
+    if (typeof text !== "string") {
+      throw new BundleError([{ message: `file '${name}' is not a string` }]);
+    }
+    byPath.set(normalise(name), text);
+  }
+  if (!byPath.has(entry)) {
+    throw new BundleError([{
+      message: `entry '${source.entry}' is not one of the files (${
+        [...byPath.keys()].map((k) => k.slice(1)).join(", ")
+      })`,
+    }]);
+  }
+  let result: esbuild.BuildResult<{ write: false }>;
+  try {
+    result = await esbuild.build({
+      entryPoints: [`${NAMESPACE}:${entry}`],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "neutral",
+      target: "esnext",
+      charset: "utf8",
+      sourcemap: "inline",
+      sourcesContent: false,
+      legalComments: "none",
+      logLevel: "silent",
+      plugins: [virtualFiles(byPath)],
+    });
+  } catch (error) {
+    const failure = error as esbuild.BuildFailure;
+    if (Array.isArray(failure.errors)) {
+      throw new BundleError(failure.errors.map(toProblem));
+    }
+    throw error;
+  }
+  const output = result.outputFiles[0];
+  if (!output) {
+    throw new BundleError([{ message: "esbuild produced no output" }]);
+  }
+  return output.text;
+}
+
+/**
+ * Stops esbuild's helper process (it otherwise lives as long as the harness).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { stopBundler } from "./bundle.ts";
+ * await stopBundler();
+ * ```
+ */
+export async function stopBundler(): Promise<void> {
+  await esbuild.stop();
+}
+
+function virtualFiles(files: Map<string, string>): esbuild.Plugin {
+  return {
+    name: "airlock-virtual-files",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) => {
+        const spec = args.path;
+        const importer = args.importer.startsWith(`${NAMESPACE}:`)
+          ? args.importer.slice(NAMESPACE.length + 1)
+          : args.importer || "/";
+        if (args.kind === "entry-point") {
+          return {
+            path: spec.slice(NAMESPACE.length + 1),
+            namespace: NAMESPACE,
+          };
+        }
+        if (spec.startsWith("node:")) return { path: spec, external: true };
+        const refused = refusal(spec);
+        if (refused) return { errors: [{ text: refused }] };
+        const resolved = resolveRelative(spec, importer, files);
+        if (resolved === null) {
+          return {
+            errors: [{
+              text: `Cannot find '${spec}' imported from '${
+                importer.slice(1)
+              }': it is not among the program's files`,
+            }],
+          };
+        }
+        return { path: resolved, namespace: NAMESPACE };
+      });
+      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => {
+        const ext = args.path.split(".").pop() ?? "";
+        return {
+          contents: files.get(args.path) ?? "",
+          loader: LOADERS[ext] ?? "ts",
+        };
+      });
+    },
+  };
+}
+
+/** Why an import specifier cannot be used in the sandbox, or null. */
+function refusal(spec: string): string | null {
+  if (spec.startsWith("npm:")) {
+    return `Cannot import '${spec}': npm packages are not available to sandboxed code yet (the sandbox never fetches code)`;
+  }
+  if (spec.startsWith("jsr:")) {
+    return `Cannot import '${spec}': jsr packages are not available to sandboxed code (the sandbox never fetches code)`;
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) {
+    return `Cannot import '${spec}': URL imports are refused (the sandbox never fetches code)`;
+  }
+  if (!spec.startsWith(".") && !spec.startsWith("/")) {
+    return `Cannot import '${spec}': bare package imports are not available to sandboxed code; use a relative path to one of the program's files`;
+  }
+  return null;
+}
+
+function resolveRelative(
+  spec: string,
+  importer: string,
+  files: Map<string, string>,
+): string | null {
+  const dir = importer.slice(0, importer.lastIndexOf("/") + 1) || "/";
+  const base = normalise(spec.startsWith("/") ? spec : dir + spec);
+  for (
+    const candidate of [
+      base,
+      `${base}.ts`,
+      `${base}.js`,
+      `${base}/mod.ts`,
+      `${base}/index.ts`,
+      `${base}/index.js`,
+    ]
+  ) {
+    if (files.has(candidate)) return candidate;
+  }
+  return null;
+}
+
+function normalise(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
+function toProblem(message: esbuild.Message): BundleProblem {
+  const problem: BundleProblem = { message: message.text };
+  if (message.location) {
+    problem.file = message.location.file.replace(`${NAMESPACE}:/`, "");
+    problem.line = message.location.line;
+    problem.column = message.location.column + 1;
+  }
+  return problem;
+}

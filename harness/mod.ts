@@ -1,0 +1,18 @@
+/**
+ * The trusted side: policies, sandbox sessions and their results.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Sandbox } from "./mod.ts";
+ * await using sandbox = await Sandbox.create();
+ * console.log((await sandbox.run({ code: "console.log(42)" })).stdout);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./bundle.ts";
+export * from "./policy.ts";
+export * from "./run_result.ts";
+export * from "./sandbox.ts";
+export { InputError } from "./_inputs.ts";

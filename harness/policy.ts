@@ -1,0 +1,353 @@
+/**
+ * The sandbox policy: one zod schema for everything a sandbox may do, the
+ * parser that refuses bad policies with every problem listed by its path, and
+ * loading from JSON/JSONC files.
+ *
+ * A policy is data the harness trusts its operator for; the program inside
+ * the sandbox never sees or changes it.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { DEFAULT_LIMITS } from "../runtime/limits.ts";
+import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { parseJsonc } from "./_jsonc.ts";
+import { NetworkPolicySchema } from "../injector/network_policy.ts";
+
+const int = (min: number, max: number, what: string, unit: string) =>
+  z.number().int().min(min).max(max).describe(`${what} (${unit})`);
+
+/** Resource limits; each one optional with a safe default. */
+export const LimitsSchema = z.strictObject({
+  timeoutMs: int(1, 86_400_000, "Wall-clock limit of one run", "ms")
+    .default(DEFAULT_LIMITS.timeoutMs),
+  memoryMb: int(16, 65_536, "JS heap limit and off-heap allowance", "MiB")
+    .default(DEFAULT_LIMITS.memoryMb),
+  cpuSeconds: int(1, 86_400, "CPU time limit", "seconds")
+    .default(DEFAULT_LIMITS.cpuSeconds),
+  fileSizeMb: int(1, 1_048_576, "Largest file the program may write", "MiB")
+    .default(DEFAULT_LIMITS.fileSizeMb),
+  openFiles: int(32, 65_536, "Open file descriptors", "count")
+    .default(DEFAULT_LIMITS.openFiles),
+  processes: int(16, 4_096, "Processes plus threads", "count")
+    .default(DEFAULT_LIMITS.processes),
+  outputBytes: int(
+    1,
+    1_073_741_824,
+    "Bytes kept of stdout and of stderr each",
+    "bytes",
+  )
+    .default(DEFAULT_LIMITS.outputBytes),
+  tmpMb: int(1, 4_096, "Size of the private /tmp", "MiB")
+    .default(DEFAULT_LIMITS.tmpMb),
+  scratchMb: int(1, 1_048_576, "Quota of the scratch directory", "MiB")
+    .default(DEFAULT_LIMITS.scratchMb),
+}).describe("Hard limits on each run");
+
+const sandboxPath = z.string()
+  .refine((p) => p.startsWith(`${SANDBOX_PATHS.inputs}/`), {
+    message: `must be under ${SANDBOX_PATHS.inputs}/`,
+  })
+  .refine((p) => !p.split("/").includes(".."), {
+    message: "must not contain '..'",
+  })
+  // Deno's --allow-read list is comma-separated: a comma would split a grant.
+  .refine((p) => !/[,\0\n\r]/.test(p), {
+    message: "must not contain commas, NUL or line breaks",
+  });
+
+const InputObjectSchema = z.strictObject({
+  source: z.string().min(1).describe(
+    "Host path (file or directory), mounted read-only",
+  ),
+  target: sandboxPath.optional().describe(
+    `Path inside the sandbox; default ${SANDBOX_PATHS.inputs}/<basename of source>`,
+  ),
+  copy: z.boolean().default(false).describe(
+    "Copy instead of bind-mounting (for sources the sandbox's uid cannot read)",
+  ),
+});
+
+/** One read-only input, as `HOST[:SANDBOX]` or an object. */
+export const InputSchema = z.union([
+  z.string().min(1).describe("HOST_PATH or HOST_PATH:SANDBOX_PATH"),
+  InputObjectSchema,
+]);
+
+/** The whole policy. Unknown keys anywhere are errors. */
+export const PolicySchema = z.strictObject({
+  $schema: z.string().optional().describe("JSON Schema reference, ignored"),
+  limits: LimitsSchema.default(LimitsSchema.parse({})),
+  scratch: z.boolean().default(false).describe(
+    `Grant a private read-write directory at ${SANDBOX_PATHS.scratch}, kept across runs of one sandbox`,
+  ),
+  inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
+  network: NetworkPolicySchema.default("deny-all"),
+}).describe("airlock sandbox policy");
+
+/** A policy as written by its author (every field optional). */
+export type PolicyInput = z.input<typeof PolicySchema>;
+
+/** A read-only input after normalisation. */
+export interface PolicyInputMount {
+  /** Absolute host path. */
+  source: string;
+  /** Absolute sandbox path under /inputs/. */
+  target: string;
+  /** Copy rather than bind-mount. */
+  copy: boolean;
+}
+
+/** A validated policy with every default filled in and paths resolved. */
+export type Policy =
+  & Omit<z.output<typeof PolicySchema>, "inputs" | "$schema">
+  & {
+    inputs: PolicyInputMount[];
+  };
+
+/** One problem in a policy. */
+export interface PolicyIssue {
+  /** Where, as a dotted path (`limits.memoryMb`, `inputs.0.target`). */
+  path: string;
+  /** What is wrong. */
+  message: string;
+}
+
+/** A policy was refused; `issues` lists every problem. */
+export class PolicyError extends Error {
+  /** Every problem found. */
+  readonly issues: PolicyIssue[];
+  /**
+   * @param issues The problems.
+   * @param source Where the policy came from, for the message.
+   */
+  constructor(issues: PolicyIssue[], source = "policy") {
+    super(
+      `Invalid ${source}: ${issues.length} problem${
+        issues.length === 1 ? "" : "s"
+      }\n` +
+        issues.map((i) => `  - ${i.path || "(root)"}: ${i.message}`).join("\n"),
+    );
+    this.name = "PolicyError";
+    this.issues = issues;
+  }
+}
+
+/** Options for {@linkcode parsePolicy}. */
+export interface ParsePolicyOptions {
+  /** Directory relative input paths are resolved against; default cwd. */
+  baseDir?: string;
+  /** Name of the policy's source for messages (a file name). */
+  source?: string;
+}
+
+/**
+ * Validates a policy and fills in defaults.
+ *
+ * @param input The policy as written (parsed JSON or an object).
+ * @param options Base directory for relative paths.
+ * @returns The normalised policy.
+ * @throws {PolicyError} Listing every problem by path.
+ *
+ * @example Usage
+ * ```ts
+ * import { parsePolicy } from "./policy.ts";
+ * const policy = parsePolicy({ limits: { timeoutMs: 5000 }, scratch: true });
+ * console.log(policy.limits.timeoutMs, policy.limits.memoryMb, policy.network);
+ * ```
+ */
+export function parsePolicy(
+  input: unknown,
+  options: ParsePolicyOptions = {},
+): Policy {
+  const parsed = PolicySchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    throw new PolicyError(flattenIssues(parsed.error.issues), options.source);
+  }
+  const { $schema: _ignored, inputs, ...rest } = parsed.data;
+  const issues: PolicyIssue[] = [];
+  const mounts = inputs.map((entry, index) =>
+    normaliseInput(entry, index, options.baseDir, issues)
+  );
+  const targets = new Map<string, number>();
+  mounts.forEach((m, index) => {
+    const earlier = targets.get(m.target);
+    if (earlier !== undefined) {
+      issues.push({
+        path: `inputs.${index}`,
+        message: `target '${m.target}' is also used by inputs.${earlier}`,
+      });
+    }
+    targets.set(m.target, index);
+  });
+  if (issues.length > 0) throw new PolicyError(issues, options.source);
+  return { ...rest, inputs: mounts };
+}
+
+/**
+ * Reads and validates a policy file (JSON or JSONC). Relative input paths are
+ * resolved against the file's directory.
+ *
+ * @param path The policy file.
+ * @returns The normalised policy.
+ * @throws {PolicyError} If the file is unreadable, not JSON, or invalid.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { loadPolicyFile } from "./policy.ts";
+ * const policy = await loadPolicyFile("examples/policy.jsonc");
+ * ```
+ */
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    // Fail closed: an unreadable policy never means "use the defaults".
+    throw new PolicyError([{
+      path: "",
+      message: `cannot read the file: ${(error as Error).message}`,
+    }], `policy file '${path}'`);
+  }
+  let value: unknown;
+  try {
+    value = parseJsonc(text);
+  } catch (error) {
+    throw new PolicyError(
+      [{ path: "", message: (error as Error).message }],
+      `policy file '${path}'`,
+    );
+  }
+  const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  return parsePolicy(value, {
+    baseDir: absolute.slice(0, absolute.lastIndexOf("/")) || "/",
+    source: `policy file '${path}'`,
+  });
+}
+
+/**
+ * The JSON Schema of the policy file, for editors (`$schema`).
+ *
+ * @returns A JSON Schema (draft 2020-12) object.
+ *
+ * @example Usage
+ * ```ts
+ * import { policyJsonSchema } from "./policy.ts";
+ * console.log(Object.keys(policyJsonSchema()));
+ * ```
+ */
+export function policyJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(PolicySchema, { io: "input" }) as Record<
+    string,
+    unknown
+  >;
+}
+
+function normaliseInput(
+  entry: z.output<typeof InputSchema>,
+  index: number,
+  baseDir: string | undefined,
+  issues: PolicyIssue[],
+): PolicyInputMount {
+  let source: string;
+  let target: string | undefined;
+  let copy = false;
+  if (typeof entry === "string") {
+    // HOST[:SANDBOX]; the sandbox part always starts with /inputs/.
+    const split = entry.indexOf(`:${SANDBOX_PATHS.inputs}/`);
+    source = split === -1 ? entry : entry.slice(0, split);
+    target = split === -1 ? undefined : entry.slice(split + 1);
+    if (target !== undefined) {
+      const checked = sandboxPath.safeParse(target);
+      if (!checked.success) {
+        issues.push({
+          path: `inputs.${index}`,
+          message: `target ${checked.error.issues[0]?.message}`,
+        });
+      }
+    }
+  } else {
+    source = entry.source;
+    target = entry.target;
+    copy = entry.copy;
+  }
+  const base = baseDir ?? Deno.cwd();
+  const absolute = source.startsWith("/") ? source : `${base}/${source}`;
+  const normalised = normalisePath(absolute);
+  const name = normalised.split("/").filter(Boolean).at(-1) ?? "";
+  if (!name) {
+    issues.push({ path: `inputs.${index}`, message: "source must not be '/'" });
+  }
+  if (/[,\0\n\r]/.test(name) && target === undefined) {
+    issues.push({
+      path: `inputs.${index}`,
+      message:
+        "source name contains a comma or control character: give a target",
+    });
+  }
+  return {
+    source: normalised,
+    target: target ?? `${SANDBOX_PATHS.inputs}/${name}`,
+    copy,
+  };
+}
+
+function normalisePath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
+/**
+ * Flattens zod issues into path/message pairs. For a union, only the branch
+ * that got furthest is reported ("expected string" at the root of every other
+ * branch is noise).
+ */
+function flattenIssues(
+  issues: readonly z.core.$ZodIssue[],
+  prefix: PropertyKey[] = [],
+): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const branches = issue.errors.map((branch) => ({
+        branch,
+        score: branch.filter((i) =>
+          i.path.length === 0 &&
+          (i.code === "invalid_type" || i.code === "invalid_value")
+        ).length,
+      }));
+      branches.sort((a, b) => a.score - b.score);
+      const best = branches[0]!;
+      if (best.score === 0) {
+        out.push(...flattenIssues(best.branch, path));
+        continue;
+      }
+      out.push({
+        path: path.map(String).join("."),
+        message: unionMessage(issue),
+      });
+      continue;
+    }
+    const message = issue.code === "unrecognized_keys"
+      ? `unknown key${issue.keys.length === 1 ? "" : "s"} ${
+        issue.keys.map((k) => `'${k}'`).join(", ")
+      } (not part of the policy schema)`
+      : issue.message;
+    out.push({ path: path.map(String).join("."), message });
+  }
+  return out;
+}
+
+function unionMessage(issue: z.core.$ZodIssueInvalidUnion): string {
+  const expected = issue.errors.flat()
+    .filter((i) => i.path.length === 0)
+    .map((i) => i.message.replace(/^Invalid input: /, ""));
+  return `invalid value: ${[...new Set(expected)].join(", or ")}`;
+}

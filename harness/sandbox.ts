@@ -1,0 +1,463 @@
+/**
+ * A sandbox session: a policy, a private workspace (and scratch directory if
+ * granted), and any number of runs, each a fresh Deno process inside fresh
+ * bubblewrap namespaces. Sandboxes share nothing with each other: many can
+ * run at once from one harness.
+ *
+ * @module
+ */
+
+import type { Mount } from "../runtime/bwrap_args.ts";
+import { classifyExit, type ExitFacts } from "../runtime/exit_reason.ts";
+import { discoverHostTools, type HostTools } from "../runtime/host_tools.ts";
+import {
+  type SandboxIdentity,
+  SandboxIdentityPool,
+} from "../runtime/host_identity.ts";
+import { launchSandbox, SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
+import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
+import { Workspace } from "../runtime/workspace.ts";
+import { bundleProgram, type ProgramSource } from "./bundle.ts";
+import { prepareInputs } from "./_inputs.ts";
+import { capStream } from "./_output_cap.ts";
+import { parsePolicy, type Policy, type PolicyInput } from "./policy.ts";
+import type { RunResult, RunStatus } from "./run_result.ts";
+import { watchQuota } from "./_scratch_quota.ts";
+
+/** Options for {@linkcode Sandbox.create}. */
+export interface SandboxOptions {
+  /** The policy (validated here); default: deny everything, default limits. */
+  policy?: PolicyInput;
+  /** The Deno binary used inside; default: the harness's own. */
+  denoPath?: string;
+  /** Where workspaces go; default `$TMPDIR` or /tmp. */
+  tmpDir?: string;
+  /** Host uid allocator shared by sandboxes; default: one per process. */
+  identityPool?: SandboxIdentityPool;
+  /** Pre-discovered host tools (skips discovery). */
+  tools?: HostTools;
+}
+
+/** What to run and how. */
+export type RunOptions = ProgramSource & {
+  /** `Deno.args` of the program. */
+  args?: readonly string[];
+  /** Bytes for the program's stdin; `"piped"` exposes a writable (spawn only). */
+  stdin?: string | Uint8Array | ReadableStream<Uint8Array> | "piped";
+  /** Wall-clock limit for this run; default: the policy's. */
+  timeoutMs?: number;
+  /** Aborting kills the run (reason "killed"). */
+  signal?: AbortSignal;
+};
+
+/** A live run. */
+export interface SandboxProcess {
+  /** This run's id. */
+  readonly runId: string;
+  /** The program's stdout (capped at the policy's `outputBytes`). */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** The program's stderr (capped at the policy's `outputBytes`). */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** The program's stdin, when `stdin: "piped"` was given. */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** Resolves when the run has ended and the sandbox is gone. */
+  readonly status: Promise<RunStatus>;
+  /** Kills the run (reason "killed"). */
+  kill(): void;
+}
+
+/** The sandbox could not be started (bwrap, prlimit or setpriv failed). */
+export class SandboxSetupError extends Error {
+  /** @param message What failed, with the tool's own message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "SandboxSetupError";
+  }
+}
+
+// uids are a host-wide resource, so their allocator is process-wide: two
+// sandboxes must never share one (they would share RLIMIT_NPROC and files).
+let defaultPool: SandboxIdentityPool | undefined;
+let seccompFilter: Uint8Array | undefined;
+
+const decoder = new TextDecoder();
+
+/**
+ * A sandbox session.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Sandbox } from "./sandbox.ts";
+ * await using sandbox = await Sandbox.create({ policy: { scratch: true } });
+ * const result = await sandbox.run({ code: "console.log(1 + 1)" });
+ * console.log(result.stdout); // "2\n"
+ * ```
+ */
+export class Sandbox implements AsyncDisposable {
+  /** Unique id of this sandbox. */
+  readonly id: string;
+  /** The validated policy. */
+  readonly policy: Policy;
+  #tools: HostTools;
+  #identity: SandboxIdentity;
+  #workspace: Workspace;
+  #filterPath: string;
+  #inputMounts: Mount[];
+  #scratch: string | null;
+  #active = new Set<
+    { kill(reason: ExitFacts["killedFor"]): void; done: Promise<unknown> }
+  >();
+  #runs = 0;
+  #closing: Promise<void> | null = null;
+
+  private constructor(init: {
+    id: string;
+    policy: Policy;
+    tools: HostTools;
+    identity: SandboxIdentity;
+    workspace: Workspace;
+    filterPath: string;
+    inputMounts: Mount[];
+    scratch: string | null;
+  }) {
+    this.id = init.id;
+    this.policy = init.policy;
+    this.#tools = init.tools;
+    this.#identity = init.identity;
+    this.#workspace = init.workspace;
+    this.#filterPath = init.filterPath;
+    this.#inputMounts = init.inputMounts;
+    this.#scratch = init.scratch;
+  }
+
+  /**
+   * Validates the policy and prepares the sandbox's workspace. Nothing runs
+   * yet.
+   *
+   * @param options Policy and environment.
+   * @returns The sandbox; `close()` it (or `await using`) when done.
+   * @throws {PolicyError} For an invalid policy.
+   * @throws {MissingHostToolError} When bwrap or another tool is missing.
+   * @throws {InputError} When an input is missing or unreadable.
+   */
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const policy = parsePolicy(options.policy ?? {});
+    assertValidLimits(policy.limits);
+    const tools = options.tools ??
+      await discoverHostTools(
+        options.denoPath ? { denoPath: options.denoPath } : {},
+      );
+    const pool = options.identityPool ??
+      (defaultPool ??= new SandboxIdentityPool());
+    const identity = pool.acquire();
+    let workspace: Workspace | undefined;
+    try {
+      workspace = await Workspace.create({
+        identity,
+        ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+      });
+      seccompFilter ??= buildSeccompFilter();
+      const filterPath = await workspace.writePrivate(
+        "seccomp.bpf",
+        seccompFilter,
+      );
+      const inputMounts = await prepareInputs(
+        policy.inputs,
+        workspace,
+        identity.hostUid !== null,
+      );
+      const scratch = policy.scratch ? await workspace.scratchDir() : null;
+      return new Sandbox({
+        id: `sbx-${randomHex(6)}`,
+        policy,
+        tools,
+        identity,
+        workspace,
+        filterPath,
+        inputMounts,
+        scratch,
+      });
+    } catch (error) {
+      await workspace?.close();
+      identity.release();
+      throw error;
+    }
+  }
+
+  /** Host path of the scratch directory, or null when not granted. */
+  get scratchPath(): string | null {
+    return this.#scratch;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /**
+   * Runs a program to completion and collects its output.
+   *
+   * @param options The program and run settings.
+   * @returns The result; limits show up as `reason`, never as exceptions.
+   * @throws {BundleError} If the program does not compile or imports
+   *   something unavailable.
+   * @throws {SandboxSetupError} If the sandbox could not be started.
+   */
+  async run(options: RunOptions): Promise<RunResult> {
+    if (options.stdin === "piped") {
+      throw new TypeError(
+        "Cannot use stdin: 'piped' with run(): pass the bytes, or use spawn()",
+      );
+    }
+    const child = await this.spawn(options);
+    const [stdoutBytes, stderrBytes] = await Promise.all([
+      readAll(child.stdout),
+      readAll(child.stderr),
+    ]);
+    const status = await child.status;
+    return {
+      ...status,
+      stdout: decoder.decode(stdoutBytes),
+      stderr: decoder.decode(stderrBytes),
+      stdoutBytes,
+      stderrBytes,
+    };
+  }
+
+  /**
+   * Starts a program and returns at once with its streams.
+   *
+   * @param options The program and run settings.
+   * @returns The live run.
+   * @throws {BundleError} If the program does not compile.
+   */
+  async spawn(options: RunOptions): Promise<SandboxProcess> {
+    this.#assertOpen();
+    const source: ProgramSource = options.code !== undefined
+      ? { code: options.code }
+      : { files: options.files!, entry: options.entry! };
+    const js = await bundleProgram(source);
+    this.#assertOpen();
+    const limits: ResourceLimits = {
+      ...this.policy.limits,
+      ...(options.timeoutMs !== undefined
+        ? { timeoutMs: options.timeoutMs }
+        : {}),
+    };
+    assertValidLimits(limits);
+    const runId = `${this.id}-r${++this.#runs}`;
+    const runDir = await this.#workspace.newRunDir();
+    const program = `${runDir}/main.js`;
+    await Deno.writeTextFile(program, js, { mode: 0o644 });
+
+    const mounts: Mount[] = [...this.#inputMounts];
+    const read = this.policy.inputs.map((i) => i.target);
+    const write: string[] = [];
+    if (this.#scratch) {
+      // The scratch directory is the program's only writable place on disk.
+      mounts.push({
+        kind: "bind",
+        source: this.#scratch,
+        dest: SANDBOX_PATHS.scratch,
+      });
+      read.push(SANDBOX_PATHS.scratch);
+      write.push(SANDBOX_PATHS.scratch);
+    }
+    const startedAt = new Date();
+    const started = performance.now();
+    const child = launchSandbox({
+      tools: this.#tools,
+      identity: this.#identity,
+      seccompFilterPath: this.#filterPath,
+      program,
+      args: options.args ?? [],
+      limits,
+      grants: { read, write, net: [] },
+      mounts,
+      cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
+      stdin: options.stdin !== undefined,
+    });
+
+    let killedFor: ExitFacts["killedFor"] = null;
+    const kill = (reason: ExitFacts["killedFor"]) => {
+      killedFor ??= reason;
+      try {
+        // SIGKILL on bwrap's monitor: its pid-1 child dies with it
+        // (--die-with-parent), and with pid 1 the whole pid namespace.
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    };
+    const stdout = capStream(
+      child.stdout,
+      limits.outputBytes,
+      () => kill("output-limit"),
+    );
+    const stderr = capStream(
+      child.stderr,
+      limits.outputBytes,
+      () => kill("output-limit"),
+    );
+    const timer = setTimeout(() => kill("timeout"), limits.timeoutMs);
+    const onAbort = () => kill("killed");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    const stopQuota = this.#scratch
+      ? watchQuota(
+        this.#scratch,
+        limits.scratchMb * 1024 * 1024,
+        () => kill("disk-limit"),
+      )
+      : () => {};
+    const stdin = feedStdin(child, options.stdin);
+
+    const status = (async (): Promise<RunStatus> => {
+      const exit = await child.status;
+      clearTimeout(timer);
+      stopQuota();
+      options.signal?.removeEventListener("abort", onAbort);
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      const setupFailure = setupError(exit.code, stderr.head);
+      if (setupFailure && killedFor === null) throw setupFailure;
+      const { reason, signal } = classifyExit({ code: exit.code, killedFor });
+      return {
+        sandboxId: this.id,
+        runId,
+        exitCode: exit.code,
+        signal,
+        reason,
+        success: reason === "exit" && exit.code === 0,
+        truncated: stdout.truncated || stderr.truncated,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        startedAt: startedAt.toISOString(),
+        limits,
+        audit: [],
+      };
+    })();
+    // Marked handled here so a caller that never awaits `status` cannot crash
+    // the harness with an unhandled rejection; awaiting it still throws.
+    status.catch(() => {});
+    const entry = { kill, done: status.catch(() => {}) };
+    this.#active.add(entry);
+    entry.done.then(() => this.#active.delete(entry));
+
+    return {
+      runId,
+      stdout: stdout.readable,
+      stderr: stderr.readable,
+      stdin,
+      status,
+      kill: () => kill("killed"),
+    };
+  }
+
+  /**
+   * Kills every run and deletes every file of the sandbox. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const run of this.#active) run.kill("killed");
+      await Promise.all([...this.#active].map((r) => r.done));
+      await this.#workspace.close();
+      this.#identity.release();
+    })();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) {
+      throw new Error(
+        `Cannot run in sandbox '${this.id}' after close(): create a new sandbox`,
+      );
+    }
+  }
+}
+
+/**
+ * Runs one program in a throwaway sandbox.
+ *
+ * @param code Program source (TypeScript or JavaScript).
+ * @param options Sandbox and run options.
+ * @returns The run's result.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { run } from "./sandbox.ts";
+ * const result = await run("console.log('hi')");
+ * console.log(result.stdout);
+ * ```
+ */
+export async function run(
+  code: string,
+  options: SandboxOptions & Omit<RunOptions, "code" | "files" | "entry"> = {},
+): Promise<RunResult> {
+  const { policy, denoPath, tmpDir, identityPool, tools, ...runOptions } =
+    options;
+  const sandbox = await Sandbox.create({
+    ...(policy !== undefined ? { policy } : {}),
+    ...(denoPath !== undefined ? { denoPath } : {}),
+    ...(tmpDir !== undefined ? { tmpDir } : {}),
+    ...(identityPool !== undefined ? { identityPool } : {}),
+    ...(tools !== undefined ? { tools } : {}),
+  });
+  try {
+    return await sandbox.run({ ...runOptions, code });
+  } finally {
+    await sandbox.close();
+  }
+}
+
+/** Prefixes of the messages bwrap, prlimit and setpriv print when they fail. */
+const SETUP_PREFIXES = ["bwrap: ", "prlimit: ", "setpriv: ", "sh: "];
+
+function setupError(code: number, head: Uint8Array): SandboxSetupError | null {
+  const text = decoder.decode(head);
+  if (code === 125 && text.startsWith("sh: ")) {
+    // Our launcher's own code: the seccomp filter could not be opened.
+    return new SandboxSetupError(
+      `Cannot start the sandbox as its seccomp filter is unreadable: ${text.trim()}`,
+    );
+  }
+  if (code === 1 && SETUP_PREFIXES.some((p) => text.startsWith(p))) {
+    return new SandboxSetupError(
+      `Cannot start the sandbox: ${
+        text.split("\n")[0]
+      } (run 'deno task doctor' for a diagnosis)`,
+    );
+  }
+  return null;
+}
+
+function feedStdin(
+  child: Deno.ChildProcess,
+  stdin: RunOptions["stdin"],
+): WritableStream<Uint8Array> | null {
+  if (stdin === undefined) return null;
+  if (stdin === "piped") return child.stdin;
+  const source = typeof stdin === "string"
+    ? ReadableStream.from([new TextEncoder().encode(stdin)])
+    : stdin instanceof Uint8Array
+    ? ReadableStream.from([stdin])
+    : stdin;
+  // The program may exit without reading: a broken pipe is not an error.
+  source.pipeTo(child.stdin).catch(() => {});
+  return null;
+}
+
+async function readAll(
+  stream: ReadableStream<Uint8Array>,
+): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,268 @@
+/**
+ * Starts one sandboxed Deno process:
+ *
+ * ```
+ * sh (opens the seccomp fd 3)
+ *  └ exec prlimit (rlimits)
+ *     └ exec setpriv (the sandbox's own host uid, when the harness is root)
+ *        └ exec bwrap (namespaces, mounts, seccomp from fd 3)
+ *           └ [sh: egress bridge + wait] exec deno run <permissions> /airlock/main.js
+ * ```
+ *
+ * Every step is an `exec`: one host process (bwrap's monitor) plus the
+ * sandbox's own pid namespace. The harness's environment is never passed on.
+ *
+ * @module
+ */
+
+import { buildBwrapArgs, type Mount } from "./bwrap_args.ts";
+import { type DenoGrants, denoPermissionFlags } from "./deno_permissions.ts";
+import type { HostTools } from "./host_tools.ts";
+import type { SandboxIdentity } from "./host_identity.ts";
+import { prlimitArgs, type ResourceLimits, v8Flags } from "./limits.ts";
+
+/** Fixed paths inside every sandbox. */
+export const SANDBOX_PATHS = {
+  deno: "/usr/bin/deno",
+  main: "/airlock/main.js",
+  tmp: "/tmp",
+  denoDir: "/tmp/.deno",
+  scratch: "/scratch",
+  inputs: "/inputs",
+  egressSocket: "/run/airlock/egress.sock",
+  socat: "/usr/bin/socat",
+  sh: "/bin/sh",
+} as const;
+
+/** The uid and gid the program sees inside its namespace. */
+export const SANDBOX_ID = 65534;
+
+/** Loopback port of the in-sandbox egress bridge (the program's proxy). */
+export const EGRESS_PORT = 3128;
+
+/** Everything needed to start one sandboxed run. */
+export interface LaunchOptions {
+  /** Host programs and libraries. */
+  tools: HostTools;
+  /** The host uid to run as. */
+  identity: SandboxIdentity;
+  /** Host path of the seccomp BPF file. */
+  seccompFilterPath: string;
+  /** Host path of the bundled program (mounted read-only as main.js). */
+  program: string;
+  /** Arguments for the program (`Deno.args`). */
+  args?: readonly string[];
+  /** Resource limits. */
+  limits: ResourceLimits;
+  /** What the program may read, write and connect to. */
+  grants: DenoGrants;
+  /** Extra mounts: inputs and scratch. */
+  mounts?: readonly Mount[];
+  /** Working directory inside; default `/`. */
+  cwd?: string;
+  /** Extra environment for the program (proxy, CA trust). */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * When set, the program gets a loopback proxy at 127.0.0.1:{@link EGRESS_PORT}
+   * bridged to this host unix socket (the injector). Without it, the sandbox
+   * has no network path at all.
+   */
+  egressSocket?: string;
+  /** Extra `deno run` flags placed before the permissions (trusted input). */
+  denoFlags?: readonly string[];
+  /** Extra files the program can read (host path, sandbox path). */
+  extraReadOnly?: readonly { source: string; dest: string }[];
+  /** Give the program a stdin pipe (else /dev/null). */
+  stdin?: boolean;
+}
+
+/** A command line ready for `Deno.Command`. */
+export interface LaunchCommand {
+  /** The program to execute on the host. */
+  command: string;
+  /** Its arguments. */
+  args: string[];
+}
+
+/**
+ * Builds the full host command line for a sandboxed run without starting it.
+ *
+ * @param options The run.
+ * @returns The command.
+ * @throws {Error} If networking is requested but socat is not installed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { buildLaunchCommand } from "./launcher.ts";
+ * const { command, args } = buildLaunchCommand(options);
+ * console.log(command, args.join(" "));
+ * ```
+ */
+export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
+  const { tools, identity, limits } = options;
+  const denoArgs = [
+    SANDBOX_PATHS.deno,
+    "run",
+    // The program is one pre-bundled file: nothing may be resolved or fetched
+    // at run time (no config, no lock file, no remote, no npm, no cache use).
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    "--cached-only",
+    // A fresh tmpfs DENO_DIR per run: writing a code cache is wasted work.
+    "--no-code-cache",
+    `--v8-flags=${v8Flags(limits)}`,
+    ...(options.denoFlags ?? []),
+    ...denoPermissionFlags(options.grants),
+    SANDBOX_PATHS.main,
+    ...(options.args ?? []),
+  ];
+  const mounts: Mount[] = [
+    { kind: "ro-bind", source: tools.deno, dest: SANDBOX_PATHS.deno },
+    ...libraryMounts([
+      ...tools.libraries.deno,
+      ...(options.egressSocket ? tools.libraries.sh : []),
+      ...(options.egressSocket ? tools.libraries.socat : []),
+    ]),
+    // A procfs of the sandbox's own pid namespace: no host process visible.
+    { kind: "proc", dest: "/proc" },
+    // Only the harmless device nodes; no /dev/kvm, /dev/vsock, disks.
+    { kind: "dev", dest: "/dev" },
+    // Private, bounded /tmp; Deno keeps its (empty) cache there.
+    {
+      kind: "tmpfs",
+      dest: SANDBOX_PATHS.tmp,
+      sizeBytes: limits.tmpMb * 1024 * 1024,
+      mode: 0o1777,
+    },
+    { kind: "ro-bind", source: options.program, dest: SANDBOX_PATHS.main },
+    ...(options.extraReadOnly ?? []).map((m): Mount => ({
+      kind: "ro-bind",
+      source: m.source,
+      dest: m.dest,
+    })),
+    ...(options.mounts ?? []),
+  ];
+  let command: string[] = denoArgs;
+  if (options.egressSocket) {
+    if (!tools.socat) {
+      throw new Error(
+        "Cannot give the sandbox network access as 'socat' is not installed: run 'apt-get install -y socat'",
+      );
+    }
+    mounts.push(
+      { kind: "ro-bind", source: tools.sh, dest: SANDBOX_PATHS.sh },
+      { kind: "ro-bind", source: tools.socat, dest: SANDBOX_PATHS.socat },
+      // The injector's per-sandbox socket: the ONLY way out of the empty
+      // network namespace. Its path, not a token, identifies the sandbox.
+      {
+        kind: "bind",
+        source: options.egressSocket,
+        dest: SANDBOX_PATHS.egressSocket,
+      },
+    );
+    command = [
+      SANDBOX_PATHS.sh,
+      "-c",
+      EGRESS_BRIDGE_SCRIPT,
+      SANDBOX_PATHS.socat,
+      ...denoArgs,
+    ];
+  }
+  // Nothing else may be written outside /tmp and the granted binds.
+  mounts.push({ kind: "remount-ro", dest: "/" });
+  const bwrap = buildBwrapArgs({
+    identity: { uid: SANDBOX_ID, gid: SANDBOX_ID },
+    mounts,
+    env: {
+      DENO_DIR: SANDBOX_PATHS.denoDir,
+      // The update check would try the network on every start.
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+      ...options.env,
+    },
+    cwd: options.cwd ?? "/",
+    seccompFd: 3,
+    command,
+  });
+  const dropUid = identity.hostUid === null ? [] : [
+    tools.setpriv,
+    "--reuid",
+    String(identity.hostUid),
+    "--regid",
+    String(identity.hostGid ?? identity.hostUid),
+    // Supplementary groups of root (disk, adm...) must not follow.
+    "--clear-groups",
+    "--",
+  ];
+  return {
+    command: tools.sh,
+    args: [
+      "-c",
+      // fd 3 is the only way to hand bwrap the filter: open it, then exec on.
+      // Exit 125 (not a program code) if the filter cannot be read: no run.
+      'exec 3<"$0" || exit 125; exec "$@"',
+      options.seccompFilterPath,
+      tools.prlimit,
+      ...prlimitArgs(limits, { enforceProcesses: identity.enforceProcesses }),
+      "--",
+      ...dropUid,
+      tools.bwrap,
+      ...bwrap,
+    ],
+  };
+}
+
+/**
+ * The in-sandbox bridge: socat listens on loopback and forwards each
+ * connection to the injector's socket. Deno starts once the port is listening
+ * (read from /proc/net/tcp with shell builtins only, ~4 ms), so the first
+ * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128.
+ */
+const EGRESS_BRIDGE_SCRIPT = [
+  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} &`,
+  "n=0",
+  'while [ "$n" -lt 5000 ]; do',
+  "  up=",
+  '  while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp',
+  '  [ -n "$up" ] && break',
+  "  n=$((n+1))",
+  "done",
+  'exec "$@"',
+].join("\n");
+
+function libraryMounts(paths: readonly string[]): Mount[] {
+  return [...new Set(paths)].map((path) => ({
+    kind: "ro-bind",
+    source: path,
+    dest: path,
+  }));
+}
+
+/**
+ * Starts a sandboxed run. The process has no environment of the harness's.
+ *
+ * @param options The run.
+ * @returns The child process (its pid is bwrap's monitor).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { launchSandbox } from "./launcher.ts";
+ * const child = launchSandbox(options);
+ * console.log((await child.status).code);
+ * ```
+ */
+export function launchSandbox(options: LaunchOptions): Deno.ChildProcess {
+  const { command, args } = buildLaunchCommand(options);
+  return new Deno.Command(command, {
+    args,
+    // The harness's environment (its secrets) never reaches bwrap, whose
+    // pid-1 process the sandbox could otherwise read via /proc/1/environ.
+    clearEnv: true,
+    env: {},
+    stdin: options.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

@@ -1,0 +1,200 @@
+/**
+ * The host-side directory tree of one sandbox session, and the guarantee that
+ * it disappears: on `close()`, and also when the harness dies without
+ * cleaning up (SIGKILL, OOM kill), through a watchdog process that deletes
+ * the tree as soon as the harness's end of a pipe closes.
+ *
+ * Layout (`root` is `$TMPDIR/airlock-<random>`):
+ * - `root/` (harness, 0711): only traversable, so the sandbox uid can reach
+ *   `box/` for its bind mounts but cannot list anything.
+ * - `root/private/` (harness, 0700): files only the harness reads, e.g. the
+ *   seccomp filter.
+ * - `root/box/` (sandbox uid, 0700): bundled code of each run, the scratch
+ *   directory, sockets the sandbox connects to.
+ *
+ * @module
+ */
+
+import type { SandboxIdentity } from "./host_identity.ts";
+
+/** Options for {@linkcode Workspace.create}. */
+export interface WorkspaceOptions {
+  /** The sandbox's host identity; its uid owns `box/`. */
+  identity: SandboxIdentity;
+  /** Parent directory; default `$TMPDIR` or `/tmp`. */
+  tmpDir?: string;
+}
+
+/**
+ * A sandbox session's temporary files.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Workspace } from "./workspace.ts";
+ * import { SandboxIdentityPool } from "./host_identity.ts";
+ * const ws = await Workspace.create({ identity: new SandboxIdentityPool().acquire() });
+ * console.log(ws.boxDir);
+ * await ws.close();
+ * ```
+ */
+export class Workspace {
+  /** The session's top directory. */
+  readonly root: string;
+  /** Harness-only files. */
+  readonly privateDir: string;
+  /** Files the sandbox's bind mounts come from. */
+  readonly boxDir: string;
+  #identity: SandboxIdentity;
+  #watchdog: Deno.ChildProcess | null;
+  #watchdogPipe: WritableStreamDefaultWriter<Uint8Array> | null;
+  #runCounter = 0;
+  #closed = false;
+
+  private constructor(
+    root: string,
+    identity: SandboxIdentity,
+    watchdog: Deno.ChildProcess | null,
+  ) {
+    this.root = root;
+    this.privateDir = `${root}/private`;
+    this.boxDir = `${root}/box`;
+    this.#identity = identity;
+    this.#watchdog = watchdog;
+    this.#watchdogPipe = watchdog?.stdin.getWriter() ?? null;
+  }
+
+  /**
+   * Creates the directory tree and starts its watchdog.
+   *
+   * @param options Owner identity and location.
+   * @returns The workspace.
+   */
+  static async create(options: WorkspaceOptions): Promise<Workspace> {
+    const parent = options.tmpDir ?? tmpDir();
+    const root = await Deno.makeTempDir({ dir: parent, prefix: "airlock-" });
+    let watchdog: Deno.ChildProcess | null = null;
+    try {
+      watchdog = startWatchdog(root);
+      await Deno.chmod(root, 0o711);
+      await Deno.mkdir(`${root}/private`, { mode: 0o700 });
+      await Deno.mkdir(`${root}/box`, { mode: 0o700 });
+      const { hostUid, hostGid } = options.identity;
+      if (hostUid !== null) await Deno.chown(`${root}/box`, hostUid, hostGid);
+      return new Workspace(root, options.identity, watchdog);
+    } catch (error) {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+      watchdog?.stdin.close();
+      throw error;
+    }
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * The scratch directory (created on first use, owned by the sandbox uid).
+   *
+   * @returns Its host path.
+   */
+  async scratchDir(): Promise<string> {
+    const dir = `${this.boxDir}/scratch`;
+    await this.#ensureOwnedDir(dir);
+    return dir;
+  }
+
+  /**
+   * A fresh directory for one run's files (bundled code).
+   *
+   * @returns Its host path.
+   */
+  async newRunDir(): Promise<string> {
+    this.#assertOpen();
+    const dir = `${this.boxDir}/run-${++this.#runCounter}`;
+    await Deno.mkdir(dir, { mode: 0o755 });
+    return dir;
+  }
+
+  /**
+   * Writes a harness-only file (mode 0600).
+   *
+   * @param name File name inside `private/`.
+   * @param data Contents.
+   * @returns Its host path.
+   */
+  async writePrivate(name: string, data: Uint8Array): Promise<string> {
+    this.#assertOpen();
+    const path = `${this.privateDir}/${name}`;
+    await Deno.writeFile(path, data, { mode: 0o600 });
+    return path;
+  }
+
+  /**
+   * Gives `path` to the sandbox uid (for files the sandbox must write).
+   *
+   * @param path A path inside `box/`.
+   */
+  async giveToSandbox(path: string): Promise<void> {
+    const { hostUid, hostGid } = this.#identity;
+    if (hostUid !== null) await Deno.chown(path, hostUid, hostGid);
+  }
+
+  /** Deletes the whole tree and stops the watchdog. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Deno.remove(this.root, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+    // Closing the pipe lets the watchdog run its (now no-op) rm and exit.
+    await this.#watchdogPipe?.close().catch(() => {});
+    this.#watchdog = null;
+  }
+
+  async #ensureOwnedDir(dir: string): Promise<void> {
+    this.#assertOpen();
+    try {
+      await Deno.mkdir(dir, { mode: 0o700 });
+      await this.giveToSandbox(dir);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new Error("Cannot use a workspace after close(): create a new one");
+    }
+  }
+}
+
+function tmpDir(): string {
+  try {
+    return Deno.env.get("TMPDIR") || "/tmp";
+  } catch {
+    return "/tmp";
+  }
+}
+
+/**
+ * A shell that blocks reading a pipe from the harness. When the harness exits
+ * for any reason, the kernel closes the pipe, `read` returns and the shell
+ * deletes the tree. It ignores the terminal's signals so a Ctrl-C that kills
+ * the harness's process group does not also kill the cleanup. The second rm
+ * catches files a dying sandbox wrote while the first one ran.
+ */
+function startWatchdog(root: string): Deno.ChildProcess {
+  const script = 'trap "" INT TERM HUP QUIT; read _ignored; ' +
+    'rm -rf -- "$0"; sleep 1; rm -rf -- "$0"';
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", script, root],
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // The watchdog must not keep the harness's event loop alive.
+  child.unref();
+  return child;
+}
