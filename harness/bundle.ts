@@ -13,13 +13,14 @@
 
 import * as esbuild from "esbuild";
 
-/** A program: inline code, or files with an entry point. */
+/** A program: inline code, files with an entry point, or a file on disk. */
 export type ProgramSource =
   | {
     /** Source of a single-module program (TypeScript or JavaScript). */
     code: string;
     files?: undefined;
     entry?: undefined;
+    path?: undefined;
   }
   | {
     code?: undefined;
@@ -27,6 +28,18 @@ export type ProgramSource =
     files: Readonly<Record<string, string>>;
     /** The entry point, one of `files`. */
     entry: string;
+    path?: undefined;
+  }
+  | {
+    code?: undefined;
+    files?: undefined;
+    entry?: undefined;
+    /**
+     * A program file on the harness's disk. Its relative imports are read
+     * from disk too, but only from below its own directory: bundling must
+     * not pull arbitrary host files into the sandbox.
+     */
+    path: string;
   };
 
 /** One problem found while bundling. */
@@ -96,23 +109,38 @@ const NAMESPACE = "airlock";
  * ```
  */
 export async function bundleProgram(source: ProgramSource): Promise<string> {
-  const files = source.code !== undefined
-    ? { [INLINE_ENTRY]: source.code }
-    : source.files;
-  const entry = normalise(
-    source.code !== undefined ? INLINE_ENTRY : source.entry,
-  );
-  const byPath = new Map<string, string>();
-  for (const [name, text] of Object.entries(files)) {
-    if (typeof text !== "string") {
-      throw new BundleError([{ message: `file '${name}' is not a string` }]);
+  let files: FileSource;
+  let entry: string;
+  if (source.path !== undefined) {
+    let real: string;
+    try {
+      real = await Deno.realPath(source.path);
+    } catch {
+      throw new BundleError([{
+        message: `program file '${source.path}' does not exist`,
+      }]);
     }
-    byPath.set(normalise(name), text);
+    const root = real.slice(0, real.lastIndexOf("/"));
+    files = diskFiles(root);
+    entry = real.slice(root.length);
+  } else {
+    const byPath = new Map<string, string>();
+    const given = source.code !== undefined
+      ? { [INLINE_ENTRY]: source.code }
+      : source.files;
+    for (const [name, text] of Object.entries(given)) {
+      if (typeof text !== "string") {
+        throw new BundleError([{ message: `file '${name}' is not a string` }]);
+      }
+      byPath.set(normalise(name), text);
+    }
+    files = memoryFiles(byPath);
+    entry = normalise(source.code !== undefined ? INLINE_ENTRY : source.entry);
   }
-  if (!byPath.has(entry)) {
+  if (!(await files.has(entry))) {
     throw new BundleError([{
-      message: `entry '${source.entry}' is not one of the files (${
-        [...byPath.keys()].map((k) => k.slice(1)).join(", ")
+      message: `entry '${entry.slice(1)}' is not one of the files (${
+        files.list().map((k) => k.slice(1)).join(", ")
       })`,
     }]);
   }
@@ -130,7 +158,7 @@ export async function bundleProgram(source: ProgramSource): Promise<string> {
       sourcesContent: false,
       legalComments: "none",
       logLevel: "silent",
-      plugins: [virtualFiles(byPath)],
+      plugins: [virtualFiles(files)],
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -159,11 +187,53 @@ export async function stopBundler(): Promise<void> {
   await esbuild.stop();
 }
 
-function virtualFiles(files: Map<string, string>): esbuild.Plugin {
+/** Where the bundler reads program files from, by normalised path. */
+interface FileSource {
+  has(path: string): Promise<boolean>;
+  read(path: string): Promise<string | undefined>;
+  list(): string[];
+}
+
+function memoryFiles(files: Map<string, string>): FileSource {
+  return {
+    has: (path) => Promise.resolve(files.has(path)),
+    read: (path) => Promise.resolve(files.get(path)),
+    list: () => [...files.keys()],
+  };
+}
+
+/**
+ * Files below `root` on the harness's disk, read only when imported. Paths
+ * are normalised before the check, and symlinks resolved, so no import can
+ * read outside `root` (e.g. `../../.ssh/id_rsa` or a link to it).
+ */
+function diskFiles(root: string): FileSource {
+  const inside = async (path: string): Promise<string | null> => {
+    try {
+      const real = await Deno.realPath(root + path);
+      const info = await Deno.stat(real);
+      return info.isFile && (real === root || real.startsWith(`${root}/`))
+        ? real
+        : null;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    has: async (path) => (await inside(path)) !== null,
+    read: async (path) => {
+      const real = await inside(path);
+      return real === null ? undefined : await Deno.readTextFile(real);
+    },
+    list: () => [],
+  };
+}
+
+function virtualFiles(files: FileSource): esbuild.Plugin {
   return {
     name: "airlock-virtual-files",
     setup(build) {
-      build.onResolve({ filter: /.*/ }, (args) => {
+      build.onResolve({ filter: /.*/ }, async (args) => {
         const spec = args.path;
         const importer = args.importer.startsWith(`${NAMESPACE}:`)
           ? args.importer.slice(NAMESPACE.length + 1)
@@ -177,7 +247,7 @@ function virtualFiles(files: Map<string, string>): esbuild.Plugin {
         if (spec.startsWith("node:")) return { path: spec, external: true };
         const refused = refusal(spec);
         if (refused) return { errors: [{ text: refused }] };
-        const resolved = resolveRelative(spec, importer, files);
+        const resolved = await resolveRelative(spec, importer, files);
         if (resolved === null) {
           return {
             errors: [{
@@ -189,10 +259,10 @@ function virtualFiles(files: Map<string, string>): esbuild.Plugin {
         }
         return { path: resolved, namespace: NAMESPACE };
       });
-      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => {
+      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, async (args) => {
         const ext = args.path.split(".").pop() ?? "";
         return {
-          contents: files.get(args.path) ?? "",
+          contents: (await files.read(args.path)) ?? "",
           loader: LOADERS[ext] ?? "ts",
         };
       });
@@ -217,11 +287,11 @@ function refusal(spec: string): string | null {
   return null;
 }
 
-function resolveRelative(
+async function resolveRelative(
   spec: string,
   importer: string,
-  files: Map<string, string>,
-): string | null {
+  files: FileSource,
+): Promise<string | null> {
   const dir = importer.slice(0, importer.lastIndexOf("/") + 1) || "/";
   const base = normalise(spec.startsWith("/") ? spec : dir + spec);
   for (
@@ -234,7 +304,7 @@ function resolveRelative(
       `${base}/index.js`,
     ]
   ) {
-    if (files.has(candidate)) return candidate;
+    if (await files.has(candidate)) return candidate;
   }
   return null;
 }

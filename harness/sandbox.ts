@@ -236,6 +236,8 @@ export class Sandbox implements AsyncDisposable {
     this.#assertOpen();
     const source: ProgramSource = options.code !== undefined
       ? { code: options.code }
+      : options.path !== undefined
+      ? { path: options.path }
       : { files: options.files!, entry: options.entry! };
     const js = await bundleProgram(source);
     this.#assertOpen();
@@ -396,7 +398,9 @@ export class Sandbox implements AsyncDisposable {
  */
 export async function run(
   code: string,
-  options: SandboxOptions & Omit<RunOptions, "code" | "files" | "entry"> = {},
+  options:
+    & SandboxOptions
+    & Omit<RunOptions, "code" | "files" | "entry" | "path"> = {},
 ): Promise<RunResult> {
   const { policy, denoPath, tmpDir, identityPool, tools, ...runOptions } =
     options;

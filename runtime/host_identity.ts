@@ -125,19 +125,41 @@ function isRoot(): boolean {
  * it, below nobody (65534).
  */
 function defaultRange(): { first: number; size: number } {
-  let map = "";
-  try {
-    map = Deno.readTextFileSync("/proc/self/uid_map");
-  } catch {
-    // not Linux, or no /proc: keep the full-map default
+  const FULL = { first: 2_000_000_000, size: 1_000_000 };
+  const rows = readUidMap();
+  if (rows.length === 0) return FULL;
+  const [first] = rows;
+  if (rows.length === 1 && first![0] === 0 && first![2] >= 4294967295) {
+    return FULL;
   }
-  const rows = map.trim().split("\n").map((l) => l.trim().split(/\s+/));
-  const full = rows.length === 1 && rows[0]?.[0] === "0" &&
-    Number(rows[0]?.[2]) >= 4294967295;
-  if (full || rows.length === 0) {
-    return { first: 2_000_000_000, size: 1_000_000 };
-  }
-  const top = Math.max(...rows.map((r) => Number(r[0]) + Number(r[2]) - 1));
+  const top = Math.max(...rows.map(([inside, , count]) => inside + count - 1));
   const last = Math.min(top, 65533);
   return { first: Math.max(1000, last - 4095), size: 4096 };
+}
+
+/**
+ * The rows of this process's uid map. Deno requires --allow-all to read
+ * /proc/self, so a `cat` (same user namespace) reads it for us.
+ */
+function readUidMap(): [number, number, number][] {
+  let text = "";
+  try {
+    const out = new Deno.Command("cat", {
+      args: ["/proc/self/uid_map"],
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    text = new TextDecoder().decode(out.stdout);
+  } catch {
+    return [];
+  }
+  const rows: [number, number, number][] = [];
+  for (const line of text.trim().split("\n")) {
+    const nums = line.trim().split(/\s+/).map(Number);
+    if (nums.length === 3 && nums.every(Number.isSafeInteger)) {
+      rows.push(nums as [number, number, number]);
+    }
+  }
+  return rows;
 }

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { readableCopy } from "./_readable_copy.ts";
+
 /** A host program is missing or unusable; `fix` is the command to run. */
 export class MissingHostToolError extends Error {
   /** The missing program. */
@@ -174,13 +176,16 @@ async function discover(
     socat ? sharedLibraries(ldd, socat) : Promise.resolve([]),
     versionOf(deno),
   ]);
+  // Sandboxes run as unprivileged uids: anything mounted must be readable by
+  // them (a Deno under /root, from npx, is copied to a shared cache once).
+  const cacheParent = "/var/tmp";
   return {
     bwrap,
     prlimit,
     setpriv,
-    sh,
-    socat,
-    deno,
+    sh: await readableCopy(sh, cacheParent),
+    socat: socat ? await readableCopy(socat, cacheParent) : null,
+    deno: await readableCopy(deno, cacheParent),
     denoVersion,
     libraries: { deno: denoLibs, sh: shLibs, socat: socatLibs },
   };

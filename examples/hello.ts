@@ -1,0 +1,21 @@
+// A first program for the sandbox: it prints what it can and cannot reach.
+const attempts: [string, () => unknown][] = [
+  ["read /etc/passwd", () => Deno.readTextFileSync("/etc/passwd")],
+  ["read ~/.ssh/id_rsa", () => Deno.readTextFileSync("/root/.ssh/id_rsa")],
+  ["environment", () => Deno.env.toObject()],
+  ["spawn a shell", () => new Deno.Command("sh").outputSync()],
+  [
+    "connect to 1.1.1.1:443",
+    () => Deno.connect({ hostname: "1.1.1.1", port: 443 }),
+  ],
+];
+
+console.log(`Hello from inside airlock (Deno ${Deno.version.deno})`);
+for (const [what, attempt] of attempts) {
+  try {
+    await attempt();
+    console.log(`  ${what}: ALLOWED (unexpected)`);
+  } catch (error) {
+    console.log(`  ${what}: refused (${(error as Error).name})`);
+  }
+}
