@@ -429,7 +429,11 @@ function setupError(code: number, head: Uint8Array): SandboxSetupError | null {
       `Cannot start the sandbox as its seccomp filter is unreadable: ${text.trim()}`,
     );
   }
-  if (code === 1 && SETUP_PREFIXES.some((p) => text.startsWith(p))) {
+  // bwrap fails with 1; prlimit/setpriv/sh fail to exec with 1, 126 or 127.
+  if (
+    [1, 126, 127].includes(code) &&
+    SETUP_PREFIXES.some((p) => text.startsWith(p))
+  ) {
     return new SandboxSetupError(
       `Cannot start the sandbox: ${
         text.split("\n")[0]
