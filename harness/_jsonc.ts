@@ -25,8 +25,10 @@ export function parseJsonc(text: string): unknown {
     return JSON.parse(stripped);
   } catch (error) {
     const message = (error as Error).message;
-    const at = Number(message.match(/position (\d+)/)?.[1]);
-    if (Number.isFinite(at)) {
+    // V8 gives a position for some errors only; find it ourselves otherwise.
+    let at = Number(message.match(/position (\d+)/)?.[1]);
+    if (!Number.isFinite(at)) at = errorOffset(stripped);
+    if (at >= 0) {
       const before = stripped.slice(0, at).split("\n");
       throw new SyntaxError(
         `Cannot parse JSON at line ${before.length}, column ${
@@ -35,6 +37,75 @@ export function parseJsonc(text: string): unknown {
       );
     }
     throw new SyntaxError(`Cannot parse JSON: ${message}`);
+  }
+}
+
+/** Offset of the first JSON syntax error in `s`, or -1 (a small scanner). */
+function errorOffset(s: string): number {
+  let i = 0;
+  const literal =
+    /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+  const space = () => {
+    while (i < s.length && " \t\n\r".includes(s[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const string = () => {
+    i++;
+    while (i < s.length && s[i] !== '"') {
+      if (s.charCodeAt(i) < 0x20) fail();
+      i += s[i] === "\\" ? 2 : 1;
+    }
+    if (i >= s.length) fail();
+    i++;
+  };
+  const value = (): void => {
+    space();
+    const c = s[i];
+    if (c === "{" || c === "[") {
+      const close = c === "{" ? "}" : "]";
+      i++;
+      space();
+      if (s[i] === close) {
+        i++;
+        return;
+      }
+      while (true) {
+        if (c === "{") {
+          space();
+          if (s[i] !== '"') fail();
+          string();
+          space();
+          if (s[i] !== ":") fail();
+          i++;
+        }
+        value();
+        space();
+        if (s[i] === ",") {
+          i++;
+          continue;
+        }
+        if (s[i] === close) {
+          i++;
+          return;
+        }
+        fail();
+      }
+    }
+    if (c === '"') return string();
+    literal.lastIndex = i;
+    const match = literal.exec(s);
+    if (!match) fail();
+    i += match![0].length;
+  };
+  try {
+    value();
+    space();
+    if (i < s.length) fail();
+    return -1;
+  } catch (at) {
+    return typeof at === "number" ? at : -1;
   }
 }
 
@@ -77,7 +148,12 @@ function stripJsonc(text: string): string {
           break;
         }
       }
-      out += lookahead === "}" || lookahead === "]" ? " " : ",";
+      // A comma right after ':' ',' '[' or '{' is a missing value, not a
+      // trailing comma: keep it so the error points at the real mistake.
+      const previous = out.trimEnd().at(-1);
+      const trailing = (lookahead === "}" || lookahead === "]") &&
+        previous !== undefined && !":,[{".includes(previous);
+      out += trailing ? " " : ",";
       i++;
     } else {
       out += c;

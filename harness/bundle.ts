@@ -132,10 +132,12 @@ export async function bundleProgram(source: ProgramSource): Promise<string> {
       if (typeof text !== "string") {
         throw new BundleError([{ message: `file '${name}' is not a string` }]);
       }
-      byPath.set(normalise(name), text);
+      byPath.set(safeNormalise(name), text);
     }
     files = memoryFiles(byPath);
-    entry = normalise(source.code !== undefined ? INLINE_ENTRY : source.entry);
+    entry = safeNormalise(
+      source.code !== undefined ? INLINE_ENTRY : source.entry,
+    );
   }
   if (!(await files.has(entry))) {
     throw new BundleError([{
@@ -247,7 +249,19 @@ function virtualFiles(files: FileSource): esbuild.Plugin {
         if (spec.startsWith("node:")) return { path: spec, external: true };
         const refused = refusal(spec);
         if (refused) return { errors: [{ text: refused }] };
-        const resolved = await resolveRelative(spec, importer, files);
+        let resolved: string | null;
+        try {
+          resolved = await resolveRelative(spec, importer, files);
+        } catch (error) {
+          if (!(error instanceof OutsideRootError)) throw error;
+          return {
+            errors: [{
+              text: `Cannot import '${spec}' from '${
+                importer.slice(1)
+              }': it goes outside the program's directory`,
+            }],
+          };
+        }
         if (resolved === null) {
           return {
             errors: [{
@@ -313,10 +327,32 @@ function normalise(path: string): string {
   const parts: string[] = [];
   for (const part of path.split("/")) {
     if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
+    if (part === "..") {
+      // Above the program's root there is nothing to import; clamping would
+      // silently bind "../x.ts" to the root's own x.ts.
+      if (parts.length === 0) throw new OutsideRootError(path);
+      parts.pop();
+    } else {
+      parts.push(part);
+    }
   }
   return "/" + parts.join("/");
+}
+
+function safeNormalise(name: string): string {
+  try {
+    return normalise(name);
+  } catch {
+    throw new BundleError([{
+      message: `file name '${name}' goes outside the program's directory`,
+    }]);
+  }
+}
+
+class OutsideRootError extends Error {
+  constructor(path: string) {
+    super(`'${path}' goes outside the program's directory`);
+  }
 }
 
 function toProblem(message: esbuild.Message): BundleProblem {

@@ -14,6 +14,10 @@ import { DEFAULT_LIMITS } from "../runtime/limits.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { parseJsonc } from "./_jsonc.ts";
 import { NetworkPolicySchema } from "../injector/network_policy.ts";
+import {
+  PlaceholderSecretsSchema,
+  UpstreamSchema,
+} from "../injector/egress_policy.ts";
 
 const int = (min: number, max: number, what: string, unit: string) =>
   z.number().int().min(min).max(max).describe(`${what} (${unit})`);
@@ -84,6 +88,8 @@ export const PolicySchema = z.strictObject({
   ),
   inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
   network: NetworkPolicySchema.default("deny-all"),
+  secrets: PlaceholderSecretsSchema.default({}),
+  upstream: UpstreamSchema.default({ connectTo: [], caCerts: [] }),
 }).describe("airlock sandbox policy");
 
 /** A policy as written by its author (every field optional). */
@@ -162,27 +168,43 @@ export function parsePolicy(
   options: ParsePolicyOptions = {},
 ): Policy {
   const parsed = PolicySchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new PolicyError(flattenIssues(parsed.error.issues), options.source);
-  }
-  const { $schema: _ignored, inputs, ...rest } = parsed.data;
-  const issues: PolicyIssue[] = [];
-  const mounts = inputs.map((entry, index) =>
-    normaliseInput(entry, index, options.baseDir, issues)
-  );
+  const issues: PolicyIssue[] = parsed.success
+    ? []
+    : flattenIssues(parsed.error.issues);
+  // The input checks below run even when another part failed the schema,
+  // so one pass lists every problem.
+  const entries = parsed.success
+    ? parsed.data.inputs
+    : individuallyValidInputs(input);
+  const mounts: PolicyInputMount[] = [];
   const targets = new Map<string, number>();
-  mounts.forEach((m, index) => {
-    const earlier = targets.get(m.target);
+  entries.forEach((entry, index) => {
+    if (entry === null) return;
+    const mount = normaliseInput(entry, index, options.baseDir, issues);
+    // Compared normalised: "/inputs/x/" would otherwise hide "/inputs/x".
+    mount.target = normalisePath(mount.target);
+    const earlier = targets.get(mount.target);
     if (earlier !== undefined) {
       issues.push({
         path: `inputs.${index}`,
-        message: `target '${m.target}' is also used by inputs.${earlier}`,
+        message: `target '${mount.target}' is also used by inputs.${earlier}`,
       });
     }
-    targets.set(m.target, index);
+    targets.set(mount.target, index);
+    mounts.push(mount);
   });
+  if (!parsed.success) throw new PolicyError(issues, options.source);
+  const { $schema: _ignored, inputs: _inputs, ...rest } = parsed.data;
   if (issues.length > 0) throw new PolicyError(issues, options.source);
-  return { ...rest, inputs: mounts };
+  const base = options.baseDir ?? Deno.cwd();
+  const upstream = {
+    ...rest.upstream,
+    // CA files named relative to the policy file resolve next to it.
+    caCerts: rest.upstream.caCerts.map((f) =>
+      normalisePath(f.startsWith("/") ? f : `${base}/${f}`)
+    ),
+  };
+  return { ...rest, upstream, inputs: mounts };
 }
 
 /**
@@ -242,6 +264,18 @@ export function policyJsonSchema(): Record<string, unknown> {
     string,
     unknown
   >;
+}
+
+/** The inputs of an invalid policy that are valid on their own (else null). */
+function individuallyValidInputs(
+  input: unknown,
+): (z.output<typeof InputSchema> | null)[] {
+  const list = (input as { inputs?: unknown } | null)?.inputs;
+  if (!Array.isArray(list)) return [];
+  return list.map((entry) => {
+    const one = InputSchema.safeParse(entry);
+    return one.success ? one.data : null;
+  });
 }
 
 function normaliseInput(

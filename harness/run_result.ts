@@ -5,16 +5,22 @@
  */
 
 import type { ExitReason } from "../runtime/exit_reason.ts";
+import type { EgressEvent } from "../injector/audit.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
 
 export type { ExitReason };
 
-/** One entry of a run's audit trail (permission checks, egress requests). */
-export interface AuditEvent {
+/** One entry of a run's audit trail: an egress request, or another record. */
+export type AuditEvent = EgressEvent | OtherAuditEvent;
+
+export type { EgressEvent };
+
+/** An audit record from the permission broker or the harness. */
+export interface OtherAuditEvent {
   /** ISO time of the event. */
   time: string;
   /** Which part recorded it. */
-  source: "injector" | "broker" | "harness";
+  source: "broker" | "harness";
   /** What kind of event. */
   kind: string;
   /** Event fields (never a secret value). */

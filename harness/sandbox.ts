@@ -1,8 +1,9 @@
 /**
  * A sandbox session: a policy, a private workspace (and scratch directory if
- * granted), and any number of runs, each a fresh Deno process inside fresh
- * bubblewrap namespaces. Sandboxes share nothing with each other: many can
- * run at once from one harness.
+ * granted), an egress binding when the policy allows any network, and any
+ * number of runs, each a fresh Deno process inside fresh bubblewrap
+ * namespaces. Sandboxes share nothing with each other: many can run at once
+ * from one harness.
  *
  * @module
  */
@@ -14,15 +15,39 @@ import {
   type SandboxIdentity,
   SandboxIdentityPool,
 } from "../runtime/host_identity.ts";
-import { launchSandbox, SANDBOX_PATHS } from "../runtime/launcher.ts";
+import {
+  launchSandbox,
+  readSandboxPid,
+  SANDBOX_PATHS,
+} from "../runtime/launcher.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
 import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
 import { Workspace } from "../runtime/workspace.ts";
+import { Injector } from "../injector/injector.ts";
+import {
+  type NetworkPolicy,
+  type NetworkPolicyInput,
+  NetworkPolicySchema,
+} from "../injector/network_policy.ts";
+import type { ConnectTo } from "../injector/resolver.ts";
 import { bundleProgram, type ProgramSource } from "./bundle.ts";
+import {
+  bindRun,
+  needsEgress,
+  type RunEgress,
+  type SandboxEgress,
+  setupEgress,
+  updateEgress,
+} from "./_egress.ts";
 import { prepareInputs } from "./_inputs.ts";
 import { capStream } from "./_output_cap.ts";
-import { parsePolicy, type Policy, type PolicyInput } from "./policy.ts";
-import type { RunResult, RunStatus } from "./run_result.ts";
+import {
+  parsePolicy,
+  type Policy,
+  PolicyError,
+  type PolicyInput,
+} from "./policy.ts";
+import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
 import { watchQuota } from "./_scratch_quota.ts";
 
 /** Options for {@linkcode Sandbox.create}. */
@@ -37,6 +62,19 @@ export interface SandboxOptions {
   identityPool?: SandboxIdentityPool;
   /** Pre-discovered host tools (skips discovery). */
   tools?: HostTools;
+  /**
+   * The egress injector. Default: one shared per process (one CA, one
+   * connection pool), created on first use by a sandbox with network access.
+   */
+  injector?: Injector;
+  /** Values for `${secret:NAME}` references in the policy. */
+  secrets?: Readonly<Record<string, string>>;
+  /** `${env:NAME}` lookup; default: the harness's environment. */
+  env?: (name: string) => string | undefined;
+  /** Extra HOST:PORT -> address mappings (curl's --connect-to), parsed. */
+  connectTo?: readonly ConnectTo[];
+  /** Receives every audit event of this sandbox as it happens. */
+  onAudit?: (event: AuditEvent) => void;
 }
 
 /** What to run and how. */
@@ -80,8 +118,19 @@ export class SandboxSetupError extends Error {
 // sandboxes must never share one (they would share RLIMIT_NPROC and files).
 let defaultPool: SandboxIdentityPool | undefined;
 let seccompFilter: Uint8Array | undefined;
+// Sandboxes without their own injector share one (a CA costs ~70 ms); pass
+// `injector` to keep sandboxes on separate CAs and pools.
+let defaultInjector: Promise<Injector> | undefined;
+
+/** Most audit events one sandbox keeps (older ones are dropped). */
+const MAX_TRAIL = 10_000;
 
 const decoder = new TextDecoder();
+
+interface LiveRun {
+  kill(reason: ExitFacts["killedFor"]): void;
+  done: Promise<unknown>;
+}
 
 /**
  * A sandbox session.
@@ -97,7 +146,7 @@ const decoder = new TextDecoder();
 export class Sandbox implements AsyncDisposable {
   /** Unique id of this sandbox. */
   readonly id: string;
-  /** The validated policy. */
+  /** The validated policy (its `network` as at creation; see `networkPolicy`). */
   readonly policy: Policy;
   #tools: HostTools;
   #identity: SandboxIdentity;
@@ -105,9 +154,11 @@ export class Sandbox implements AsyncDisposable {
   #filterPath: string;
   #inputMounts: Mount[];
   #scratch: string | null;
-  #active = new Set<
-    { kill(reason: ExitFacts["killedFor"]): void; done: Promise<unknown> }
-  >();
+  #egress: SandboxEgress | null;
+  #options: SandboxOptions;
+  #network: NetworkPolicy;
+  #trail: AuditEvent[] = [];
+  #active = new Set<LiveRun>();
   #runs = 0;
   #closing: Promise<void> | null = null;
 
@@ -120,6 +171,8 @@ export class Sandbox implements AsyncDisposable {
     filterPath: string;
     inputMounts: Mount[];
     scratch: string | null;
+    egress: SandboxEgress | null;
+    options: SandboxOptions;
   }) {
     this.id = init.id;
     this.policy = init.policy;
@@ -129,6 +182,9 @@ export class Sandbox implements AsyncDisposable {
     this.#filterPath = init.filterPath;
     this.#inputMounts = init.inputMounts;
     this.#scratch = init.scratch;
+    this.#egress = init.egress;
+    this.#options = init.options;
+    this.#network = init.policy.network;
   }
 
   /**
@@ -137,7 +193,7 @@ export class Sandbox implements AsyncDisposable {
    *
    * @param options Policy and environment.
    * @returns The sandbox; `close()` it (or `await using`) when done.
-   * @throws {PolicyError} For an invalid policy.
+   * @throws {PolicyError} For an invalid policy or an unresolved secret.
    * @throws {MissingHostToolError} When bwrap or another tool is missing.
    * @throws {InputError} When an input is missing or unreadable.
    */
@@ -148,9 +204,9 @@ export class Sandbox implements AsyncDisposable {
       await discoverHostTools(
         options.denoPath ? { denoPath: options.denoPath } : {},
       );
-    const pool = options.identityPool ??
-      (defaultPool ??= new SandboxIdentityPool());
-    const identity = pool.acquire();
+    const identity =
+      (options.identityPool ?? (defaultPool ??= new SandboxIdentityPool()))
+        .acquire();
     let workspace: Workspace | undefined;
     try {
       workspace = await Workspace.create({
@@ -168,6 +224,14 @@ export class Sandbox implements AsyncDisposable {
         identity.hostUid !== null,
       );
       const scratch = policy.scratch ? await workspace.scratchDir() : null;
+      const egress = needsEgress(policy)
+        ? await setupEgress(
+          policy,
+          workspace,
+          await injectorFor(options),
+          options,
+        )
+        : null;
       return new Sandbox({
         id: `sbx-${randomHex(6)}`,
         policy,
@@ -177,6 +241,8 @@ export class Sandbox implements AsyncDisposable {
         filterPath,
         inputMounts,
         scratch,
+        egress,
+        options,
       });
     } catch (error) {
       await workspace?.close();
@@ -193,6 +259,48 @@ export class Sandbox implements AsyncDisposable {
   /** Whether `close()` has been called. */
   get closed(): boolean {
     return this.#closing !== null;
+  }
+
+  /** The network policy in force, with injected values shown as `<redacted>`. */
+  get networkPolicy(): NetworkPolicy {
+    return this.#egress?.active.network.redacted ?? this.#network;
+  }
+
+  /** Every audit event of this sandbox so far (the last 10,000), in order. */
+  get auditTrail(): readonly AuditEvent[] {
+    return this.#trail;
+  }
+
+  /**
+   * Replaces the network policy; it applies to the next request of every run
+   * (running ones included). Typical use: inject credentials during setup,
+   * then remove them before untrusted code runs. A sandbox created with
+   * "deny-all" and no placeholders has no egress path in runs already
+   * started; new runs get one.
+   *
+   * @param network The new network policy.
+   * @throws {PolicyError} If it is invalid; the old policy stays in force.
+   */
+  async updateNetworkPolicy(network: NetworkPolicyInput): Promise<void> {
+    this.#assertOpen();
+    const parsed = NetworkPolicySchema.safeParse(network);
+    if (!parsed.success) {
+      throw new PolicyError(parsed.error.issues.map((i) => ({
+        path: ["network", ...i.path].map(String).join("."),
+        message: i.message,
+      })));
+    }
+    if (this.#egress) {
+      updateEgress(this.#egress, parsed.data);
+    } else if (parsed.data !== "deny-all") {
+      this.#egress = await setupEgress(
+        { ...this.policy, network: parsed.data },
+        this.#workspace,
+        await injectorFor(this.#options),
+        this.#options,
+      );
+    }
+    this.#network = parsed.data;
   }
 
   /**
@@ -234,12 +342,7 @@ export class Sandbox implements AsyncDisposable {
    */
   async spawn(options: RunOptions): Promise<SandboxProcess> {
     this.#assertOpen();
-    const source: ProgramSource = options.code !== undefined
-      ? { code: options.code }
-      : options.path !== undefined
-      ? { path: options.path }
-      : { files: options.files!, entry: options.entry! };
-    const js = await bundleProgram(source);
+    const js = await bundleProgram(sourceOf(options));
     this.#assertOpen();
     const limits: ResourceLimits = {
       ...this.policy.limits,
@@ -251,9 +354,27 @@ export class Sandbox implements AsyncDisposable {
     const runId = `${this.id}-r${++this.#runs}`;
     const runDir = await this.#workspace.newRunDir();
     const program = `${runDir}/main.js`;
+    const statusPath =
+      `${this.#workspace.privateDir}/status-${this.#runs}.json`;
     await Deno.writeTextFile(program, js, { mode: 0o644 });
+    const runAudit: AuditEvent[] = [];
+    let egress: RunEgress | null = null;
+    try {
+      if (this.#egress) {
+        egress = await bindRun(this.#egress, {
+          socketPath: `${runDir}/egress.sock`,
+          sandboxId: this.id,
+          runId,
+          ownerUid: this.#identity.hostUid,
+          audit: (event) => this.#record(event, runAudit),
+        });
+      }
+    } catch (error) {
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      throw error;
+    }
 
-    const mounts: Mount[] = [...this.#inputMounts];
+    const mounts: Mount[] = [...this.#inputMounts, ...(egress?.mounts ?? [])];
     const read = this.policy.inputs.map((i) => i.target);
     const write: string[] = [];
     if (this.#scratch) {
@@ -268,29 +389,57 @@ export class Sandbox implements AsyncDisposable {
     }
     const startedAt = new Date();
     const started = performance.now();
-    const child = launchSandbox({
-      tools: this.#tools,
-      identity: this.#identity,
-      seccompFilterPath: this.#filterPath,
-      program,
-      args: options.args ?? [],
-      limits,
-      grants: { read, write, net: [] },
-      mounts,
-      cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
-      stdin: options.stdin !== undefined,
-    });
+    let child: Deno.ChildProcess;
+    try {
+      child = launchSandbox({
+        tools: this.#tools,
+        identity: this.#identity,
+        seccompFilterPath: this.#filterPath,
+        statusPath,
+        program,
+        args: options.args ?? [],
+        limits,
+        grants: {
+          read,
+          write,
+          net: egress?.grants.net ?? [],
+          env: egress?.grants.env ?? [],
+        },
+        mounts,
+        cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
+        ...(egress
+          ? { env: egress.env, egressSocket: egress.binding.socketPath }
+          : {}),
+        stdin: options.stdin !== undefined,
+      });
+    } catch (error) {
+      await egress?.binding.close();
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      throw error;
+    }
 
     let killedFor: ExitFacts["killedFor"] = null;
+    let exited = false;
+    let lastResort: ReturnType<typeof setTimeout> | undefined;
     const kill = (reason: ExitFacts["killedFor"]) => {
+      if (exited) return;
       killedFor ??= reason;
+      // SIGKILL the namespace's pid 1: the kernel kills everything in the
+      // namespace, and bwrap (our child) exits only once all of it is gone,
+      // so `status` never resolves while a sandbox process still runs. The
+      // pid cannot have been reused: bwrap has not reaped it (we saw no exit).
+      const pid = readSandboxPid(statusPath);
       try {
-        // SIGKILL on bwrap's monitor: its pid-1 child dies with it
-        // (--die-with-parent), and with pid 1 the whole pid namespace.
-        child.kill("SIGKILL");
+        if (pid !== null) Deno.kill(pid, "SIGKILL");
+        else child.kill("SIGKILL"); // not started yet: --die-with-parent follows
       } catch {
-        // already exited
+        // already gone
       }
+      lastResort ??= setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+      }, 2_000);
     };
     const stdout = capStream(
       child.stdout,
@@ -317,9 +466,13 @@ export class Sandbox implements AsyncDisposable {
 
     const status = (async (): Promise<RunStatus> => {
       const exit = await child.status;
+      exited = true;
       clearTimeout(timer);
+      clearTimeout(lastResort);
+      await Deno.remove(statusPath).catch(() => {});
       stopQuota();
       options.signal?.removeEventListener("abort", onAbort);
+      await egress?.binding.close();
       await Deno.remove(runDir, { recursive: true }).catch(() => {});
       const setupFailure = setupError(exit.code, stderr.head);
       if (setupFailure && killedFor === null) throw setupFailure;
@@ -335,13 +488,13 @@ export class Sandbox implements AsyncDisposable {
         durationMs: Math.round((performance.now() - started) * 100) / 100,
         startedAt: startedAt.toISOString(),
         limits,
-        audit: [],
+        audit: runAudit,
       };
     })();
     // Marked handled here so a caller that never awaits `status` cannot crash
     // the harness with an unhandled rejection; awaiting it still throws.
     status.catch(() => {});
-    const entry = { kill, done: status.catch(() => {}) };
+    const entry: LiveRun = { kill, done: status.catch(() => {}) };
     this.#active.add(entry);
     entry.done.then(() => this.#active.delete(entry));
 
@@ -355,9 +508,7 @@ export class Sandbox implements AsyncDisposable {
     };
   }
 
-  /**
-   * Kills every run and deletes every file of the sandbox. Idempotent.
-   */
+  /** Kills every run and deletes every file of the sandbox. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const run of this.#active) run.kill("killed");
@@ -373,13 +524,45 @@ export class Sandbox implements AsyncDisposable {
     return this.close();
   }
 
+  #record(event: AuditEvent, run: AuditEvent[]): void {
+    run.push(event);
+    this.#trail.push(event);
+    if (this.#trail.length > MAX_TRAIL) {
+      this.#trail.splice(0, this.#trail.length - MAX_TRAIL);
+    }
+    try {
+      this.#options.onAudit?.(event);
+    } catch {
+      // A failing listener must not break the run or the injector.
+    }
+  }
+
   #assertOpen(): void {
     if (this.#closing) {
       throw new Error(
-        `Cannot run in sandbox '${this.id}' after close(): create a new sandbox`,
+        `Cannot use sandbox '${this.id}' after close(): create a new sandbox`,
       );
     }
   }
+}
+
+function injectorFor(options: SandboxOptions): Promise<Injector> {
+  if (options.injector) return Promise.resolve(options.injector);
+  defaultInjector ??= Injector.create();
+  // A failed creation (e.g. WebCrypto unavailable) is retried next time.
+  defaultInjector.catch(() => (defaultInjector = undefined));
+  return defaultInjector;
+}
+
+function sourceOf(options: RunOptions): ProgramSource {
+  if (options.code !== undefined) return { code: options.code };
+  if (options.path !== undefined) return { path: options.path };
+  if (options.files !== undefined && options.entry !== undefined) {
+    return { files: options.files, entry: options.entry };
+  }
+  throw new TypeError(
+    "Cannot run without a program: pass 'code', 'path', or 'files' with 'entry'",
+  );
 }
 
 /**
@@ -402,17 +585,16 @@ export async function run(
     & SandboxOptions
     & Omit<RunOptions, "code" | "files" | "entry" | "path"> = {},
 ): Promise<RunResult> {
-  const { policy, denoPath, tmpDir, identityPool, tools, ...runOptions } =
-    options;
-  const sandbox = await Sandbox.create({
-    ...(policy !== undefined ? { policy } : {}),
-    ...(denoPath !== undefined ? { denoPath } : {}),
-    ...(tmpDir !== undefined ? { tmpDir } : {}),
-    ...(identityPool !== undefined ? { identityPool } : {}),
-    ...(tools !== undefined ? { tools } : {}),
-  });
+  const { args, stdin, timeoutMs, signal, ...sandboxOptions } = options;
+  const sandbox = await Sandbox.create(sandboxOptions);
   try {
-    return await sandbox.run({ ...runOptions, code });
+    return await sandbox.run({
+      code,
+      ...(args !== undefined ? { args } : {}),
+      ...(stdin !== undefined ? { stdin } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(signal !== undefined ? { signal } : {}),
+    });
   } finally {
     await sandbox.close();
   }

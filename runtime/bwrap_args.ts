@@ -43,6 +43,11 @@ export interface BwrapOptions {
   hostname?: string;
   /** File descriptor bubblewrap reads the seccomp BPF program from. */
   seccompFd: number;
+  /**
+   * File descriptor bubblewrap writes its JSON status to (the sandbox's pid-1
+   * host pid, then the exit code), or none.
+   */
+  statusFd?: number;
   /** The command and its arguments, as seen inside the sandbox. */
   command: readonly string[];
 }
@@ -111,7 +116,7 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
     "--clearenv",
     // The hostname would otherwise be the host's (an information leak).
     "--hostname",
-    options.hostname ?? "sandbox",
+    checkText("hostname", options.hostname ?? "sandbox"),
   ];
   const seen = new Set<string>();
   for (const mount of options.mounts) {
@@ -127,6 +132,17 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
     args.push("--setenv", name, value);
   }
   args.push("--chdir", checkPath("cwd", options.cwd));
+  if (options.statusFd !== undefined) {
+    if (
+      !Number.isInteger(options.statusFd) || options.statusFd < 3 ||
+      options.statusFd === options.seccompFd
+    ) {
+      throw new TypeError(
+        `Cannot build bwrap arguments as 'statusFd' must be an integer >= 3 other than 'seccompFd': current value is ${options.statusFd}`,
+      );
+    }
+    args.push("--json-status-fd", String(options.statusFd));
+  }
   // The seccomp filter is loaded last, just before exec of the command.
   args.push("--seccomp", String(options.seccompFd));
   args.push("--", ...options.command.map((a, i) => checkText(`argv[${i}]`, a)));
@@ -136,12 +152,15 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
 function mountArgs(mount: Mount, seen: Set<string>): string[] {
   const dest = checkPath("dest", mount.dest);
   if (mount.kind !== "remount-ro") {
-    if (seen.has(dest)) {
+    // "/inputs/x/" and "/inputs/./x" are the same place: a second mount there
+    // would silently hide the first.
+    const key = dest.split("/").filter((p) => p !== "" && p !== ".").join("/");
+    if (seen.has(key)) {
       throw new TypeError(
         `Cannot mount '${dest}' twice in one sandbox: remove the duplicate`,
       );
     }
-    seen.add(dest);
+    seen.add(key);
   }
   switch (mount.kind) {
     case "ro-bind":

@@ -12,17 +12,27 @@ export interface DenoGrants {
   read: readonly string[];
   /** Paths the program may write (scratch). */
   write: readonly string[];
-  /** `host[:port]` entries the program may connect to (through the proxy). */
-  net: readonly string[];
+  /**
+   * `host[:port]` entries the program may connect to (through the proxy), or
+   * "all" when the injector alone decides (allow-all policies).
+   */
+  net: readonly string[] | "all";
+  /**
+   * Environment variables the program may read. Only placeholder names are
+   * ever listed: their values are opaque stand-ins, never secrets.
+   */
+  env?: readonly string[];
 }
 
 /**
  * Grants that are never given, whatever the policy says: each one is a way
  * around the sandbox (run: spawn anything; ffi: native code; sys: host
- * information; env: the environment; all: everything). The flags builder
- * adds the matching `--deny-*`, which beats any allow.
+ * information; all: everything). The flags builder adds the matching
+ * `--deny-*`, which beats any allow. The environment is denied too unless
+ * placeholder names are granted (the sandbox's environment holds nothing
+ * else: bwrap clears it).
  */
-export const NEVER_GRANTED = ["run", "ffi", "sys", "env"] as const;
+export const NEVER_GRANTED = ["run", "ffi", "sys"] as const;
 
 /**
  * Builds the permission flags for `deno run`.
@@ -57,7 +67,10 @@ export function denoPermissionFlags(grants: DenoGrants): string[] {
   };
   list("read", grants.read);
   list("write", grants.write);
-  list("net", grants.net);
+  if (grants.net === "all") flags.push("--allow-net");
+  else list("net", grants.net);
+  if (grants.env && grants.env.length > 0) list("env", grants.env);
+  else flags.push("--deny-env");
   for (const kind of NEVER_GRANTED) flags.push(`--deny-${kind}`);
   return flags;
 }

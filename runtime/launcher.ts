@@ -48,6 +48,11 @@ export interface LaunchOptions {
   identity: SandboxIdentity;
   /** Host path of the seccomp BPF file. */
   seccompFilterPath: string;
+  /**
+   * Host path where bwrap writes its JSON status (the sandbox's pid-1 host
+   * pid): read it with {@linkcode readSandboxPid} to kill the namespace.
+   */
+  statusPath: string;
   /** Host path of the bundled program (mounted read-only as main.js). */
   program: string;
   /** Arguments for the program (`Deno.args`). */
@@ -129,6 +134,9 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     { kind: "proc", dest: "/proc" },
     // Only the harmless device nodes; no /dev/kvm, /dev/vsock, disks.
     { kind: "dev", dest: "/dev" },
+    // bwrap's /dev is a tmpfs the sandbox user owns, without a size bound:
+    // /dev/shm would be unbounded host RAM. Device nodes stay writable.
+    { kind: "remount-ro", dest: "/dev" },
     // Private, bounded /tmp; Deno keeps its (empty) cache there.
     {
       kind: "tmpfs",
@@ -184,6 +192,7 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     },
     cwd: options.cwd ?? "/",
     seccompFd: 3,
+    statusFd: 4,
     command,
   });
   const dropUid = identity.hostUid === null ? [] : [
@@ -202,8 +211,11 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       "-c",
       // fd 3 is the only way to hand bwrap the filter: open it, then exec on.
       // Exit 125 (not a program code) if the filter cannot be read: no run.
-      'exec 3<"$0" || exit 125; exec "$@"',
+      // fd 4 receives bwrap's status. PWD would carry the harness's working
+      // directory into bwrap's environment, readable as /proc/1/environ.
+      'unset PWD OLDPWD; exec 3<"$0" 4>"$1" || exit 125; shift; exec "$@"',
       options.seccompFilterPath,
+      options.statusPath,
       tools.prlimit,
       ...prlimitArgs(limits, { enforceProcesses: identity.enforceProcesses }),
       "--",
@@ -220,17 +232,11 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
  * (read from /proc/net/tcp with shell builtins only, ~4 ms), so the first
  * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128.
  */
-const EGRESS_BRIDGE_SCRIPT = [
-  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} &`,
-  "n=0",
-  'while [ "$n" -lt 5000 ]; do',
-  "  up=",
-  '  while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp',
-  '  [ -n "$up" ] && break',
-  "  n=$((n+1))",
-  "done",
-  'exec "$@"',
-].join("\n");
+const EGRESS_BRIDGE_SCRIPT =
+  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} & ` +
+  'n=0; while [ "$n" -lt 5000 ]; do up=; ' +
+  'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
+  '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"';
 
 function libraryMounts(paths: readonly string[]): Mount[] {
   return [...new Set(paths)].map((path) => ({
@@ -238,6 +244,31 @@ function libraryMounts(paths: readonly string[]): Mount[] {
     source: path,
     dest: path,
   }));
+}
+
+/**
+ * Reads the host pid of the sandbox's pid-1 process from bwrap's status
+ * file. Killing that process takes the whole pid namespace down, and bwrap
+ * (the launched process) exits only after every process in it is gone.
+ *
+ * @param statusPath The `statusPath` the run was launched with.
+ * @returns The pid, or null if bwrap has not started the sandbox yet.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const pid = readSandboxPid(statusPath);
+ * if (pid !== null) Deno.kill(pid, "SIGKILL");
+ * ```
+ */
+export function readSandboxPid(statusPath: string): number | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(statusPath);
+  } catch {
+    return null;
+  }
+  const match = text.match(/"child-pid"\s*:\s*(\d+)/);
+  return match ? Number(match[1]) : null;
 }
 
 /**
@@ -261,6 +292,8 @@ export function launchSandbox(options: LaunchOptions): Deno.ChildProcess {
     // pid-1 process the sandbox could otherwise read via /proc/1/environ.
     clearEnv: true,
     env: {},
+    // Nothing of the harness's working directory follows the sandbox.
+    cwd: "/",
     stdin: options.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",

@@ -15,7 +15,8 @@ import {
   PolicyError,
   type PolicyInput,
 } from "../policy.ts";
-import { runResultToJson } from "../run_result.ts";
+import { type AuditEvent, runResultToJson } from "../run_result.ts";
+import type { Rule } from "../../injector/network_policy.ts";
 import { type RunOptions, Sandbox, SandboxSetupError } from "../sandbox.ts";
 import { MissingHostToolError } from "../../runtime/host_tools.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
@@ -39,8 +40,21 @@ Options:
   --json                 print the RunResult as JSON on stdout instead of streaming
   -h, --help             show this help
 
+Network (through the injector; default: no network at all):
+  --allow-net PATTERN    allow a host: api.example.com, *.example.com (subdomains,
+                         not the apex), host:8443; without a port: 443 and 80 (repeatable)
+  --inject 'PATTERN:Header=value'
+                         set a header on requests to PATTERN (and allow it);
+                         value may reference \${env:NAME} from this environment,
+                         e.g. 'api.example.com:Authorization=Bearer \${env:API_TOKEN}'
+  --connect-to HOST1:PORT1:HOST2:PORT2
+                         send requests for HOST1:PORT1 to HOST2:PORT2 (curl's meaning;
+                         the address guard does not apply to it) (repeatable)
+  --upstream-cacert FILE trust this CA (PEM) for upstream TLS, besides the system roots
+  --audit FILE           append every audit event as a JSON line to FILE
+
 The sandbox has no environment, no host files except what you mount, no
-network, no subprocesses; see README.md for the whole model.
+network but the injector, no subprocesses; see README.md for the whole model.
 
 Exit codes:
   0-255  the program's own exit code, when it exited by itself
@@ -55,6 +69,7 @@ Examples:
   deno task run examples/hello.ts
   echo 'console.log(await Deno.readTextFile("/inputs/data.csv"))' | deno task run --input ./data.csv -
   deno task run --timeout 5s --memory 128M --json script.ts -- --verbose
+  deno task run --inject 'api.github.com:Authorization=Bearer \${env:GITHUB_TOKEN}' agent.ts
 `;
 
 /** Parsed command line. */
@@ -67,6 +82,11 @@ interface CliArgs {
   scratch: boolean;
   inputs: string[];
   json: boolean;
+  allowNet: string[];
+  inject: { pattern: string; header: string; value: string }[];
+  connectTo: string[];
+  upstreamCaCerts: string[];
+  auditFile: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -85,6 +105,11 @@ function parseCli(argv: string[]): CliArgs | "help" {
         scratch: { type: "boolean", default: false },
         input: { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
+        "allow-net": { type: "string", multiple: true, default: [] },
+        inject: { type: "string", multiple: true, default: [] },
+        "connect-to": { type: "string", multiple: true, default: [] },
+        "upstream-cacert": { type: "string", multiple: true, default: [] },
+        audit: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -113,10 +138,60 @@ function parseCli(argv: string[]): CliArgs | "help" {
       scratch: values.scratch,
       inputs: values.input,
       json: values.json,
+      allowNet: values["allow-net"],
+      inject: values.inject.map(parseInject),
+      connectTo: values["connect-to"],
+      upstreamCaCerts: values["upstream-cacert"],
+      auditFile: values.audit,
     };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/**
+ * Splits `PATTERN:Header=value`: the header name is the text between the last
+ * colon before the first '=' and that '='; the pattern may carry a port.
+ */
+function parseInject(
+  text: string,
+): { pattern: string; header: string; value: string } {
+  const eq = text.indexOf("=");
+  const left = eq === -1 ? "" : text.slice(0, eq);
+  const colon = left.lastIndexOf(":");
+  if (eq === -1 || colon <= 0 || colon === left.length - 1) {
+    throw new SyntaxError(
+      `Cannot parse --inject '${text}': use 'PATTERN:Header=value', e.g. 'api.example.com:Authorization=Bearer \${env:TOKEN}'`,
+    );
+  }
+  return {
+    pattern: left.slice(0, colon),
+    header: left.slice(colon + 1),
+    value: text.slice(eq + 1),
+  };
+}
+
+/** Adds --allow-net and --inject to a network policy (flags extend it). */
+function mergeNetwork(
+  network: Policy["network"],
+  args: CliArgs,
+): Policy["network"] {
+  if (args.allowNet.length === 0 && args.inject.length === 0) return network;
+  if (network === "allow-all" && args.inject.length === 0) return network;
+  const allow: Record<string, Rule[]> = {};
+  if (typeof network === "object") {
+    if (Array.isArray(network.allow)) {
+      for (const p of network.allow) allow[p] = [];
+    } else Object.assign(allow, structuredClone(network.allow));
+  }
+  for (const pattern of args.allowNet) allow[pattern] ??= [];
+  for (const { pattern, header, value } of args.inject) {
+    (allow[pattern] ??= []).push({
+      transform: [{ headers: { [header]: value } }],
+      allowInsecure: false,
+    });
+  }
+  return { ...(typeof network === "object" ? network : {}), allow };
 }
 
 /** Merges command-line flags over the policy file (flags win). */
@@ -126,6 +201,16 @@ async function buildPolicy(args: CliArgs): Promise<PolicyInput> {
     : parsePolicy({});
   return {
     ...base,
+    network: mergeNetwork(base.network, args),
+    upstream: {
+      connectTo: [...base.upstream.connectTo, ...args.connectTo],
+      caCerts: [
+        ...base.upstream.caCerts,
+        ...args.upstreamCaCerts.map((f) =>
+          f.startsWith("/") ? f : `${Deno.cwd()}/${f}`
+        ),
+      ],
+    },
     limits: {
       ...base.limits,
       ...(args.timeoutMs !== undefined ? { timeoutMs: args.timeoutMs } : {}),
@@ -167,7 +252,11 @@ export async function main(argv: string[]): Promise<number> {
     const source: RunOptions = fromStdin
       ? { code: await readStdin() }
       : { path: args.program };
-    sandbox = await Sandbox.create({ policy });
+    const audit = args.auditFile ? await openAuditFile(args.auditFile) : null;
+    sandbox = await Sandbox.create({
+      policy,
+      ...(audit ? { onAudit: (event: AuditEvent) => audit.write(event) } : {}),
+    });
     const controller = new AbortController();
     const onInterrupt = () => controller.abort();
     Deno.addSignalListener("SIGINT", onInterrupt);
@@ -212,6 +301,26 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await sandbox?.close();
   }
+}
+
+/** Appends audit events as JSON lines; fails early if the file is unwritable. */
+async function openAuditFile(
+  path: string,
+): Promise<{ write(event: AuditEvent): void }> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { append: true, create: true, write: true });
+  } catch (error) {
+    throw new UsageError(
+      `Cannot open audit file '${path}': ${(error as Error).message}`,
+    );
+  }
+  const encoder = new TextEncoder();
+  return {
+    write(event) {
+      file.writeSync(encoder.encode(JSON.stringify(event) + "\n"));
+    },
+  };
 }
 
 function reportError(error: unknown): number {

@@ -1,0 +1,182 @@
+/**
+ * Message bodies for the injector: reading them by their framing, and
+ * writing them re-framed. Bodies stream chunk by chunk (a 100 MB transfer
+ * holds one chunk at a time), and the echo guard can sit in between.
+ *
+ * @module
+ */
+
+import type { BufferedReader } from "./_channel.ts";
+import {
+  type BodyFraming,
+  ChunkedDecoder,
+  encodeChunk,
+  LAST_CHUNK,
+} from "./http1.ts";
+import type { EchoRedactor } from "./echo_guard.ts";
+import { UpstreamError } from "./upstream.ts";
+
+/**
+ * Yields the body bytes of one message, consuming exactly its framing from
+ * `reader` (bytes after it stay buffered for the next message).
+ *
+ * @param reader Source.
+ * @param framing How the body is delimited.
+ * @returns Body chunks (decoded, for chunked bodies).
+ * @throws {Error} If the stream ends before the framing says it should.
+ *
+ * @example Usage
+ * ```ts ignore
+ * for await (const chunk of readBody(reader, { kind: "length", length: 5 })) console.log(chunk);
+ * ```
+ */
+export async function* readBody(
+  reader: BufferedReader,
+  framing: BodyFraming,
+): AsyncGenerator<Uint8Array> {
+  switch (framing.kind) {
+    case "none":
+      return;
+    case "length": {
+      let left = framing.length;
+      while (left > 0) {
+        const chunk = await reader.readSome(left);
+        if (chunk === null) throw new Error(`body ended ${left} bytes early`);
+        left -= chunk.length;
+        yield chunk;
+      }
+      return;
+    }
+    case "chunked": {
+      const decoder = new ChunkedDecoder();
+      while (!decoder.done) {
+        const chunk = await reader.readSome();
+        if (chunk === null) throw new Error("chunked body ended early");
+        for (const piece of decoder.push(chunk)) {
+          if (piece.length > 0) yield piece;
+        }
+      }
+      reader.unread(decoder.rest);
+      return;
+    }
+    case "close":
+      while (true) {
+        const chunk = await reader.readSome();
+        if (chunk === null) return;
+        yield chunk;
+      }
+  }
+}
+
+/** Sends body chunks; returns how many body bytes were written. */
+export type BodyWriter = (chunks: AsyncIterable<Uint8Array>) => Promise<number>;
+
+/**
+ * Writes chunks as a chunked body (including the last chunk).
+ *
+ * @param write Raw writer of the connection.
+ * @returns A body writer.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const bytes = await chunkedWriter((b) => channel.write(b))(chunks);
+ * ```
+ */
+export function chunkedWriter(
+  write: (bytes: Uint8Array) => Promise<void>,
+): BodyWriter {
+  return async (chunks) => {
+    let total = 0;
+    for await (const chunk of chunks) {
+      if (chunk.length === 0) continue;
+      total += chunk.length;
+      await write(encodeChunk(chunk));
+    }
+    await write(LAST_CHUNK);
+    return total;
+  };
+}
+
+/**
+ * Writes chunks as they are (for Content-Length bodies).
+ *
+ * @param write Raw writer of the connection.
+ * @returns A body writer.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await rawWriter((b) => channel.write(b))(chunks);
+ * ```
+ */
+export function rawWriter(
+  write: (bytes: Uint8Array) => Promise<void>,
+): BodyWriter {
+  return async (chunks) => {
+    let total = 0;
+    for await (const chunk of chunks) {
+      total += chunk.length;
+      await write(chunk);
+    }
+    return total;
+  };
+}
+
+/** Content codings the echo guard can look inside. */
+const DECODABLE = new Map<string, CompressionFormat>([
+  ["gzip", "gzip"],
+  ["x-gzip", "gzip"],
+  ["deflate", "deflate"],
+  ["br", "brotli" as CompressionFormat],
+]);
+
+/**
+ * The `Accept-Encoding` the injector sends upstream when it must scan a
+ * response for echoed secrets: only codings it can decode.
+ */
+export const SCANNABLE_ENCODINGS = "gzip, deflate, br";
+
+/**
+ * Passes a body through the echo guard: decodes any content coding first
+ * (a compressed echo would hide the secret from a byte scan), then replaces
+ * every occurrence of a secret.
+ *
+ * @param chunks The raw body.
+ * @param encoding The response's Content-Encoding, or undefined.
+ * @param redactor The guard.
+ * @returns Plain (decoded) body chunks, safe for the sandbox.
+ * @throws {UpstreamError} 502 for a coding the guard cannot look inside.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const safe = guardBody(readBody(up.reader, framing), "gzip", new EchoRedactor([secret]));
+ * ```
+ */
+export async function* guardBody(
+  chunks: AsyncIterable<Uint8Array>,
+  encoding: string | undefined,
+  redactor: EchoRedactor,
+): AsyncGenerator<Uint8Array> {
+  let plain: AsyncIterable<Uint8Array> = chunks;
+  const coding = encoding?.trim().toLowerCase();
+  if (coding && coding !== "identity") {
+    const format = DECODABLE.get(coding);
+    if (!format) {
+      throw new UpstreamError(
+        502,
+        `cannot check a '${coding}'-encoded response for echoed secrets`,
+      );
+    }
+    plain = ReadableStream.from(chunks).pipeThrough(
+      new DecompressionStream(format) as unknown as ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >,
+    );
+  }
+  for await (const chunk of plain) {
+    const safe = redactor.push(chunk);
+    if (safe.length > 0) yield safe;
+  }
+  const rest = redactor.flush();
+  if (rest.length > 0) yield rest;
+}

@@ -1,0 +1,79 @@
+/**
+ * What the injector records about each request: enough to see what a program
+ * tried and why it was allowed or refused, never a secret value (header
+ * NAMES only; query VALUES redacted).
+ *
+ * @module
+ */
+
+/** One egress event. */
+export interface EgressEvent {
+  /** ISO time the request started. */
+  time: string;
+  /** Always "injector". */
+  source: "injector";
+  /** `connect` for CONNECT tunnels, `request` for HTTP exchanges,
+   * `websocket` for upgraded connections, `secret-echo` when the echo guard
+   * redacted a secret from a response. */
+  kind: "connect" | "request" | "websocket" | "secret-echo";
+  /** The sandbox. */
+  sandboxId: string;
+  /** The run, when known. */
+  runId?: string;
+  /** HTTP method (CONNECT for tunnels). */
+  method: string;
+  /** Scheme of the request. */
+  scheme: "http" | "https" | "ws" | "wss";
+  /** Target host, canonical (as decided). */
+  host: string;
+  /** Target port. */
+  port: number;
+  /** Path with query values redacted. */
+  path: string;
+  /** What the injector did. */
+  decision: "allow" | "deny" | "respond" | "error";
+  /** The policy entry or rule that decided (`api.example.com#0`, `not-in-allowlist`). */
+  rule: string;
+  /** Why, for refusals and errors. */
+  reason?: string;
+  /** Names of headers the injector set (never values). */
+  injected: string[];
+  /** Names of placeholder secrets substituted. */
+  placeholders: string[];
+  /** Status returned to the sandbox. */
+  status: number | null;
+  /** Body bytes from the sandbox to the upstream. */
+  bytesOut: number;
+  /** Body bytes from the upstream to the sandbox. */
+  bytesIn: number;
+  /** Time from request to end of response. */
+  durationMs: number;
+  /** Secret occurrences the echo guard replaced. */
+  redactions?: number;
+}
+
+/** Receives audit events. */
+export type AuditSink = (event: EgressEvent) => void;
+
+/**
+ * Redacts query values: `/a?token=abc&x=1` becomes
+ * `/a?token=<redacted>&x=<redacted>` (keys stay, for what was tried).
+ *
+ * @param path A request path with optional query.
+ * @returns The path with every query value replaced.
+ *
+ * @example Usage
+ * ```ts
+ * import { redactQuery } from "./audit.ts";
+ * console.log(redactQuery("/search?q=secret&page=2"));
+ * ```
+ */
+export function redactQuery(path: string): string {
+  const at = path.indexOf("?");
+  if (at === -1) return path;
+  const query = path.slice(at + 1).split("&").map((pair) => {
+    const eq = pair.indexOf("=");
+    return eq === -1 ? pair : `${pair.slice(0, eq)}=<redacted>`;
+  });
+  return `${path.slice(0, at)}?${query.join("&")}`;
+}

@@ -1,0 +1,405 @@
+import assert from "node:assert/strict";
+import {
+  EchoRedactor,
+  REDACTION_MARKER,
+  redactString,
+  secretVariants,
+} from "./echo_guard.ts";
+import { mulberry32 } from "./_http1_fuzz.ts";
+
+const utf8 = new TextEncoder();
+
+function latin1(data: Uint8Array): string {
+  let out = "";
+  for (const b of data) out += String.fromCharCode(b);
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Runs `data` through a fresh redactor cut at `cuts`. */
+function redactStream(
+  secrets: readonly string[],
+  data: Uint8Array,
+  cuts: readonly number[],
+  marker?: string,
+): { out: Uint8Array; count: number } {
+  const redactor = marker === undefined
+    ? new EchoRedactor(secrets)
+    : new EchoRedactor(secrets, marker);
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const cut of [...cuts, data.length]) {
+    parts.push(redactor.push(data.subarray(from, cut)).slice());
+    from = cut;
+  }
+  parts.push(redactor.flush());
+  return { out: concat(parts), count: redactor.redactions };
+}
+
+function base64(bytes: Uint8Array): string {
+  return btoa(latin1(bytes));
+}
+
+const SECRET = "sk-live-0123456789abcdef";
+
+// ---- secretVariants -------------------------------------------------------
+
+Deno.test("secretVariants() gives the raw, JSON-escaped and percent-encoded forms", () => {
+  const secret = 'p"a\\ss/w+rd é';
+  const variants = secretVariants(secret);
+  assert.equal(variants[0], secret);
+  assert.ok(variants.includes(JSON.stringify(secret).slice(1, -1)));
+  assert.ok(variants.includes(encodeURIComponent(secret)));
+  assert.ok(
+    variants.includes('p\\"a\\\\ss/w+rd \\u00e9'),
+    "Python ensure_ascii form",
+  );
+  assert.ok(variants.includes('p\\"a\\\\ss\\/w+rd \\u00e9'), "PHP form");
+  assert.ok(variants.includes("p%22a%5Css%2Fw%2Brd+%C3%A9"), "form encoding");
+  assert.equal(new Set(variants).size, variants.length, "deduplicated");
+});
+
+Deno.test("secretVariants() base64 parts match the secret at every alignment", () => {
+  const secret = "correct horse battery staple";
+  const variants = secretVariants(secret);
+  for (let prefix = 0; prefix < 6; prefix++) {
+    for (let suffix = 0; suffix < 4; suffix++) {
+      const encoded = base64(
+        utf8.encode("x".repeat(prefix) + secret + "y".repeat(suffix)),
+      );
+      assert.ok(
+        variants.some((v) => encoded.includes(v)),
+        `prefix ${prefix} suffix ${suffix}`,
+      );
+      const url = encoded.replaceAll("+", "-").replaceAll("/", "_");
+      assert.ok(
+        variants.some((v) => url.includes(v)),
+        `base64url, prefix ${prefix}`,
+      );
+    }
+  }
+});
+
+Deno.test("secretVariants() drops variants shorter than 4 characters", () => {
+  assert.deepEqual(secretVariants("abc"), []);
+  assert.deepEqual(secretVariants(""), []);
+  // "abcd" keeps its raw form; its base64 parts are under 8 characters.
+  assert.deepEqual(secretVariants("abcd"), ["abcd"]);
+});
+
+// ---- EchoRedactor ---------------------------------------------------------
+
+Deno.test("EchoRedactor replaces a secret split at every possible point", () => {
+  const data = utf8.encode(`{"token": "${SECRET}", "again": "${SECRET}"}`);
+  const expected =
+    `{"token": "${REDACTION_MARKER}", "again": "${REDACTION_MARKER}"}`;
+  for (let i = 0; i <= data.length; i++) {
+    for (
+      const j of [i, Math.min(data.length, i + 1), Math.min(data.length, i + 7)]
+    ) {
+      const { out, count } = redactStream([SECRET], data, [i, j]);
+      assert.equal(latin1(out), expected, `cuts ${i}, ${j}`);
+      assert.equal(count, 2);
+    }
+  }
+});
+
+Deno.test("EchoRedactor replaces a secret fed one byte at a time", () => {
+  const data = utf8.encode(`a${SECRET}b${SECRET}`);
+  const { out, count } = redactStream(
+    [SECRET],
+    data,
+    Array.from(data, (_, i) => i),
+  );
+  assert.equal(latin1(out), `a${REDACTION_MARKER}b${REDACTION_MARKER}`);
+  assert.equal(count, 2);
+});
+
+Deno.test("EchoRedactor replaces every occurrence of several secrets", () => {
+  const secrets = ["first-secret-1", "second-secret-2", "third-3333"];
+  const data = utf8.encode(
+    "x first-secret-1 y third-3333 z second-secret-2 first-secret-1",
+  );
+  const { out, count } = redactStream(secrets, data, [5, 20, 33]);
+  assert.equal(
+    latin1(out),
+    "x [R] y [R] z [R] [R]".replaceAll("[R]", REDACTION_MARKER),
+  );
+  assert.equal(count, 4);
+});
+
+Deno.test("EchoRedactor covers overlapping and adjacent occurrences with one marker", () => {
+  assert.equal(
+    latin1(redactStream(["abab"], utf8.encode("xababay"), [], "#").out),
+    "x#ay",
+  );
+  assert.equal(
+    latin1(redactStream(["abab"], utf8.encode("xabababy"), [], "#").out),
+    "x#y",
+    "overlapping",
+  );
+  assert.equal(
+    latin1(redactStream(["abcd"], utf8.encode("abcdabcd"), [3], "#").out),
+    "#",
+    "adjacent",
+  );
+  assert.equal(
+    latin1(redactStream(["abcd"], utf8.encode("abcd-abcd"), [6], "#").out),
+    "#-#",
+  );
+  // One secret inside another: nothing of either survives.
+  assert.equal(
+    latin1(
+      redactStream(
+        ["token", "token-long"],
+        utf8.encode("[token-long]"),
+        [],
+        "#",
+      ).out,
+    ),
+    "[#]",
+  );
+  assert.equal(
+    latin1(
+      redactStream(["aaaa"], utf8.encode("b" + "a".repeat(1000) + "b"), [
+        3,
+        500,
+      ], "#").out,
+    ),
+    "b#b",
+  );
+});
+
+Deno.test("EchoRedactor output is the same for every way of splitting the stream", () => {
+  const random = mulberry32(11);
+  const pick = (alphabet: string, n: number) =>
+    Array.from(
+      { length: n },
+      () => alphabet[Math.floor(random() * alphabet.length)],
+    ).join("");
+  for (let round = 0; round < 2000; round++) {
+    const secrets = [pick("ab", 4 + Math.floor(random() * 3))];
+    if (random() < 0.5) secrets.push(pick("abx", 4 + Math.floor(random() * 5)));
+    const data = utf8.encode(pick("abx", Math.floor(random() * 40)));
+    const whole = redactString(latin1(data), secrets, "#");
+    const cuts: number[] = [];
+    for (let at = 0; at < data.length; at += 1 + Math.floor(random() * 6)) {
+      cuts.push(at);
+    }
+    const { out, count } = redactStream(secrets, data, cuts, "#");
+    assert.equal(
+      latin1(out),
+      whole.text,
+      JSON.stringify({ secrets, data: latin1(data), cuts }),
+    );
+    assert.equal(count, whole.count);
+    for (const secret of secrets) assert.ok(!latin1(out).includes(secret));
+  }
+});
+
+Deno.test("EchoRedactor redacts an httpbin /headers echo in raw, JSON, percent and base64 forms", () => {
+  const secret = 'tok/en+"with\\specials"=';
+  const basic = base64(utf8.encode(`user:${secret}`));
+  const body = JSON.stringify(
+    {
+      headers: {
+        Authorization: `Bearer ${secret}`,
+        "X-Basic": `Basic ${basic}`,
+        "X-Url": `https://a.example/cb?key=${encodeURIComponent(secret)}`,
+      },
+      args: { key: secret },
+    },
+    null,
+    2,
+  );
+  assert.ok(
+    body.includes(JSON.stringify(secret).slice(1, -1)),
+    "the echo carries the JSON-escaped form",
+  );
+  const data = utf8.encode(body);
+  const { out, count } = redactStream([secret], data, [100, 101, 250]);
+  const text = latin1(out);
+  assert.ok(count >= 4, `count ${count}`);
+  assert.ok(!text.includes(secret));
+  assert.ok(!text.includes(JSON.stringify(secret).slice(1, -1)));
+  assert.ok(!text.includes(encodeURIComponent(secret)));
+  // What is left of the Basic credentials is base64 of "user:" plus one
+  // mixed char before the marker, and one mixed char plus padding after it.
+  const left = /Basic ([^"]*)/.exec(text)![1]!;
+  const [before, after, ...more] = left.split(REDACTION_MARKER);
+  assert.deepEqual(more, []);
+  assert.ok(before!.length <= 7 && basic.startsWith(before!), before);
+  assert.ok(after!.length <= 4 && basic.endsWith(after!), after);
+  assert.match(text, /"Authorization": "Bearer \[airlock:redacted\]"/);
+});
+
+Deno.test("EchoRedactor redacts a non-ASCII secret in a UTF-8 body", () => {
+  const secret = "clé-secrète-ü";
+  const data = utf8.encode(`<p>${secret}</p>`);
+  assert.equal(
+    new TextDecoder().decode(redactStream([secret], data, [6]).out),
+    `<p>${REDACTION_MARKER}</p>`,
+  );
+});
+
+Deno.test("EchoRedactor passes binary data through byte-exact", () => {
+  const random = mulberry32(3);
+  const data = Uint8Array.from(
+    { length: 1 << 20 },
+    () => Math.floor(random() * 256),
+  );
+  const cuts: number[] = [];
+  for (let at = 0; at < data.length; at += 1 + Math.floor(random() * 70000)) {
+    cuts.push(at);
+  }
+  const { out, count } = redactStream([SECRET, "another-secret"], data, cuts);
+  assert.equal(count, 0);
+  assert.deepEqual(out, data);
+  // Every byte value, 0x80-0x9f included (which windows-1252 would remap).
+  const all = Uint8Array.from({ length: 512 }, (_, i) => i & 0xff);
+  assert.deepEqual(redactStream([SECRET], all, [100, 300]).out, all);
+});
+
+Deno.test("EchoRedactor changes only the secret's bytes inside binary data", () => {
+  const random = mulberry32(4);
+  const before = Uint8Array.from(
+    { length: 5000 },
+    () => Math.floor(random() * 256),
+  );
+  const after = Uint8Array.from(
+    { length: 5000 },
+    () => Math.floor(random() * 256),
+  );
+  const data = concat([before, utf8.encode(SECRET), after]);
+  const { out, count } = redactStream([SECRET], data, [4990, 5010]);
+  assert.equal(count, 1);
+  assert.deepEqual(out, concat([before, utf8.encode(REDACTION_MARKER), after]));
+});
+
+Deno.test("EchoRedactor holds back fewer bytes than the longest variant", () => {
+  const secret = "abcdefgh";
+  const longest = Math.max(...secretVariants(secret).map((v) => v.length));
+  const hold = longest - 1;
+  const redactor = new EchoRedactor([secret], "#");
+  const digits = "0123456789".repeat(3);
+  assert.equal(
+    latin1(redactor.push(utf8.encode(digits))),
+    digits.slice(0, -hold),
+  );
+  // The secret now ends the stream: it is only decided once more bytes (or
+  // the end) show whether a longer variant continues there.
+  assert.equal(
+    latin1(redactor.push(utf8.encode("abcdefgh!"))),
+    digits.slice(-hold),
+  );
+  assert.equal(latin1(redactor.flush()), "#!");
+  assert.equal(redactor.redactions, 1);
+});
+
+Deno.test("EchoRedactor with no usable secret passes chunks through unchanged", () => {
+  const redactor = new EchoRedactor(["abc"]);
+  const chunk = utf8.encode("abc abc");
+  assert.equal(redactor.push(chunk), chunk);
+  assert.equal(redactor.flush().length, 0);
+  assert.equal(redactor.redactions, 0);
+});
+
+Deno.test("EchoRedactor starts a new stream after flush()", () => {
+  const redactor = new EchoRedactor(["abcdefgh"], "#");
+  assert.equal(latin1(redactor.push(utf8.encode("x abcd"))), "");
+  // The first stream ends with "abcd": it cannot join the next stream's "efgh".
+  assert.equal(latin1(redactor.flush()), "x abcd");
+  assert.equal(
+    latin1(
+      concat([redactor.push(utf8.encode("efgh abcdefgh")), redactor.flush()]),
+    ),
+    "efgh #",
+  );
+  assert.equal(latin1(redactor.flush()), "");
+  assert.equal(redactor.redactions, 1);
+});
+
+Deno.test("EchoRedactor streams 20 MB with planted secrets (performance sanity)", () => {
+  const size = 20 * 1024 * 1024;
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 2654435761) >>> 24;
+  const planted = utf8.encode(SECRET);
+  const every = 1 << 20;
+  for (let at = 12345; at + planted.length < size; at += every) {
+    data.set(planted, at);
+  }
+  const secrets = [
+    SECRET,
+    "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
+    "xoxb-1234-5678-abcdefgh",
+  ];
+  const redactor = new EchoRedactor(secrets);
+  const started = performance.now();
+  let length = 0;
+  for (let at = 0; at < size; at += 65536) {
+    length += redactor.push(data.subarray(at, at + 65536)).length;
+  }
+  length += redactor.flush().length;
+  const ms = performance.now() - started;
+  const planting = Math.ceil((size - 12345 - planted.length) / every);
+  assert.equal(redactor.redactions, planting);
+  assert.equal(
+    length,
+    size + planting * (REDACTION_MARKER.length - planted.length),
+  );
+  console.log(
+    `  20 MB through EchoRedactor with 3 secrets: ${ms.toFixed(0)} ms (${
+      (size / 1048576 / ms * 1000).toFixed(0)
+    } MB/s)`,
+  );
+});
+
+// ---- redactString ---------------------------------------------------------
+
+Deno.test("redactString() redacts header values and counts occurrences", () => {
+  assert.deepEqual(redactString(`Bearer ${SECRET}`, [SECRET]), {
+    text: `Bearer ${REDACTION_MARKER}`,
+    count: 1,
+  });
+  assert.deepEqual(redactString("k=a%2Fbcdef; j=a/bcdef", ["a/bcdef"], "***"), {
+    text: "k=***; j=***",
+    count: 2,
+  });
+  assert.deepEqual(redactString("nothing here", [SECRET]), {
+    text: "nothing here",
+    count: 0,
+  });
+  assert.deepEqual(redactString("abcabc", ["abc"]), {
+    text: "abcabc",
+    count: 0,
+  });
+});
+
+Deno.test("redactString() finds a non-ASCII secret in a latin1 header value", () => {
+  const secret = "pässwörd-123";
+  const wire = latin1(utf8.encode(`Basic-ish ${secret}`)); // as parseResponseHead returns it
+  assert.deepEqual(redactString(wire, [secret]), {
+    text: `Basic-ish ${REDACTION_MARKER}`,
+    count: 1,
+  });
+  assert.deepEqual(redactString(`x ${secret}`, [secret]), {
+    text: `x ${REDACTION_MARKER}`,
+    count: 1,
+  });
+});
+
+Deno.test("redactString() refuses a marker with CR, LF or NUL (header injection)", () => {
+  assert.throws(
+    () => redactString("v", [SECRET], "x\r\nSet-Cookie: a"),
+    TypeError,
+  );
+});

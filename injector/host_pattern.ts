@@ -1,0 +1,425 @@
+/**
+ * Host names and host patterns of the egress policy: one canonical spelling
+ * per host, and a matcher whose rules leave no room for interpretation.
+ *
+ * Every host the injector compares or dials goes through
+ * {@linkcode canonicalHost} first, so the policy, the audit log and the
+ * connection all talk about the same host: `API.Example.COM.`, `2852039166`
+ * and `bücher.de` each have exactly one form (`api.example.com`,
+ * `169.254.169.254`, `xn--bcher-kva.de`). Anything a URL parser, a resolver
+ * or a log reader could read two ways is refused instead of guessed at.
+ *
+ * Matching rules (the ones E2B, Vercel and srt users rely on):
+ * - `x.com` matches `x.com` only;
+ * - `*.x.com` matches every subdomain at any depth, never the apex `x.com`,
+ *   and never an IP address;
+ * - a pattern without a port matches ports 443 and 80 only;
+ * - exact beats wildcard, a longer wildcard suffix beats a shorter one, an
+ *   explicit port beats the default ports; entries are never merged.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalHost, matchHost, parseHostPattern } from "./host_pattern.ts";
+ *
+ * const entries = [{ pattern: parseHostPattern("*.example.com"), value: "api" }];
+ * assert.equal(matchHost(entries, canonicalHost("A.Example.COM."), 443)?.value, "api");
+ * assert.equal(matchHost(entries, "example.com", 443), null);
+ * ```
+ *
+ * @module
+ */
+
+/** An invalid host or host pattern; the message says why and what to write. */
+export class HostError extends TypeError {
+  /** Always `"HostError"`, so logs tell it from other `TypeError`s. */
+  override name = "HostError";
+}
+
+/** What a canonical host is. */
+export type HostKind = "domain" | "ipv4" | "ipv6";
+
+/** A parsed entry of an allow or deny list; build it with {@linkcode parseHostPattern}. */
+export interface HostPattern {
+  /** The text the pattern was parsed from, for messages and audit. */
+  readonly source: string;
+  /** `exact` matches one host; `wildcard` matches its strict subdomains. */
+  readonly kind: "exact" | "wildcard";
+  /** The canonical host; for a wildcard, the suffix after `*.`. */
+  readonly host: string;
+  /** The one port it matches, or `null` for {@linkcode DEFAULT_PORTS}. */
+  readonly port: number | null;
+}
+
+/**
+ * The ports a pattern without a port matches: HTTPS and HTTP. Anything else
+ * (SSH, SMTP, a database) must be named, so "allow github.com" does not also
+ * open `github.com:22`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_PORTS } from "./host_pattern.ts";
+ * assert.deepEqual(DEFAULT_PORTS, [443, 80]);
+ * ```
+ */
+export const DEFAULT_PORTS: readonly number[] = Object.freeze([443, 80]);
+
+const MAX_HOST_LENGTH = 253;
+const MAX_LABEL_LENGTH = 63;
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const IPV6_TEXT = /^[0-9a-f:.]+$/i;
+const DOMAIN_LABEL = /^[a-z0-9_-]+$/;
+
+/**
+ * Returns the one canonical spelling of a host: lower case, IDN as punycode,
+ * IPv4 in dotted decimal, IPv6 compressed and without brackets, no trailing
+ * dot.
+ *
+ * @param input A host name, IPv4 address (any form a URL parser accepts, such
+ *   as `2852039166` or `0x7f.1`), or IPv6 address with or without brackets.
+ * @returns The canonical host.
+ * @throws {HostError} If the input is not exactly one valid host.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalHost } from "./host_pattern.ts";
+ * assert.equal(canonicalHost("API.Example.COM."), "api.example.com");
+ * assert.equal(canonicalHost("2852039166"), "169.254.169.254");
+ * assert.equal(canonicalHost("[0:0::1]"), "::1");
+ * assert.equal(canonicalHost("bücher.de"), "xn--bcher-kva.de");
+ * ```
+ */
+export function canonicalHost(input: string): string {
+  if (typeof input !== "string") {
+    throw new HostError(
+      `Cannot canonicalise host as it must be a string: current type is ${typeof input}`,
+    );
+  }
+  const fail = (why: string): never => {
+    throw new HostError(
+      `Cannot canonicalise host as ${why}: current value is ${quote(input)}`,
+    );
+  };
+  if (input === "") fail("it is empty");
+  // Bound the work and the message before any parsing (a megabyte "host").
+  if (input.length > MAX_HOST_LENGTH + 1) {
+    fail(`it is longer than ${MAX_HOST_LENGTH} characters`);
+  }
+  // NUL, CR/LF and other controls truncate C strings, split headers and
+  // forge audit lines ("x.com\r\nHost: evil.com").
+  if (/\p{Cc}/u.test(input)) {
+    fail("it contains a control character");
+  }
+  // A space ends the host in a request line or log field ("x.com evil.com").
+  if (/\s/u.test(input)) fail("it contains whitespace");
+  // Invisible characters are dropped by IDNA ("ex\u00ADample.com" becomes
+  // "example.com"): the host a reviewer reads would not be the host dialled.
+  if (/\p{Default_Ignorable_Code_Point}/u.test(input)) {
+    fail("it contains an invisible character");
+  }
+  // "%" is an IPv6 zone id ("fe80::1%eth0" reaches a host-local interface) or
+  // a percent-encoded byte a later decoder would turn into a delimiter.
+  if (input.includes("%")) fail("it contains '%'");
+  // "x.com@evil.com" is userinfo plus host: a URL parser would dial evil.com.
+  if (input.includes("@")) fail("it contains '@' (userinfo)");
+  // "evil.com/.x.com", "evil.com#.x.com": the URL parser would end the host
+  // at the delimiter while a suffix check sees ".x.com".
+  if (/[/\\?#]/.test(input)) {
+    fail(
+      "it contains a URL delimiter ('/', '\\', '?' or '#'): write the host alone",
+    );
+  }
+  if (input.startsWith("[") || input.includes(":")) return canonicalIpv6(input);
+  // "[" or "]" outside an IPv6 literal is never part of a host name.
+  if (/[[\]]/.test(input)) {
+    fail("it contains '[' or ']' outside an IPv6 address");
+  }
+
+  // One trailing dot is the DNS root ("x.com." is "x.com"); more is an error.
+  const host = input.endsWith(".") ? input.slice(0, -1) : input;
+  if (host.length > MAX_HOST_LENGTH) {
+    fail(`it is longer than ${MAX_HOST_LENGTH} characters`);
+  }
+  checkLabels(host, fail);
+  let parsed: string;
+  try {
+    // The WHATWG parser does IDNA (UTS #46), lower-casing, and the numeric
+    // IPv4 forms browsers and curl accept; the checks above make sure "host"
+    // is all of the URL's authority.
+    parsed = new URL(`http://${host}/`).hostname;
+  } catch {
+    return fail("it is not a valid host name or IPv4 address");
+  }
+  if (IPV4.test(parsed)) return parsed;
+  // Full-width dots ("a\u3002\u3002b") become ASCII dots only now: check again.
+  checkLabels(parsed, fail);
+  if (parsed.length > MAX_HOST_LENGTH) {
+    fail(`its punycode form is longer than ${MAX_HOST_LENGTH} characters`);
+  }
+  // The URL parser lets "*", "!", "'", "{" and more into a host; none belongs
+  // in a DNS name, and "*" would let a host impersonate a pattern.
+  for (const label of parsed.split(".")) {
+    if (!DOMAIN_LABEL.test(label)) {
+      fail(
+        `its label ${
+          quote(label)
+        } has a character other than a-z, 0-9, '-' and '_'`,
+      );
+    }
+  }
+  return parsed;
+}
+
+function canonicalIpv6(input: string): string {
+  const fail = (why: string): never => {
+    throw new HostError(
+      `Cannot canonicalise host as ${why}: current value is ${quote(input)}`,
+    );
+  };
+  const bracketed = input.startsWith("[") && input.endsWith("]");
+  const inner = bracketed ? input.slice(1, -1) : input;
+  // A port or a name with a colon is not an IPv6 address ("x.com:22" must be
+  // split by the caller, never half-parsed here).
+  if (!IPV6_TEXT.test(inner) || !inner.includes(":")) {
+    fail(
+      "it contains ':' or brackets but is not an IPv6 address: " +
+        "write the port separately and IPv6 as '[::1]' or '::1'",
+    );
+  }
+  try {
+    return new URL(`http://[${inner}]/`).hostname.slice(1, -1);
+  } catch {
+    return fail("it is not a valid IPv6 address");
+  }
+}
+
+function checkLabels(host: string, fail: (why: string) => never): void {
+  for (const label of host.split(".")) {
+    // "a..b" and ".x.com" are not DNS names; resolvers disagree on them.
+    if (label === "") fail("it has an empty label (a leading dot or '..')");
+    if (label.length > MAX_LABEL_LENGTH) {
+      fail(`a label is longer than ${MAX_LABEL_LENGTH} characters`);
+    }
+  }
+}
+
+/**
+ * Says whether a canonical host is a domain name, an IPv4 or an IPv6 address.
+ *
+ * @param canonical A host returned by {@linkcode canonicalHost}.
+ * @returns The kind of host.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hostKind } from "./host_pattern.ts";
+ * assert.equal(hostKind("example.com"), "domain");
+ * assert.equal(hostKind("10.0.0.5"), "ipv4");
+ * assert.equal(hostKind("::1"), "ipv6");
+ * ```
+ */
+export function hostKind(canonical: string): HostKind {
+  if (canonical.includes(":")) return "ipv6";
+  // canonicalHost turns every name whose last label is numeric into dotted
+  // decimal, so a dotted quad here is always an address.
+  return IPV4.test(canonical) ? "ipv4" : "domain";
+}
+
+/**
+ * Parses one entry of an allow or deny list: `host`, `host:port`,
+ * `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address.
+ *
+ * @param text The pattern as the user wrote it.
+ * @returns The parsed pattern.
+ * @throws {HostError} If the pattern is invalid or too broad; the message
+ *   says what to write instead.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseHostPattern } from "./host_pattern.ts";
+ * assert.deepEqual(parseHostPattern("*.Example.com:8443"), {
+ *   source: "*.Example.com:8443",
+ *   kind: "wildcard",
+ *   host: "example.com",
+ *   port: 8443,
+ * });
+ * assert.throws(() => parseHostPattern("*.com"), /whole top-level domain/);
+ * ```
+ */
+export function parseHostPattern(text: string): HostPattern {
+  if (typeof text !== "string") {
+    throw new HostError(
+      `Cannot parse host pattern as it must be a string: current type is ${typeof text}`,
+    );
+  }
+  const fail = (why: string): never => {
+    throw new HostError(
+      `Cannot parse host pattern ${quote(text)} as ${why}`,
+    );
+  };
+  // "https://x.com" would otherwise fail later with a confusing reason.
+  if (text.includes("://")) {
+    fail("it has a scheme: write the host alone, like 'example.com'");
+  }
+  // "x.com/api": a host pattern cannot limit paths; that is a rule's job.
+  if (text.includes("/")) {
+    fail("it has a path: write the host alone, like 'example.com'");
+  }
+  // "user@x.com": credentials do not belong in a policy.
+  if (text.includes("@")) {
+    fail("it has userinfo ('@'): write the host alone, like 'example.com'");
+  }
+
+  const { host, portText } = splitPort(text, fail);
+  const port = portText === null ? null : parsePort(portText, fail);
+  if (host === "*") {
+    fail("'*' would match every host: list the hosts, or use '*.example.com'");
+  }
+  if (host.startsWith("*.")) {
+    const suffix = host.slice(2);
+    if (suffix.includes("*")) {
+      fail(
+        "only one '*' is allowed, as the whole first label: write '*.example.com'",
+      );
+    }
+    const canonical = canonicalHost(suffix);
+    // "*.10.0.0.1" has no subdomains; a wildcard over an address is a typo
+    // that must not silently match nothing (or, worse, something).
+    if (hostKind(canonical) !== "domain") {
+      fail("a wildcard cannot cover an IP address: write the address itself");
+    }
+    // "*.com" or "*.internal" would open a whole top-level domain.
+    if (!canonical.includes(".")) {
+      fail(
+        "it would match a whole top-level domain: a wildcard needs at least two labels after '*.', like '*.example.com'",
+      );
+    }
+    return { source: text, kind: "wildcard", host: canonical, port };
+  }
+  // "a.*.com", "*x.com", "**.x.com": only a whole leading label may be "*".
+  if (host.includes("*")) {
+    fail("'*' is only allowed as the whole first label: write '*.example.com'");
+  }
+  return { source: text, kind: "exact", host: canonicalHost(host), port };
+}
+
+function splitPort(
+  text: string,
+  fail: (why: string) => never,
+): { host: string; portText: string | null } {
+  // "*.[::1]" is split like "[::1]" so that it is refused for what it is.
+  if (text.startsWith("[") || text.startsWith("*.[")) {
+    const end = text.indexOf("]");
+    if (end < 0) fail("'[' has no matching ']'");
+    const rest = text.slice(end + 1);
+    if (rest === "") return { host: text, portText: null };
+    if (!rest.startsWith(":")) {
+      fail("only ':port' may follow ']': write '[::1]:443'");
+    }
+    return { host: text.slice(0, end + 1), portText: rest.slice(1) };
+  }
+  const colon = text.indexOf(":");
+  if (colon < 0) return { host: text, portText: null };
+  // "2001:db8::1:443" could be an address, or an address and a port.
+  if (text.indexOf(":", colon + 1) >= 0) {
+    fail(
+      "an IPv6 address needs brackets: write '[2001:db8::1]' or '[2001:db8::1]:443'",
+    );
+  }
+  return { host: text.slice(0, colon), portText: text.slice(colon + 1) };
+}
+
+function parsePort(text: string, fail: (why: string) => never): number {
+  // Digits only: "+443", "0x1bb", "443 " and "" are refused, not coerced.
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    fail(
+      `its port must be an integer from 1 to 65535: current value is ${
+        quote(text)
+      }`,
+    );
+  }
+  return port;
+}
+
+/**
+ * Finds the one entry whose pattern allows `host:port`.
+ *
+ * Precedence: an exact pattern beats any wildcard; among wildcards the
+ * longest suffix wins; then a pattern naming the port beats one using the
+ * default ports; then the earlier entry. Entries are never merged.
+ *
+ * @param entries The patterns with their values (rules, secrets, ...).
+ * @param host A canonical host (see {@linkcode canonicalHost}).
+ * @param port The destination port.
+ * @returns The winning entry, or `null` if no pattern allows the host.
+ * @throws {HostError} If `host` is not canonical: matching a raw host could
+ *   let "x.com." or "X.com" slip past a deny entry.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matchHost, parseHostPattern } from "./host_pattern.ts";
+ * const entries = ["*.example.com", "*.api.example.com", "api.example.com"]
+ *   .map((text) => ({ pattern: parseHostPattern(text), value: text }));
+ * assert.equal(matchHost(entries, "api.example.com", 443)?.value, "api.example.com");
+ * assert.equal(matchHost(entries, "v1.api.example.com", 80)?.value, "*.api.example.com");
+ * assert.equal(matchHost(entries, "example.com", 443), null);
+ * assert.equal(matchHost(entries, "www.example.com", 22), null);
+ * ```
+ */
+export function matchHost<T>(
+  entries: readonly { pattern: HostPattern; value: T }[],
+  host: string,
+  port: number,
+): { pattern: HostPattern; value: T } | null {
+  // A raw host could differ from every pattern only in spelling ("X.com.",
+  // "0x7f.1") and so dodge a deny entry: insist on the canonical form.
+  const canonical = canonicalHost(host);
+  if (canonical !== host) {
+    throw new HostError(
+      `Cannot match host ${
+        quote(host)
+      } as it is not canonical: pass canonicalHost(host), which is ${
+        quote(canonical)
+      }`,
+    );
+  }
+  // IP literals have no subdomains: "*.x.com" never matches "1.2.3.4".
+  const isDomain = hostKind(host) === "domain";
+  let best: { pattern: HostPattern; value: T } | null = null;
+  let bestRank = -1;
+  for (const entry of entries) {
+    const { kind, host: patternHost, port: patternPort } = entry.pattern;
+    // A port that is not an integer in 1..65535 equals no pattern port.
+    const portMatches = patternPort === null
+      ? DEFAULT_PORTS.includes(port)
+      : patternPort === port;
+    if (!portMatches) continue;
+    let rank: number;
+    if (kind === "exact") {
+      if (patternHost !== host) continue;
+      rank = 2 * (MAX_HOST_LENGTH + 2);
+    } else {
+      // The "." before the suffix keeps "evilx.com" out of "*.x.com" and the
+      // apex "x.com" out too (it is not a strict subdomain).
+      if (!isDomain || !host.endsWith(`.${patternHost}`)) continue;
+      rank = 2 * patternHost.length;
+    }
+    if (patternPort !== null) rank += 1;
+    if (rank > bestRank) {
+      best = entry;
+      bestRank = rank;
+    }
+  }
+  return best;
+}
+
+/** Quotes a value for an error message: escaped, bounded, single-quoted. */
+function quote(value: string): string {
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return `'${JSON.stringify(shown).slice(1, -1)}'`;
+}

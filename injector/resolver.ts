@@ -1,0 +1,229 @@
+/**
+ * Name resolution for the injector, and curl-style `--connect-to` overrides.
+ *
+ * The injector resolves an allowed name once, checks every address with the
+ * address guard, and dials a checked address: the sandbox never gets a
+ * second lookup that could answer differently (DNS rebinding). A
+ * {@linkcode Resolver} is a plain function so tests can plug in a fixed one.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findConnectTo, parseConnectTo } from "./resolver.ts";
+ *
+ * const overrides = [parseConnectTo("api.example.com:443:[::1]:8443")];
+ * assert.deepEqual(findConnectTo(overrides, "API.example.com", 443), { host: "::1", port: 8443 });
+ * ```
+ *
+ * @module
+ */
+
+import { lookup } from "node:dns/promises";
+import { canonicalHost, HostError, hostKind } from "./host_pattern.ts";
+
+/**
+ * Turns a canonical host into the addresses it resolves to, in canonical
+ * text (see `canonicalHost`). Rejects if the name does not resolve.
+ */
+export type Resolver = (host: string) => Promise<string[]>;
+
+/** One `--connect-to` entry: requests for `host:port` go to `toHost:toPort`. */
+export interface ConnectTo {
+  /** The canonical request host, or `null` for any host. */
+  readonly host: string | null;
+  /** The request port, or `null` for any port. */
+  readonly port: number | null;
+  /** The canonical host to connect to instead. */
+  readonly toHost: string;
+  /** The port to connect to instead. */
+  readonly toPort: number;
+  /** The text it was parsed from. */
+  readonly source: string;
+}
+
+/**
+ * Resolves with the operating system's resolver (`getaddrinfo`, so
+ * `/etc/hosts` counts), deduplicated. An IP literal resolves to itself
+ * without any lookup.
+ *
+ * @param host A canonical host.
+ * @returns The addresses, in the resolver's order, each canonical.
+ * @throws {HostError} If `host` is not canonical.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { systemResolver } from "./resolver.ts";
+ * assert.deepEqual(await systemResolver("192.0.2.7"), ["192.0.2.7"]);
+ * ```
+ */
+export const systemResolver: Resolver = async (
+  host: string,
+): Promise<string[]> => {
+  // getaddrinfo reads "2852039166" or "0x7f.1" as addresses itself: only a
+  // canonical name (no numeric forms left in it) may reach it.
+  const canonical = canonicalHost(host);
+  if (canonical !== host) {
+    throw new HostError(
+      `Cannot resolve host ${
+        quote(host)
+      } as it is not canonical: pass canonicalHost(host), which is ${
+        quote(canonical)
+      }`,
+    );
+  }
+  if (hostKind(host) !== "domain") return [host];
+  const results = await lookup(host, { all: true, verbatim: true });
+  return [...new Set(results.map(({ address }) => canonicalAddress(address)))];
+};
+
+function canonicalAddress(address: string): string {
+  try {
+    // inet_ntop writes "::ffff:1.2.3.4"; canonicalHost writes "::ffff:102:304".
+    return canonicalHost(address);
+  } catch {
+    // A scoped "fe80::1%eth0" stays as it is: the address guard refuses it
+    // as invalid, visibly, instead of it vanishing from the list.
+    return address;
+  }
+}
+
+/**
+ * Parses curl's `--connect-to` syntax, `HOST1:PORT1:HOST2:PORT2`. An empty
+ * `HOST1` or `PORT1` matches any; IPv6 addresses go in brackets (`[::1]`).
+ * Unlike curl, `HOST2` and `PORT2` are required: an override must say where
+ * it goes.
+ *
+ * @param text The override as the user wrote it.
+ * @returns The parsed override, hosts canonical.
+ * @throws {SyntaxError} If the text is not four fields, a host is invalid,
+ *   or a port is not an integer from 1 to 65535.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConnectTo } from "./resolver.ts";
+ * assert.deepEqual(parseConnectTo("::127.0.0.1:8443"), {
+ *   host: null,
+ *   port: null,
+ *   toHost: "127.0.0.1",
+ *   toPort: 8443,
+ *   source: "::127.0.0.1:8443",
+ * });
+ * ```
+ */
+export function parseConnectTo(text: string): ConnectTo {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new SyntaxError(
+      `Cannot parse connect-to ${quote(text)} as ${why}`,
+      cause === undefined ? undefined : { cause },
+    );
+  };
+  if (typeof text !== "string") fail("it is not a string");
+  const fields = splitFields(text);
+  if (fields === null || fields.length !== 4) {
+    return fail(
+      "it must be HOST1:PORT1:HOST2:PORT2, with IPv6 in brackets: write 'example.com:443:[::1]:8443'",
+    );
+  }
+  const [fromHost, fromPort, toHost, toPort] = fields as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  const host = (field: string, name: string): string => {
+    try {
+      return canonicalHost(field);
+    } catch (error) {
+      return fail(
+        `${name} is not a valid host (${(error as Error).message})`,
+        error,
+      );
+    }
+  };
+  const port = (field: string, name: string): number => {
+    const value = /^\d{1,5}$/.test(field) ? Number(field) : NaN;
+    if (!(value >= 1 && value <= 65535)) {
+      fail(
+        `${name} must be an integer from 1 to 65535: current value is ${
+          quote(field)
+        }`,
+      );
+    }
+    return value;
+  };
+  if (toHost === "") fail("HOST2 is empty: name the host to connect to");
+  if (toPort === "") fail("PORT2 is empty: name the port to connect to");
+  return {
+    host: fromHost === "" ? null : host(fromHost, "HOST1"),
+    port: fromPort === "" ? null : port(fromPort, "PORT1"),
+    toHost: host(toHost, "HOST2"),
+    toPort: port(toPort, "PORT2"),
+    source: text,
+  };
+}
+
+/** Splits on ':' outside brackets; `null` if a '[' field is malformed. */
+function splitFields(text: string): string[] | null {
+  const fields: string[] = [];
+  let i = 0;
+  while (true) {
+    let end: number;
+    if (text[i] === "[") {
+      const close = text.indexOf("]", i);
+      if (close < 0) return null;
+      end = close + 1;
+      if (end < text.length && text[end] !== ":") return null;
+    } else {
+      end = text.indexOf(":", i);
+      if (end < 0) end = text.length;
+    }
+    fields.push(text.slice(i, end));
+    if (end >= text.length) return fields;
+    i = end + 1;
+  }
+}
+
+/**
+ * Finds the override for a request: the first entry whose host and port
+ * match, hosts compared in canonical form.
+ *
+ * @param list Overrides from {@linkcode parseConnectTo}, in priority order.
+ * @param host The request host (canonicalised here).
+ * @param port The request port.
+ * @returns Where to connect instead, or `null` to connect as requested.
+ * @throws {HostError} If `host` is not a valid host.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findConnectTo, parseConnectTo } from "./resolver.ts";
+ * const list = [parseConnectTo("example.com::127.0.0.1:8080")];
+ * assert.deepEqual(findConnectTo(list, "EXAMPLE.com.", 80), { host: "127.0.0.1", port: 8080 });
+ * assert.equal(findConnectTo(list, "other.com", 80), null);
+ * ```
+ */
+export function findConnectTo(
+  list: readonly ConnectTo[],
+  host: string,
+  port: number,
+): { host: string; port: number } | null {
+  const canonical = canonicalHost(host);
+  for (const entry of list) {
+    if (
+      (entry.host === null || entry.host === canonical) &&
+      (entry.port === null || entry.port === port)
+    ) {
+      return { host: entry.toHost, port: entry.toPort };
+    }
+  }
+  return null;
+}
+
+/** Quotes a value for an error message: escaped, bounded, single-quoted. */
+function quote(value: unknown): string {
+  const text = String(value);
+  const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  return `'${JSON.stringify(shown).slice(1, -1)}'`;
+}

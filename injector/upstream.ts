@@ -1,0 +1,311 @@
+/**
+ * Dialling upstreams for the injector: the name is resolved ONCE by the
+ * injector, every address is checked by the address guard, and the checked
+ * address is dialled (no second lookup a DNS-rebinding attacker could
+ * answer differently). TLS is verified against the requested name with the
+ * system roots plus operator-supplied CAs. Connections are kept alive and
+ * pooled.
+ *
+ * @module
+ */
+
+import { AddressGuard } from "./address_guard.ts";
+import { BufferedReader, ConnChannel } from "./_channel.ts";
+import { type ConnectTo, findConnectTo, type Resolver } from "./resolver.ts";
+
+/** What a request is going to. */
+export interface UpstreamTarget {
+  /** Canonical host from the CONNECT / absolute-form target. */
+  host: string;
+  /** Port from the target. */
+  port: number;
+  /** Whether to speak TLS to the upstream. */
+  tls: boolean;
+}
+
+/** How to reach upstreams for one binding. */
+export interface DialPolicy {
+  /** Name resolution. */
+  resolver: Resolver;
+  /** Operator mappings of HOST:PORT to another address (curl's --connect-to). */
+  connectTo: readonly ConnectTo[];
+  /** Which addresses may be dialled. */
+  guard: AddressGuard;
+  /** Extra CA certificates (PEM) trusted for upstream TLS. */
+  caCerts: readonly string[];
+}
+
+/** An upstream could not be reached; `status` is what the sandbox gets. */
+export class UpstreamError extends Error {
+  /** HTTP status for the sandbox: 403 (guard), 502 (unreachable), 504. */
+  readonly status: 403 | 502 | 504;
+  /**
+   * @param status Status for the sandbox.
+   * @param message Why (never contains a secret: only names and addresses).
+   */
+  constructor(status: 403 | 502 | 504, message: string) {
+    super(message);
+    this.name = "UpstreamError";
+    this.status = status;
+  }
+}
+
+/** A pooled upstream connection. */
+export interface Upstream {
+  /** Pool key. */
+  readonly key: string;
+  /** The address actually dialled. */
+  readonly address: string;
+  /** Whether the address came from an operator mapping (guard not applied). */
+  readonly mapped: boolean;
+  /** Reader over the connection. */
+  readonly reader: BufferedReader;
+  /** The connection. */
+  readonly channel: ConnChannel;
+  /** Whether it came from the pool (it may have been closed meanwhile). */
+  readonly reused: boolean;
+  /** When it was last released. */
+  idleSince: number;
+}
+
+const MAX_IDLE_PER_KEY = 16;
+const IDLE_TIMEOUT_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Keep-alive pool of upstream connections.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const pool = new UpstreamPool();
+ * const up = await pool.acquire({ host: "api.example.test", port: 443, tls: true }, dialPolicy);
+ * pool.release(up, true);
+ * pool.close();
+ * ```
+ */
+export class UpstreamPool {
+  #idle = new Map<string, Upstream[]>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * An idle connection for `target`, or a new one.
+   *
+   * @param target Destination.
+   * @param policy How to dial.
+   * @returns A connection the caller owns until `release`.
+   * @throws {UpstreamError} If resolution, the guard, connect or TLS fails.
+   */
+  async acquire(target: UpstreamTarget, policy: DialPolicy): Promise<Upstream> {
+    const mapping = findConnectTo(policy.connectTo, target.host, target.port);
+    const key = [
+      target.tls ? "tls" : "tcp",
+      target.host,
+      target.port,
+      mapping ? `${mapping.host}:${mapping.port}` : "dns",
+      policy.caCerts.length === 0 ? "" : fingerprint(policy.caCerts),
+    ].join("|");
+    const idle = this.#idle.get(key);
+    while (idle && idle.length > 0) {
+      const candidate = idle.pop()!;
+      // A connection pooled under another binding's policy is only reused if
+      // this binding's guard allows its address too.
+      if (candidate.channel.closed) continue;
+      if (!candidate.mapped && !policy.guard.check(candidate.address).allowed) {
+        idle.push(candidate);
+        break;
+      }
+      return { ...candidate, reused: true };
+    }
+    return await this.#dial(key, target, policy, mapping);
+  }
+
+  /**
+   * Returns a connection to the pool (or closes it).
+   *
+   * @param upstream The connection.
+   * @param reusable Whether the last exchange left it clean (full body read,
+   *   no `Connection: close`).
+   */
+  release(upstream: Upstream, reusable: boolean): void {
+    if (
+      !reusable || upstream.channel.closed || upstream.reader.pending.length > 0
+    ) {
+      upstream.channel.close();
+      return;
+    }
+    const list = this.#idle.get(upstream.key) ?? [];
+    if (list.length >= MAX_IDLE_PER_KEY) {
+      upstream.channel.close();
+      return;
+    }
+    upstream.idleSince = Date.now();
+    list.push(upstream);
+    this.#idle.set(upstream.key, list);
+    // A server that closes an idle connection is noticed at once, instead of
+    // failing the next request that would have reused it.
+    upstream.channel.watchIdle(() => {
+      const at = list.indexOf(upstream);
+      if (at !== -1) list.splice(at, 1);
+      upstream.channel.close();
+    });
+    this.#sweeper ??= setInterval(() => this.#sweep(), IDLE_TIMEOUT_MS);
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  /** Closes every idle connection. */
+  close(): void {
+    for (const list of this.#idle.values()) {
+      for (const upstream of list) upstream.channel.close();
+    }
+    this.#idle.clear();
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - IDLE_TIMEOUT_MS;
+    for (const [key, list] of this.#idle) {
+      const keep = list.filter((u) =>
+        u.idleSince > cutoff && !u.channel.closed
+      );
+      for (const u of list) if (!keep.includes(u)) u.channel.close();
+      if (keep.length === 0) this.#idle.delete(key);
+      else this.#idle.set(key, keep);
+    }
+  }
+
+  async #dial(
+    key: string,
+    target: UpstreamTarget,
+    policy: DialPolicy,
+    mapping: { host: string; port: number } | null,
+  ): Promise<Upstream> {
+    let addresses: string[];
+    let port = target.port;
+    if (mapping) {
+      // The operator mapped this name explicitly (tests, demos, local
+      // services): the guard does not apply to the mapping's address.
+      addresses = await resolve(policy.resolver, mapping.host);
+      port = mapping.port;
+    } else {
+      const resolved = await resolve(policy.resolver, target.host);
+      addresses = resolved.filter((a) => policy.guard.check(a).allowed);
+      if (addresses.length === 0) {
+        const why = resolved.map((a) => {
+          const verdict = policy.guard.check(a);
+          return `${a}: ${verdict.allowed ? "allowed" : verdict.reason}`;
+        }).join(", ");
+        // An allowed NAME that points at loopback, metadata or a private
+        // range (DNS rebinding, SSRF) is refused by its address.
+        throw new UpstreamError(
+          403,
+          `host '${target.host}' resolves only to blocked addresses (${why})`,
+        );
+      }
+    }
+    let lastError: unknown;
+    for (const address of addresses) {
+      let conn: Deno.TcpConn | undefined;
+      try {
+        conn = await withTimeout(
+          Deno.connect({ hostname: address, port }),
+          CONNECT_TIMEOUT_MS,
+          `connecting to ${address}:${port}`,
+        );
+        conn.setNoDelay(true);
+        const stream: Deno.Conn = target.tls
+          ? await withTimeout(
+            Deno.startTls(conn, {
+              // Verified against the requested name, never the address.
+              hostname: target.host,
+              caCerts: [...policy.caCerts],
+              alpnProtocols: ["http/1.1"],
+            }).then(async (tlsConn) => {
+              await tlsConn.handshake();
+              return tlsConn;
+            }),
+            CONNECT_TIMEOUT_MS,
+            `TLS handshake with ${target.host}`,
+          )
+          : conn;
+        const channel = new ConnChannel(stream);
+        return {
+          key,
+          address,
+          mapped: mapping !== null,
+          reader: new BufferedReader(channel),
+          channel,
+          reused: false,
+          idleSince: 0,
+        };
+      } catch (error) {
+        lastError = error;
+        try {
+          conn?.close();
+        } catch { /* closed */ }
+        if (error instanceof UpstreamError) throw error;
+        if (isTlsError(error)) {
+          throw new UpstreamError(
+            502,
+            `TLS verification of '${target.host}' failed: ${
+              (error as Error).message
+            }`,
+          );
+        }
+      }
+    }
+    throw new UpstreamError(
+      502,
+      `cannot connect to '${target.host}:${target.port}': ${
+        (lastError as Error)?.message ?? "no address"
+      }`,
+    );
+  }
+}
+
+async function resolve(resolver: Resolver, host: string): Promise<string[]> {
+  let addresses: string[];
+  try {
+    addresses = await resolver(host);
+  } catch (error) {
+    throw new UpstreamError(
+      502,
+      `cannot resolve '${host}': ${(error as Error).message}`,
+    );
+  }
+  if (addresses.length === 0) {
+    throw new UpstreamError(502, `cannot resolve '${host}': no addresses`);
+  }
+  return addresses;
+}
+
+function isTlsError(error: unknown): boolean {
+  const message = (error as Error)?.message ?? "";
+  return error instanceof Deno.errors.InvalidData ||
+    /certificate|tls|handshake/i.test(message);
+}
+
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new UpstreamError(504, `timed out ${what}`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function fingerprint(pems: readonly string[]): string {
+  let hash = 2166136261;
+  for (const pem of pems) {
+    for (let i = 0; i < pem.length; i++) {
+      hash = Math.imul(hash ^ pem.charCodeAt(i), 16777619) >>> 0;
+    }
+  }
+  return hash.toString(16);
+}

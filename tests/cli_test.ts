@@ -1,0 +1,303 @@
+/**
+ * The command line (`deno task run`, `deno task doctor`), run as real
+ * subprocesses: exit codes, streaming and --json output, usage errors.
+ */
+
+import assert from "node:assert/strict";
+import { EXIT_CODES } from "../harness/cli/exit_codes.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const RUN = `${ROOT}harness/cli/run.ts`;
+const DOCTOR = `${ROOT}harness/cli/doctor.ts`;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(
+  script: string,
+  args: string[],
+  stdin?: string,
+): Promise<CliResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, script, ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
+const run = (args: string[], stdin?: string) => cli(RUN, args, stdin);
+
+/** A world-readable temp dir holding `files`. */
+async function tempFiles(files: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-test-cli-" });
+  await Deno.chmod(dir, 0o755);
+  for (const [name, text] of Object.entries(files)) {
+    await Deno.writeTextFile(`${dir}/${name}`, text, { mode: 0o644 });
+  }
+  return dir;
+}
+
+async function withFiles(
+  files: Record<string, string>,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await tempFiles(files);
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("cli passes the program's exit code through (7 -> 7)", async () => {
+  await withFiles({
+    "exit7.ts": `console.log("out"); console.error("err"); Deno.exit(7);`,
+  }, async (dir) => {
+    const result = await run([`${dir}/exit7.ts`]);
+    assert.equal(result.code, 7, result.stderr);
+    assert.equal(result.stdout, "out\n");
+    assert.equal(result.stderr, "err\n");
+  });
+});
+
+Deno.test("cli exits 0 for a program that succeeds", async () => {
+  const result = await run(["-"], `console.log("fine")`);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "fine\n");
+});
+
+Deno.test("cli exits 124 on timeout with a note on stderr", async () => {
+  const result = await run(
+    ["--timeout", "300ms", "-"],
+    "setInterval(() => {}, 1000);",
+  );
+  assert.equal(result.code, EXIT_CODES.timeout);
+  assert.equal(result.code, 124);
+  assert.match(result.stderr, /timeout/);
+  assert.match(result.stderr, /300 ms/);
+  assert.equal(result.stdout, "");
+});
+
+Deno.test("cli --json prints a parseable RunResult", async () => {
+  const result = await run(
+    ["--json", "-", "--", "a b", "c"],
+    `console.log(JSON.stringify(Deno.args)); Deno.exit(3);`,
+  );
+  assert.equal(result.code, 3, result.stderr);
+  const json = JSON.parse(result.stdout);
+  assert.equal(json.reason, "exit");
+  assert.equal(json.exitCode, 3);
+  assert.equal(json.success, false);
+  assert.equal(json.stdout, `["a b","c"]\n`);
+  assert.equal(json.stderr, "");
+  assert.equal(typeof json.durationMs, "number");
+  assert.equal(json.stdoutBytes, undefined);
+});
+
+Deno.test("cli --json reports a timeout's reason and exits 124", async () => {
+  const result = await run(
+    ["--json", "--timeout", "300ms", "-"],
+    "setInterval(() => {}, 1000);",
+  );
+  assert.equal(result.code, 124);
+  assert.equal(JSON.parse(result.stdout).reason, "timeout");
+});
+
+Deno.test("cli --help exits 0 and documents every option and exit code", async () => {
+  const result = await run(["--help"]);
+  assert.equal(result.code, 0);
+  for (
+    const option of [
+      "--policy",
+      "--timeout",
+      "--memory",
+      "--scratch",
+      "--input",
+      "--json",
+      "--help",
+      "-h",
+    ]
+  ) {
+    assert.ok(result.stdout.includes(option), `help lacks ${option}`);
+  }
+  for (const [name, code] of Object.entries(EXIT_CODES)) {
+    assert.match(
+      result.stdout,
+      new RegExp(`\\b${code}\\b`),
+      `help lacks ${name} (${code})`,
+    );
+  }
+  assert.match(result.stdout, /program args/);
+  const short = await run(["-h"]);
+  assert.equal(short.code, 0);
+  assert.equal(short.stdout, result.stdout);
+});
+
+Deno.test("cli refuses an unknown flag with exit code 125", async () => {
+  const result = await run(["--bogus-flag", "x.ts"]);
+  assert.equal(result.code, EXIT_CODES.usage);
+  assert.equal(result.code, 125);
+  assert.match(result.stderr, /--bogus-flag/);
+  assert.match(result.stderr, /--help/);
+});
+
+Deno.test("cli refuses a missing program with exit code 125", async () => {
+  const result = await run([]);
+  assert.equal(result.code, 125);
+  assert.match(result.stderr, /program/i);
+});
+
+Deno.test("cli refuses a bad duration with exit code 125", async () => {
+  const result = await run(["--timeout", "soon", "-"], "1");
+  assert.equal(result.code, 125);
+});
+
+Deno.test("cli refuses an invalid policy file with 125, listing every problem", async () => {
+  const policy = JSON.stringify({
+    limits: { timeoutMs: "x", bogus: 1 },
+    scratch: 3,
+    extra: true,
+  });
+  await withFiles(
+    { "policy.json": policy, "p.ts": "console.log('ran')" },
+    async (dir) => {
+      const result = await run([
+        "--policy",
+        `${dir}/policy.json`,
+        `${dir}/p.ts`,
+      ]);
+      assert.equal(result.code, 125);
+      assert.equal(result.stdout, "", "the program did not run");
+      for (
+        const needle of [
+          "limits.timeoutMs",
+          "'bogus'",
+          "scratch",
+          "'extra'",
+          "4 problems",
+        ]
+      ) {
+        assert.ok(
+          result.stderr.includes(needle),
+          `stderr lacks ${needle}: ${result.stderr}`,
+        );
+      }
+    },
+  );
+});
+
+Deno.test("cli refuses an unreadable policy file with 125", async () => {
+  const result = await run(["--policy", "/nonexistent/policy.json", "-"], "1");
+  assert.equal(result.code, 125);
+  assert.match(result.stderr, /nonexistent\/policy\.json/);
+});
+
+Deno.test("cli accepts a JSONC policy file", async () => {
+  await withFiles({
+    "policy.jsonc":
+      `// comment\n{ "limits": { "timeoutMs": 300 }, /* trailing */ }`,
+  }, async (dir) => {
+    const result = await run(
+      ["--policy", `${dir}/policy.jsonc`, "-"],
+      "setInterval(() => {}, 1000);",
+    );
+    assert.equal(result.code, 124, result.stderr);
+  });
+});
+
+Deno.test("cli --input HOST:/inputs/x makes a host file readable", async () => {
+  await withFiles({ "data.txt": "payload-123" }, async (dir) => {
+    const result = await run(
+      ["--input", `${dir}/data.txt:/inputs/x`, "-"],
+      `console.log(await Deno.readTextFile("/inputs/x"));`,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "payload-123\n");
+  });
+});
+
+Deno.test("cli --input without a target mounts at /inputs/<name>", async () => {
+  await withFiles({ "data.csv": "a,b" }, async (dir) => {
+    const result = await run(
+      ["--input", `${dir}/data.csv`, "-"],
+      `console.log(await Deno.readTextFile("/inputs/data.csv"));`,
+    );
+    assert.equal(result.stdout, "a,b\n", result.stderr);
+  });
+});
+
+Deno.test("cli --input of a missing file exits 125", async () => {
+  const result = await run(["--input", "/nonexistent/file", "-"], "1");
+  assert.equal(result.code, 125);
+  assert.match(result.stderr, /nonexistent\/file/);
+});
+
+Deno.test("cli reads the program from stdin with '-'", async () => {
+  const result = await run(["-"], `const n: number = 6 * 7; console.log(n);`);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "42\n");
+});
+
+Deno.test("cli runs a program file with relative imports and passes args after --", async () => {
+  await withFiles({
+    "main.ts":
+      `import { twice } from "./lib.ts"; console.log(twice(Deno.args.join("|")));`,
+    "lib.ts": `export const twice = (s: string) => s + s;`,
+  }, async (dir) => {
+    const result = await run([`${dir}/main.ts`, "--", "x", "--y"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "x|--yx|--y\n");
+  });
+});
+
+Deno.test("cli --scratch gives the program a writable cwd", async () => {
+  const result = await run(
+    ["--scratch", "-"],
+    `Deno.writeTextFileSync("f", "1"); console.log(Deno.cwd());`,
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "/scratch\n");
+});
+
+Deno.test("cli exits 127 for a program that cannot be bundled", async () => {
+  const result = await run(
+    ["-"],
+    `import x from "npm:left-pad"; console.log(x);`,
+  );
+  assert.equal(result.code, EXIT_CODES.bundle);
+  assert.match(result.stderr, /npm:left-pad/);
+});
+
+Deno.test("cli maps limits to their documented exit codes", async () => {
+  const oom = await run(
+    ["--memory", "64M", "-"],
+    `const a = []; while (true) a.push({ s: "x".repeat(64) + Math.random() });`,
+  );
+  assert.equal(oom.code, EXIT_CODES.oom, oom.stderr.slice(-300));
+  assert.match(oom.stderr, /oom/);
+});
+
+Deno.test("cli doctor exits 0 and reports bwrap ok", async () => {
+  const result = await cli(DOCTOR, []);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /^ok\s+bwrap\s/m);
+  assert.match(result.stdout, /^ok\s+sandboxed run\s/m);
+});
