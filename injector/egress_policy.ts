@@ -14,6 +14,7 @@ import { HostError, parseHostPattern } from "./host_pattern.ts";
 import {
   type CompiledNetworkPolicy,
   compileNetworkPolicy,
+  MIN_SECRET_LENGTH,
   type NetworkPolicy,
   NetworkPolicyError,
 } from "./network_policy.ts";
@@ -135,6 +136,13 @@ export async function compileEgressPolicy(
       issues.push({
         path: `secrets.${name}.value`,
         message: "the value contains NUL, CR or LF",
+      });
+    }
+    if (missing.length === 0 && value.length < MIN_SECRET_LENGTH) {
+      issues.push({
+        path: `secrets.${name}.value`,
+        message:
+          `the secret has ${value.length} characters: the echo guard needs at least ${MIN_SECRET_LENGTH}`,
       });
     }
     const token = `airlock-placeholder-${name}-${randomHex(16)}`;

@@ -39,6 +39,12 @@ import {
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * Shortest secret the echo guard can recognise without redacting innocent
+ * bytes everywhere (a 3-character "secret" occurs in any large body).
+ */
+export const MIN_SECRET_LENGTH = 8;
+
 const HeaderName = z.string().regex(
   TOKEN,
   "must be an HTTP header name (token characters)",
@@ -359,6 +365,13 @@ function compileRule(
       if (hasSecretRef(raw)) {
         carriesSecret = true;
         secretValues.push(value);
+        if (missing.length === 0 && value.length < MIN_SECRET_LENGTH) {
+          issues.push({
+            path: `${path}.transform.${stepIndex}.headers.${name}`,
+            message:
+              `the resolved secret has ${value.length} characters: the echo guard needs at least ${MIN_SECRET_LENGTH} to recognise it in responses`,
+          });
+        }
       }
       headers.push([name, value]);
     }

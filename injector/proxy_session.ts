@@ -634,6 +634,10 @@ async function handleRequest(
     // Only codings the echo guard can decode, so an echoed secret cannot
     // hide in a compressed body.
     setHeader(headers, "Accept-Encoding", SCANNABLE_ENCODINGS);
+    // A byte range of an echoing response could hand the secret out in
+    // slices too short to recognise; credentialed requests get whole bodies.
+    removeHeader(headers, "range");
+    removeHeader(headers, "if-range");
   }
   const expectContinue = /100-continue/i.test(
     getHeader(headers, "expect") ?? "",
@@ -808,10 +812,9 @@ async function handleRequest(
     const e = error instanceof UpstreamError
       ? error
       : error instanceof HttpParseError
-      ? new UpstreamError(
-        502,
-        `invalid response from '${target.host}': ${error.message}`,
-      )
+      // Not the parser's message: it quotes upstream bytes, which could hold
+      // an echoed secret.
+      ? new UpstreamError(502, `invalid HTTP response from '${target.host}'`)
       : new UpstreamError(
         502,
         `exchange with '${target.host}' failed: ${(error as Error).message}`,
