@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { run, Sandbox } from "../mod.ts";
 import { stopBundler } from "../harness/bundle.ts";
 
-/** Uncounted runs before each measured series. */
+/** Uncounted warm-up rounds (one run of each series) before the counted ones. */
 export const WARMUP_RUNS = 3;
 
 /** Target for the library's overhead: median(b) / median(a). */

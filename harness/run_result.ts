@@ -10,17 +10,60 @@ import type { ResourceLimits } from "../runtime/limits.ts";
 
 export type { ExitReason };
 
-/** One entry of a run's audit trail: an egress request, or another record. */
-export type AuditEvent = EgressEvent | OtherAuditEvent;
+/** One entry of a run's audit trail: an egress request, a permission check
+ * (aggregated), or another record. */
+export type AuditEvent = EgressEvent | PermissionEvent | OtherAuditEvent;
+
+/** The Deno permission kinds the broker is asked about. */
+export type PermissionKind =
+  | "read"
+  | "write"
+  | "net"
+  | "env"
+  | "run"
+  | "sys"
+  | "ffi"
+  | "import";
+
+/**
+ * Every permission check Deno made for one (kind, value, decision), with how
+ * often and when. Recorded by the harness's permission broker.
+ */
+export interface PermissionEvent {
+  /** ISO time of the first such check. */
+  time: string;
+  /** Always "broker". */
+  source: "broker";
+  /** Always "permission". */
+  kind: "permission";
+  /** The sandbox. */
+  sandboxId: string;
+  /** The run. */
+  runId: string;
+  /** What Deno asked for. */
+  permission: PermissionKind;
+  /** The path, `host:port`, variable or command; null for "any". */
+  value: string | null;
+  /** The broker's answer. */
+  decision: "allow" | "deny";
+  /** Why (what the program sees in a NotCapable error when denied). */
+  reason: string;
+  /** How many identical checks were made. */
+  count: number;
+  /** ISO time of the first check. */
+  firstTime: string;
+  /** ISO time of the last check. */
+  lastTime: string;
+}
 
 export type { EgressEvent };
 
-/** An audit record from the permission broker or the harness. */
+/** An audit record from the harness itself. */
 export interface OtherAuditEvent {
   /** ISO time of the event. */
   time: string;
   /** Which part recorded it. */
-  source: "broker" | "harness";
+  source: "harness";
   /** What kind of event. */
   kind: string;
   /** Event fields (never a secret value). */

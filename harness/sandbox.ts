@@ -16,6 +16,7 @@ import {
   SandboxIdentityPool,
 } from "../runtime/host_identity.ts";
 import {
+  LAUNCHER_NAME,
   launchSandbox,
   readSandboxPid,
   SANDBOX_PATHS,
@@ -105,7 +106,7 @@ export interface SandboxProcess {
   kill(): void;
 }
 
-/** The sandbox could not be started (bwrap, prlimit or setpriv failed). */
+/** The sandbox could not be started (bwrap, prlimit or the launcher failed). */
 export class SandboxSetupError extends Error {
   /** @param message What failed, with the tool's own message. */
   constructor(message: string) {
@@ -214,7 +215,7 @@ export class Sandbox implements AsyncDisposable {
         ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
       });
       seccompFilter ??= buildSeccompFilter();
-      const filterPath = await workspace.writePrivate(
+      const filterPath = await workspace.writeShared(
         "seccomp.bpf",
         seccompFilter,
       );
@@ -354,8 +355,7 @@ export class Sandbox implements AsyncDisposable {
     const runId = `${this.id}-r${++this.#runs}`;
     const runDir = await this.#workspace.newRunDir();
     const program = `${runDir}/main.js`;
-    const statusPath =
-      `${this.#workspace.privateDir}/status-${this.#runs}.json`;
+    const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
     await Deno.writeTextFile(program, js, { mode: 0o644 });
     const runAudit: AuditEvent[] = [];
     let egress: RunEgress | null = null;
@@ -600,21 +600,17 @@ export async function run(
   }
 }
 
-/** Prefixes of the messages bwrap, prlimit and setpriv print when they fail. */
-const SETUP_PREFIXES = ["bwrap: ", "prlimit: ", "setpriv: ", "sh: "];
+/** Prefixes of the messages bwrap, prlimit and the launcher script print
+ * when they fail. */
+const SETUP_PREFIXES = ["bwrap: ", "prlimit: ", `${LAUNCHER_NAME}: `];
 
 function setupError(code: number, head: Uint8Array): SandboxSetupError | null {
   const text = decoder.decode(head);
-  if (code === 125 && text.startsWith("sh: ")) {
-    // Our launcher's own code: the seccomp filter could not be opened.
-    return new SandboxSetupError(
-      `Cannot start the sandbox as its seccomp filter is unreadable: ${text.trim()}`,
-    );
-  }
-  // bwrap fails with 1; prlimit/setpriv/sh fail to exec with 1, 126 or 127.
+  // The launcher script (a failed redirect exits dash with 2) and bwrap and
+  // prlimit (1, 126, 127) name themselves; the program cannot have written
+  // anything yet when they fail.
   if (
-    [1, 126, 127].includes(code) &&
-    SETUP_PREFIXES.some((p) => text.startsWith(p))
+    code !== 0 && code < 128 && SETUP_PREFIXES.some((p) => text.startsWith(p))
   ) {
     return new SandboxSetupError(
       `Cannot start the sandbox: ${

@@ -10,7 +10,7 @@
 
 import net from "node:net";
 import type { AuditSink } from "./audit.ts";
-import { CertificateAuthority } from "./ca.ts";
+import type { CertificateAuthority } from "./ca.ts";
 import { type ActivePolicy, serveConnection } from "./proxy_session.ts";
 import { type Resolver, systemResolver } from "./resolver.ts";
 import { UpstreamPool } from "./upstream.ts";
@@ -78,7 +78,10 @@ export class Injector implements AsyncDisposable {
    * @returns The injector.
    */
   static async create(options: InjectorOptions = {}): Promise<Injector> {
-    const ca = options.ca ?? await CertificateAuthority.create();
+    // Loaded on first use: the X.509 library is most of the harness's
+    // startup cost, and deny-all sandboxes never need it.
+    const ca = options.ca ??
+      await (await import("./ca.ts")).CertificateAuthority.create();
     return new Injector(ca, options.resolver ?? systemResolver);
   }
 

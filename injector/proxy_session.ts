@@ -95,6 +95,21 @@ export interface SessionContext {
   pool: UpstreamPool;
 }
 
+// One SecureContext per leaf (leafFor returns the same object while the
+// leaf is cached): parsing PEM on every tunnel costs more than the handshake.
+const secureContexts = new WeakMap<object, tls.SecureContext>();
+
+function secureContextFor(
+  leaf: { certPem: string; keyPem: string },
+): tls.SecureContext {
+  let context = secureContexts.get(leaf);
+  if (!context) {
+    context = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
+    secureContexts.set(leaf, context);
+  }
+  return context;
+}
+
 interface Tunnel {
   host: string;
   port: number;
@@ -279,8 +294,7 @@ async function handleConnect(
   const socket = client.detach(pending);
   const secure = new tls.TLSSocket(socket, {
     isServer: true,
-    cert: leaf.certPem,
-    key: leaf.keyPem,
+    secureContext: secureContextFor(leaf),
     // HTTP/1.1 only: our parser is the smuggling gate; h2 would bypass it.
     ALPNProtocols: ["http/1.1"],
   });

@@ -2,7 +2,7 @@
  * Which host uid a sandbox runs as.
  *
  * When the harness is root, each sandbox gets its own unused host uid
- * (`setpriv` before `bwrap`). Two reasons, both measured on our hosts:
+ * (the spawn drops to it before `bwrap` runs). Two reasons, both measured on our hosts:
  * - with root's uid, the namespace's uid 65534 maps to host root, and the
  *   kernel exempts root from RLIMIT_NPROC: a thread bomb is not stopped;
  * - a per-sandbox uid means an escape from one sandbox's mount namespace

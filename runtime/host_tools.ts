@@ -1,6 +1,6 @@
 /**
- * Finds the host programs a sandbox is built from (bwrap, prlimit, setpriv,
- * sh, socat, the Deno binary) and the shared libraries the in-sandbox ones
+ * Finds the host programs a sandbox is built from (bwrap, prlimit, sh,
+ * socat, the Deno binary) and the shared libraries the in-sandbox ones
  * link against, so the sandbox can mount exactly those files and nothing else.
  *
  * Missing tools are errors that say how to install them (fail closed: there is
@@ -40,8 +40,6 @@ export interface HostTools {
   bwrap: string;
   /** util-linux prlimit: sets the rlimits before bwrap starts. */
   prlimit: string;
-  /** util-linux setpriv: drops to the sandbox's own host uid. */
-  setpriv: string;
   /** A POSIX shell: opens the seccomp fd, and starts the egress bridge. */
   sh: string;
   /** socat for the in-sandbox egress bridge; null when not installed. */
@@ -57,7 +55,6 @@ export interface HostTools {
 const APT_FIX: Record<string, string> = {
   bwrap: "apt-get install -y bubblewrap",
   prlimit: "apt-get install -y util-linux",
-  setpriv: "apt-get install -y util-linux",
   sh: "apt-get install -y dash",
   socat: "apt-get install -y socat",
   ldd: "apt-get install -y libc-bin",
@@ -79,7 +76,7 @@ const cache = new Map<string, Promise<HostTools>>();
  *
  * @param options Where to look.
  * @returns The tools.
- * @throws {MissingHostToolError} If bwrap, prlimit, setpriv, sh or ldd is
+ * @throws {MissingHostToolError} If bwrap, prlimit, sh or ldd is
  *   missing, or the Deno binary cannot be inspected.
  *
  * @example Usage
@@ -156,7 +153,6 @@ async function discover(
   };
   const bwrap = need("bwrap");
   const prlimit = need("prlimit");
-  const setpriv = need("setpriv");
   const sh = Deno.realPathSync(findOnPath("sh", "/bin:/usr/bin") ?? need("sh"));
   const ldd = need("ldd");
   const socat = findOnPath("socat", searchPath);
@@ -182,7 +178,6 @@ async function discover(
   return {
     bwrap,
     prlimit,
-    setpriv,
     sh: await readableCopy(sh, cacheParent),
     socat: socat ? await readableCopy(socat, cacheParent) : null,
     deno: await readableCopy(deno, cacheParent),

@@ -75,7 +75,6 @@ Deno.test("discoverHostTools() returns absolute paths of existing programs", asy
     const [name, path] of Object.entries({
       bwrap: tools.bwrap,
       prlimit: tools.prlimit,
-      setpriv: tools.setpriv,
       sh: tools.sh,
       deno: tools.deno,
     })
@@ -109,7 +108,6 @@ Deno.test("discoverHostTools() fails closed with the missing tool and its apt-ge
     const steps = [
       ["bwrap", "apt-get install -y bubblewrap"],
       ["prlimit", "apt-get install -y util-linux"],
-      ["setpriv", "apt-get install -y util-linux"],
       ["ldd", "apt-get install -y libc-bin"],
     ];
     for (const [tool, fix] of steps) {

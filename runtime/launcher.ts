@@ -2,15 +2,16 @@
  * Starts one sandboxed Deno process:
  *
  * ```
- * sh (opens the seccomp fd 3)
+ * sh (spawned as the sandbox's own host uid; opens the seccomp fd 3)
  *  └ exec prlimit (rlimits)
- *     └ exec setpriv (the sandbox's own host uid, when the harness is root)
- *        └ exec bwrap (namespaces, mounts, seccomp from fd 3)
- *           └ [sh: egress bridge + wait] exec deno run <permissions> /airlock/main.js
+ *     └ exec bwrap (namespaces, mounts, seccomp from fd 3)
+ *        └ [sh: egress bridge + wait] exec deno run <permissions> /airlock/main.js
  * ```
  *
  * Every step is an `exec`: one host process (bwrap's monitor) plus the
  * sandbox's own pid namespace. The harness's environment is never passed on.
+ * The uid drop is done by the spawn itself (setuid, setgid and an empty
+ * supplementary group list, before exec), so no root-run helper exists.
  *
  * @module
  */
@@ -34,6 +35,9 @@ export const SANDBOX_PATHS = {
   sh: "/bin/sh",
 } as const;
 
+/** The launcher script's name (its `$0`): prefixes its error messages. */
+export const LAUNCHER_NAME = "airlock-launch";
+
 /** The uid and gid the program sees inside its namespace. */
 export const SANDBOX_ID = 65534;
 
@@ -46,11 +50,12 @@ export interface LaunchOptions {
   tools: HostTools;
   /** The host uid to run as. */
   identity: SandboxIdentity;
-  /** Host path of the seccomp BPF file. */
+  /** Host path of the seccomp BPF file (readable by the sandbox uid). */
   seccompFilterPath: string;
   /**
    * Host path where bwrap writes its JSON status (the sandbox's pid-1 host
-   * pid): read it with {@linkcode readSandboxPid} to kill the namespace.
+   * pid), in a directory the sandbox uid can write: read it with
+   * {@linkcode readSandboxPid} to kill the namespace.
    */
   statusPath: string;
   /** Host path of the bundled program (mounted read-only as main.js). */
@@ -195,16 +200,6 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     statusFd: 4,
     command,
   });
-  const dropUid = identity.hostUid === null ? [] : [
-    tools.setpriv,
-    "--reuid",
-    String(identity.hostUid),
-    "--regid",
-    String(identity.hostGid ?? identity.hostUid),
-    // Supplementary groups of root (disk, adm...) must not follow.
-    "--clear-groups",
-    "--",
-  ];
   return {
     command: tools.sh,
     args: [
@@ -213,13 +208,13 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       // Exit 125 (not a program code) if the filter cannot be read: no run.
       // fd 4 receives bwrap's status. PWD would carry the harness's working
       // directory into bwrap's environment, readable as /proc/1/environ.
-      'unset PWD OLDPWD; exec 3<"$0" 4>"$1" || exit 125; shift; exec "$@"',
+      'unset PWD OLDPWD; exec 3<"$1" 4>"$2" || exit 125; shift 2; exec "$@"',
+      LAUNCHER_NAME,
       options.seccompFilterPath,
       options.statusPath,
       tools.prlimit,
       ...prlimitArgs(limits, { enforceProcesses: identity.enforceProcesses }),
       "--",
-      ...dropUid,
       tools.bwrap,
       ...bwrap,
     ],
@@ -286,8 +281,12 @@ export function readSandboxPid(statusPath: string): number | null {
  */
 export function launchSandbox(options: LaunchOptions): Deno.ChildProcess {
   const { command, args } = buildLaunchCommand(options);
+  const { hostUid, hostGid } = options.identity;
   return new Deno.Command(command, {
     args,
+    // The sandbox's own host uid from the first exec on: root's
+    // supplementary groups are dropped too (setgroups(0) before exec).
+    ...(hostUid !== null ? { uid: hostUid, gid: hostGid ?? hostUid } : {}),
     // The harness's environment (its secrets) never reaches bwrap, whose
     // pid-1 process the sandbox could otherwise read via /proc/1/environ.
     clearEnv: true,

@@ -117,6 +117,22 @@ export class Workspace {
   }
 
   /**
+   * Writes a file the sandbox uid may read but not change (harness-owned,
+   * mode 0644, in the 0711 root: readable only by whoever knows the name).
+   *
+   * @param name File name inside the root directory.
+   * @param data Contents.
+   * @returns Its host path.
+   */
+  async writeShared(name: string, data: Uint8Array): Promise<string> {
+    this.#assertOpen();
+    const path = `${this.root}/${name}`;
+    await Deno.writeFile(path, data, { mode: 0o644 });
+    await Deno.chmod(path, 0o644); // mode is subject to the umask
+    return path;
+  }
+
+  /**
    * Writes a harness-only file (mode 0600).
    *
    * @param name File name inside `private/`.

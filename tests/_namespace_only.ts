@@ -82,7 +82,7 @@ export async function runNamespaceOnly(
   const identity = pool.acquire();
   const workspace = await Workspace.create({ identity });
   try {
-    const seccompFilterPath = await workspace.writePrivate(
+    const seccompFilterPath = await workspace.writeShared(
       "seccomp.bpf",
       buildSeccompFilter(),
     );
@@ -105,7 +105,7 @@ export async function runNamespaceOnly(
       tools,
       identity,
       seccompFilterPath,
-      statusPath: `${workspace.privateDir}/status.json`,
+      statusPath: `${workspace.boxDir}/status.json`,
       program,
       args: options.args ?? [],
       limits,
