@@ -37,47 +37,83 @@ export function capStream(
   source: ReadableStream<Uint8Array>,
   cap: number,
   onOverflow: () => void,
+  options: { dropPrefix?: Uint8Array } = {},
 ): CappedStream {
   let seen = 0;
+  // Bytes held back while they could still be the start of `dropPrefix`
+  // (a line the runtime itself prints before any program output).
+  let pendingPrefix: Uint8Array | null = options.dropPrefix?.length
+    ? new Uint8Array(0)
+    : null;
   let truncated = false;
   let head: Uint8Array = new Uint8Array(0);
   const reader = source.getReader();
   const readable = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { value, done } = await reader.read().catch(() => ({
-        value: undefined,
-        done: true as const,
-      }));
-      if (done || !value) {
-        controller.close();
+      // Loops until something is enqueued or the stream closes: a pull that
+      // returns with nothing enqueued would never be called again.
+      while (true) {
+        const { value, done } = await reader.read().catch(() => ({
+          value: undefined,
+          done: true as const,
+        }));
+        if (done || !value) {
+          if (pendingPrefix?.length) deliver(controller, pendingPrefix);
+          pendingPrefix = null;
+          if (!truncated) controller.close();
+          return;
+        }
+        let chunk = value;
+        if (pendingPrefix !== null) {
+          const prefix = options.dropPrefix!;
+          const joined = concat(pendingPrefix, chunk);
+          const n = Math.min(joined.length, prefix.length);
+          if (!joined.subarray(0, n).every((b, i) => b === prefix[i])) {
+            pendingPrefix = null; // not the prefix: everything is output
+            chunk = joined;
+          } else if (joined.length < prefix.length) {
+            pendingPrefix = joined; // still undecided
+            continue;
+          } else {
+            pendingPrefix = null;
+            chunk = joined.subarray(prefix.length);
+            if (chunk.length === 0) continue;
+          }
+        }
+        deliver(controller, chunk);
         return;
       }
-      if (head.length < 256) {
-        head = concat(head, value.subarray(0, 256 - head.length));
-      }
-      const room = cap - seen;
-      if (value.length <= room) {
-        seen += value.length;
-        controller.enqueue(value);
-        return;
-      }
-      if (room > 0) controller.enqueue(value.subarray(0, room));
-      seen = cap;
-      truncated = true;
-      controller.close();
-      onOverflow();
-      // Keep draining so the child never blocks on a full pipe before the
-      // kill lands; the bytes are discarded.
-      (async () => {
-        try {
-          while (!(await reader.read()).done) { /* discard */ }
-        } catch { /* pipe closed */ }
-      })();
     },
     cancel(reason) {
       return reader.cancel(reason);
     },
   });
+  function deliver(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    value: Uint8Array,
+  ) {
+    if (head.length < 256) {
+      head = concat(head, value.subarray(0, 256 - head.length));
+    }
+    const room = cap - seen;
+    if (value.length <= room) {
+      seen += value.length;
+      controller.enqueue(value);
+      return;
+    }
+    if (room > 0) controller.enqueue(value.subarray(0, room));
+    seen = cap;
+    truncated = true;
+    controller.close();
+    onOverflow();
+    // Keep draining so the child never blocks on a full pipe before the
+    // kill lands; the bytes are discarded.
+    (async () => {
+      try {
+        while (!(await reader.read()).done) { /* discard */ }
+      } catch { /* pipe closed */ }
+    })();
+  }
   return {
     readable,
     get truncated() {

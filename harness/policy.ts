@@ -89,6 +89,11 @@ export const PolicySchema = z.strictObject({
   inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
   network: NetworkPolicySchema.default("deny-all"),
   secrets: PlaceholderSecretsSchema.default({}),
+  audit: z.strictObject({
+    permissions: z.boolean().default(true).describe(
+      "Record every Deno permission check through the harness's permission broker (~0.13 ms per check)",
+    ),
+  }).default({ permissions: true }).describe("What to record"),
   upstream: UpstreamSchema.default({ connectTo: [], caCerts: [] }),
 }).describe("airlock sandbox policy");
 

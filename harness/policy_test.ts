@@ -28,6 +28,7 @@ Deno.test("parsePolicy() fills every default, denying network and scratch", () =
       inputs: [],
       network: "deny-all",
       secrets: {},
+      audit: { permissions: true },
       upstream: { connectTo: [], caCerts: [] },
     });
   }

@@ -33,13 +33,16 @@ import {
 import type { ConnectTo } from "../injector/resolver.ts";
 import { bundleProgram, type ProgramSource } from "./bundle.ts";
 import {
-  bindRun,
   needsEgress,
-  type RunEgress,
   type SandboxEgress,
   setupEgress,
   updateEgress,
 } from "./_egress.ts";
+import {
+  BROKER_WARNING,
+  openRunChannels,
+  type RunChannels,
+} from "./_run_channels.ts";
 import { prepareInputs } from "./_inputs.ts";
 import { capStream } from "./_output_cap.ts";
 import {
@@ -76,6 +79,13 @@ export interface SandboxOptions {
   connectTo?: readonly ConnectTo[];
   /** Receives every audit event of this sandbox as it happens. */
   onAudit?: (event: AuditEvent) => void;
+  /**
+   * Learn mode (for `deno task audit --learn`): the broker allows and
+   * records reads, writes, env and sys; the injector records each request
+   * and answers it locally with 503 instead of sending it. Never combine
+   * with real secrets.
+   */
+  learn?: boolean;
 }
 
 /** What to run and how. */
@@ -358,25 +368,9 @@ export class Sandbox implements AsyncDisposable {
     const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
     await Deno.writeTextFile(program, js, { mode: 0o644 });
     const runAudit: AuditEvent[] = [];
-    let egress: RunEgress | null = null;
-    try {
-      if (this.#egress) {
-        egress = await bindRun(this.#egress, {
-          socketPath: `${runDir}/egress.sock`,
-          sandboxId: this.id,
-          runId,
-          ownerUid: this.#identity.hostUid,
-          audit: (event) => this.#record(event, runAudit),
-        });
-      }
-    } catch (error) {
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      throw error;
-    }
-
-    const mounts: Mount[] = [...this.#inputMounts, ...(egress?.mounts ?? [])];
     const read = this.policy.inputs.map((i) => i.target);
     const write: string[] = [];
+    const mounts: Mount[] = [...this.#inputMounts];
     if (this.#scratch) {
       // The scratch directory is the program's only writable place on disk.
       mounts.push({
@@ -387,6 +381,28 @@ export class Sandbox implements AsyncDisposable {
       read.push(SANDBOX_PATHS.scratch);
       write.push(SANDBOX_PATHS.scratch);
     }
+    let channels: RunChannels;
+    try {
+      channels = await openRunChannels({
+        runDir,
+        sandboxId: this.id,
+        runId,
+        ownerUid: this.#identity.hostUid,
+        base: { read, write },
+        cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
+        egress: this.#egress,
+        broker: this.#options.learn
+          ? "learn"
+          : this.policy.audit.permissions
+          ? "enforce"
+          : null,
+        audit: (event) => this.#record(event, runAudit),
+      });
+    } catch (error) {
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      throw error;
+    }
+    mounts.push(...channels.mounts);
     const startedAt = new Date();
     const started = performance.now();
     let child: Deno.ChildProcess;
@@ -399,21 +415,17 @@ export class Sandbox implements AsyncDisposable {
         program,
         args: options.args ?? [],
         limits,
-        grants: {
-          read,
-          write,
-          net: egress?.grants.net ?? [],
-          env: egress?.grants.env ?? [],
-        },
+        grants: channels.grants,
         mounts,
         cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
-        ...(egress
-          ? { env: egress.env, egressSocket: egress.binding.socketPath }
+        env: channels.env,
+        ...(channels.egressSocket
+          ? { egressSocket: channels.egressSocket }
           : {}),
         stdin: options.stdin !== undefined,
       });
     } catch (error) {
-      await egress?.binding.close();
+      await channels.close();
       await Deno.remove(runDir, { recursive: true }).catch(() => {});
       throw error;
     }
@@ -450,6 +462,8 @@ export class Sandbox implements AsyncDisposable {
       child.stderr,
       limits.outputBytes,
       () => kill("output-limit"),
+      // Deno's own startup notice about the broker is not program output.
+      { dropPrefix: BROKER_WARNING },
     );
     const timer = setTimeout(() => kill("timeout"), limits.timeoutMs);
     const onAbort = () => kill("killed");
@@ -472,7 +486,7 @@ export class Sandbox implements AsyncDisposable {
       await Deno.remove(statusPath).catch(() => {});
       stopQuota();
       options.signal?.removeEventListener("abort", onAbort);
-      await egress?.binding.close();
+      await channels.close();
       await Deno.remove(runDir, { recursive: true }).catch(() => {});
       const setupFailure = setupError(exit.code, stderr.head);
       if (setupFailure && killedFor === null) throw setupFailure;

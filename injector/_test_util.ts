@@ -94,7 +94,10 @@ export async function waitFor<T>(
 
 /** A bidirectional byte stream, pull-style. */
 export interface ByteStream {
-  /** The next chunk, or null at end of stream (or after an error). */
+  /**
+   * The next chunk, or null at end of stream (or after an error). The chunk
+   * may be overwritten by the next `read()`: copy what must be kept.
+   */
   read(): Promise<Uint8Array | null>;
   /** Writes everything; strings are encoded as latin1 (one byte per char). */
   write(data: Uint8Array | string): Promise<void>;
@@ -106,13 +109,17 @@ function toBytes(data: Uint8Array | string): Uint8Array {
   return typeof data === "string" ? latin1Bytes(data) : data;
 }
 
-/** Wraps a Deno conn (unix, TCP or TLS) as a {@linkcode ByteStream}. */
+/**
+ * Wraps a Deno conn (unix, TCP or TLS) as a {@linkcode ByteStream}. Reads go
+ * into one reused buffer: a chunk is valid until the next `read()` (so bulk
+ * transfers make no garbage; {@linkcode HttpReader} copies what it keeps).
+ */
 export function denoStream(conn: Deno.Conn): ByteStream {
   let closed = false;
+  const buffer = new Uint8Array(64 * 1024);
   return {
     async read() {
       if (closed) return null;
-      const buffer = new Uint8Array(64 * 1024);
       try {
         const n = await conn.read(buffer);
         return n === null ? null : buffer.subarray(0, n);
@@ -293,19 +300,25 @@ export class HttpReader {
     this.stream = stream;
   }
 
-  /** Reads more bytes into the buffer; false at end of stream. */
+  /**
+   * Reads more bytes into the buffer; false at end of stream. Chunks handed
+   * out earlier by {@linkcode HttpReader.readSome} or
+   * {@linkcode HttpReader.body} are invalid afterwards (they may share the
+   * stream's read buffer).
+   */
   async fill(): Promise<boolean> {
+    // Unconsumed bytes may live in the stream's reused read buffer.
+    const kept = this.#buf.length === 0 ? this.#buf : this.#buf.slice();
+    this.#buf = kept;
     const chunk = await this.stream.read();
     if (chunk === null) return false;
-    this.#buf = this.#buf.length === 0
-      ? chunk
-      : concatBytes([this.#buf, chunk]);
+    this.#buf = kept.length === 0 ? chunk : concatBytes([kept, chunk]);
     return true;
   }
 
-  /** Takes everything buffered. */
+  /** Takes (a copy of) everything buffered. */
   take(): Uint8Array {
-    const out = this.#buf;
+    const out = this.#buf.slice();
     this.#buf = new Uint8Array(0);
     return out;
   }
@@ -1391,7 +1404,8 @@ export async function wsUpgrade(
 
 /**
  * Deterministic pseudo-random body of `total` bytes in chunks of
- * `chunkSize` (each chunk is a fresh array; nothing is kept).
+ * `chunkSize`. One buffer is reused (no garbage): each chunk is valid until
+ * the next iteration, so write or hash it before asking for the next.
  */
 export async function* patternBody(
   total: number,
@@ -1405,15 +1419,17 @@ export async function* patternBody(
     x ^= x << 5;
     base[i] = x & 0xff;
   }
+  const chunk = new Uint8Array(chunkSize);
+  const view = new DataView(chunk.buffer);
   let sent = 0;
   let index = 0;
   while (sent < total) {
     const size = Math.min(chunkSize, total - sent);
-    const chunk = base.slice(0, size);
+    chunk.set(base);
     // Each chunk differs: its index in the first bytes.
-    new DataView(chunk.buffer).setUint32(0, index++ >>> 0);
+    view.setUint32(0, index++ >>> 0);
     sent += size;
-    yield chunk;
+    yield chunk.subarray(0, size);
   }
 }
 

@@ -31,6 +31,7 @@ export const SANDBOX_PATHS = {
   scratch: "/scratch",
   inputs: "/inputs",
   egressSocket: "/run/airlock/egress.sock",
+  brokerSocket: "/run/airlock/broker.sock",
   socat: "/usr/bin/socat",
   sh: "/bin/sh",
 } as const;

@@ -1,0 +1,134 @@
+/**
+ * The per-run sockets a sandbox talks to the harness through: the injector
+ * (egress) and the permission broker. Each run gets its own, bind-mounted at
+ * fixed sandbox paths; their host paths are the run's identity. Opening
+ * either fails the run before it starts (fail closed).
+ *
+ * @module
+ */
+
+import type { Mount } from "../runtime/bwrap_args.ts";
+import type { DenoGrants } from "../runtime/deno_permissions.ts";
+import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import type { EgressEvent } from "../injector/audit.ts";
+import { bindRun, type SandboxEgress } from "./_egress.ts";
+import {
+  type BrokerMode,
+  type PermissionBroker,
+  startPermissionBroker,
+} from "./permission_broker.ts";
+import type { PermissionEvent } from "./run_result.ts";
+
+/** What the program is allowed, before channels are added. */
+export interface BaseGrants {
+  /** Readable sandbox paths. */
+  read: string[];
+  /** Writable sandbox paths. */
+  write: string[];
+}
+
+/** The open channels of one run. */
+export interface RunChannels {
+  /** Mounts for the sockets (and the CA file). */
+  mounts: Mount[];
+  /** Environment for the program. */
+  env: Record<string, string>;
+  /** Deno grants (also what the broker enforces). */
+  grants: DenoGrants;
+  /** The egress socket's host path, when the run has network. */
+  egressSocket: string | null;
+  /** Stops both servers. */
+  close(): Promise<void>;
+}
+
+/** Deno prints this on stderr when a broker is configured (before any program output). */
+export const BROKER_WARNING = new TextEncoder().encode(
+  "Warning Permission broker is an experimental feature\n",
+);
+
+/**
+ * Opens the run's injector socket (if the sandbox has egress) and its
+ * permission broker (if auditing is on).
+ *
+ * @param options Where, for whom, and what is granted.
+ * @returns The channels; close them when the run ends.
+ * @throws {Error} If a socket cannot be created (the run must not start).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const channels = await openRunChannels({ runDir, sandboxId, runId, ownerUid, base, egress, broker: "enforce", audit });
+ * ```
+ */
+export async function openRunChannels(options: {
+  runDir: string;
+  sandboxId: string;
+  runId: string;
+  ownerUid: number | null;
+  base: BaseGrants;
+  /** The program's working directory inside the sandbox. */
+  cwd: string;
+  egress: SandboxEgress | null;
+  /** Broker mode, or null for no broker (Deno's flags decide). */
+  broker: BrokerMode | null;
+  audit: (event: EgressEvent | PermissionEvent) => void;
+}): Promise<RunChannels> {
+  const mounts: Mount[] = [];
+  let env: Record<string, string> = {};
+  let grants: DenoGrants = { ...options.base, net: [], env: [] };
+  let egressClose: (() => Promise<void>) | null = null;
+  let egressSocket: string | null = null;
+  let broker: PermissionBroker | null = null;
+  try {
+    if (options.egress) {
+      const egress = await bindRun(options.egress, {
+        socketPath: `${options.runDir}/egress.sock`,
+        sandboxId: options.sandboxId,
+        runId: options.runId,
+        ownerUid: options.ownerUid,
+        audit: options.audit,
+      });
+      egressClose = () => egress.binding.close();
+      egressSocket = egress.binding.socketPath;
+      mounts.push(...egress.mounts);
+      env = { ...egress.env };
+      grants = { ...grants, ...egress.grants };
+    }
+    if (options.broker) {
+      broker = await startPermissionBroker({
+        socketPath: `${options.runDir}/broker.sock`,
+        grants: {
+          read: grants.read,
+          write: grants.write,
+          net: grants.net,
+          env: grants.env ?? [],
+          cwd: options.cwd,
+        },
+        mode: options.broker,
+        sandboxId: options.sandboxId,
+        runId: options.runId,
+        ownerUid: options.ownerUid,
+        onEvent: options.audit,
+      });
+      mounts.push({
+        kind: "bind",
+        source: broker.socketPath,
+        dest: SANDBOX_PATHS.brokerSocket,
+      });
+      // Deno asks the broker about every check; the flags no longer decide.
+      env.DENO_PERMISSION_BROKER_PATH = SANDBOX_PATHS.brokerSocket;
+    }
+  } catch (error) {
+    await egressClose?.();
+    await broker?.close();
+    throw error;
+  }
+  return {
+    mounts,
+    env,
+    grants,
+    egressSocket,
+    async close() {
+      await Promise.all([egressClose?.(), broker?.close()]);
+    },
+  };
+}
