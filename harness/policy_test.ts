@@ -230,6 +230,7 @@ Deno.test("policyJsonSchema() describes every top-level key and forbids others",
     Object.keys(properties).sort(),
     [
       "$schema",
+      "audit",
       "inputs",
       "limits",
       "network",
