@@ -176,25 +176,160 @@ export interface Report {
 
 // ------------------------------------------------------------ workers
 //
-// One module, two roles: imported as a Worker it serves the operations
-// below (upstream, forwarder, clients) on messages from the main thread.
+// One module, two roles: run as a Worker it serves the operations below
+// (upstream, forwarder, clients) on messages from the main thread.
 
-type ClientSpec = { url: string; caCerts: string[]; proxy?: string };
+/** The three paths, as the upstream tells them apart (`x-bench-path`). */
+type PathName = "direct" | "airlock" | "mitmproxy";
 
-function httpClient(spec: ClientSpec): Deno.HttpClient {
-  return Deno.createHttpClient({
-    caCerts: spec.caCerts,
-    // HTTP/1.1 keep-alive everywhere: the injector speaks only HTTP/1.1.
-    http2: false,
-    ...(spec.proxy ? { proxy: { url: spec.proxy } } : {}),
-  });
+/** Where a client connects: the upstream itself, or a proxy (CONNECT). */
+interface Route {
+  path: PathName;
+  port: number;
+  viaProxy: boolean;
+  /** The CA the client trusts: the upstream's, or the proxy's own. */
+  caCert: string;
 }
 
-async function get(client: Deno.HttpClient, url: string): Promise<void> {
-  const res = await fetch(url, { client });
-  await res.arrayBuffer();
-  if (res.status !== 200) {
-    throw new Error(`GET ${url} answered ${res.status}`);
+const encoder = new TextEncoder();
+const CONNECT_HEAD = encoder.encode(
+  `CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n\r\n`,
+);
+
+/**
+ * A minimal keep-alive HTTP/1.1 client over TLS. Not `fetch`: Deno's fetch
+ * looks the target name up with the system resolver even when a proxy is
+ * set, which would send DNS queries for `api.example.test` off this machine.
+ * `Deno.startTls` uses the name for SNI and verification only. The same
+ * client on all three paths also keeps client-library cost out of the
+ * differences.
+ */
+class Http1Conn {
+  #conn: Deno.Conn;
+  #buf = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+  #requests = new Map<string, Uint8Array>();
+  #route: Route;
+
+  private constructor(conn: Deno.Conn, route: Route) {
+    this.#conn = conn;
+    this.#route = route;
+  }
+
+  static async open(route: Route): Promise<Http1Conn> {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: route.port });
+    tcp.setNoDelay(true);
+    const http = new Http1Conn(tcp, route);
+    if (route.viaProxy) {
+      await writeAll(tcp, CONNECT_HEAD);
+      const status = await http.#line();
+      while ((await http.#line()) !== "");
+      if (!/^HTTP\/1\.[01] 200 /.test(status) || http.#start !== http.#end) {
+        tcp.close();
+        throw new Error(`CONNECT via ${route.path} answered '${status}'`);
+      }
+    }
+    const tls = await Deno.startTls(tcp, {
+      hostname: HOST,
+      caCerts: [route.caCert],
+      alpnProtocols: ["http/1.1"],
+    });
+    await tls.handshake();
+    http.#conn = tls;
+    return http;
+  }
+
+  /** GETs `path`; resolves with the body's size once all of it is read. */
+  async get(path: string, deadline = Infinity): Promise<number> {
+    let request = this.#requests.get(path);
+    if (!request) {
+      request = encoder.encode(
+        `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nx-bench-path: ${this.#route.path}\r\n\r\n`,
+      );
+      this.#requests.set(path, request);
+    }
+    await writeAll(this.#conn, request);
+    const status = await this.#line();
+    let length = -1;
+    let chunked = false;
+    for (
+      let line = await this.#line();
+      line !== "";
+      line = await this.#line()
+    ) {
+      const colon = line.indexOf(":");
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === "content-length") length = Number(value);
+      if (name === "transfer-encoding") chunked = /chunked/i.test(value);
+    }
+    if (!/^HTTP\/1\.1 200 /.test(status)) {
+      throw new Error(`GET ${path} via ${this.#route.path}: '${status}'`);
+    }
+    if (!chunked) {
+      if (length < 0) throw new Error(`GET ${path}: no body length`);
+      return await this.#skip(length, deadline);
+    }
+    let total = 0;
+    while (true) {
+      const size = parseInt(await this.#line(), 16);
+      if (size === 0) {
+        while ((await this.#line()) !== ""); // trailers
+        return total;
+      }
+      total += await this.#skip(size, deadline);
+      await this.#line();
+    }
+  }
+
+  close(): void {
+    closeQuietly(this.#conn);
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#end === this.#buf.length) {
+      const bigger = new Uint8Array(this.#buf.length * 2);
+      bigger.set(this.#buf.subarray(this.#start, this.#end));
+      this.#end -= this.#start;
+      this.#start = 0;
+      this.#buf = bigger;
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    if (n === null) throw new Error(`${this.#route.path}: connection closed`);
+    this.#end += n;
+  }
+
+  /** Next line, without its CRLF. */
+  async #line(): Promise<string> {
+    while (true) {
+      const at = this.#buf.subarray(this.#start, this.#end).indexOf(0x0a);
+      if (at !== -1) {
+        const end = this.#start + at;
+        const text = String.fromCharCode(
+          ...this.#buf.subarray(this.#start, end),
+        );
+        this.#start = end + 1;
+        return text.endsWith("\r") ? text.slice(0, -1) : text;
+      }
+      await this.#fill();
+    }
+  }
+
+  /** Reads and drops `n` bytes (or fewer, once `deadline` has passed). */
+  async #skip(n: number, deadline: number): Promise<number> {
+    let left = n;
+    while (left > 0) {
+      if (this.#start === this.#end) {
+        if (performance.now() > deadline) break;
+        await this.#fill();
+      }
+      const take = Math.min(left, this.#end - this.#start);
+      this.#start += take;
+      left -= take;
+    }
+    return n - left;
   }
 }
 
@@ -230,24 +365,25 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch { /* closed */ }
 }
 
-const upstreamStats = { proxied: 0, withHeader: 0 };
+/** Per path: requests the upstream saw, and how many carried the secret. */
+type HeaderStats = Record<string, { requests: number; withHeader: number }>;
+const headerStats: HeaderStats = {};
 
 const OPS = {
-  /** Two TLS listeners with one handler (the direct client reaches the
-   * upstream by IP, the proxies by name), and a raw echo server. */
-  upstream(args: {
-    named: { cert: string; key: string };
-    ip: { cert: string; key: string };
-    echoPath: string;
-  }): { namedPort: number; ipPort: number; echoPort: number } {
+  /** The HTTPS upstream (`/small`, `/download`) and a raw echo server
+   * (TCP and unix socket). */
+  upstream(
+    args: { cert: string; key: string; echoPath: string },
+  ): { port: number; echoPort: number } {
     const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
-    const handler = (proxied: boolean) => (req: Request): Response => {
-      const path = new URL(req.url).pathname;
-      if (proxied) {
-        upstreamStats.proxied++;
-        if (req.headers.get(HEADER) === SECRET) upstreamStats.withHeader++;
-      }
-      if (path === "/download") {
+    const handler = (req: Request): Response => {
+      const stats = headerStats[req.headers.get("x-bench-path") ?? "?"] ??= {
+        requests: 0,
+        withHeader: 0,
+      };
+      stats.requests++;
+      if (req.headers.get(HEADER) === SECRET) stats.withHeader++;
+      if (new URL(req.url).pathname === "/download") {
         let left = DOWNLOAD_BYTES;
         const body = new ReadableStream<Uint8Array>({
           pull(controller) {
@@ -268,29 +404,29 @@ const OPS = {
         headers: { "content-type": "application/json" },
       });
     };
-    const serve = (tls: { cert: string; key: string }, proxied: boolean) =>
-      Deno.serve(
-        { hostname: "127.0.0.1", port: 0, ...tls, onListen() {} },
-        handler(proxied),
-      ).addr.port;
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: args.cert,
+      key: args.key,
+      onListen() {},
+    }, handler);
     const echo = async (listener: Deno.Listener) => {
       for await (const conn of listener) {
-        if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+        if (conn.localAddr.transport === "tcp") {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        }
         pump(conn, conn).catch(() => {}).finally(() => closeQuietly(conn));
       }
     };
     const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     echo(tcp);
     echo(Deno.listen({ transport: "unix", path: args.echoPath }));
-    return {
-      namedPort: serve(args.named, true),
-      ipPort: serve(args.ip, false),
-      echoPort: tcp.addr.port,
-    };
+    return { port: server.addr.port, echoPort: tcp.addr.port };
   },
 
-  upstreamStats(): { proxied: number; withHeader: number } {
-    return { ...upstreamStats };
+  upstreamStats(): HeaderStats {
+    return structuredClone(headerStats);
   },
 
   /** A TCP listener on 127.0.0.1 that pipes each connection to a new
@@ -314,49 +450,49 @@ const OPS = {
   },
 
   /** Sequential keep-alive GETs on one connection, after a warm-up. */
-  async latency(args: { spec: ClientSpec; n: number }): Promise<number[]> {
-    const client = httpClient(args.spec);
+  async latency(args: { route: Route; n: number }): Promise<number[]> {
+    const conn = await Http1Conn.open(args.route);
     try {
-      for (let i = 0; i < WARMUP_REQUESTS; i++) {
-        await get(client, args.spec.url);
-      }
+      for (let i = 0; i < WARMUP_REQUESTS; i++) await conn.get("/small");
       const samples: number[] = [];
       for (let i = 0; i < args.n; i++) {
         const start = performance.now();
-        await get(client, args.spec.url);
+        await conn.get("/small");
         samples.push(performance.now() - start);
       }
       return samples;
     } finally {
-      client.close();
+      conn.close();
     }
   },
 
   /** Requests/s of `concurrency` clients, each its own keep-alive
    * connection, for `seconds` (connections opened and warmed first). */
   async throughput(
-    args: { spec: ClientSpec; concurrency: number; seconds: number },
+    args: { route: Route; concurrency: number; seconds: number },
   ): Promise<number> {
-    const clients = Array.from(
-      { length: args.concurrency },
-      () => httpClient(args.spec),
+    const conns = await Promise.all(
+      Array.from(
+        { length: args.concurrency },
+        () => Http1Conn.open(args.route),
+      ),
     );
     try {
-      await Promise.all(clients.map(async (client) => {
-        for (let i = 0; i < 10; i++) await get(client, args.spec.url);
+      await Promise.all(conns.map(async (conn) => {
+        for (let i = 0; i < 10; i++) await conn.get("/small");
       }));
       let count = 0;
       const start = performance.now();
       const deadline = start + args.seconds * 1000;
-      await Promise.all(clients.map(async (client) => {
+      await Promise.all(conns.map(async (conn) => {
         while (performance.now() < deadline) {
-          await get(client, args.spec.url);
+          await conn.get("/small");
           count++;
         }
       }));
       return count / ((performance.now() - start) / 1000);
     } finally {
-      for (const client of clients) client.close();
+      for (const conn of conns) conn.close();
     }
   },
 
@@ -364,36 +500,20 @@ const OPS = {
    * finished before {@linkcode DOWNLOAD_DEADLINE_MS} (else the rate is over
    * the bytes received by then). */
   async download(
-    args: { spec: ClientSpec; url: string },
+    args: { route: Route },
   ): Promise<{ mbps: number; complete: boolean }> {
-    const client = httpClient(args.spec);
+    const conn = await Http1Conn.open(args.route);
     try {
-      await get(client, args.spec.url);
+      await conn.get("/small");
       const start = performance.now();
-      const res = await fetch(args.url, { client });
-      if (res.status !== 200) {
-        throw new Error(`download answered ${res.status}`);
-      }
-      const reader = res.body!.getReader();
-      let bytes = 0;
-      let complete = true;
-      while (true) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        bytes += value.length;
-        if (performance.now() - start > DOWNLOAD_DEADLINE_MS) {
-          complete = false;
-          await reader.cancel();
-          break;
-        }
-      }
+      const bytes = await conn.get("/download", start + DOWNLOAD_DEADLINE_MS);
       const seconds = (performance.now() - start) / 1000;
-      if (complete && bytes !== DOWNLOAD_BYTES) {
-        throw new Error(`download ended after ${bytes} bytes`);
-      }
-      return { mbps: bytes / 1e6 / seconds, complete };
+      return {
+        mbps: bytes / 1e6 / seconds,
+        complete: bytes === DOWNLOAD_BYTES,
+      };
     } finally {
-      client.close();
+      conn.close();
     }
   },
 

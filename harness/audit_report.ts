@@ -9,7 +9,12 @@
  */
 
 import type { EgressEvent } from "../injector/audit.ts";
-import type { AuditEvent, PermissionEvent, PermissionKind, RunResult } from "./run_result.ts";
+import type {
+  AuditEvent,
+  PermissionEvent,
+  PermissionKind,
+  RunResult,
+} from "./run_result.ts";
 
 /** Kinds shown in a report: Deno's permission kinds plus egress requests. */
 export type ReportKind = PermissionKind | "egress";
@@ -89,7 +94,10 @@ export interface ReportOptions {
  * console.log(report.minimalFlags.join(" "));
  * ```
  */
-export function buildAuditReport(result: RunResult, options: ReportOptions): AuditReport {
+export function buildAuditReport(
+  result: RunResult,
+  options: ReportOptions,
+): AuditReport {
   const events = [...result.audit].sort((a, b) => a.time.localeCompare(b.time));
   const relativeTo = options.relativeTo ?? Deno.cwd();
   const entries: ReportEntry[] = [];
@@ -100,7 +108,9 @@ export function buildAuditReport(result: RunResult, options: ReportOptions): Aud
       entries.push({
         kind: event.permission,
         value,
-        hostValue: isPathKind(event.permission) ? toHost(value, options.paths, relativeTo) : null,
+        hostValue: isPathKind(event.permission)
+          ? toHost(value, options.paths, relativeTo)
+          : null,
         decision: event.decision,
         reason: event.reason,
         count: event.count,
@@ -110,7 +120,9 @@ export function buildAuditReport(result: RunResult, options: ReportOptions): Aud
       // Requests inside a tunnel repeat its host: one entry per host:port
       // and decision, counting requests.
       const value = `${event.host}:${event.port}`;
-      const decision = event.decision === "deny" || event.decision === "error" ? "deny" : "allow";
+      const decision = event.decision === "deny" || event.decision === "error"
+        ? "deny"
+        : "allow";
       const key = `${value}\0${decision}`;
       const existing = egressSeen.get(key);
       if (existing) {
@@ -122,7 +134,8 @@ export function buildAuditReport(result: RunResult, options: ReportOptions): Aud
         value,
         hostValue: null,
         decision,
-        reason: event.reason ?? `${event.method} ${event.scheme}://${value}${event.path} (${event.rule})`,
+        reason: event.reason ??
+          `${event.method} ${event.scheme}://${value}${event.path} (${event.rule})`,
         count: 1,
         time: event.time,
       };
@@ -141,12 +154,18 @@ export function buildAuditReport(result: RunResult, options: ReportOptions): Aud
     program: options.program,
     generatedAt: new Date().toISOString(),
     learn: options.learn,
-    run: { exitCode: result.exitCode, reason: result.reason, durationMs: result.durationMs },
+    run: {
+      exitCode: result.exitCode,
+      reason: result.reason,
+      durationMs: result.durationMs,
+    },
     events,
     entries,
     summary,
     minimalFlags,
-    denoCommand: ["deno", "run", ...minimalFlags, quote(options.program)].join(" "),
+    denoCommand: ["deno", "run", ...minimalFlags, quote(options.program)].join(
+      " ",
+    ),
     policySnippet: policyFor(entries),
   };
 }
@@ -155,7 +174,11 @@ function isPathKind(kind: string): boolean {
   return kind === "read" || kind === "write" || kind === "ffi";
 }
 
-function toHost(value: string, paths: readonly PathMapping[], relativeTo: string): string | null {
+function toHost(
+  value: string,
+  paths: readonly PathMapping[],
+  relativeTo: string,
+): string | null {
   if (!value.startsWith("/")) return value;
   const match = paths
     .filter((m) => value === m.sandbox || value.startsWith(`${m.sandbox}/`))
@@ -163,7 +186,9 @@ function toHost(value: string, paths: readonly PathMapping[], relativeTo: string
   if (!match) return null;
   const host = match.host + value.slice(match.sandbox.length);
   if (host === relativeTo) return ".";
-  return host.startsWith(`${relativeTo}/`) ? `./${host.slice(relativeTo.length + 1)}` : host;
+  return host.startsWith(`${relativeTo}/`)
+    ? `./${host.slice(relativeTo.length + 1)}`
+    : host;
 }
 
 /** Collapse many paths under one directory into the directory. */
@@ -180,10 +205,14 @@ function flagsFor(entries: readonly ReportEntry[]): string[] {
     if (values.length > 0) flags.push(`--allow-${flag}=${values.join(",")}`);
     else if (bare) flags.push(`--allow-${flag}`);
   };
-  const anyOf = (kind: ReportKind) => entries.some((e) => e.kind === kind && e.value === "(any)");
+  const anyOf = (kind: ReportKind) =>
+    entries.some((e) => e.kind === kind && e.value === "(any)");
   add("read", collapse(wanted("read", (e) => e.hostValue ?? e.value)), false);
   add("write", collapse(wanted("write", (e) => e.hostValue ?? e.value)), false);
-  const net = new Set([...wanted("net", (e) => e.value), ...wanted("egress", (e) => e.value)]);
+  const net = new Set([
+    ...wanted("net", (e) => e.value),
+    ...wanted("egress", (e) => e.value),
+  ]);
   // The proxy itself is an artefact of the sandbox, not something to grant.
   net.delete("127.0.0.1:3128");
   add("net", [...net], false);
@@ -198,16 +227,23 @@ function flagsFor(entries: readonly ReportEntry[]): string[] {
 function collapse(paths: string[]): string[] {
   const byDir = new Map<string, string[]>();
   for (const path of paths) {
-    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+    const dir = path.includes("/")
+      ? path.slice(0, path.lastIndexOf("/")) || "/"
+      : ".";
     byDir.set(dir, [...(byDir.get(dir) ?? []), path]);
   }
-  return [...byDir.entries()].flatMap(([dir, list]) => list.length >= COLLAPSE_AT ? [dir] : list);
+  return [...byDir.entries()].flatMap(([dir, list]) =>
+    list.length >= COLLAPSE_AT ? [dir] : list
+  );
 }
 
 function policyFor(entries: readonly ReportEntry[]): Record<string, unknown> {
   const hosts = new Set<string>();
   for (const e of entries) {
-    if ((e.kind === "net" || e.kind === "egress") && e.value !== "(any)" && e.value !== "127.0.0.1:3128") {
+    if (
+      (e.kind === "net" || e.kind === "egress") && e.value !== "(any)" &&
+      e.value !== "127.0.0.1:3128"
+    ) {
       const [host, port] = splitHostPort(e.value);
       hosts.add(port === "443" || port === "80" ? host : `${host}:${port}`);
     }
@@ -231,7 +267,9 @@ function splitHostPort(value: string): [string, string] {
 }
 
 function quote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+  return /^[\w@%+=:,./-]+$/.test(arg)
+    ? arg
+    : `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
 /**
@@ -262,6 +300,8 @@ export function egressEvents(events: readonly AuditEvent[]): EgressEvent[] {
  * console.log(permissionEvents([]).length); // 0
  * ```
  */
-export function permissionEvents(events: readonly AuditEvent[]): PermissionEvent[] {
+export function permissionEvents(
+  events: readonly AuditEvent[],
+): PermissionEvent[] {
   return events.filter((e): e is PermissionEvent => e.source === "broker");
 }
