@@ -22,11 +22,18 @@ export {
   run,
   runResultToJson,
   Sandbox,
+  SandboxFs,
+  SandboxFsError,
   SandboxSetupError,
 } from "./harness/mod.ts";
+export { Injector } from "./injector/injector.ts";
+export type { InjectorOptions } from "./injector/injector.ts";
+export type { Resolver } from "./injector/resolver.ts";
 export type {
   AuditEvent,
+  EgressEvent,
   ExitReason,
+  PermissionEvent,
   Policy,
   PolicyInput,
   ProgramSource,

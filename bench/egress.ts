@@ -4,21 +4,25 @@
  * the same job (allow one host, terminate TLS, set one header from a secret).
  *
  * Everything stays on loopback: the upstream is a local HTTPS server (a
- * certificate from an airlock {@linkcode CertificateAuthority}), and both
- * proxies map `api.example.test` to it (airlock's `upstream.connectTo`, a
- * mitmproxy addon), so the name is never looked up.
+ * certificate for `api.example.test` from an airlock
+ * {@linkcode CertificateAuthority}); both proxies map that name to it
+ * (airlock's `upstream.connectTo`, a mitmproxy addon), and the client is a
+ * minimal HTTP/1.1-over-TLS one that never looks the name up (Deno's `fetch`
+ * would ask the system resolver even through a proxy). Run it with
+ * `DENO_NO_UPDATE_CHECK=1`, or Deno's own update check goes out.
  *
  * Per path: p50/p99 of sequential keep-alive requests, requests/s of 8
- * concurrent keep-alive clients, MB/s of one 100 MB download; for airlock
- * also the first request of a program in a fresh sandbox.
+ * concurrent keep-alive clients, MB/s of a 100 MB download; for airlock also
+ * the first request of a program in a fresh sandbox (real `fetch`, socat
+ * bridge, inside the sandbox's own network namespace).
  *
  * Layout, so the proxies do not share an event loop with the load: the
  * clients, the upstream and the TCP-to-unix forwarder each run in a Web
- * Worker (their own thread); the injector runs on the main thread, as in a
+ * Worker (this same module); the injector runs on the main thread, as in a
  * harness; mitmproxy is its own process. The forwarder plays the in-sandbox
- * socat's part (Deno's fetch only speaks CONNECT to a TCP proxy); its own
- * cost is measured alone against a raw echo server and reported, so the
- * injector's added latency can be read with and without it.
+ * socat's part (clients speak CONNECT to a TCP proxy; the injector listens
+ * on a unix socket); its own cost is measured alone against a raw echo
+ * server, so the injector's added latency is reported with and without it.
  *
  * Usage: `deno task bench:egress [--requests N] [--seconds S] [--json]`
  *
@@ -75,7 +79,9 @@ const PROXY_VARS = [
 /** The program run in each fresh sandbox: one fetch, timed inside. */
 const FIRST_FETCH = `
 const start = performance.now();
-const res = await fetch("https://${HOST}/small");
+const res = await fetch("https://${HOST}/small", {
+  headers: { "x-bench-path": "sandbox" },
+});
 await res.arrayBuffer();
 const end = performance.now();
 console.log(JSON.stringify({ status: res.status, startMs: start, fetchMs: end - start }));
@@ -165,9 +171,9 @@ export interface Report {
   };
   /** First request from a fresh sandbox, or why it was not measured. */
   sandbox: SandboxFirst | { unavailable: string };
-  /** Requests that reached the upstream through a proxy, and how many of
-   * them carried the injected header (must be all). */
-  injectedHeader: { proxied: number; withHeader: number };
+  /** Per path, requests the upstream saw and how many carried the secret
+   * header (all through a proxy, none direct). */
+  injectedHeader: Record<string, { requests: number; withHeader: number }>;
   /** The targets. */
   targets: Target[];
   /** Anything that went wrong on the way (empty when all went well). */
@@ -799,27 +805,26 @@ export async function benchmark(settings: Settings): Promise<Report> {
   let mitm: Mitm | null = null;
   let injector: Injector | null = null;
   try {
-    // The upstream: one CA, a certificate for the name and one for the IP.
+    // The upstream, with a certificate for the allowed name.
     const upstreamCa = await CertificateAuthority.create({
       commonName: "airlock bench upstream CA",
     });
     const caFile = `${dir}/upstream-ca.pem`;
     await Deno.writeTextFile(caFile, upstreamCa.certificatePem);
-    const named = await upstreamCa.leafFor(HOST);
-    const ip = await upstreamCa.leafFor("127.0.0.1");
+    const leaf = await upstreamCa.leafFor(HOST);
     const upstream = new Helper("upstream");
     const forwarder = new Helper("forwarder");
     const client = new Helper("client");
     helpers.push(upstream, forwarder, client);
     const ports = await upstream.call("upstream", {
-      named: { cert: named.certPem, key: named.keyPem },
-      ip: { cert: ip.certPem, key: ip.keyPem },
+      cert: leaf.certPem,
+      key: leaf.keyPem,
       echoPath: `${dir}/echo.sock`,
     });
 
     // (b) the injector with the sandbox's policy, on a unix socket.
     injector = await Injector.create();
-    const policyInput = sandboxPolicy(ports.namedPort, caFile);
+    const policyInput = sandboxPolicy(ports.port, caFile);
     const policy = parsePolicy(policyInput);
     const { active } = await compileEgressPolicy(
       {
@@ -851,46 +856,46 @@ export async function benchmark(settings: Settings): Promise<Report> {
       : "";
     if (version !== null) {
       try {
-        mitm = await startMitmproxy(ports.namedPort, caFile, version);
+        mitm = await startMitmproxy(ports.port, caFile, version);
       } catch (error) {
         mitmUnavailable = (error as Error).message;
       }
     }
 
-    const small = `https://${HOST}/small`;
-    const specs: Record<string, ClientSpec> = {
-      direct: {
-        url: `https://127.0.0.1:${ports.ipPort}/small`,
-        caCerts: [upstreamCa.certificatePem],
+    const routes: Route[] = [
+      {
+        path: "direct",
+        port: ports.port,
+        viaProxy: false,
+        caCert: upstreamCa.certificatePem,
       },
-      airlock: {
-        url: small,
-        caCerts: [injector.caCertificatePem],
-        proxy: `http://127.0.0.1:${injectorPort}`,
+      {
+        path: "airlock",
+        port: injectorPort,
+        viaProxy: true,
+        caCert: injector.caCertificatePem,
       },
-    };
+    ];
     if (mitm) {
-      specs.mitmproxy = {
-        url: small,
-        caCerts: [await Deno.readTextFile(MITM_CA)],
-        proxy: `http://127.0.0.1:${mitm.port}`,
-      };
+      routes.push({
+        path: "mitmproxy",
+        port: mitm.port,
+        viaProxy: true,
+        caCert: await Deno.readTextFile(MITM_CA),
+      });
     }
-    const downloadUrl = (name: string) =>
-      name === "direct"
-        ? `https://127.0.0.1:${ports.ipPort}/download`
-        : `https://${HOST}/download`;
-    const names = Object.keys(specs);
 
     // Latency: rounds interleaved across paths (drift hits all alike).
     const perRound = Math.ceil(settings.requests / ROUNDS);
-    const samples = new Map<string, number[]>(names.map((n) => [n, []]));
+    const samples = new Map<PathName, number[]>(
+      routes.map((r) => [r.path, []]),
+    );
     const echoDirect: number[] = [];
     const echoVia: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      for (const name of names) {
-        samples.get(name)!.push(
-          ...await client.call("latency", { spec: specs[name]!, n: perRound }),
+      for (const route of routes) {
+        samples.get(route.path)!.push(
+          ...await client.call("latency", { route, n: perRound }),
         );
       }
       echoDirect.push(
@@ -903,18 +908,16 @@ export async function benchmark(settings: Settings): Promise<Report> {
 
     const results: Record<string, PathResult> = {};
     const notes: string[] = [];
-    for (const name of names) {
+    for (const route of routes) {
+      const name = route.path;
       const rps = await client.call("throughput", {
-        spec: specs[name]!,
+        route,
         concurrency: CONCURRENCY,
         seconds: settings.seconds,
       });
       const downloadRuns: number[] = [];
       for (let i = 0; i < settings.downloadRuns; i++) {
-        const run = await client.call("download", {
-          spec: specs[name]!,
-          url: downloadUrl(name),
-        });
+        const run = await client.call("download", { route });
         if (!run.complete) {
           notes.push(
             `${name}: download ${i + 1} cut short after ${
@@ -1103,7 +1106,11 @@ export function formatReport(r: Report): string {
     "",
     ...formatSandbox(r.sandbox),
     "",
-    `injected header seen by the upstream on ${r.injectedHeader.withHeader}/${r.injectedHeader.proxied} proxied requests`,
+    `secret header seen by the upstream (with it / requests): ${
+      Object.entries(r.injectedHeader).map(([path, h]) =>
+        `${path} ${h.withHeader}/${h.requests}`
+      ).join(", ")
+    }`,
     "",
     ...(r.notes.length > 0
       ? ["notes", ...r.notes.map((n) => `  ${n}`), ""]

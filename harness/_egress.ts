@@ -18,6 +18,7 @@ import {
 } from "../injector/egress_policy.ts";
 import type { EgressBinding, Injector } from "../injector/injector.ts";
 import {
+  learnNetworkPolicy,
   type NetworkPolicy,
   NetworkPolicyError,
 } from "../injector/network_policy.ts";
@@ -53,6 +54,8 @@ export interface EgressOptions {
   env?: (name: string) => string | undefined;
   /** Extra connect-to mappings from the harness (CLI flags). */
   connectTo?: readonly ConnectTo[];
+  /** Learn mode: record and answer every request locally, no secrets. */
+  learn?: unknown;
 }
 
 /**
@@ -99,11 +102,13 @@ export async function setupEgress(
     ...(options.env ? { env: options.env } : {}),
   };
   let compiled;
+  const learn = options.learn !== undefined && options.learn !== false;
   try {
     compiled = await compileEgressPolicy(
       {
-        network: policy.network,
-        secrets: policy.secrets,
+        // Learning never sees secrets: no rules, no placeholders.
+        network: learn ? "deny-all" : policy.network,
+        secrets: learn ? {} : policy.secrets,
         upstream: policy.upstream,
       },
       {
@@ -118,6 +123,7 @@ export async function setupEgress(
     }
     throw error;
   }
+  if (learn) compiled.active.network = learnNetworkPolicy();
   const caFile = `${workspace.boxDir}/ca.pem`;
   await Deno.writeTextFile(caFile, injector.caCertificatePem, { mode: 0o644 });
   return {

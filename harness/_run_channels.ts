@@ -67,14 +67,20 @@ export async function openRunChannels(options: {
   base: BaseGrants;
   /** The program's working directory inside the sandbox. */
   cwd: string;
+  /** Plain environment variables from the policy (never secrets). */
+  env: Readonly<Record<string, string>>;
   egress: SandboxEgress | null;
   /** Broker mode, or null for no broker (Deno's flags decide). */
   broker: BrokerMode | null;
   audit: (event: EgressEvent | PermissionEvent) => void;
 }): Promise<RunChannels> {
   const mounts: Mount[] = [];
-  let env: Record<string, string> = {};
-  let grants: DenoGrants = { ...options.base, net: [], env: [] };
+  let env: Record<string, string> = { ...options.env };
+  let grants: DenoGrants = {
+    ...options.base,
+    net: [],
+    env: Object.keys(options.env),
+  };
   let egressClose: (() => Promise<void>) | null = null;
   let egressSocket: string | null = null;
   let broker: PermissionBroker | null = null;
@@ -90,8 +96,12 @@ export async function openRunChannels(options: {
       egressClose = () => egress.binding.close();
       egressSocket = egress.binding.socketPath;
       mounts.push(...egress.mounts);
-      env = { ...egress.env };
-      grants = { ...grants, ...egress.grants };
+      env = { ...env, ...egress.env };
+      grants = {
+        ...grants,
+        net: egress.grants.net,
+        env: [...(grants.env ?? []), ...(egress.grants.env ?? [])],
+      };
     }
     if (options.broker) {
       broker = await startPermissionBroker({

@@ -15,4 +15,7 @@ export * from "./bundle.ts";
 export * from "./policy.ts";
 export * from "./run_result.ts";
 export * from "./sandbox.ts";
+export * from "./sandbox_fs.ts";
+export * from "./audit_report.ts";
+export * from "./permission_broker.ts";
 export { InputError } from "./_inputs.ts";

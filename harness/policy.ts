@@ -89,6 +89,26 @@ export const PolicySchema = z.strictObject({
   inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
   network: NetworkPolicySchema.default("deny-all"),
   secrets: PlaceholderSecretsSchema.default({}),
+  env: z.record(
+    z.string().regex(
+      /^[A-Za-z_][A-Za-z0-9_]*$/,
+      "must be an environment variable name",
+    )
+      // The runtime's own variables decide where Deno caches, what TLS it
+      // trusts and where traffic goes; a policy cannot override them.
+      .refine(
+        (n) => !/^(DENO_|LD_|SSL_|NODE_)|^(https?_proxy|no_proxy)$/i.test(n),
+        {
+          message:
+            "is reserved by the sandbox runtime (DENO_*, LD_*, SSL_*, NODE_*, proxy variables)",
+        },
+      ),
+    z.string().refine((v) => !/[\0\n\r]/.test(v), {
+      message: "must not contain NUL or line breaks",
+    }),
+  ).default({}).describe(
+    "Plain environment variables the program can read. Visible to the program: never put secrets here (use 'secrets')",
+  ),
   audit: z.strictObject({
     permissions: z.boolean().default(true).describe(
       "Record every Deno permission check through the harness's permission broker (~0.13 ms per check)",
@@ -198,9 +218,20 @@ export function parsePolicy(
     targets.set(mount.target, index);
     mounts.push(mount);
   });
-  if (!parsed.success) throw new PolicyError(issues, options.source);
+  if (parsed.success) {
+    for (const name of Object.keys(parsed.data.env)) {
+      if (name in parsed.data.secrets) {
+        issues.push({
+          path: `env.${name}`,
+          message: "is also a placeholder in 'secrets': keep one",
+        });
+      }
+    }
+  }
+  if (!parsed.success || issues.length > 0) {
+    throw new PolicyError(issues, options.source);
+  }
   const { $schema: _ignored, inputs: _inputs, ...rest } = parsed.data;
-  if (issues.length > 0) throw new PolicyError(issues, options.source);
   const base = options.baseDir ?? Deno.cwd();
   const upstream = {
     ...rest.upstream,
@@ -372,6 +403,12 @@ function flattenIssues(
         path: path.map(String).join("."),
         message: unionMessage(issue),
       });
+      continue;
+    }
+    if (issue.code === "invalid_key" && issue.issues.length > 0) {
+      // A record key failed its own check: say why, not just "invalid key".
+      const why = issue.issues.map((i) => i.message).join("; ");
+      out.push({ path: path.map(String).join("."), message: `key ${why}` });
       continue;
     }
     const message = issue.code === "unrecognized_keys"

@@ -52,7 +52,8 @@ import {
   type PolicyInput,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
-import { watchQuota } from "./_scratch_quota.ts";
+import { directorySize, watchQuota } from "./_scratch_quota.ts";
+import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
 
 /** Options for {@linkcode Sandbox.create}. */
 export interface SandboxOptions {
@@ -82,10 +83,11 @@ export interface SandboxOptions {
   /**
    * Learn mode (for `deno task audit --learn`): the broker allows and
    * records reads, writes, env and sys; the injector records each request
-   * and answers it locally with 503 instead of sending it. Never combine
-   * with real secrets.
+   * and answers it locally with 503 instead of sending it; no secret or
+   * placeholder is loaded. `mirror` mounts a host directory read-only at the
+   * same path as the working directory, so recorded paths are host paths.
    */
-  learn?: boolean;
+  learn?: { mirror?: string };
 }
 
 /** What to run and how. */
@@ -169,7 +171,11 @@ export class Sandbox implements AsyncDisposable {
   #options: SandboxOptions;
   #network: NetworkPolicy;
   #trail: AuditEvent[] = [];
+  #fs: SandboxFs | undefined;
+  /** Runs whose process is alive. */
   #active = new Set<LiveRun>();
+  /** Runs not fully cleaned up yet. */
+  #settling = new Set<Promise<unknown>>();
   #runs = 0;
   #closing: Promise<void> | null = null;
 
@@ -235,7 +241,10 @@ export class Sandbox implements AsyncDisposable {
         identity.hostUid !== null,
       );
       const scratch = policy.scratch ? await workspace.scratchDir() : null;
-      const egress = needsEgress(policy)
+      if (options.learn?.mirror !== undefined) {
+        checkMirror(options.learn.mirror);
+      }
+      const egress = needsEgress(policy) || options.learn
         ? await setupEgress(
           policy,
           workspace,
@@ -265,6 +274,37 @@ export class Sandbox implements AsyncDisposable {
   /** Host path of the scratch directory, or null when not granted. */
   get scratchPath(): string | null {
     return this.#scratch;
+  }
+
+  /** Whether a run of this sandbox is live. */
+  get running(): boolean {
+    return this.#active.size > 0;
+  }
+
+  /**
+   * File operations on the scratch directory (sandbox paths under
+   * `/scratch`). Never follows symlinks; refused while a run is live.
+   *
+   * @throws {SandboxFsError} When the policy grants no scratch directory.
+   */
+  get fs(): SandboxFs {
+    const root = this.#scratch;
+    if (root === null) {
+      throw new SandboxFsError(
+        `Sandbox '${this.id}' has no scratch directory: create it with policy { scratch: true }`,
+      );
+    }
+    const { hostUid, hostGid } = this.#identity;
+    return this.#fs ??= new SandboxFs({
+      root,
+      mountPoint: SANDBOX_PATHS.scratch,
+      owner: hostUid === null
+        ? null
+        : { uid: hostUid, gid: hostGid ?? hostUid },
+      running: () => this.#active.size > 0 || this.closed,
+      quotaBytes: this.policy.limits.scratchMb * 1024 * 1024,
+      usedBytes: () => directorySize(root),
+    });
   }
 
   /** Whether `close()` has been called. */
@@ -371,6 +411,14 @@ export class Sandbox implements AsyncDisposable {
     const read = this.policy.inputs.map((i) => i.target);
     const write: string[] = [];
     const mounts: Mount[] = [...this.#inputMounts];
+    const mirror = this.#options.learn?.mirror;
+    let cwd: string = this.#scratch ? SANDBOX_PATHS.scratch : "/";
+    if (mirror !== undefined) {
+      // Learn mode only: no secrets and no egress exist in this sandbox.
+      mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
+      read.push(mirror);
+      cwd = mirror;
+    }
     if (this.#scratch) {
       // The scratch directory is the program's only writable place on disk.
       mounts.push({
@@ -389,7 +437,8 @@ export class Sandbox implements AsyncDisposable {
         runId,
         ownerUid: this.#identity.hostUid,
         base: { read, write },
-        cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
+        cwd,
+        env: this.policy.env,
         egress: this.#egress,
         broker: this.#options.learn
           ? "learn"
@@ -417,7 +466,7 @@ export class Sandbox implements AsyncDisposable {
         limits,
         grants: channels.grants,
         mounts,
-        cwd: this.#scratch ? SANDBOX_PATHS.scratch : "/",
+        cwd,
         env: channels.env,
         ...(channels.egressSocket
           ? { egressSocket: channels.egressSocket }
@@ -478,8 +527,12 @@ export class Sandbox implements AsyncDisposable {
       : () => {};
     const stdin = feedStdin(child, options.stdin);
 
+    // Registered before anything can await, and removed before `status`
+    // resolves: a caller that awaited `status` sees the run as ended.
+    const live: LiveRun = { kill, done: Promise.resolve() };
+    this.#active.add(live);
     const status = (async (): Promise<RunStatus> => {
-      const exit = await child.status;
+      const exit = await child.status.finally(() => this.#active.delete(live));
       exited = true;
       clearTimeout(timer);
       clearTimeout(lastResort);
@@ -508,9 +561,10 @@ export class Sandbox implements AsyncDisposable {
     // Marked handled here so a caller that never awaits `status` cannot crash
     // the harness with an unhandled rejection; awaiting it still throws.
     status.catch(() => {});
-    const entry: LiveRun = { kill, done: status.catch(() => {}) };
-    this.#active.add(entry);
-    entry.done.then(() => this.#active.delete(entry));
+    live.done = status.catch(() => {});
+    // close() waits for the whole cleanup, not just the process exit.
+    this.#settling.add(live.done);
+    live.done.then(() => this.#settling.delete(live.done));
 
     return {
       runId,
@@ -527,6 +581,7 @@ export class Sandbox implements AsyncDisposable {
     this.#closing ??= (async () => {
       for (const run of this.#active) run.kill("killed");
       await Promise.all([...this.#active].map((r) => r.done));
+      await Promise.all([...this.#settling]);
       await this.#workspace.close();
       this.#identity.release();
     })();
@@ -557,6 +612,32 @@ export class Sandbox implements AsyncDisposable {
         `Cannot use sandbox '${this.id}' after close(): create a new sandbox`,
       );
     }
+  }
+}
+
+/** A learn-mode mirror must be a project directory, not the whole host. */
+function checkMirror(path: string): void {
+  let home: string | undefined;
+  try {
+    home = Deno.env.get("HOME");
+  } catch { /* no env permission */ }
+  const reserved = [
+    "/",
+    "/root",
+    "/home",
+    "/etc",
+    "/proc",
+    "/usr",
+    "/var",
+    "/tmp",
+    home,
+  ];
+  if (
+    !path.startsWith("/") || reserved.includes(path.replace(/\/+$/, "") || "/")
+  ) {
+    throw new TypeError(
+      `Cannot mirror '${path}' into a learn-mode sandbox: run from a project directory (not /, $HOME or a system directory)`,
+    );
   }
 }
 

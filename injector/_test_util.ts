@@ -379,12 +379,11 @@ export class HttpReader {
         }
         return;
       }
-      case "close":
-        while (true) {
-          const chunk = await this.readSome();
-          if (chunk === null) return;
-          yield chunk;
-        }
+      case "close": {
+        let chunk: Uint8Array | null;
+        while ((chunk = await this.readSome()) !== null) yield chunk;
+        return;
+      }
       case "chunked":
         while (true) {
           const line = await this.#line();

@@ -500,3 +500,38 @@ function matches(
   }
   return true;
 }
+
+/**
+ * The network policy of learn mode: every destination is "allowed" so the
+ * program's attempts reach the injector and are recorded, and every request
+ * is answered locally with 503 by a response rule: nothing is ever sent
+ * upstream, so learning cannot exfiltrate anything.
+ *
+ * @returns A compiled policy.
+ *
+ * @example Usage
+ * ```ts
+ * import { learnNetworkPolicy } from "./network_policy.ts";
+ * console.log(learnNetworkPolicy().decide("example.com", 443).allowed); // true
+ * ```
+ */
+export function learnNetworkPolicy(): CompiledNetworkPolicy {
+  const rule: CompiledRule = {
+    id: "learn",
+    match: undefined,
+    pathRegex: undefined,
+    headers: null,
+    allowInsecure: false,
+    response: {
+      statusCode: 503,
+      contentType: "text/plain; charset=utf-8",
+      body: "airlock learn mode: request recorded, not sent\n",
+    },
+    carriesSecret: false,
+  };
+  return fixed(
+    "allow-all",
+    { allowed: true, id: "learn", rules: [rule] },
+    null,
+  );
+}

@@ -697,3 +697,58 @@ Deno.test("audit: a throwing audit sink does not take the proxy down", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("injector matches rules on the normalised path: dot-segments cannot dodge a response rule or borrow a prefix's credentials", async () => {
+  await using env = await setup({
+    allow: {
+      "api.example.test": [
+        {
+          match: { path: { startsWith: "/public/" } },
+          transform: [{
+            headers: { Authorization: "Bearer ${secret:API_TOKEN}" },
+          }],
+        },
+        {
+          match: { path: { startsWith: "/admin/" } },
+          response: { statusCode: 403, body: "admin is off limits" },
+        },
+      ],
+    },
+  });
+  const targets = [
+    "/public/../admin/delete",
+    "/public/%2e%2e/admin/delete",
+    "/public/../private/data",
+    "/public/%2E%2E/private/data",
+    "/public/./../private/data",
+  ];
+  const statuses: number[] = [];
+  for (const target of targets) {
+    const conn = await proxyTls(env.proxy, "api.example.test");
+    try {
+      const response = await conn.request({
+        target,
+        headers: [["Host", "api.example.test"]],
+      });
+      statuses.push(response.status);
+    } finally {
+      conn.close();
+    }
+  }
+  // What an upstream that normalises the path (most do) would serve.
+  const normalised = (target: string) => new URL(target, "https://x").pathname;
+  for (const seen of env.api.requests) {
+    const path = normalised(seen.target);
+    assert.ok(
+      !path.startsWith("/admin/"),
+      `${seen.target} reached the upstream past the /admin/ response rule`,
+    );
+    if (seen.get("authorization") !== undefined) {
+      assert.ok(
+        path.startsWith("/public/"),
+        `${seen.target} (= ${path}) got the /public/ credential`,
+      );
+    }
+  }
+  assert.equal(statuses.length, targets.length);
+});

@@ -1,0 +1,308 @@
+/**
+ * The harness's view of a sandbox's scratch directory (`sandbox.fs`), with
+ * the `Deno.*` file API shapes `@deno/sandbox` uses.
+ *
+ * The harness runs with more rights than the sandbox (root, here), and the
+ * scratch directory is written by untrusted code. Two rules keep the harness
+ * from being used as a confused deputy:
+ * - no symlink is ever followed: a program could leave `out.txt ->
+ *   /etc/shadow` (read) or `-> /etc/cron.d/x` (write) behind;
+ * - no access while a run of the sandbox is live: a running program could
+ *   swap a checked directory for a symlink between our check and our open.
+ *   When no run is live, no process of the sandbox exists, so nothing can
+ *   change the tree under us.
+ *
+ * @module
+ */
+
+/** A sandbox filesystem operation was refused. */
+export class SandboxFsError extends Error {
+  /** @param message What was refused and why. */
+  constructor(message: string) {
+    super(message);
+    this.name = "SandboxFsError";
+  }
+}
+
+/** What `stat` reports. */
+export interface SandboxFileInfo {
+  /** A regular file. */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+  /** A symbolic link (never followed). */
+  isSymlink: boolean;
+  /** Size in bytes. */
+  size: number;
+  /** Last modification, if known. */
+  mtime: Date | null;
+}
+
+/** One directory entry. */
+export interface SandboxDirEntry {
+  /** The entry's name. */
+  name: string;
+  /** A regular file. */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+  /** A symbolic link. */
+  isSymlink: boolean;
+}
+
+/** How the API reaches its sandbox. */
+export interface SandboxFsHost {
+  /** Host path of the scratch directory. */
+  root: string;
+  /** Sandbox path it is mounted at (`/scratch`). */
+  mountPoint: string;
+  /** Host uid/gid new files are given to (null: keep). */
+  owner: { uid: number; gid: number } | null;
+  /** Whether a run is live (then every operation is refused). */
+  running(): boolean;
+  /** The scratch quota in bytes. */
+  quotaBytes: number;
+  /** Current scratch size in bytes. */
+  usedBytes(): Promise<number>;
+}
+
+/**
+ * File operations on a sandbox's scratch directory.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await sandbox.fs.writeTextFile("/scratch/input.json", JSON.stringify(data));
+ * await sandbox.run({ code: "..." });
+ * console.log(await sandbox.fs.readTextFile("out.txt"));
+ * ```
+ */
+export class SandboxFs {
+  #host: SandboxFsHost;
+
+  /** @param host The sandbox's scratch directory and state. */
+  constructor(host: SandboxFsHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Reads a file as UTF-8.
+   *
+   * @param path Sandbox path (`/scratch/x` or relative to it).
+   * @returns The text.
+   */
+  async readTextFile(path: string): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(path));
+  }
+
+  /**
+   * Reads a file.
+   *
+   * @param path Sandbox path.
+   * @returns The bytes.
+   */
+  async readFile(path: string): Promise<Uint8Array> {
+    const host = await this.#resolve(path, "read");
+    return await Deno.readFile(host);
+  }
+
+  /**
+   * Writes text to a file (created if missing).
+   *
+   * @param path Sandbox path.
+   * @param text Contents.
+   * @param options `append` to add to the end.
+   */
+  async writeTextFile(
+    path: string,
+    text: string,
+    options: { append?: boolean } = {},
+  ): Promise<void> {
+    await this.writeFile(path, new TextEncoder().encode(text), options);
+  }
+
+  /**
+   * Writes bytes to a file (created if missing), within the scratch quota.
+   *
+   * @param path Sandbox path.
+   * @param data Contents.
+   * @param options `append` to add to the end.
+   */
+  async writeFile(
+    path: string,
+    data: Uint8Array,
+    options: { append?: boolean } = {},
+  ): Promise<void> {
+    const host = await this.#resolve(path, "write");
+    const used = await this.#host.usedBytes();
+    if (used + data.length > this.#host.quotaBytes) {
+      throw new SandboxFsError(
+        `Cannot write '${path}' as the scratch quota would be exceeded: ${
+          used + data.length
+        } of ${this.#host.quotaBytes} bytes`,
+      );
+    }
+    await Deno.writeFile(host, data, {
+      append: options.append ?? false,
+      mode: 0o644,
+    });
+    await this.#give(host);
+  }
+
+  /**
+   * Creates a directory.
+   *
+   * @param path Sandbox path.
+   * @param options `recursive` creates parents.
+   */
+  async mkdir(
+    path: string,
+    options: { recursive?: boolean } = {},
+  ): Promise<void> {
+    const host = await this.#resolve(path, "write");
+    if (!options.recursive) {
+      await Deno.mkdir(host, { mode: 0o755 });
+      await this.#give(host);
+      return;
+    }
+    // Every existing component was checked by #resolve: none is a symlink.
+    let current = this.#host.root;
+    for (
+      const part of host.slice(this.#host.root.length).split("/").filter(
+        Boolean,
+      )
+    ) {
+      current += `/${part}`;
+      try {
+        await Deno.mkdir(current, { mode: 0o755 });
+        await this.#give(current);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+    }
+  }
+
+  /**
+   * Lists a directory (symlinks are listed, not followed).
+   *
+   * @param path Sandbox path.
+   * @returns The entries.
+   */
+  async readDir(path: string): Promise<SandboxDirEntry[]> {
+    const host = await this.#resolve(path, "read");
+    const entries: SandboxDirEntry[] = [];
+    for await (const entry of Deno.readDir(host)) {
+      entries.push({
+        name: entry.name,
+        isFile: entry.isFile,
+        isDirectory: entry.isDirectory,
+        isSymlink: entry.isSymlink,
+      });
+    }
+    return entries.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Removes a file, a symlink (not its target) or a directory.
+   *
+   * @param path Sandbox path.
+   * @param options `recursive` removes a non-empty directory.
+   */
+  async remove(
+    path: string,
+    options: { recursive?: boolean } = {},
+  ): Promise<void> {
+    const host = await this.#resolve(path, "remove");
+    if (host === this.#host.root) {
+      throw new SandboxFsError("Cannot remove the scratch directory itself");
+    }
+    // Deno.remove never follows a symlink: it removes the link.
+    await Deno.remove(host, { recursive: options.recursive ?? false });
+  }
+
+  /**
+   * Describes a path without following symlinks.
+   *
+   * @param path Sandbox path.
+   * @returns Its type, size and time.
+   */
+  async stat(path: string): Promise<SandboxFileInfo> {
+    const host = await this.#resolve(path, "stat");
+    const info = await Deno.lstat(host);
+    return {
+      isFile: info.isFile,
+      isDirectory: info.isDirectory,
+      isSymlink: info.isSymlink,
+      size: info.size,
+      mtime: info.mtime,
+    };
+  }
+
+  /**
+   * Maps a sandbox path to a host path, refusing anything outside the scratch
+   * directory and any symlink on the way (the last component too, except for
+   * stat and remove, which act on the link itself).
+   */
+  async #resolve(
+    path: string,
+    op: "read" | "write" | "remove" | "stat",
+  ): Promise<string> {
+    if (this.#host.running()) {
+      throw new SandboxFsError(
+        `Cannot ${op} '${path}' while a run of this sandbox is live (it could swap files for symlinks meanwhile): await its status first`,
+      );
+    }
+    if (typeof path !== "string" || /[\0]/.test(path)) {
+      throw new SandboxFsError(`Cannot ${op} an invalid path`);
+    }
+    const mount = this.#host.mountPoint;
+    let relative: string;
+    if (path === mount || path.startsWith(`${mount}/`)) {
+      relative = path.slice(mount.length);
+    } else if (path.startsWith("/")) {
+      throw new SandboxFsError(
+        `Cannot ${op} '${path}': only paths under ${mount} are reachable`,
+      );
+    } else relative = `/${path}`;
+    const parts: string[] = [];
+    for (const part of relative.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (parts.length === 0) {
+          throw new SandboxFsError(
+            `Cannot ${op} '${path}': it leaves ${mount}`,
+          );
+        }
+        parts.pop();
+      } else parts.push(part);
+    }
+    let current = this.#host.root;
+    for (const [i, part] of parts.entries()) {
+      current += `/${part}`;
+      const last = i === parts.length - 1;
+      let info: Deno.FileInfo;
+      try {
+        info = await Deno.lstat(current);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) break; // created later, or a clear NotFound
+        throw error;
+      }
+      if (info.isSymlink && !(last && (op === "stat" || op === "remove"))) {
+        // Never follow a link the sandbox made: it could point anywhere on
+        // the host, and the harness has the rights to go there.
+        throw new SandboxFsError(
+          `Cannot ${op} '${path}': '${mount}/${
+            parts.slice(0, i + 1).join("/")
+          }' is a symlink, which airlock never follows`,
+        );
+      }
+    }
+    return parts.length === 0
+      ? this.#host.root
+      : `${this.#host.root}/${parts.join("/")}`;
+  }
+
+  async #give(path: string): Promise<void> {
+    const owner = this.#host.owner;
+    if (owner) await Deno.chown(path, owner.uid, owner.gid);
+  }
+}
