@@ -179,6 +179,8 @@ const CSP = [
   "form-action 'none'",
 ].join("; ");
 
+/** The page's stylesheet, inline so the file stands alone (and the reason
+ * this module runs past 400 lines). Light and dark by `prefers-color-scheme`. */
 const STYLE = `
 :root {
   color-scheme: light dark;
@@ -234,8 +236,8 @@ pre { background: var(--panel); border: 1px solid var(--line); border-radius: 8p
 #shown { margin-left: auto; color: var(--muted); font-size: 12.5px; }
 table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; overflow: hidden; table-layout: fixed; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; background: var(--bg); }
-th.time { width: 104px; } th.kind { width: 112px; } th.decision { width: 84px; } th.num { width: 108px; }
+th { font-size: 11px; white-space: nowrap; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; background: var(--bg); }
+th.time { width: 104px; } th.kind { width: 112px; } th.decision { width: 84px; } th.num { width: 128px; }
 td { word-break: break-word; }
 td.value { font-family: var(--mono); font-size: 12.5px; word-break: break-all; }
 td.time, td.num { font-variant-numeric: tabular-nums; color: var(--muted); white-space: nowrap; }

@@ -126,17 +126,19 @@ export function renderAuditText(
  * ```
  */
 export function printable(value: string): string {
-  // C1 includes U+009B, a one-character CSI: as dangerous as ESC [.
-  return value.replace(
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (ch) => {
-      const code = ch.charCodeAt(0);
-      return code <= 0xff
-        ? `\\x${code.toString(16).padStart(2, "0")}`
-        : `\\u${code.toString(16).padStart(4, "0")}`;
-    },
-  );
+  return value.replace(UNPRINTABLE, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }
+
+/** C0 and C1 controls, DEL, and the bidi marks, embeddings, overrides and
+ * isolates. C1 includes U+009B, a one-character CSI: as dangerous as ESC [. */
+const UNPRINTABLE =
+  // deno-lint-ignore no-control-regex -- matching them is the point
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 interface Style {
   bold(text: string): string;
@@ -176,9 +178,9 @@ function header(report: AuditReport, style: Style, width: number): string[] {
     ? "learn: attempts were allowed and recorded"
     : "enforce: denied attempts failed inside the program";
   const rows: [string, string][] = [
-    ["mode", mode],
-    ["run", ended],
-    ["generated", printable(report.generatedAt)],
+    ["mode", cut(mode, width - 12)],
+    ["run", cut(ended, width - 12)],
+    ["generated", cut(printable(report.generatedAt), width - 12)],
     [
       "attempts",
       `${style.green(`${allowed} allowed`)}, ${

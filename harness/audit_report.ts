@@ -116,7 +116,11 @@ export function buildAuditReport(
         count: event.count,
         time: event.time,
       });
-    } else if (event.source === "injector" && event.kind !== "secret-echo") {
+    } else if (
+      event.source === "injector" && event.kind !== "secret-echo" &&
+      // An allowed tunnel is represented by the requests made inside it.
+      !(event.kind === "connect" && event.decision === "allow")
+    ) {
       // Requests inside a tunnel repeat its host: one entry per host:port
       // and decision, counting requests.
       const value = `${event.host}:${event.port}`;
@@ -163,9 +167,15 @@ export function buildAuditReport(
     entries,
     summary,
     minimalFlags,
-    denoCommand: ["deno", "run", ...minimalFlags, quote(options.program)].join(
-      " ",
-    ),
+    // Every part quoted: values come from the program (a path it chose could
+    // carry shell syntax into a command people paste).
+    denoCommand: [
+      "deno",
+      "run",
+      ...minimalFlags.map(quote),
+      quote(options.program),
+    ]
+      .join(" "),
     policySnippet: policyFor(entries),
   };
 }

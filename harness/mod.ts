@@ -17,5 +17,7 @@ export * from "./run_result.ts";
 export * from "./sandbox.ts";
 export * from "./sandbox_fs.ts";
 export * from "./audit_report.ts";
+export { renderAuditText } from "./audit_render_text.ts";
+export { renderAuditHtml } from "./audit_render_html.ts";
 export * from "./permission_broker.ts";
 export { InputError } from "./_inputs.ts";

@@ -126,9 +126,11 @@ export async function main(argv: string[]): Promise<number> {
     if (values.json) {
       console.log(JSON.stringify(report, null, 2));
     } else {
-      const color = !values["no-color"] && !Deno.noColor &&
-        Deno.stdout.isTerminal();
-      console.log(renderAuditText(report, { color }));
+      const tty = Deno.stdout.isTerminal();
+      const color = !values["no-color"] && !Deno.noColor && tty;
+      const width = tty ? Math.max(40, Deno.consoleSize().columns) : 100;
+      const text = renderAuditText(report, { color, width });
+      await Deno.stdout.write(new TextEncoder().encode(text));
       if (values.html) console.log(`HTML report: ${values.html}`);
     }
     return 0;
