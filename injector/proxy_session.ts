@@ -16,6 +16,7 @@ import tls from "node:tls";
 import type { Socket } from "node:net";
 import { type AuditSink, type EgressEvent, redactQuery } from "./audit.ts";
 import {
+  canGuard,
   chunkedWriter,
   guardBody,
   rawWriter,
@@ -118,6 +119,18 @@ interface Tunnel {
   sniMismatch: string | null;
 }
 
+/**
+ * Whether a request path (query excluded) has `.` or `..` segments, also
+ * percent-encoded (`%2e%2e`) or with backslashes some servers treat as '/'.
+ */
+function hasDotSegments(path: string): boolean {
+  const end = path.search(/[?#]/);
+  const raw = (end === -1 ? path : path.slice(0, end)).replace(/%2e/gi, ".");
+  return raw.split(/\/|\\|%2f|%5c/i).some((segment) =>
+    segment === "." || segment === ".."
+  );
+}
+
 /** Hop-by-hop headers (RFC 9110 7.6.1) plus proxy credentials. */
 const HOP_BY_HOP = [
   "connection",
@@ -172,6 +185,19 @@ async function serveRequests(
       request = parseRequestHead(head);
     } catch (error) {
       if (error instanceof HttpParseError) {
+        // Malformed and smuggling-shaped requests leave a trace too.
+        ctx.audit(event(ctx, performance.now(), {
+          kind: "request",
+          method: "?",
+          scheme: tunnel?.secure ? "https" : "http",
+          host: tunnel?.host ?? "?",
+          port: tunnel?.port ?? 0,
+          path: "",
+          decision: "deny",
+          rule: "malformed",
+          reason: error.message,
+          status: error.status,
+        }));
         await writeRefusal(
           client,
           error.status,
@@ -558,8 +584,9 @@ async function handleRequest(
     code: RefusalCode,
     message: string,
     rule: string,
+    decision: "deny" | "error" = "deny",
   ) => {
-    record({ decision: "deny", rule, reason: message, status });
+    record({ decision, rule, reason: message, status });
     const close = framing.kind !== "none";
     await writeRefusal(client, status, code, message, close);
     return !close;
@@ -570,6 +597,16 @@ async function handleRequest(
       target.code,
       target.message,
       target.code,
+    );
+  }
+  if (hasDotSegments(target.path)) {
+    // "/public/../admin" would match a rule for "/public/" here and reach
+    // "/admin" upstream (after the upstream normalises it).
+    return await refuse(
+      400,
+      "bad-request",
+      "request paths with '.' or '..' segments are refused (they could bypass path rules)",
+      "dot-segments",
     );
   }
   const method = request.method.toUpperCase();
@@ -632,8 +669,8 @@ async function handleRequest(
       if (!injected.includes(name.toLowerCase())) {
         injected.push(name.toLowerCase());
       }
-      if (rule.carriesSecret) secrets.push(value);
     }
+    secrets.push(...rule.secrets);
   }
   const substituted = substitutePlaceholders(
     headers,
@@ -685,10 +722,16 @@ async function handleRequest(
       e.status === 403 ? "blocked-address" : "upstream-error",
       e.message,
       decision.id,
+      // The guard refusing an address is a decision; a failed connect or
+      // TLS verification is an error.
+      e.status === 403 ? "deny" : "error",
     );
   }
   let bytesOut = 0;
   let reusable = false;
+  // Once a response head is on its way, a failure can only end the
+  // connection: a second status line would be read as body bytes.
+  let headSent = false;
   try {
     if (expectContinue) {
       await client.write(
@@ -728,6 +771,7 @@ async function handleRequest(
         version: "HTTP/1.1",
         headers: responseHeaders,
       });
+      headSent = true;
       await client.write(head);
       record({
         decision: "allow",
@@ -760,6 +804,16 @@ async function handleRequest(
     removeHeader(responseHeaders, "content-length");
     const close = wantsClose(request);
     const guarded = redactor !== null && responseBody.kind !== "none";
+    const coding = getHeader(responseHead.headers, "content-encoding");
+    if (guarded && !canGuard(coding)) {
+      // Decided before any byte goes out: never a 200 the guard cannot see into.
+      throw new UpstreamError(
+        502,
+        `cannot check a '${
+          coding?.slice(0, 40)
+        }'-encoded response from '${target.host}' for echoed secrets`,
+      );
+    }
     if (guarded) removeHeader(responseHeaders, "content-encoding");
     const streamed = guarded || responseBody.kind === "chunked" ||
       responseBody.kind === "close";
@@ -777,6 +831,7 @@ async function handleRequest(
       }
     }
     if (close) responseHeaders.push(["Connection", "close"]);
+    headSent = true;
     await client.write(serializeResponseHead({
       version: "HTTP/1.1",
       status: responseHead.status,
@@ -788,11 +843,7 @@ async function handleRequest(
       ? 0
       : guarded
       ? await chunkedWriter((b) => client.write(b))(
-        guardBody(
-          body,
-          getHeader(responseHead.headers, "content-encoding"),
-          redactor!,
-        ),
+        guardBody(body, coding, redactor!),
       )
       : streamed
       ? await chunkedWriter((b) => client.write(b))(body)
@@ -841,9 +892,14 @@ async function handleRequest(
       injected,
       bytesOut,
     });
-    // Headers may already be on their way: the only safe answer is to try a
-    // refusal and close.
-    await writeRefusal(client, e.status, "upstream-error", e.message, true);
+    if (headSent) client.close();
+    else {await writeRefusal(
+        client,
+        e.status,
+        "upstream-error",
+        e.message,
+        true,
+      );}
     return false;
   } finally {
     ctx.pool.release(upstream, reusable);

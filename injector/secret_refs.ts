@@ -48,14 +48,17 @@ export function hasSecretRef(value: string): boolean {
  * ```ts
  * import { resolveSecretRefs } from "./secret_refs.ts";
  * const r = resolveSecretRefs("Bearer ${secret:T}", { secrets: { T: "abc" } });
- * console.log(r); // { value: "Bearer abc", missing: [] }
+ * console.log(r); // { value: "Bearer abc", missing: [], secrets: ["abc"] }
  * ```
  */
 export function resolveSecretRefs(
   value: string,
   sources: SecretSources,
-): { value: string; missing: string[] } {
+): { value: string; missing: string[]; secrets: string[] } {
   const missing: string[] = [];
+  // Each referenced value on its own: an upstream may echo just the token
+  // out of "Bearer <token>", so the echo guard must know the token alone.
+  const secrets: string[] = [];
   const env = sources.env ?? safeEnv;
   const resolved = value.replace(
     REFERENCE,
@@ -65,10 +68,11 @@ export function resolveSecretRefs(
         missing.push(`${kind}:${name}`);
         return whole;
       }
+      secrets.push(found);
       return found;
     },
   );
-  return { value: resolved, missing };
+  return { value: resolved, missing, secrets };
 }
 
 function safeEnv(name: string): string | undefined {

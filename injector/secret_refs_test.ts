@@ -37,7 +37,11 @@ Deno.test("resolveSecretRefs() replaces every reference of both kinds", () => {
       env: (name) => (name === "B" ? "beta" : undefined),
     },
   );
-  assert.deepEqual(result, { value: "alpha:beta:alpha", missing: [] });
+  assert.deepEqual(result, {
+    value: "alpha:beta:alpha",
+    missing: [],
+    secrets: ["alpha", "beta", "alpha"],
+  });
 });
 
 Deno.test("resolveSecretRefs() lists unresolved references by kind and name and leaves them in place", () => {
@@ -63,6 +67,7 @@ Deno.test("resolveSecretRefs() leaves text without references unchanged, includi
   assert.deepEqual(resolveSecretRefs(text, { env: () => "nope" }), {
     value: text,
     missing: [],
+    secrets: [],
   });
 });
 
@@ -71,7 +76,11 @@ Deno.test("resolveSecretRefs() inserts values literally ($&, $1 and references i
     secrets: { A: "x$&y$1z$$", B: "${env:HOME}" },
     env: () => "leaked-env",
   });
-  assert.deepEqual(result, { value: "[x$&y$1z$$][${env:HOME}]", missing: [] });
+  assert.deepEqual(result, {
+    value: "[x$&y$1z$$][${env:HOME}]",
+    missing: [],
+    secrets: ["x$&y$1z$$", "${env:HOME}"],
+  });
 });
 
 Deno.test("resolveSecretRefs() reads the harness environment by default", () => {
@@ -81,6 +90,7 @@ Deno.test("resolveSecretRefs() reads the harness environment by default", () => 
     assert.deepEqual(resolveSecretRefs(`\${env:${name}}`, {}), {
       value: "from-env",
       missing: [],
+      secrets: ["from-env"],
     });
   } finally {
     Deno.env.delete(name);

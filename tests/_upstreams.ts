@@ -13,6 +13,9 @@
  * - `/bare-token`: the Authorization value after its scheme word
  *   (`Bearer x` -> `x`), as an API's "token x is invalid" page would;
  * - `/gzip...`: the JSON echo, gzip-compressed (`Content-Encoding: gzip`);
+ * - `/redirect?to=URL`: 302 to URL;
+ * - `/drip`: `auth=<Authorization>;` one byte per chunk;
+ * - `/zstd-echo`: `auth=<Authorization>` labelled `Content-Encoding: zstd`;
  * - anything else: the JSON echo `{ method, path, host, headers, body }`
  *   with every request header (as a list) and the request body.
  *
@@ -70,6 +73,13 @@ export interface Upstreams extends AsyncDisposable {
   servers(name: string): Upstream[];
   /** Starts one more upstream. */
   add(spec: UpstreamSpec): Promise<Upstream>;
+  /**
+   * Starts a hand-written TLS upstream for `name` (port 443): for each
+   * connection it reads one request head and writes `respond(head)` as the
+   * raw response bytes, then closes. Request heads are recorded in `seen`
+   * (headers parsed, body not read).
+   */
+  addRaw(name: string, respond: (head: string) => string): Promise<Upstream>;
   /** `connectTo` entries: `name:publicPort:127.0.0.1:realPort` for each. */
   readonly connectTo: string[];
   /** Every request any upstream saw. */
@@ -156,12 +166,94 @@ export async function startUpstreams(
     return upstream;
   };
 
+  const rawListeners: { listener: Deno.Listener; loop: Promise<void> }[] = [];
+  const addRaw = async (
+    name: string,
+    respond: (head: string) => string,
+  ): Promise<Upstream> => {
+    const leaf = await ca.leafFor(name);
+    const listener = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: leaf.certPem,
+      key: leaf.keyPem,
+    });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const seen: SeenRequest[] = [];
+    const serveOne = async (conn: Deno.Conn) => {
+      try {
+        const buf = new Uint8Array(65536);
+        let head = "";
+        while (!head.includes("\r\n\r\n")) {
+          const n = await conn.read(buf);
+          if (n === null) return;
+          head += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        const [line = "", ...fields] = head.split("\r\n\r\n")[0]!.split(
+          "\r\n",
+        );
+        const headers = fields.map((f): [string, string] => {
+          const at = f.indexOf(":");
+          return [f.slice(0, at).trim().toLowerCase(), f.slice(at + 1).trim()];
+        });
+        seen.push({
+          method: line.split(" ")[0] ?? "",
+          path: line.split(" ")[1] ?? "",
+          host: headers.find(([n]) => n === "host")?.[1] ?? null,
+          headers,
+          body: "",
+          websocket: false,
+        });
+        await conn.write(encoder.encode(respond(head)));
+      } catch {
+        // the client went away
+      } finally {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    };
+    const loop = (async () => {
+      try {
+        for await (const conn of listener) serveOne(conn);
+      } catch {
+        // listener closed
+      }
+    })();
+    rawListeners.push({ listener, loop });
+    const upstream: Upstream = {
+      name,
+      port,
+      tls: true,
+      seen,
+      wsMessages: [],
+      header(i, header) {
+        const request = seen[i];
+        assert.ok(request, `${name} saw no request #${i}`);
+        const values = request.headers.filter(([n]) =>
+          n === header.toLowerCase()
+        );
+        return values.length === 0 ? null : values.map(([, v]) => v).join(", ");
+      },
+    };
+    connectTo.push(`${name}:443:127.0.0.1:${port}`);
+    rawUpstreams.push(upstream);
+    return upstream;
+  };
+  const rawUpstreams: Upstream[] = [];
+
   for (const spec of specs) {
     await add(typeof spec === "string" ? { name: spec } : spec);
   }
 
   const close = async () => {
     controllers.abort();
+    for (const { listener } of rawListeners) {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+    }
+    await Promise.all(rawListeners.map(({ loop }) => loop));
     await Promise.all(servers.map(({ server }) => server.finished));
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -170,16 +262,21 @@ export async function startUpstreams(
     caFile,
     connectTo,
     add,
+    addRaw,
     get(name) {
-      const found = servers.find(({ upstream }) => upstream.name === name);
+      const found = servers.find(({ upstream }) => upstream.name === name)
+        ?.upstream ?? rawUpstreams.find((u) => u.name === name);
       assert.ok(found, `no upstream named ${name}`);
-      return found.upstream;
+      return found;
     },
     servers: (name) =>
       servers.filter(({ upstream }) => upstream.name === name).map((s) =>
         s.upstream
       ),
-    allSeen: () => servers.flatMap(({ upstream }) => upstream.seen),
+    allSeen: () => [
+      ...servers.flatMap(({ upstream }) => upstream.seen),
+      ...rawUpstreams.flatMap((u) => u.seen),
+    ],
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -219,6 +316,34 @@ async function handle(
     };
     socket.onerror = () => {};
     return response;
+  }
+  if (url.pathname === "/redirect") {
+    return new Response(null, {
+      status: 302,
+      headers: { location: url.searchParams.get("to") ?? "/" },
+    });
+  }
+  if (url.pathname === "/drip") {
+    // The Authorization value, one byte per chunk, each flushed apart.
+    const bytes = encoder.encode(`auth=${authorization};`);
+    let i = 0;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (i >= bytes.length) return controller.close();
+          await new Promise((r) => setTimeout(r, 2));
+          controller.enqueue(bytes.slice(i, ++i));
+        },
+      }),
+      { headers: { "content-type": "text/plain" } },
+    );
+  }
+  if (url.pathname === "/zstd-echo") {
+    // Claims a coding the echo guard cannot decode; the bytes are the
+    // plain secret, so a proxy passing it through would leak it.
+    return new Response(`auth=${authorization}`, {
+      headers: { "content-encoding": "zstd", "content-type": "text/plain" },
+    });
   }
   if (url.pathname === "/bare-token") {
     const token = authorization.split(" ").slice(1).join(" ");
@@ -434,6 +559,7 @@ async function rawProxy(requests, options = {}) {
       }
       if (options.tls) {
         conn = await Deno.startTls(conn, { hostname: options.tls });
+        await conn.handshake();
       }
     }
     const responses = [];

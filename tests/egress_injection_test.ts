@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Sandbox } from "../mod.ts";
+import { PolicyError, Sandbox } from "../mod.ts";
 import {
   assertNoBytes,
   assertReached,
@@ -520,4 +520,62 @@ Deno.test("the policy read back and the audit trail never show an injected value
   );
   assert.equal(request?.path, "/?token=<redacted>");
   assert.deepEqual(request?.injected, ["authorization"]);
+});
+
+Deno.test("echo guard: a secret echoed in the response's reason phrase does not reach the program", async () => {
+  await using ups = await startUpstreams([]);
+  const secret = randomSecret();
+  // An API whose error status line quotes the credential it rejected.
+  await ups.addRaw("api.example.test", (head) => {
+    const auth = head.match(/\r\nauthorization: *([^\r]*)/i)?.[1] ?? "";
+    return `HTTP/1.1 401 Token ${auth} expired\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno`;
+  });
+  await using sandbox = await injectingSandbox(ups, secret);
+  const result = await sandbox.run({
+    code: RAW_PROXY_PRELUDE + `
+      import https from "node:https";
+      const node = await new Promise((resolve, reject) => {
+        https.get("https://api.example.test/node", (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode, reason: res.statusMessage }));
+        }).on("error", reject);
+      });
+      const raw = await rawProxy(
+        "GET /raw HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n",
+        { connect: "api.example.test:443", tls: "api.example.test" },
+      );
+      console.log(JSON.stringify({ node, statusLine: raw.response.split("\\r\\n")[0] }));`,
+  });
+  const got = lastJson<
+    { node: { status: number; reason: string }; statusLine: string }
+  >(result);
+  const api = ups.get("api.example.test");
+  assert.equal(api.seen.length, 2);
+  assert.equal(api.header(0, "authorization"), `Bearer ${secret}`);
+  assert.equal(got.node.status, 401);
+  assert.ok(
+    !got.node.reason.includes(secret),
+    `node:https statusMessage: ${got.node.reason}`,
+  );
+  assert.ok(
+    !got.statusLine.includes(secret),
+    `raw status line: ${got.statusLine}`,
+  );
+  assertNoBytes(result.stdoutBytes, secret, "stdout");
+  assertNoBytes(result.stderrBytes, secret, "stderr");
+});
+
+Deno.test("a secret shorter than 8 characters is refused even when the header adds a prefix (the echo guard could not recognise it)", async () => {
+  await using ups = await startUpstreams(["api.example.test"]);
+  let sandbox: Sandbox | undefined;
+  let error: unknown;
+  try {
+    sandbox = await injectingSandbox(ups, "abc1234");
+  } catch (e) {
+    error = e;
+  } finally {
+    await sandbox?.close();
+  }
+  assert.ok(error instanceof PolicyError, `accepted: ${error}`);
+  assert.match(error.message, /at least 8/);
 });

@@ -55,7 +55,7 @@ async function twoStep(
   const stderr = new Response(child.stderr).text();
   const out = lines(child.stdout);
   const firstLine = await out.next();
-  assert.ok(firstLine, `no first line; stderr: ${await stderr}`);
+  if (!firstLine) assert.fail(`no first line; stderr: ${await stderr}`);
   const first = JSON.parse(firstLine) as { step: string; outcome: Attempt };
   assert.equal(first.step, "first");
   await between();
@@ -63,12 +63,14 @@ async function twoStep(
   await writer.write(new TextEncoder().encode("go\n"));
   await writer.close();
   const secondLine = await out.next();
-  assert.ok(secondLine, `no second line; stderr: ${await stderr}`);
+  if (!secondLine) assert.fail(`no second line; stderr: ${await stderr}`);
   const second = JSON.parse(secondLine) as { step: string; outcome: Attempt };
   assert.equal(second.step, "second");
   await out.rest();
   const status = await child.status;
-  assert.equal(status.exitCode, 0, await stderr);
+  if (status.exitCode !== 0) {
+    assert.fail(`exit ${status.exitCode}: ${await stderr}`);
+  }
   return { first: first.outcome, second: second.outcome, audit: status.audit };
 }
 

@@ -300,10 +300,9 @@ Deno.test("host spellings (upper case, trailing dot) get the exact host's inject
   assert.equal(api.header(1, "x-injected"), "for-api");
   const deleted = out["upper dot delete"];
   assert.ok(deleted?.ok, JSON.stringify(deleted));
-  assert.deepEqual(
-    { ...(deleted.value as object), airlockError: null },
-    { status: 403, airlockError: null, body: "deletes are not allowed" },
-  );
+  const local = deleted.value as { status: number; body: string };
+  assert.equal(local.status, 403);
+  assert.equal(local.body, "deletes are not allowed");
   const raw = out["raw CONNECT spelled"];
   assert.ok(raw?.ok, JSON.stringify(raw));
   const { connectReply, response } = raw.value as {
@@ -412,6 +411,38 @@ Deno.test("address guard: an allowed name that resolves only to loopback is refu
     e.kind === "request" && e.decision === "deny"
   );
   assert.match(denied?.reason ?? "", /blocked addresses/);
+  assert.deepEqual(ups.get("api.example.test").seen, []);
+});
+
+Deno.test("address guard: subnets.allow cannot open loopback (it stays blocked)", async () => {
+  await using ups = await startUpstreams(["api.example.test"]);
+  const port = ups.get("api.example.test").port;
+  await using injector = await Injector.create({
+    resolver: () => Promise.resolve(["127.0.0.1", "::1"]),
+  });
+  await using sandbox = await Sandbox.create({
+    injector,
+    policy: {
+      limits: LIMITS,
+      network: {
+        allow: [`api.example.test:${port}`],
+        subnets: { allow: ["127.0.0.0/8", "::1/128"] },
+      },
+      upstream: { caCerts: [ups.caFile] },
+    },
+  });
+  const result = await sandbox.run({
+    code: tryEach({ fetch: fetchExpr(`https://api.example.test:${port}/`) }),
+  });
+  const out = lastJson<Record<string, Attempt>>(result);
+  assert.equal(
+    assertRefused(out.fetch, "api.example.test", port, result.audit),
+    "injector",
+  );
+  assert.equal(
+    (out.fetch as { value: { airlockError: string } }).value.airlockError,
+    "blocked-address",
+  );
   assert.deepEqual(ups.get("api.example.test").seen, []);
 });
 

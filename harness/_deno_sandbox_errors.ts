@@ -1,0 +1,447 @@
+/**
+ * Errors, option parsers and small classes of the `@deno/sandbox`-compatible
+ * API (`deno_sandbox.ts`): the SDK's error classes, its `timeout` and
+ * `memory` formats, `KillController`, and the exports that only make sense
+ * on Deno Deploy (`Client`, `Volume`, `Snapshot`, `VsCode`, `FsFile`), which
+ * exist so that imports keep working and throw a clear error when used.
+ *
+ * @module
+ */
+
+/** A member of the SDK that airlock cannot honour, with the reason. */
+export class AirlockUnsupportedError extends Error {
+  /** The member, as written in SDK code (`sandbox.sh`). */
+  readonly member: string;
+  /**
+   * @param member The member, as written in SDK code.
+   * @param why Why airlock cannot provide it, and what to do instead.
+   */
+  constructor(member: string, why: string) {
+    super(`${member} is not supported by the local sandbox (airlock): ${why}`);
+    this.name = "AirlockUnsupportedError";
+    this.member = member;
+  }
+}
+
+/**
+ * Throws {@linkcode AirlockUnsupportedError}.
+ *
+ * @param member The member, as written in SDK code.
+ * @param why Why, and what to do instead.
+ * @returns Never.
+ */
+export function unsupported(member: string, why: string): never {
+  throw new AirlockUnsupportedError(member, why);
+}
+
+/** The base class of the SDK's errors. */
+export abstract class SandboxSdkError extends Error {}
+
+/** A sandbox could not be reached (here: no live sandbox has that id). */
+export class ConnectionEstablishmentError extends SandboxSdkError {
+  /** HTTP-like status (404: no such sandbox). */
+  status: number;
+  /** Error code. */
+  code: string;
+  /** Always undefined locally. */
+  traceId: string | undefined;
+  /**
+   * @param status HTTP-like status.
+   * @param code Error code.
+   * @param message What failed.
+   * @param traceId Unused locally.
+   */
+  constructor(status: number, code: string, message: string, traceId?: string) {
+    super(message);
+    this.name = "ConnectionEstablishmentError";
+    this.status = status;
+    this.code = code;
+    this.traceId = traceId;
+  }
+}
+
+/** An operation failed inside the sandbox. */
+export class RpcError extends SandboxSdkError {
+  /** Error code. */
+  code: number;
+  /** More about it. */
+  data?: unknown;
+  /**
+   * @param code Error code.
+   * @param message What failed.
+   * @param data More about it.
+   */
+  constructor(code: number, message: string, data?: unknown) {
+    super(message);
+    this.name = "RpcError";
+    this.code = code;
+    this.data = data;
+  }
+}
+
+/** The sandbox (or this client of it) is closed. */
+export class ConnectionClosedError extends SandboxSdkError {
+  /** Unused locally. */
+  code: number | undefined;
+  /** Why it closed. */
+  reason: string | undefined;
+  /**
+   * @param code Unused locally.
+   * @param reason Why it closed.
+   */
+  constructor(code?: number, reason?: string) {
+    super(reason ?? "The connection to the sandbox is closed");
+    this.name = "ConnectionClosedError";
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** A command failed (the SDK's `sh` errors; `sh` is unsupported here). */
+export class SandboxCommandError extends Error {
+  /** Exit code. */
+  readonly code: number;
+  /**
+   * @param message What failed.
+   * @param code Exit code.
+   */
+  constructor(message: string, code: number) {
+    super(message);
+    this.name = "SandboxCommandError";
+    this.code = code;
+  }
+}
+
+/** A `timeout` option was not "session", `${n}s` or `${n}m`. */
+export class InvalidTimeoutError extends SandboxSdkError {
+  /** @param message What is wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidTimeoutError";
+  }
+}
+
+/** A `memory` option was malformed or out of range. */
+export class InvalidMemoryError extends SandboxSdkError {
+  /** @param message What is wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidMemoryError";
+  }
+}
+
+/** Never thrown locally (no token is needed); exported for `instanceof`. */
+export class MissingTokenError extends SandboxSdkError {
+  constructor() {
+    super("No token is needed by the local sandbox (airlock)");
+    this.name = "MissingTokenError";
+  }
+}
+
+/** Never thrown locally; exported for `instanceof`. */
+export class InvalidTokenError extends SandboxSdkError {
+  /** @param message What is wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidTokenError";
+  }
+}
+
+/** Never thrown locally; exported for `instanceof`. */
+export class SandboxKillError extends SandboxSdkError {
+  /** HTTP status. */
+  status: number;
+  /** Response text. */
+  response: string;
+  /**
+   * @param status HTTP status.
+   * @param response Response text.
+   */
+  constructor(status: number, response: string) {
+    super(`Failed to kill the sandbox: ${status} ${response}`);
+    this.name = "SandboxKillError";
+    this.status = status;
+    this.response = response;
+  }
+}
+
+/** Never thrown locally; exported for `instanceof`. */
+export class NetworkError extends SandboxSdkError {
+  /**
+   * @param message What failed.
+   * @param options The cause.
+   */
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = "NetworkError";
+  }
+}
+
+/** Never thrown locally; exported for `instanceof`. */
+export class ApiError extends Error {
+  /** HTTP status. */
+  status: number;
+  /** Error code. */
+  code: string;
+  /** Trace id. */
+  traceId?: string;
+  /**
+   * @param status HTTP status.
+   * @param code Error code.
+   * @param message What failed.
+   * @param traceId Trace id.
+   */
+  constructor(status: number, code: string, message: string, traceId?: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    if (traceId !== undefined) this.traceId = traceId;
+  }
+}
+
+/** The SDK's `timeout` option. */
+export type SandboxTimeout = "session" | `${number}s` | `${number}m`;
+
+const TIMEOUT_HELP = 'Examples of valid timeout: "session", "600s", "15m"';
+
+/**
+ * Parses the SDK's duration (`"30s"`, `"5m"`), or `"session"` / undefined
+ * (no lifetime limit: null).
+ *
+ * @param timeout The option.
+ * @returns Milliseconds, or null for "session".
+ * @throws {InvalidTimeoutError} For anything else, or a duration of zero.
+ */
+export function parseTimeout(timeout: string | undefined): number | null {
+  if (timeout === undefined || timeout === "session") return null;
+  const match = typeof timeout === "string"
+    ? /^(\d+)([sm])$/.exec(timeout)
+    : null;
+  if (!match) {
+    throw new InvalidTimeoutError(
+      `Invalid timeout: ${String(timeout)}. ${TIMEOUT_HELP}`,
+    );
+  }
+  const amount = Number(match[1]);
+  if (amount <= 0) {
+    throw new InvalidTimeoutError("Timeout duration must be positive");
+  }
+  return amount * (match[2] === "m" ? 60_000 : 1_000);
+}
+
+/** The SDK's `memory` option: bytes, or a number with a unit. */
+export type Memory =
+  | number
+  | `${number}GB`
+  | `${number}MB`
+  | `${number}kB`
+  | `${number}GiB`
+  | `${number}MiB`
+  | `${number}KiB`;
+
+const UNIT_BYTES: Record<string, number> = {
+  GiB: 1024 ** 3,
+  MiB: 1024 ** 2,
+  KiB: 1024,
+  GB: 1e9,
+  MB: 1e6,
+  kB: 1e3,
+};
+/** The SDK's accepted range (MiB). */
+const MEMORY_RANGE = { min: 768, max: 4096 };
+
+/**
+ * Parses the SDK's `memory` option to whole MiB, with the SDK's range check.
+ *
+ * @param value Bytes, or `"1GiB"`, `"1280MiB"`, `"2GB"`...
+ * @returns MiB.
+ * @throws {InvalidMemoryError} For a bad format or a value outside 768..4096 MiB.
+ */
+export function parseMemory(value: Memory): number {
+  let bytes: number;
+  if (typeof value === "number") {
+    bytes = value;
+  } else {
+    const match = typeof value === "string"
+      ? /^(\d+(?:\.\d+)?)([A-Za-z]+)$/.exec(value)
+      : null;
+    const unit = match ? UNIT_BYTES[match[2]!] : undefined;
+    if (!match || unit === undefined) {
+      throw new InvalidMemoryError(
+        match
+          ? `Unknown memory unit "${match[2]}". Supported units: ${
+            Object.keys(UNIT_BYTES).join(", ")
+          }`
+          : `Invalid memory format: "${
+            String(value)
+          }". Expected a number or a string like "1GiB", "1280MiB", "1GB", etc.`,
+      );
+    }
+    bytes = Number(match[1]) * unit;
+  }
+  const mib = Math.floor(bytes / 1024 ** 2);
+  if (!(mib >= MEMORY_RANGE.min && mib <= MEMORY_RANGE.max)) {
+    throw new InvalidMemoryError(
+      `Memory value ${mib} MiB is out of range. It must be between ${MEMORY_RANGE.min} MiB and ${MEMORY_RANGE.max} MiB.`,
+    );
+  }
+  return mib;
+}
+
+/** A listener of a {@linkcode KillSignal}. */
+export type KillSignalListener = (signal: string) => void;
+
+const ABORTING = new Set([
+  "SIGTERM",
+  "SIGKILL",
+  "SIGABRT",
+  "SIGQUIT",
+  "SIGINT",
+]);
+const EXIT_CODES: Record<string, number> = {
+  SIGINT: 130,
+  SIGQUIT: 131,
+  SIGABRT: 134,
+  SIGKILL: 137,
+  SIGTERM: 143,
+};
+
+/** Like an `AbortSignal`, for process signals (used by the SDK's `sh`). */
+export class KillSignal {
+  #state: { code: number | undefined; listeners: KillSignalListener[] };
+  /** @param state Shared with its controller (internal). */
+  constructor(state: {
+    code: number | undefined;
+    listeners: KillSignalListener[];
+  }) {
+    this.#state = state;
+  }
+  /** Whether an aborting signal (SIGTERM, SIGKILL, SIGABRT, SIGQUIT, SIGINT) was sent. */
+  get aborted(): boolean {
+    return this.#state.code !== undefined;
+  }
+  /** The exit code to use when aborted. */
+  get abortedExitCode(): number | undefined {
+    return this.#state.code;
+  }
+  /**
+   * Forwards every signal to `child`.
+   *
+   * @param child The linked signal.
+   * @returns How to stop forwarding.
+   */
+  linkChild(child: KillSignal): { unsubscribe(): void } {
+    const listener = (signal: string) => child.#fire(signal);
+    this.addListener(listener);
+    return { unsubscribe: () => this.removeListener(listener) };
+  }
+  /** @param listener Called with each signal sent. */
+  addListener(listener: KillSignalListener): void {
+    this.#state.listeners.push(listener);
+  }
+  /** @param listener A listener added before. */
+  removeListener(listener: KillSignalListener): void {
+    const at = this.#state.listeners.indexOf(listener);
+    if (at !== -1) this.#state.listeners.splice(at, 1);
+  }
+  #fire(signal: string): void {
+    if (ABORTING.has(signal)) this.#state.code ??= EXIT_CODES[signal];
+    for (const listener of [...this.#state.listeners]) listener(signal);
+  }
+  /** @internal */
+  static fire(target: KillSignal, signal: string): void {
+    target.#fire(signal);
+  }
+}
+
+/** Sends signals to a {@linkcode KillSignal}. */
+export class KillController {
+  #signal = new KillSignal({ code: undefined, listeners: [] });
+  /** The signal of this controller. */
+  get signal(): KillSignal {
+    return this.#signal;
+  }
+  /** @param signal Default SIGTERM. */
+  kill(signal = "SIGTERM"): void {
+    KillSignal.fire(this.#signal, signal);
+  }
+}
+
+const DEPLOY_ONLY =
+  "it manages Deno Deploy resources (apps, volumes, snapshots), which do not exist locally";
+
+/** Deno Deploy's management API: unsupported locally. */
+export class Client {
+  /** @param _options Ignored. */
+  constructor(_options?: unknown) {
+    unsupported("new Client()", DEPLOY_ONLY);
+  }
+}
+
+/** Deno Deploy volumes: unsupported locally. */
+export class Volume {
+  /** @param _init Ignored. */
+  constructor(_init?: unknown) {
+    unsupported("new Volume()", DEPLOY_ONLY);
+  }
+  /** @returns Never: rejects. */
+  static create(_options?: unknown): Promise<Volume> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Volume.create()", DEPLOY_ONLY),
+    );
+  }
+  /** @returns Never: rejects. */
+  static get(_id?: unknown, _options?: unknown): Promise<Volume | null> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Volume.get()", DEPLOY_ONLY),
+    );
+  }
+}
+
+/** Deno Deploy snapshots: unsupported locally. */
+export class Snapshot {
+  /** @param _init Ignored. */
+  constructor(_init?: unknown) {
+    unsupported("new Snapshot()", DEPLOY_ONLY);
+  }
+  /** @returns Never: rejects. */
+  static create(_id?: unknown, _options?: unknown): Promise<Snapshot> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Snapshot.create()", DEPLOY_ONLY),
+    );
+  }
+  /** @returns Never: rejects. */
+  static get(_id?: unknown, _options?: unknown): Promise<Snapshot | null> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Snapshot.get()", DEPLOY_ONLY),
+    );
+  }
+}
+
+/** A VS Code instance: never created locally (see `sandbox.exposeVscode`). */
+export class VsCode {
+  constructor() {
+    unsupported(
+      "VsCode",
+      "the sandbox accepts no inbound connections (own network namespace)",
+    );
+  }
+}
+
+/** An open file: unsupported locally (see `sandbox.fs.open`). */
+export class FsFile {
+  constructor() {
+    unsupported(
+      "FsFile",
+      "airlock's sandbox.fs works on whole files; use readFile/writeFile",
+    );
+  }
+}
+
+/** Seek origins (for `FsFile`, which is unsupported). */
+export enum SeekMode {
+  Start = 0,
+  Current = 1,
+  End = 2,
+}

@@ -1,0 +1,505 @@
+/**
+ * The REPL behind `sandbox.deno.repl()` and `sandbox.deno.eval()`: a driver
+ * program that runs in an ordinary airlock run, reads requests as JSON lines
+ * on its stdin, evaluates them with `node:vm` in the global scope (so
+ * declarations persist between evaluations), and writes each answer to
+ * stdout as a frame: a per-REPL random marker, JSON, a newline. The harness
+ * cuts the frames out of stdout; everything else is the program's own
+ * output.
+ *
+ * Values cross as tagged JSON (never `v8.deserialize` on the harness side:
+ * the bytes come from untrusted code), with the structured-clone types the
+ * SDK promises (Map, Set, Date, RegExp, BigInt, typed arrays, errors, plain
+ * objects in place of class instances).
+ *
+ * @module
+ */
+
+import * as esbuild from "esbuild";
+
+/**
+ * Encodes a value as tagged JSON. Self-contained: its source is also
+ * embedded in the driver program.
+ *
+ * @param value Any structured-cloneable value.
+ * @returns JSON-safe data.
+ * @throws {TypeError} For functions, symbols, promises and cycles.
+ */
+export function encodeValue(value: unknown): unknown {
+  const seen = new Set<object>();
+  const base64 = (bytes: Uint8Array): string => {
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(text);
+  };
+  const walk = (v: unknown, depth: number): unknown => {
+    if (depth > 500) throw new RangeError("the value is nested too deeply");
+    if (v === null || typeof v === "string" || typeof v === "boolean") {
+      return v;
+    }
+    if (typeof v === "number") {
+      if (Number.isNaN(v)) return { $: "NaN" };
+      if (v === Infinity) return { $: "Infinity" };
+      if (v === -Infinity) return { $: "-Infinity" };
+      if (Object.is(v, -0)) return { $: "-0" };
+      return v;
+    }
+    if (v === undefined) return { $: "undefined" };
+    if (typeof v === "bigint") return { $: "BigInt", v: v.toString() };
+    if (typeof v !== "object") {
+      throw new TypeError(`${String(typeof v)} could not be cloned`);
+    }
+    if (seen.has(v)) {
+      throw new TypeError("a circular structure could not be cloned");
+    }
+    seen.add(v);
+    try {
+      const next = (x: unknown) => walk(x, depth + 1);
+      if (Array.isArray(v)) return { $: "Array", v: Array.from(v, next) };
+      if (v instanceof Date) return { $: "Date", v: next(v.getTime()) };
+      if (v instanceof RegExp) {
+        return { $: "RegExp", source: v.source, flags: v.flags };
+      }
+      if (v instanceof Map) {
+        return { $: "Map", v: [...v].map(([k, x]) => [next(k), next(x)]) };
+      }
+      if (v instanceof Set) return { $: "Set", v: [...v].map(next) };
+      if (v instanceof Error) {
+        return {
+          $: "Error",
+          name: String(v.name),
+          message: String(v.message),
+          stack: String(v.stack ?? ""),
+        };
+      }
+      if (v instanceof ArrayBuffer) {
+        return { $: "ArrayBuffer", v: base64(new Uint8Array(v)) };
+      }
+      if (ArrayBuffer.isView(v)) {
+        return {
+          $: v.constructor.name,
+          v: base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
+        };
+      }
+      if (
+        v instanceof Boolean || v instanceof Number || v instanceof String
+      ) {
+        return next(v.valueOf());
+      }
+      if (
+        v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet
+      ) {
+        throw new TypeError(
+          `${v.constructor.name} object could not be cloned`,
+        );
+      }
+      const record = v as Record<string, unknown>;
+      return {
+        $: "Object",
+        v: Object.keys(record).map((k) => [k, next(record[k])]),
+      };
+    } finally {
+      seen.delete(v);
+    }
+  };
+  return walk(value, 0);
+}
+
+/**
+ * Decodes tagged JSON made by {@linkcode encodeValue}. Self-contained (also
+ * embedded in the driver). Only known tags are accepted; object keys are
+ * defined as own data properties (`__proto__` cannot set a prototype).
+ *
+ * @param data Parsed JSON.
+ * @returns The value.
+ * @throws {TypeError} For malformed data.
+ */
+export function decodeValue(data: unknown): unknown {
+  const bad = (why: string): never => {
+    throw new TypeError(`Cannot decode the REPL's answer: ${why}`);
+  };
+  const views: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
+    Uint8Array,
+    Uint8ClampedArray,
+    Int8Array,
+    Uint16Array,
+    Int16Array,
+    Uint32Array,
+    Int32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    DataView,
+  };
+  const errors: Record<string, new (m: string) => Error> = {
+    Error,
+    TypeError,
+    RangeError,
+    SyntaxError,
+    ReferenceError,
+    EvalError,
+    URIError,
+  };
+  const bytes = (text: unknown): ArrayBuffer => {
+    if (typeof text !== "string") bad("bytes are not a string");
+    const binary = atob(text as string);
+    const out = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+    return out.buffer;
+  };
+  const list = (x: unknown): unknown[] =>
+    Array.isArray(x) ? x : bad("a list is not an array");
+  const walk = (d: unknown, depth: number): unknown => {
+    if (depth > 500) bad("nested too deeply");
+    if (d === null || ["string", "boolean", "number"].includes(typeof d)) {
+      return d;
+    }
+    if (typeof d !== "object" || Array.isArray(d)) bad("unknown shape");
+    const node = d as Record<string, unknown>;
+    const next = (x: unknown) => walk(x, depth + 1);
+    const tag = String(node.$);
+    switch (tag) {
+      case "NaN":
+        return NaN;
+      case "Infinity":
+        return Infinity;
+      case "-Infinity":
+        return -Infinity;
+      case "-0":
+        return -0;
+      case "undefined":
+        return undefined;
+      case "BigInt":
+        return BigInt(String(node.v));
+      case "Array":
+        return list(node.v).map(next);
+      case "Date":
+        return new Date(Number(next(node.v)));
+      case "RegExp":
+        return new RegExp(String(node.source), String(node.flags));
+      case "Map":
+        return new Map(
+          list(node.v).map((e) => {
+            const [k, x] = list(e);
+            return [next(k), next(x)] as const;
+          }),
+        );
+      case "Set":
+        return new Set(list(node.v).map(next));
+      case "Error": {
+        const name = String(node.name);
+        const error = new (errors[name] ?? Error)(String(node.message));
+        if (!(name in errors)) {
+          Object.defineProperty(error, "name", {
+            value: name,
+            configurable: true,
+            writable: true,
+          });
+        }
+        error.stack = String(node.stack);
+        return error;
+      }
+      case "ArrayBuffer":
+        return bytes(node.v);
+      case "Object": {
+        const out: Record<string, unknown> = {};
+        for (const entry of list(node.v)) {
+          const [k, x] = list(entry);
+          Object.defineProperty(out, String(k), {
+            value: next(x),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        }
+        return out;
+      }
+      default: {
+        const View = Object.hasOwn(views, tag) ? views[tag] : undefined;
+        if (!View) return bad(`unknown type '${tag}'`);
+        try {
+          return new View(bytes(node.v));
+        } catch {
+          return bad(`bad ${tag} length`);
+        }
+      }
+    }
+  };
+  return walk(data, 0);
+}
+
+/**
+ * The driver program's source. The first stdin line is the frame marker;
+ * then one JSON request per line: `{ id, op: "eval", code }`,
+ * `{ id, op: "call", fn, args }` or `{ op: "close" }`.
+ *
+ * @returns JavaScript for `sandbox.run({ code })`.
+ */
+export function replDriverSource(): string {
+  return `import vm from "node:vm";
+const encodeValue = ${encodeValue.toString()};
+const decodeValue = ${decodeValue.toString()};
+const encoder = new TextEncoder();
+let marker = null;
+const send = (reply) => {
+  const bytes = encoder.encode(marker + JSON.stringify(reply) + "\\n");
+  for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+};
+const describe = (e) => ({
+  name: String(e?.name ?? "Error"),
+  message: String(e?.message ?? e),
+  stack: String(e?.stack ?? ""),
+});
+const handle = async (request) => {
+  try {
+    let value;
+    if (request.op === "eval") {
+      value = vm.runInThisContext(request.code, { filename: "repl" });
+    } else {
+      const fn = vm.runInThisContext("(" + request.fn + ")", { filename: "repl" });
+      if (typeof fn !== "function") throw new TypeError(request.fn + " is not a function");
+      value = fn(...decodeValue(request.args));
+    }
+    if (value !== null && typeof value?.then === "function") value = await value;
+    send({ id: request.id, ok: true, value: encodeValue(value) });
+  } catch (error) {
+    send({ id: request.id, ok: false, error: describe(error) });
+  }
+};
+const decoder = new TextDecoder();
+let buffered = "";
+for await (const chunk of Deno.stdin.readable) {
+  buffered += decoder.decode(chunk, { stream: true });
+  for (let end; (end = buffered.indexOf("\\n")) !== -1;) {
+    const line = buffered.slice(0, end);
+    buffered = buffered.slice(end + 1);
+    if (marker === null) {
+      marker = line;
+      continue;
+    }
+    const request = JSON.parse(line);
+    if (request.op === "close") Deno.exit(0);
+    await handle(request);
+  }
+}
+Deno.exit(0);
+`;
+}
+
+/**
+ * Compiles REPL input (TypeScript) to JavaScript on the harness side, as an
+ * expression when it reads as one (`{ a: 1 }` is an object, as in Deno's
+ * REPL).
+ *
+ * @param code The input.
+ * @param asExpression Compile `(code)` (for `call`'s function).
+ * @returns Script text for `vm.runInThisContext`.
+ */
+export async function compileReplInput(
+  code: string,
+  asExpression = false,
+): Promise<string> {
+  const transform = async (text: string) =>
+    (await esbuild.transform(text, { loader: "ts", logLevel: "silent" }))
+      .code;
+  if (asExpression || /^\s*\{/.test(code) && !/;\s*$/.test(code)) {
+    try {
+      const out = await transform(`(${code}\n)`);
+      return asExpression ? out.replace(/;\s*$/, "") : out;
+    } catch (error) {
+      if (asExpression) throw replSyntaxError(error);
+    }
+  }
+  try {
+    return await transform(code);
+  } catch (error) {
+    throw replSyntaxError(error);
+  }
+}
+
+function replSyntaxError(error: unknown): SyntaxError {
+  const failure = error as { errors?: { text: string }[] };
+  const text = failure.errors?.map((e) => e.text).join("; ") ??
+    String(error);
+  return new SyntaxError(`Cannot compile the REPL input: ${text}`);
+}
+
+/**
+ * Splits frames out of a stdout stream. Everything else is forwarded to the
+ * returned stream, which never applies backpressure to the splitter (frames
+ * keep flowing even if nobody reads the output; the run's output cap bounds
+ * the memory).
+ *
+ * @param source The run's stdout.
+ * @param marker The frame marker.
+ * @param onFrame Receives each frame's JSON text.
+ * @returns The program's own output.
+ */
+export function splitFrames(
+  source: ReadableStream<Uint8Array>,
+  marker: string,
+  onFrame: (json: string) => void,
+): ReadableStream<Uint8Array<ArrayBuffer>> {
+  const mark = new TextEncoder().encode(marker);
+  const decoder = new TextDecoder();
+  let controller!: ReadableStreamDefaultController<Uint8Array<ArrayBuffer>>;
+  const output = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    start: (c) => void (controller = c),
+  });
+  const emit = (bytes: Uint8Array) => {
+    if (bytes.length === 0) return;
+    try {
+      controller.enqueue(bytes.slice());
+    } catch { /* the reader cancelled: keep splitting frames */ }
+  };
+  (async () => {
+    const reader = source.getReader();
+    let buffer = new Uint8Array(0);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const joined = new Uint8Array(buffer.length + value.length);
+        joined.set(buffer);
+        joined.set(value, buffer.length);
+        buffer = joined;
+        for (;;) {
+          const at = indexOf(buffer, mark);
+          if (at === -1) {
+            const hold = partialSuffix(buffer, mark);
+            emit(buffer.subarray(0, buffer.length - hold));
+            buffer = buffer.slice(buffer.length - hold);
+            break;
+          }
+          emit(buffer.subarray(0, at));
+          const end = buffer.indexOf(10, at + mark.length);
+          if (end === -1) {
+            buffer = buffer.slice(at);
+            break;
+          }
+          onFrame(decoder.decode(buffer.subarray(at + mark.length, end)));
+          buffer = buffer.slice(end + 1);
+        }
+      }
+      emit(buffer);
+    } catch {
+      /* the run's stream failed: end the output */
+    } finally {
+      try {
+        controller.close();
+      } catch { /* cancelled */ }
+    }
+  })();
+  return output;
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0]!;
+  for (
+    let at = haystack.indexOf(first);
+    at !== -1 && at + needle.length <= haystack.length;
+    at = haystack.indexOf(first, at + 1)
+  ) {
+    let i = 1;
+    while (i < needle.length && haystack[at + i] === needle[i]) i++;
+    if (i === needle.length) return at;
+  }
+  return -1;
+}
+
+/** Length of the longest suffix of `bytes` that starts `needle`. */
+function partialSuffix(bytes: Uint8Array, needle: Uint8Array): number {
+  for (let k = Math.min(bytes.length, needle.length - 1); k > 0; k--) {
+    let i = 0;
+    while (i < k && bytes[bytes.length - k + i] === needle[i]) i++;
+    if (i === k) return k;
+  }
+  return 0;
+}
+
+/** Requests to one driver and their answers. */
+export class ReplChannel {
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #pending = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: Error): void }
+  >();
+  #next = 1;
+  #ended: Error | null = null;
+  #encoder = new TextEncoder();
+
+  /**
+   * @param stdin The driver's stdin.
+   * @param marker The frame marker (sent first).
+   */
+  constructor(stdin: WritableStream<Uint8Array>, marker: string) {
+    this.#writer = stdin.getWriter();
+    this.#write(`${marker}\n`);
+  }
+
+  /**
+   * Sends a request and waits for its answer.
+   *
+   * @param request `{ op: "eval", code }` or `{ op: "call", fn, args }`.
+   * @returns The decoded value.
+   */
+  request(request: Record<string, unknown>): Promise<unknown> {
+    if (this.#ended) return Promise.reject(this.#ended);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#write(`${JSON.stringify({ ...request, id })}\n`);
+    });
+  }
+
+  /** Asks the driver to exit (best effort). */
+  async close(): Promise<void> {
+    if (this.#ended) return;
+    this.#write(`${JSON.stringify({ op: "close" })}\n`);
+    await this.#writer.close().catch(() => {});
+  }
+
+  /** @param json One frame from the driver. */
+  onFrame(json: string): void {
+    let reply: {
+      id?: number;
+      ok?: boolean;
+      value?: unknown;
+      error?: { name: string; message: string; stack: string };
+    };
+    try {
+      reply = JSON.parse(json);
+    } catch {
+      return;
+    }
+    const waiter = this.#pending.get(Number(reply.id));
+    if (!waiter) return;
+    this.#pending.delete(Number(reply.id));
+    if (reply.ok) {
+      try {
+        waiter.resolve(decodeValue(reply.value));
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+      return;
+    }
+    const error = decodeValue({ $: "Error", ...reply.error }) as Error;
+    waiter.reject(error);
+  }
+
+  /** @param reason Why no more answers will come. */
+  end(reason: Error): void {
+    this.#ended ??= reason;
+    for (const waiter of this.#pending.values()) waiter.reject(this.#ended);
+    this.#pending.clear();
+  }
+
+  #write(text: string): void {
+    // A failed write means the driver is gone; its run's status (which
+    // follows) ends the channel with the reason.
+    this.#writer.write(this.#encoder.encode(text)).catch(() => {});
+  }
+}

@@ -1,0 +1,371 @@
+/**
+ * A typed client for the airlock HTTP API (fetch only; no dependencies at
+ * run time).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { AirlockClient } from "./client.ts";
+ * const client = new AirlockClient({ baseUrl: "http://127.0.0.1:8787", token: Deno.env.get("AIRLOCK_TOKEN") });
+ * const { id } = await client.createSandbox({ policy: { scratch: true } });
+ * const result = await client.run(id, { code: "console.log(6 * 7)" });
+ * console.log(result.stdout); // "42\n"
+ * await client.deleteSandbox(id);
+ * ```
+ *
+ * @module
+ */
+
+import type {
+  AuditEventJson,
+  CreatedSandbox,
+  CreateSandboxRequest,
+  DirListing,
+  ErrorBody,
+  NetworkPolicyInput,
+  NetworkPolicyJson,
+  RunRequest,
+  RunResultJson,
+  RunStatusJson,
+  SandboxInfo,
+} from "./schemas.ts";
+
+/** An error answer of the API. */
+export class AirlockApiError extends Error {
+  /** HTTP status. */
+  readonly status: number;
+  /** The API's error code (`unauthorized`, `invalid_policy`, ...). */
+  readonly code: string;
+  /** Problems by path, for `invalid_request` and `invalid_policy`. */
+  readonly issues: { path: string; message: string }[];
+  /** Bundling problems, for `bundle_error`. */
+  readonly problems: NonNullable<ErrorBody["error"]["problems"]>;
+
+  /**
+   * @param status HTTP status.
+   * @param error The error body's `error`.
+   */
+  constructor(
+    status: number,
+    error: ErrorBody["error"] | { code: string; message: string },
+  ) {
+    super(error.message);
+    this.name = "AirlockApiError";
+    this.status = status;
+    this.code = error.code;
+    this.issues = "issues" in error ? error.issues ?? [] : [];
+    this.problems = "problems" in error ? error.problems ?? [] : [];
+  }
+}
+
+/** Options for {@linkcode AirlockClient}. */
+export interface AirlockClientOptions {
+  /** Where the API is, e.g. `http://127.0.0.1:8787`. */
+  baseUrl: string | URL;
+  /** The bearer token; omit for a server without tokens. */
+  token?: string | null;
+  /** The fetch to use; default the global one. */
+  fetch?: typeof fetch;
+}
+
+/** One event of {@linkcode AirlockClient.runStream}. */
+export type RunStreamEvent =
+  | { type: "stdout" | "stderr"; data: Uint8Array }
+  | { type: "audit"; event: AuditEventJson }
+  | { type: "status"; status: RunStatusJson }
+  | { type: "error"; error: ErrorBody["error"] };
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborting cancels the call (for runs: the server kills the run). */
+  signal?: AbortSignal;
+}
+
+interface Call extends CallOptions {
+  json?: unknown;
+  bytes?: Uint8Array;
+}
+
+/** A client of the airlock HTTP API. */
+export class AirlockClient {
+  #base: string;
+  #token: string | null;
+  #fetch: typeof fetch;
+
+  /** @param options Where the server is and the token. */
+  constructor(options: AirlockClientOptions) {
+    this.#base = String(options.baseUrl).replace(/\/+$/, "");
+    this.#token = options.token ?? null;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  /** @returns `{ ok: true }` when the server is up. */
+  async health(): Promise<{ ok: true }> {
+    return await this.#json("GET", "/health");
+  }
+
+  /** @returns The server's airlock and Deno versions. */
+  async version(): Promise<{ airlock: string; deno: string }> {
+    return await this.#json("GET", "/version");
+  }
+
+  /** @returns The OpenAPI 3.1 document. */
+  async openApi(): Promise<Record<string, unknown>> {
+    return await this.#json("GET", "/openapi.json");
+  }
+
+  /**
+   * @param request Policy, secrets and name.
+   * @returns The sandbox with its validated, redacted policy.
+   */
+  async createSandbox(
+    request: CreateSandboxRequest = {},
+    options: CallOptions = {},
+  ): Promise<CreatedSandbox> {
+    return await this.#json("POST", "/sandboxes", {
+      ...options,
+      json: request,
+    });
+  }
+
+  /** @returns This token's sandboxes. */
+  async listSandboxes(): Promise<SandboxInfo[]> {
+    const body = await this.#json<{ sandboxes: SandboxInfo[] }>(
+      "GET",
+      "/sandboxes",
+    );
+    return body.sandboxes;
+  }
+
+  /** Kills every run and deletes every file of a sandbox. */
+  async deleteSandbox(id: string): Promise<void> {
+    await this.#send("DELETE", sandboxPath(id));
+  }
+
+  /**
+   * Runs a program to completion.
+   *
+   * @param id The sandbox.
+   * @param request The program and run settings.
+   * @param options `signal` aborts the call and kills the run.
+   * @returns The result (limits are a `reason`, never an error).
+   */
+  async run(
+    id: string,
+    request: RunRequest,
+    options: CallOptions = {},
+  ): Promise<RunResultJson> {
+    return await this.#json("POST", `${sandboxPath(id)}/runs`, {
+      ...options,
+      json: request,
+    });
+  }
+
+  /**
+   * Runs a program and yields its output, audit events and final status as
+   * they happen. Leaving the loop early (or aborting) kills the run.
+   *
+   * @param id The sandbox.
+   * @param request The program and run settings.
+   * @param options `signal` aborts the stream and kills the run.
+   * @returns The events; the last one is `status` (or `error`).
+   */
+  async *runStream(
+    id: string,
+    request: RunRequest,
+    options: CallOptions = {},
+  ): AsyncGenerator<RunStreamEvent, void, undefined> {
+    const response = await this.#send(
+      "POST",
+      `${sandboxPath(id)}/runs/stream`,
+      { ...options, json: request },
+    );
+    if (!response.body) return;
+    const reader = response.body.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let buffer = "";
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = parseEvent(block);
+          if (event) yield event;
+        }
+      }
+    } finally {
+      // Closes the connection when the caller stops early: the server then
+      // kills the run.
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  /** @returns The network policy in force, injected values redacted. */
+  async getNetworkPolicy(id: string): Promise<NetworkPolicyJson> {
+    const body = await this.#json<{ network: NetworkPolicyJson }>(
+      "GET",
+      `${sandboxPath(id)}/network`,
+    );
+    return body.network;
+  }
+
+  /**
+   * Replaces the network policy (applies to the next request of every run).
+   *
+   * @returns The new policy, redacted.
+   */
+  async updateNetworkPolicy(
+    id: string,
+    network: NetworkPolicyInput,
+  ): Promise<NetworkPolicyJson> {
+    const body = await this.#json<{ network: NetworkPolicyJson }>(
+      "PUT",
+      `${sandboxPath(id)}/network`,
+      { json: { network } },
+    );
+    return body.network;
+  }
+
+  /** @returns The sandbox's audit trail. */
+  async getAudit(id: string): Promise<AuditEventJson[]> {
+    const body = await this.#json<{ events: AuditEventJson[] }>(
+      "GET",
+      `${sandboxPath(id)}/audit`,
+    );
+    return body.events;
+  }
+
+  /** @returns The bytes of a scratch file (path relative to /scratch). */
+  async readFile(id: string, path: string): Promise<Uint8Array> {
+    const response = await this.#send("GET", filePath(id, path));
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** @returns A scratch file as UTF-8 text. */
+  async readTextFile(id: string, path: string): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(id, path));
+  }
+
+  /** Writes a scratch file (parent directories are created). */
+  async writeFile(
+    id: string,
+    path: string,
+    data: Uint8Array | string,
+  ): Promise<void> {
+    const bytes = typeof data === "string"
+      ? new TextEncoder().encode(data)
+      : data;
+    await this.#send("PUT", filePath(id, path), { bytes });
+  }
+
+  /** @returns The entries of a scratch directory ("" is /scratch). */
+  async listFiles(id: string, path = ""): Promise<DirListing["entries"]> {
+    const body = await this.#json<DirListing>(
+      "GET",
+      `${filePath(id, path)}?list=1`,
+    );
+    return body.entries;
+  }
+
+  /** Removes a scratch file or directory. */
+  async removeFile(
+    id: string,
+    path: string,
+    options: { recursive?: boolean } = {},
+  ): Promise<void> {
+    const query = options.recursive ? "?recursive=1" : "";
+    await this.#send("DELETE", `${filePath(id, path)}${query}`);
+  }
+
+  async #json<T>(method: string, path: string, call: Call = {}): Promise<T> {
+    const response = await this.#send(method, path, call);
+    return await response.json() as T;
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    call: Call = {},
+  ): Promise<Response> {
+    const headers = new Headers();
+    if (this.#token !== null) {
+      headers.set("authorization", `Bearer ${this.#token}`);
+    }
+    let body: BodyInit | undefined;
+    if (call.json !== undefined) {
+      headers.set("content-type", "application/json");
+      body = JSON.stringify(call.json);
+    } else if (call.bytes !== undefined) {
+      headers.set("content-type", "application/octet-stream");
+      body = call.bytes as Uint8Array<ArrayBuffer>;
+    }
+    const response = await this.#fetch(`${this.#base}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(call.signal ? { signal: call.signal } : {}),
+    });
+    if (response.ok) return response;
+    const text = await response.text();
+    let error: ErrorBody["error"] | undefined;
+    try {
+      error = (JSON.parse(text) as ErrorBody).error;
+    } catch { /* not ours: a proxy's page */ }
+    throw new AirlockApiError(
+      response.status,
+      error ?? {
+        code: "unexpected_response",
+        message: `HTTP ${response.status}: ${text.slice(0, 200)}`,
+      },
+    );
+  }
+}
+
+function sandboxPath(id: string): string {
+  return `/sandboxes/${encodeURIComponent(id)}`;
+}
+
+function filePath(id: string, path: string): string {
+  const segments = path.split("/").filter(Boolean).map(encodeURIComponent);
+  return `${sandboxPath(id)}/files${segments.length ? "/" : ""}${
+    segments.join("/")
+  }`;
+}
+
+function parseEvent(block: string): RunStreamEvent | null {
+  let type = "message";
+  const data: string[] = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") type = value;
+    else if (field === "data") data.push(value);
+  }
+  if (data.length === 0) return null;
+  const payload = JSON.parse(data.join("\n"));
+  switch (type) {
+    case "stdout":
+    case "stderr":
+      return { type, data: fromBase64(payload.base64) };
+    case "audit":
+      return { type, event: payload };
+    case "status":
+      return { type, status: payload };
+    case "error":
+      return { type, error: payload.error };
+    default:
+      return null; // a newer server's event: ignored
+  }
+}
+
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
