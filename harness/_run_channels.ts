@@ -9,7 +9,7 @@
 
 import type { Mount } from "../runtime/bwrap_args.ts";
 import type { DenoGrants } from "../runtime/deno_permissions.ts";
-import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { EGRESS_PORT, SANDBOX_PATHS } from "../runtime/launcher.ts";
 import type { EgressEvent } from "../injector/audit.ts";
 import { bindRun, type SandboxEgress } from "./_egress.ts";
 import {
@@ -39,6 +39,21 @@ export interface RunChannels {
   egressSocket: string | null;
   /** Stops both servers. */
   close(): Promise<void>;
+}
+
+const netGrantCache = new WeakMap<object, readonly string[] | "all">();
+
+/** Deno net grants of the policy in force (cached per compiled policy). */
+function liveNetGrants(egress: SandboxEgress): readonly string[] | "all" {
+  const network = egress.active.network;
+  let grants = netGrantCache.get(network);
+  if (grants === undefined) {
+    const hosts = network.denoNetGrants;
+    // The proxy's own address: node:http checks it besides the target.
+    grants = hosts === null ? "all" : [...hosts, `127.0.0.1:${EGRESS_PORT}`];
+    netGrantCache.set(network, grants);
+  }
+  return grants;
 }
 
 /** Deno prints this on stderr when a broker is configured (before any program output). */
@@ -84,6 +99,7 @@ export async function openRunChannels(options: {
   let egressClose: (() => Promise<void>) | null = null;
   let egressSocket: string | null = null;
   let broker: PermissionBroker | null = null;
+  const live = options.egress;
   try {
     if (options.egress) {
       const egress = await bindRun(options.egress, {
@@ -109,7 +125,11 @@ export async function openRunChannels(options: {
         grants: {
           read: grants.read,
           write: grants.write,
-          net: grants.net,
+          // Read at every check: a live network policy update reaches the
+          // Deno side of running programs too, not only the injector.
+          get net() {
+            return live ? liveNetGrants(live) : [];
+          },
           env: grants.env ?? [],
           cwd: options.cwd,
         },

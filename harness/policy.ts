@@ -73,6 +73,26 @@ const InputObjectSchema = z.strictObject({
   ),
 });
 
+/**
+ * Environment names a policy (or a run) cannot set: they decide where Deno
+ * caches, what TLS it trusts, which libraries load and where traffic goes.
+ */
+export const RESERVED_ENV =
+  /^(DENO_.*|LD_.*|SSL_.*|https?_proxy|no_proxy|NODE_(OPTIONS|EXTRA_CA_CERTS|TLS_REJECT_UNAUTHORIZED|USE_ENV_PROXY|PATH|USE_SYSTEM_CA))$/i;
+
+/** Plain environment variables for the program (never secrets). */
+export const EnvSchema = z.record(
+  z.string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name")
+    .refine((n) => !RESERVED_ENV.test(n), {
+      message:
+        "is reserved by the sandbox runtime (DENO_*, LD_*, SSL_*, proxy and NODE_* TLS/loader variables)",
+    }),
+  z.string().refine((v) => !/[\0\n\r]/.test(v), {
+    message: "must not contain NUL or line breaks",
+  }),
+);
+
 /** One read-only input, as `HOST[:SANDBOX]` or an object. */
 export const InputSchema = z.union([
   z.string().min(1).describe("HOST_PATH or HOST_PATH:SANDBOX_PATH"),
@@ -89,24 +109,7 @@ export const PolicySchema = z.strictObject({
   inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
   network: NetworkPolicySchema.default("deny-all"),
   secrets: PlaceholderSecretsSchema.default({}),
-  env: z.record(
-    z.string().regex(
-      /^[A-Za-z_][A-Za-z0-9_]*$/,
-      "must be an environment variable name",
-    )
-      // The runtime's own variables decide where Deno caches, what TLS it
-      // trusts and where traffic goes; a policy cannot override them.
-      .refine(
-        (n) => !/^(DENO_|LD_|SSL_|NODE_)|^(https?_proxy|no_proxy)$/i.test(n),
-        {
-          message:
-            "is reserved by the sandbox runtime (DENO_*, LD_*, SSL_*, NODE_*, proxy variables)",
-        },
-      ),
-    z.string().refine((v) => !/[\0\n\r]/.test(v), {
-      message: "must not contain NUL or line breaks",
-    }),
-  ).default({}).describe(
+  env: EnvSchema.default({}).describe(
     "Plain environment variables the program can read. Visible to the program: never put secrets here (use 'secrets')",
   ),
   audit: z.strictObject({

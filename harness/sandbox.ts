@@ -46,6 +46,7 @@ import {
 import { prepareInputs } from "./_inputs.ts";
 import { capStream } from "./_output_cap.ts";
 import {
+  EnvSchema,
   parsePolicy,
   type Policy,
   PolicyError,
@@ -100,6 +101,11 @@ export type RunOptions = ProgramSource & {
   timeoutMs?: number;
   /** Aborting kills the run (reason "killed"). */
   signal?: AbortSignal;
+  /**
+   * Plain environment variables for this run, over the policy's `env`
+   * (visible to the program: never secrets). Runtime names are refused.
+   */
+  env?: Readonly<Record<string, string>>;
 };
 
 /** A live run. */
@@ -438,7 +444,7 @@ export class Sandbox implements AsyncDisposable {
         ownerUid: this.#identity.hostUid,
         base: { read, write },
         cwd,
-        env: this.policy.env,
+        env: { ...this.policy.env, ...runEnv(options.env) },
         egress: this.#egress,
         broker: this.#options.learn
           ? "learn"
@@ -647,6 +653,23 @@ function injectorFor(options: SandboxOptions): Promise<Injector> {
   // A failed creation (e.g. WebCrypto unavailable) is retried next time.
   defaultInjector.catch(() => (defaultInjector = undefined));
   return defaultInjector;
+}
+
+function runEnv(env: RunOptions["env"]): Record<string, string> {
+  if (env === undefined) return {};
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new PolicyError(
+      parsed.error.issues.map((i) => ({
+        path: ["env", ...i.path].map(String).join("."),
+        message: i.code === "invalid_key"
+          ? `key ${i.issues.map((x) => x.message).join("; ")}`
+          : i.message,
+      })),
+      "run options",
+    );
+  }
+  return parsed.data;
 }
 
 function sourceOf(options: RunOptions): ProgramSource {

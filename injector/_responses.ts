@@ -34,8 +34,33 @@ const REASONS: Record<number, string> = {
  * ```
  */
 export function reasonPhrase(status: number): string {
-  return REASONS[status] ?? "Status";
+  return REASONS[status] ?? STANDARD[status] ?? "Status";
 }
+
+/** Other standard phrases (RFC 9110), used when relaying upstream statuses. */
+const STANDARD: Record<number, string> = {
+  101: "Switching Protocols",
+  201: "Created",
+  202: "Accepted",
+  204: "No Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  401: "Unauthorized",
+  404: "Not Found",
+  409: "Conflict",
+  410: "Gone",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
 
 /** Stable machine-readable codes in the `X-Airlock-Error` header. */
 export type RefusalCode =

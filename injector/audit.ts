@@ -34,6 +34,8 @@ export interface EgressEvent {
   decision: "allow" | "deny" | "respond" | "error";
   /** The policy entry or rule that decided (`api.example.com#0`, `not-in-allowlist`). */
   rule: string;
+  /** The transform rules that set headers on the request (`host#index`). */
+  appliedRules?: string[];
   /** Why, for refusals and errors. */
   reason?: string;
   /** Names of headers the injector set (never values). */

@@ -587,7 +587,7 @@ async function handleRequest(
     decision: "deny" | "error" = "deny",
   ) => {
     record({ decision, rule, reason: message, status });
-    const close = framing.kind !== "none";
+    const close = framing.kind !== "none" || wantsClose(request);
     await writeRefusal(client, status, code, message, close);
     return !close;
   };
@@ -649,6 +649,10 @@ async function handleRequest(
     });
     return !close;
   }
+  // The audit names the entry that decided, and the rules that shaped it.
+  const applied = transforms.length > 0
+    ? { appliedRules: transforms.map((r) => r.id) }
+    : {};
   const secure = target.scheme === "https";
   const headers: Headers1 = request.headers.map(([n, v]) => [n, v]);
   const injected: string[] = [];
@@ -769,6 +773,7 @@ async function handleRequest(
       const head = serializeResponseHead({
         ...responseHead,
         version: "HTTP/1.1",
+        reason: reasonPhrase(101),
         headers: responseHeaders,
       });
       headSent = true;
@@ -776,6 +781,7 @@ async function handleRequest(
       record({
         decision: "allow",
         rule: decision.id,
+        ...applied,
         status: 101,
         injected,
         placeholders: substituted.map((p) => p.name),
@@ -835,7 +841,9 @@ async function handleRequest(
     await client.write(serializeResponseHead({
       version: "HTTP/1.1",
       status: responseHead.status,
-      reason: responseHead.reason || reasonPhrase(responseHead.status),
+      // The upstream's reason phrase is its own text: it could quote the
+      // credential ("401 Token Bearer sk-... expired"). Only standard ones.
+      reason: reasonPhrase(responseHead.status),
       headers: responseHeaders,
     }));
     const body = readBody(upstream.reader, responseBody);
@@ -853,6 +861,7 @@ async function handleRequest(
     record({
       decision: "allow",
       rule: decision.id,
+      ...applied,
       status: responseHead.status,
       injected,
       placeholders: substituted.map((p) => p.name),

@@ -71,6 +71,16 @@ export class Workspace {
    */
   static async create(options: WorkspaceOptions): Promise<Workspace> {
     const parent = options.tmpDir ?? tmpDir();
+    if (options.identity.hostUid !== null) {
+      // bwrap runs as the sandbox's uid and opens its mount sources: every
+      // directory above the workspace must be traversable by "others".
+      const blocked = untraversable(parent);
+      if (blocked) {
+        throw new Error(
+          `Cannot create a sandbox workspace in '${parent}' as '${blocked}' is not traversable by the sandbox's uid: use a directory with o+x (e.g. chmod 0711 '${blocked}')`,
+        );
+      }
+    }
     const root = await Deno.makeTempDir({ dir: parent, prefix: "airlock-" });
     let watchdog: Deno.ChildProcess | null = null;
     try {
@@ -183,6 +193,20 @@ export class Workspace {
       throw new Error("Cannot use a workspace after close(): create a new one");
     }
   }
+}
+
+/** The first directory of `path` (itself included) lacking o+x, or null. */
+function untraversable(path: string): string | null {
+  const parts = path.split("/").filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const dir = "/" + parts.slice(0, i).join("/");
+    try {
+      if (((Deno.statSync(dir).mode ?? 0) & 0o001) === 0) return dir;
+    } catch {
+      return dir;
+    }
+  }
+  return null;
 }
 
 function tmpDir(): string {

@@ -31,12 +31,24 @@ import {
   type Upstreams,
 } from "./_upstreams.ts";
 
-/** A workspace parent per test, to prove nothing is left in it. */
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "airlock-deno-sdk-test-" });
+/**
+ * A workspace parent per test; disposing it (after the test's sandboxes,
+ * being declared first) asserts no workspace is left, then removes it.
+ */
+async function workspaceParent(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "airlock-deno-sdk-test-" });
   // The sandbox's own uid must be able to reach its workspace inside.
-  await Deno.chmod(dir, 0o711);
-  return dir;
+  await Deno.chmod(path, 0o711);
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      try {
+        await assertEmpty(path);
+      } finally {
+        await Deno.remove(path, { recursive: true });
+      }
+    },
+  };
 }
 
 async function assertEmpty(dir: string): Promise<void> {
@@ -306,7 +318,8 @@ async function afterSecretExample(sandbox: Sandbox) {
 }
 
 Deno.test("README 'Secret on the Wire': each secret reaches only its own host; the program sees placeholders and never the value", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using ups = await startUpstreams([
     "api.openai.com",
     "api.anthropic.com",
@@ -387,11 +400,11 @@ Deno.test("README 'Secret on the Wire': each secret reaches only its own host; t
   );
   // `await using` disposed the sandbox: no workspace is left.
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("allowNet with secrets: write a file, run it, read its output; other hosts are refused; the secret's host is reachable without being listed", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using ups = await startUpstreams([
     "example.com",
     "api.example.net",
@@ -466,11 +479,11 @@ Deno.test("allowNet with secrets: write a file, run it, read its output; other h
     assert.equal(await sandbox.env.get("HOME"), undefined);
   }
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("allowNet patterns map onto the allow list; an IP literal opens its own address, but loopback stays blocked", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using ups = await startUpstreams([{ name: "loopback", tls: false }]);
   const port = ups.get("loopback").port;
   const allowNet = [
@@ -505,21 +518,21 @@ Deno.test("allowNet patterns map onto the allow list; an IP literal opens its ow
   assert.equal(all.airlock.networkPolicy, "allow-all");
   await all.close();
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("README 'Restrict outbound network access': creation works, the sh line throws the unsupported error", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await assert.rejects(
     readmeRestrictOutbound(localSandbox(dir)),
     (e) => assertUnsupported(e, "sandbox.sh"),
   );
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("README 'Evaluate a JS snippet' and 'Interactive JavaScript REPL' print 3 and 50", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const Local = localSandbox(dir);
   const evaluate = recorder();
   await readmeEvaluate(Local, evaluate);
@@ -528,11 +541,11 @@ Deno.test("README 'Evaluate a JS snippet' and 'Interactive JavaScript REPL' prin
   await readmeRepl(Local, repl);
   assert.deepEqual(repl.lines, [["result:", 50]]);
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("eval and repl: structured values, errors, TypeScript, calls, printed output kept apart from answers", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using sandbox = await localSandbox(dir).create({ allowNet: [] });
   const value = await sandbox.deno.eval(
     `const n: number = 2; ({ m: new Map([[1, new Set([n])]]), d: new Date(0), b: 10n, u: new Uint8Array([1, 2]), x: undefined, nan: NaN, nested: [JSON.parse('{"__proto__": {"polluted": 1}}')] })`,
@@ -578,11 +591,11 @@ Deno.test("eval and repl: structured values, errors, TypeScript, calls, printed 
   assert.equal(out, "printed\x1e marker-like\nno newline");
   await sandbox.close();
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("deno.run: abort and kill report the SDK's status; scriptArgs, stdin, inline code with relative imports, spawn('deno', ['run', ...])", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using sandbox = await localSandbox(dir).create({ allowNet: [] });
   // d.ts example "Create a Deno process with a 3s timeout".
   const runtime = await sandbox.deno.run({
@@ -653,7 +666,8 @@ Deno.test("deno.run: abort and kill report the SDK's status; scriptArgs, stdin, 
 });
 
 Deno.test("README 'Control sandbox timeout': session ends at dispose; a duration sandbox outlives close(), reconnects, dies at kill() (sh is unsupported)", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const created: Sandbox[] = [];
   const Local = localSandbox(dir, undefined, created);
   const id = await readmeTimeoutSession(Local);
@@ -680,11 +694,11 @@ Deno.test("README 'Control sandbox timeout': session ends at dispose; a duration
     ConnectionEstablishmentError,
   );
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("timeout: the sandbox is destroyed at its deadline, runs included; extendTimeout moves it", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const sandbox = await localSandbox(dir).create({
     timeout: "2s",
     allowNet: [],
@@ -708,7 +722,6 @@ Deno.test("timeout: the sandbox is destroyed at its deadline, runs included; ext
     ConnectionEstablishmentError,
   );
   await assertEmpty(dir);
-  await Deno.remove(dir);
   await assert.rejects(
     localSandbox(dir).create({ timeout: "soon" as "5m" }),
     InvalidTimeoutError,
@@ -716,7 +729,8 @@ Deno.test("timeout: the sandbox is destroyed at its deadline, runs included; ext
 });
 
 Deno.test("README 'Configure sandbox memory': 1GiB becomes memoryMb 1024; systemMemoryInfo is refused (no sys access); out-of-range sizes throw", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const Local = localSandbox(dir);
   assert.equal(await readmeMemory1GiB(Local), 1024);
   await assert.rejects(
@@ -729,11 +743,11 @@ Deno.test("README 'Configure sandbox memory': 1GiB becomes memoryMb 1024; system
     InvalidMemoryError,
   );
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("README 'Upload local files or directories' copies a file and a tree under /scratch", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const project = await Deno.makeTempDir({ prefix: "airlock-deno-sdk-cwd-" });
   await Deno.writeTextFile(`${project}/README.md`, "# readme\n");
   await Deno.mkdir(`${project}/my-project/src`, { recursive: true });
@@ -750,11 +764,11 @@ Deno.test("README 'Upload local files or directories' copies a file and a tree u
     await Deno.remove(project, { recursive: true });
   }
   await assertEmpty(dir);
-  await Deno.remove(dir);
 });
 
 Deno.test("sandbox.fs: SDK shapes on /scratch; no path outside it, no symlink followed", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   await using sandbox = await localSandbox(dir).create({ allowNet: [] });
   const fs = sandbox.fs;
   const data = new Uint8Array([1, 2, 3]);
@@ -829,7 +843,8 @@ Deno.test("sandbox.fs: SDK shapes on /scratch; no path outside it, no symlink fo
 });
 
 Deno.test("unsupported members throw an AirlockUnsupportedError naming the member and the reason", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const Local = localSandbox(dir);
   for (
     const [member, options] of [
@@ -920,7 +935,8 @@ Deno.test("unsupported members throw an AirlockUnsupportedError naming the membe
 });
 
 Deno.test("await using and close() leave no workspace; a closed client refuses every call", async () => {
-  const dir = await tempDir();
+  await using parent = await workspaceParent();
+  const dir = parent.path;
   const Local = localSandbox(dir);
   let root: string;
   {
@@ -937,5 +953,4 @@ Deno.test("await using and close() leave no workspace; a closed client refuses e
   await assertEmpty(dir);
   await assert.rejects(sandbox.fs.readTextFile("x.txt"), ConnectionClosedError);
   await assert.rejects(sandbox.deno.run({ code: "1" }), ConnectionClosedError);
-  await Deno.remove(dir);
 });
