@@ -82,8 +82,46 @@ export class Injector implements AsyncDisposable {
     // startup cost, and deny-all sandboxes never need it.
     const ca = options.ca ??
       await (await import("./ca.ts")).CertificateAuthority.create();
-    return new Injector(ca, options.resolver ?? systemResolver);
+    const injector = new Injector(ca, options.resolver ?? systemResolver);
+    injector.#warmUp();
+    return injector;
   }
+
+  /**
+   * The first TLS use in a process costs ~40 ms (crypto setup); pay it in
+   * the background now rather than in a sandbox's first request. One leaf
+   * and a loopback handshake with it, nothing leaves the host.
+   */
+  #warmUp(): void {
+    this.#warming = (async () => {
+      const leaf = await this.ca.leafFor("127.0.0.1");
+      const tls = await import("node:tls");
+      const server = tls.createServer(
+        { cert: leaf.certPem, key: leaf.keyPem },
+        (s) => s.end(),
+      );
+      server.on("error", () => {});
+      await new Promise<void>((resolve) =>
+        server.listen(0, "127.0.0.1", () => resolve())
+      );
+      const port = (server.address() as { port: number }).port;
+      try {
+        const conn = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port,
+          caCerts: [this.ca.certificatePem],
+        });
+        await conn.handshake().catch(() => {});
+        conn.close();
+      } catch {
+        // Warm-up only: a failure costs nothing but the warm-up.
+      } finally {
+        server.close();
+      }
+    })().catch(() => {});
+  }
+
+  #warming: Promise<void> = Promise.resolve();
 
   /** The CA certificate (PEM) to mount into sandboxes. */
   get caCertificatePem(): string {
@@ -150,6 +188,7 @@ export class Injector implements AsyncDisposable {
   /** Closes every binding and pooled connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#warming;
     await Promise.all([...this.#bindings].map((b) => b.close()));
     this.#pool.close();
   }

@@ -24,7 +24,12 @@ import {
   SCANNABLE_ENCODINGS,
 } from "./_body.ts";
 import type { CertificateAuthority } from "./ca.ts";
-import { BufferedReader, type ByteChannel, SocketChannel } from "./_channel.ts";
+import {
+  BufferedReader,
+  type ByteChannel,
+  concat,
+  SocketChannel,
+} from "./_channel.ts";
 import { EchoRedactor, redactString } from "./echo_guard.ts";
 import { canonicalHost, type HostPattern, matchHost } from "./host_pattern.ts";
 import {
@@ -129,6 +134,17 @@ function hasDotSegments(path: string): boolean {
   return raw.split(/\/|\\|%2f|%5c/i).some((segment) =>
     segment === "." || segment === ".."
   );
+}
+
+/** Bodies up to this size are sent with their head in one write. */
+const SMALL_BODY = 64 * 1024;
+
+async function collect(
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const chunk of chunks) out.push(chunk);
+  return out;
 }
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) plus proxy credentials. */
@@ -821,41 +837,53 @@ async function handleRequest(
       );
     }
     if (guarded) removeHeader(responseHeaders, "content-encoding");
-    const streamed = guarded || responseBody.kind === "chunked" ||
-      responseBody.kind === "close";
-    if (streamed) {
-      responseHeaders.push(["Transfer-Encoding", "chunked"]);
-    } else if (responseBody.kind === "length") {
-      responseHeaders.push(["Content-Length", String(responseBody.length)]);
-    } else if (
-      responseHead.status !== 204 && responseHead.status !== 304 &&
-      !(responseHead.status < 200)
-    ) {
-      const original = getHeader(responseHead.headers, "content-length");
-      if (original !== undefined && method === "HEAD") {
-        responseHeaders.push(["Content-Length", original]);
-      }
-    }
     if (close) responseHeaders.push(["Connection", "close"]);
-    headSent = true;
-    await client.write(serializeResponseHead({
-      version: "HTTP/1.1",
+    const head = {
+      version: "HTTP/1.1" as const,
       status: responseHead.status,
       // The upstream's reason phrase is its own text: it could quote the
       // credential ("401 Token Bearer sk-... expired"). Only standard ones.
       reason: reasonPhrase(responseHead.status),
       headers: responseHeaders,
-    }));
+    };
     const body = readBody(upstream.reader, responseBody);
-    const bytesIn = responseBody.kind === "none"
-      ? 0
-      : guarded
-      ? await chunkedWriter((b) => client.write(b))(
-        guardBody(body, coding, redactor!),
-      )
-      : streamed
-      ? await chunkedWriter((b) => client.write(b))(body)
-      : await rawWriter((b) => client.write(b))(body);
+    let bytesIn = 0;
+    if (responseBody.kind === "length" && responseBody.length <= SMALL_BODY) {
+      // Small bodies (most API answers) go out with their head in one
+      // write: one TLS record and one wake-up instead of three.
+      let bytes = concat(await collect(body));
+      if (guarded) {
+        bytes = concat(
+          await collect(
+            guardBody(ReadableStream.from([bytes]), coding, redactor!),
+          ),
+        );
+      }
+      responseHeaders.push(["Content-Length", String(bytes.length)]);
+      headSent = true;
+      await client.write(concat([serializeResponseHead(head), bytes]));
+      bytesIn = bytes.length;
+    } else if (responseBody.kind === "none") {
+      const original = getHeader(responseHead.headers, "content-length");
+      if (original !== undefined && method === "HEAD") {
+        responseHeaders.push(["Content-Length", original]);
+      }
+      headSent = true;
+      await client.write(serializeResponseHead(head));
+    } else if (!guarded && responseBody.kind === "length") {
+      responseHeaders.push(["Content-Length", String(responseBody.length)]);
+      headSent = true;
+      await client.write(serializeResponseHead(head));
+      bytesIn = await rawWriter((b) => client.write(b))(body);
+    } else {
+      // Chunked, close-delimited or guarded (a redaction changes lengths).
+      responseHeaders.push(["Transfer-Encoding", "chunked"]);
+      headSent = true;
+      await client.write(serializeResponseHead(head));
+      bytesIn = await chunkedWriter((b) => client.write(b))(
+        guarded ? guardBody(body, coding, redactor!) : body,
+      );
+    }
     reusable = responseBody.kind !== "close" &&
       !/\bclose\b/i.test(getHeader(responseHead.headers, "connection") ?? "");
     record({

@@ -300,7 +300,19 @@ function withTimeout<T>(
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+const fingerprints = new WeakMap<readonly string[], string>();
+
+/** A pool-key fingerprint of a CA list, computed once per list object. */
 function fingerprint(pems: readonly string[]): string {
+  let known = fingerprints.get(pems);
+  if (known === undefined) {
+    known = hashPems(pems);
+    fingerprints.set(pems, known);
+  }
+  return known;
+}
+
+function hashPems(pems: readonly string[]): string {
   let hash = 2166136261;
   for (const pem of pems) {
     for (let i = 0; i < pem.length; i++) {

@@ -24,7 +24,7 @@ import { MissingHostToolError } from "../../runtime/host_tools.ts";
 import { REDACTED } from "../../injector/secret_refs.ts";
 import { InputError } from "../_inputs.ts";
 import { BundleError, type BundleProblem } from "../bundle.ts";
-import { PolicyError, type PolicyIssue } from "../policy.ts";
+import { parsePolicy, PolicyError, type PolicyIssue } from "../policy.ts";
 import { type AuditEvent, runResultToJson } from "../run_result.ts";
 import {
   type RunOptions,
@@ -253,7 +253,13 @@ export function createApp(options: AppOptions): AirlockApp {
     if (closing) throw shuttingDown();
     const body = await readBody(c, CreateSandboxRequestSchema, "policy");
     const issues = hostAccess ? [] : hostAccessIssues(body.policy);
-    if (issues.length > 0) throw invalidPolicy(new PolicyError(issues));
+    if (issues.length > 0) throw invalidPolicy(new PolicyError(issues), "");
+    try {
+      // Checked before the limit, so a bad policy is always a 400.
+      parsePolicy(body.policy ?? {});
+    } catch (error) {
+      throw error instanceof PolicyError ? invalidPolicy(error) : error;
+    }
     if (caller.count >= caller.maxSandboxes) {
       throw new ApiError(
         429,
@@ -361,7 +367,7 @@ export function createApp(options: AppOptions): AirlockApp {
     const issues = hostAccess
       ? []
       : networkIssues(body.network as unknown, "network");
-    if (issues.length > 0) throw invalidPolicy(new PolicyError(issues));
+    if (issues.length > 0) throw invalidPolicy(new PolicyError(issues), "");
     await whileOpen(entry, async () => {
       try {
         await entry.sandbox.updateNetworkPolicy(body.network);

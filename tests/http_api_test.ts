@@ -1,0 +1,373 @@
+/**
+ * The HTTP API end to end, through the client over real HTTP on 127.0.0.1:
+ * runs and streams in real sandboxes, a client that hangs up mid-run, files,
+ * network updates, shutdown, and `deno task serve` as a subprocess.
+ */
+
+import assert from "node:assert/strict";
+import { createApp } from "../harness/http/app.ts";
+import {
+  AirlockApiError,
+  AirlockClient,
+  type RunStreamEvent,
+} from "../harness/http/client.ts";
+import { RunResultSchema, RunStatusSchema } from "../harness/http/schemas.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SERVE = `${ROOT}harness/http/serve.ts`;
+const TOKEN = "e2e-token-0123456789abcdef";
+const FOREVER =
+  `console.log("started"); while (true) { await new Promise((r) => setTimeout(r, 50)); }`;
+
+/** A parent directory for workspaces that the sandbox uids can traverse. */
+async function workspaceParent(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-http-test-" });
+  await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
+function serve(tmpDir: string) {
+  const api = createApp({
+    tokens: new Map([[TOKEN, { name: "e2e", maxSandboxes: 4 }]]),
+    sandboxDefaults: { tmpDir },
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    api.app.fetch,
+  );
+  const client = new AirlockClient({
+    baseUrl: `http://127.0.0.1:${server.addr.port}`,
+    token: TOKEN,
+  });
+  return {
+    api,
+    client,
+    async close() {
+      await api.shutdown();
+      await server.shutdown();
+    },
+  };
+}
+
+/** Host processes whose command line mentions `text`. */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes(text)) {
+        found.push(Number(entry.name));
+      }
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+/** Polls `check` every 100 ms for up to `ms`; returns its last value. */
+async function pollUntil(check: () => boolean, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+/** The workspace directory of a sandbox created with scratch. */
+function workspaceOf(api: ReturnType<typeof createApp>, id: string): string {
+  const scratch = api.sandboxes.get(id)?.sandbox.scratchPath ?? "";
+  assert.ok(scratch.endsWith("/box/scratch"), scratch);
+  return scratch.slice(0, -"/box/scratch".length);
+}
+
+function text(event: RunStreamEvent): string {
+  return "data" in event ? new TextDecoder().decode(event.data) : "";
+}
+
+Deno.test("HTTP API: create, files, run, network update, audit and delete", async () => {
+  const parent = await workspaceParent();
+  const { api, client, close } = serve(parent);
+  try {
+    const created = await client.createSandbox({
+      name: "e2e",
+      policy: { scratch: true, limits: { timeoutMs: 20_000 } },
+      secrets: { API_TOKEN: "s3cr3t-api-token-value" },
+    });
+    assert.equal(created.policy.scratch, true);
+    assert.equal(created.policy.limits.timeoutMs, 20_000);
+    const root = workspaceOf(api, created.id);
+
+    await client.writeFile(created.id, "in/data.txt", "21");
+    const result = await client.run(created.id, {
+      files: {
+        "main.ts":
+          `import { double } from "./lib.ts"; const n = Number(await Deno.readTextFile("in/data.txt")); await Deno.writeTextFile("out.txt", String(double(n))); console.log(Deno.args.join(","), await new Response(Deno.stdin.readable).text());`,
+        "lib.ts": "export const double = (n: number) => n * 2;",
+      },
+      entry: "main.ts",
+      args: ["a", "b"],
+      stdin: "from stdin",
+    });
+    RunResultSchema.parse(result);
+    assert.equal(result.reason, "exit", result.stderr);
+    assert.equal(result.stdout, "a,b from stdin\n");
+    assert.equal(await client.readTextFile(created.id, "out.txt"), "42");
+    assert.deepEqual(
+      (await client.listFiles(created.id)).map((e) => e.name),
+      ["in", "out.txt"],
+    );
+    await client.removeFile(created.id, "in", { recursive: true });
+    const gone = await client.readFile(created.id, "in/data.txt").catch((
+      e,
+    ) => e);
+    assert.ok(gone instanceof AirlockApiError && gone.status === 404);
+
+    const network = await client.updateNetworkPolicy(created.id, {
+      allow: {
+        "api.example.test": [{
+          transform: [{
+            headers: { authorization: "Bearer ${secret:API_TOKEN}" },
+          }],
+        }],
+      },
+    });
+    assert.deepEqual(network, await client.getNetworkPolicy(created.id));
+    const shown = JSON.stringify(network);
+    assert.ok(shown.includes("<redacted>"), shown);
+    assert.ok(!shown.includes("s3cr3t"), shown);
+
+    const denied = await client.run(created.id, {
+      code:
+        `const r = await fetch("https://blocked.example.test/").catch((e) => e.name); console.log(String(r));`,
+    });
+    assert.equal(denied.reason, "exit", denied.stderr);
+    const trail = await client.getAudit(created.id);
+    assert.ok(
+      trail.some((e) =>
+        e.runId === denied.runId &&
+        JSON.stringify(e).includes("blocked.example.test")
+      ),
+      JSON.stringify(trail),
+    );
+
+    const timedOut = await client.run(created.id, {
+      code: FOREVER,
+      timeoutMs: 500,
+    });
+    assert.equal(timedOut.reason, "timeout");
+
+    assert.equal((await client.listSandboxes())[0]?.running, false);
+    await client.deleteSandbox(created.id);
+    assert.deepEqual(await client.listSandboxes(), []);
+    assert.throws(() => Deno.statSync(root), Deno.errors.NotFound);
+    const after = await client.getAudit(created.id).catch((e) => e);
+    assert.ok(after instanceof AirlockApiError && after.code === "not_found");
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: a stream delivers output, audit events while the run is live, then the status", async () => {
+  const parent = await workspaceParent();
+  const { client, close } = serve(parent);
+  try {
+    const { id } = await client.createSandbox();
+    const events: RunStreamEvent[] = [];
+    for await (
+      const event of client.runStream(id, {
+        code:
+          `console.log("out"); console.error("err"); await fetch("https://blocked.example.test/").catch(() => {}); Deno.exit(3);`,
+      })
+    ) {
+      events.push(event);
+    }
+    const last = events.at(-1);
+    assert.equal(last?.type, "status");
+    const status = RunStatusSchema.parse(
+      last?.type === "status" ? last.status : null,
+    );
+    assert.equal(status.exitCode, 3);
+    assert.equal(status.reason, "exit");
+    const output = (type: string) =>
+      events.filter((e) => e.type === type).map(text).join("");
+    assert.equal(output("stdout"), "out\n");
+    assert.equal(output("stderr"), "err\n");
+    const audits = events.filter((e) => e.type === "audit");
+    assert.ok(
+      audits.some((e) => JSON.stringify(e).includes("blocked.example.test")),
+    );
+    assert.equal(events.filter((e) => e.type === "status").length, 1);
+
+    // As it happens: the audit event arrives while the program still runs
+    // (it never ends by itself); leaving the loop then kills it.
+    let live = false;
+    for await (
+      const event of client.runStream(id, {
+        code:
+          `await fetch("https://live.example.test/").catch(() => {}); ${FOREVER}`,
+      })
+    ) {
+      assert.notEqual(event.type, "status");
+      if (
+        event.type === "audit" &&
+        JSON.stringify(event.event).includes("live.example.test")
+      ) {
+        live = true;
+        break;
+      }
+    }
+    assert.ok(live);
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: a client that disconnects mid-stream leaves no sandbox process", async () => {
+  const parent = await workspaceParent();
+  const { api, client, close } = serve(parent);
+  try {
+    const { id } = await client.createSandbox({ policy: { scratch: true } });
+    const root = workspaceOf(api, id);
+    const controller = new AbortController();
+    const stream = client.runStream(id, { code: FOREVER }, {
+      signal: controller.signal,
+    });
+    const first = await stream.next();
+    assert.equal(first.value && text(first.value), "started\n");
+    // The check below can fail: the sandbox is running now.
+    assert.ok(processesMentioning(root).length > 0);
+    controller.abort();
+    await stream.next().catch(() => {});
+    assert.ok(
+      await pollUntil(() => processesMentioning(root).length === 0),
+      `still running: ${processesMentioning(root).join(", ")}`,
+    );
+    assert.ok(await pollUntil(() => !api.sandboxes.get(id)?.sandbox.running));
+    // The sandbox itself lives on.
+    const again = await client.run(id, { code: "console.log('again')" });
+    assert.equal(again.stdout, "again\n");
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: a client that disconnects from a plain run leaves no sandbox process", async () => {
+  const parent = await workspaceParent();
+  const { api, client, close } = serve(parent);
+  try {
+    const { id } = await client.createSandbox({ policy: { scratch: true } });
+    const root = workspaceOf(api, id);
+    const controller = new AbortController();
+    const call = client.run(id, { code: FOREVER }, {
+      signal: controller.signal,
+    }).catch((error) => error);
+    assert.ok(await pollUntil(() => processesMentioning(root).length > 0));
+    controller.abort();
+    assert.equal((await call).name, "AbortError");
+    assert.ok(
+      await pollUntil(() => processesMentioning(root).length === 0),
+      `still running: ${processesMentioning(root).join(", ")}`,
+    );
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: shutdown() kills every run and removes every workspace", async () => {
+  const parent = await workspaceParent();
+  const { api, client, close } = serve(parent);
+  try {
+    const one = await client.createSandbox({ policy: { scratch: true } });
+    await client.createSandbox({ policy: { scratch: true } });
+    await client.writeFile(one.id, "keep.txt", "x");
+    assert.equal([...Deno.readDirSync(parent)].length, 2);
+    const stream = client.runStream(one.id, { code: FOREVER });
+    assert.equal((await stream.next()).value?.type, "stdout");
+    await api.shutdown();
+    const rest: RunStreamEvent[] = [];
+    for await (const event of stream) rest.push(event);
+    const last = rest.at(-1);
+    assert.equal(last?.type === "status" && last.status.reason, "killed");
+    assert.deepEqual([...Deno.readDirSync(parent)], []);
+    assert.deepEqual(processesMentioning(parent), []);
+    const refused = await client.createSandbox().catch((e) => e);
+    assert.ok(refused instanceof AirlockApiError);
+    assert.equal(refused.code, "shutting_down");
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+function serveCommand(args: string[], env: Record<string, string>) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, SERVE, ...args],
+    cwd: ROOT,
+    env: {
+      NO_COLOR: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+      AIRLOCK_API_TOKENS: "",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("deno task serve refuses a non-loopback address without a token (exit 125)", async () => {
+  const out = await serveCommand(["--host", "0.0.0.0", "--port", "0"], {})
+    .output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 125, stderr);
+  assert.match(stderr, /Refusing to listen on '0\.0\.0\.0' without a token/);
+  const short = await serveCommand(["--token", "short"], {}).output();
+  assert.equal(short.code, 125);
+  assert.match(new TextDecoder().decode(short.stderr), /at least 16/);
+});
+
+Deno.test("deno task serve: SIGTERM closes every sandbox, removes its files and exits 0", async () => {
+  const parent = await workspaceParent();
+  const child = serveCommand(["--port", "0", "--token-env", "E2E_TOKEN"], {
+    E2E_TOKEN: TOKEN,
+    TMPDIR: parent,
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let printed = "";
+    while (!printed.includes("\n")) {
+      const { done, value } = await lines.read();
+      if (done) break;
+      printed += value;
+    }
+    const url = printed.match(/listening on (http:\/\/\S+)/)?.[1];
+    assert.ok(url, printed);
+    const client = new AirlockClient({ baseUrl: url, token: TOKEN });
+    const { id } = await client.createSandbox({ policy: { scratch: true } });
+    await client.writeFile(id, "data.txt", "x");
+    const stream = client.runStream(id, { code: FOREVER });
+    assert.equal((await stream.next()).value?.type, "stdout");
+    assert.equal([...Deno.readDirSync(parent)].length, 1);
+
+    child.kill("SIGTERM");
+    for await (const _ of stream) { /* ends when the server kills the run */ }
+    const status = await child.status;
+    assert.equal(status.code, 0);
+    assert.deepEqual([...Deno.readDirSync(parent)], []);
+    assert.deepEqual(processesMentioning(parent), []);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await lines.cancel();
+    await child.stderr.cancel();
+    await child.status;
+    await Deno.remove(parent, { recursive: true });
+  }
+});
