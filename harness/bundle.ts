@@ -12,6 +12,15 @@
  */
 
 import * as esbuild from "esbuild";
+import { builtinModules } from "node:module";
+import { NpmPackages, parseNpmSpecifier } from "./npm_packages.ts";
+
+/** Marks the bundler's own package lookups (see onResolve). */
+const NPM_LOOKUP = Symbol("airlock npm lookup");
+
+const NODE_BUILTINS = new Set(
+  builtinModules.map((m) => m.replace(/^node:/, "")),
+);
 
 /** A program: inline code, files with an entry point, or a file on disk. */
 export type ProgramSource =
@@ -108,7 +117,10 @@ const NAMESPACE = "airlock";
  * console.log(js.includes("console.log"));
  * ```
  */
-export async function bundleProgram(source: ProgramSource): Promise<string> {
+export async function bundleProgram(
+  source: ProgramSource,
+  options: BundleOptions = {},
+): Promise<string> {
   let files: FileSource;
   let entry: string;
   if (source.path !== undefined) {
@@ -153,14 +165,20 @@ export async function bundleProgram(source: ProgramSource): Promise<string> {
       bundle: true,
       write: false,
       format: "esm",
-      platform: "neutral",
+      // "node": npm packages resolve by their Node entry points; Node
+      // built-ins are kept as `node:` imports for Deno.
+      platform: "node",
       target: "esnext",
+      // Bundled packages check this at run time; the sandbox has no such
+      // variable (and reading the environment is refused).
+      define: { "process.env.NODE_ENV": '"production"' },
+      metafile: true,
       charset: "utf8",
       sourcemap: "inline",
       sourcesContent: false,
       legalComments: "none",
       logLevel: "silent",
-      plugins: [virtualFiles(files)],
+      plugins: [virtualFiles(files, options.npm ?? null)],
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -173,7 +191,21 @@ export async function bundleProgram(source: ProgramSource): Promise<string> {
   if (!output) {
     throw new BundleError([{ message: "esbuild produced no output" }]);
   }
-  return output.text;
+  const bundledPackages = Object.keys(result.metafile?.inputs ?? {})
+    .some((input) => input.includes("node_modules/"));
+  // CommonJS packages call require(); ESM has none. The shim goes on the
+  // first line (a comment) so the source map's lines stay aligned.
+  return bundledPackages ? REQUIRE_SHIM + output.text : output.text;
+}
+
+const REQUIRE_SHIM =
+  'import { createRequire as __airlockCreateRequire } from "node:module"; ' +
+  "globalThis.require ??= __airlockCreateRequire(import.meta.url); ";
+
+/** Options for {@linkcode bundleProgram}. */
+export interface BundleOptions {
+  /** npm packages the program may import (by the policy's allowlist). */
+  npm?: NpmPackages | null;
 }
 
 /**
@@ -231,12 +263,25 @@ function diskFiles(root: string): FileSource {
   };
 }
 
-function virtualFiles(files: FileSource): esbuild.Plugin {
+function virtualFiles(
+  files: FileSource,
+  npm: NpmPackages | null,
+): esbuild.Plugin {
   return {
     name: "airlock-virtual-files",
     setup(build) {
       build.onResolve({ filter: /.*/ }, async (args) => {
         const spec = args.path;
+        // Built-ins, from the program or from a package: Deno wants `node:`.
+        const bare = spec.startsWith("node:") ? spec.slice(5) : spec;
+        if (spec.startsWith("node:") || NODE_BUILTINS.has(bare)) {
+          return { path: `node:${bare}`, external: true };
+        }
+        // Inside an installed package, and for our own lookup below, imports
+        // resolve the usual way (else build.resolve would recurse into here).
+        if (args.namespace === "file" || args.pluginData === NPM_LOOKUP) {
+          return undefined;
+        }
         const importer = args.importer.startsWith(`${NAMESPACE}:`)
           ? args.importer.slice(NAMESPACE.length + 1)
           : args.importer || "/";
@@ -246,7 +291,46 @@ function virtualFiles(files: FileSource): esbuild.Plugin {
             namespace: NAMESPACE,
           };
         }
-        if (spec.startsWith("node:")) return { path: spec, external: true };
+        const pkg = npm && !spec.startsWith(".") && !spec.startsWith("/") &&
+            (spec.startsWith("npm:") || !/^[a-z][a-z0-9+.-]*:/i.test(spec))
+          ? parseNpmSpecifier(spec)
+          : null;
+        if (npm && pkg) {
+          if (!npm.allows(pkg.name)) {
+            return {
+              errors: [{
+                text:
+                  `Cannot import '${spec}': npm package '${pkg.name}' is not in the policy's npm allowlist (add it to npm.allow)`,
+              }],
+            };
+          }
+          let dir: string;
+          try {
+            dir = await npm.install(pkg);
+          } catch (error) {
+            return { errors: [{ text: (error as Error).message }] };
+          }
+          const found = await build.resolve(pkg.name + pkg.subpath, {
+            resolveDir: dir,
+            kind: args.kind,
+            namespace: "file",
+            pluginData: NPM_LOOKUP,
+          });
+          if (found.errors.length > 0) {
+            return {
+              errors: [{
+                text: `Cannot resolve '${spec}' in the installed package: ${
+                  found.errors[0]!.text
+                }`,
+              }],
+            };
+          }
+          return {
+            path: found.path,
+            namespace: found.namespace,
+            sideEffects: found.sideEffects,
+          };
+        }
         const refused = refusal(spec);
         if (refused) return { errors: [{ text: refused }] };
         let resolved: string | null;
@@ -287,7 +371,7 @@ function virtualFiles(files: FileSource): esbuild.Plugin {
 /** Why an import specifier cannot be used in the sandbox, or null. */
 function refusal(spec: string): string | null {
   if (spec.startsWith("npm:")) {
-    return `Cannot import '${spec}': npm packages are not available to sandboxed code yet (the sandbox never fetches code)`;
+    return `Cannot import '${spec}': npm packages need the policy's npm allowlist (npm.allow); the sandbox never fetches code`;
   }
   if (spec.startsWith("jsr:")) {
     return `Cannot import '${spec}': jsr packages are not available to sandboxed code (the sandbox never fetches code)`;
@@ -296,7 +380,7 @@ function refusal(spec: string): string | null {
     return `Cannot import '${spec}': URL imports are refused (the sandbox never fetches code)`;
   }
   if (!spec.startsWith(".") && !spec.startsWith("/")) {
-    return `Cannot import '${spec}': bare package imports are not available to sandboxed code; use a relative path to one of the program's files`;
+    return `Cannot import '${spec}': bare package imports need the policy's npm allowlist (npm.allow), or use a relative path to one of the program's files`;
   }
   return null;
 }

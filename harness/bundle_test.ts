@@ -88,13 +88,13 @@ Deno.test("bundleProgram() bundles files and an entry with relative imports", as
 
 Deno.test("bundleProgram() refuses npm:, jsr:, URL and bare imports, naming the specifier", async () => {
   const cases: [string, RegExp][] = [
-    ["npm:left-pad@1.3.0", /npm packages are not available/],
+    ["npm:left-pad@1.3.0", /npm packages need the policy.s npm allowlist/],
     ["jsr:@std/path", /jsr packages are not available/],
     ["https://deno.land/x/mod.ts", /URL imports are refused/],
     ["http://127.0.0.1:8000/mod.ts", /URL imports are refused/],
     ["data:text/javascript,export default 1", /URL imports are refused/],
-    ["lodash", /bare package imports are not available/],
-    ["@scope/pkg", /bare package imports are not available/],
+    ["lodash", /bare package imports need the policy.s npm allowlist/],
+    ["@scope/pkg", /bare package imports need the policy.s npm allowlist/],
   ];
   for (const [spec, reason] of cases) {
     const error = await refused({

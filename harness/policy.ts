@@ -13,7 +13,11 @@ import { z } from "zod";
 import { DEFAULT_LIMITS } from "../runtime/limits.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { parseJsonc } from "./_jsonc.ts";
-import { NetworkPolicySchema } from "../injector/network_policy.ts";
+import {
+  NetworkPolicySchema,
+  redactNetworkPolicy,
+} from "../injector/network_policy.ts";
+import { REDACTED } from "../injector/secret_refs.ts";
 import {
   PlaceholderSecretsSchema,
   UpstreamSchema,
@@ -109,6 +113,11 @@ export const PolicySchema = z.strictObject({
   inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
   network: NetworkPolicySchema.default("deny-all"),
   secrets: PlaceholderSecretsSchema.default({}),
+  npm: z.strictObject({
+    allow: z.array(z.string().min(1)).default([]).describe(
+      "npm packages the program may import ('name' or 'name@range'); installed and bundled by the harness, never fetched inside",
+    ),
+  }).default({ allow: [] }).describe("npm packages for the program"),
   env: EnvSchema.default({}).describe(
     "Plain environment variables the program can read. Visible to the program: never put secrets here (use 'secrets')",
   ),
@@ -244,6 +253,32 @@ export function parsePolicy(
     ),
   };
   return { ...rest, upstream, inputs: mounts };
+}
+
+/**
+ * A copy of a policy safe to show or serialise: injected header values and
+ * placeholder secret values become `<redacted>`.
+ *
+ * @param policy A validated policy.
+ * @returns The redacted copy.
+ *
+ * @example Usage
+ * ```ts
+ * import { parsePolicy, redactPolicy } from "./policy.ts";
+ * const p = parsePolicy({ secrets: { T: { hosts: ["a.example.com"], value: "literal-secret-value" } } });
+ * console.log(redactPolicy(p).secrets.T?.value); // "<redacted>"
+ * ```
+ */
+export function redactPolicy(policy: Policy): Policy {
+  return {
+    ...structuredClone(policy),
+    network: redactNetworkPolicy(policy.network),
+    secrets: Object.fromEntries(
+      Object.entries(policy.secrets).map((
+        [name, s],
+      ) => [name, { hosts: [...s.hosts], value: REDACTED }]),
+    ),
+  };
 }
 
 /**

@@ -51,10 +51,12 @@ import {
   type Policy,
   PolicyError,
   type PolicyInput,
+  redactPolicy,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
 import { directorySize, watchQuota } from "./_scratch_quota.ts";
 import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
+import { NpmPackages } from "./npm_packages.ts";
 
 /** Options for {@linkcode Sandbox.create}. */
 export interface SandboxOptions {
@@ -166,7 +168,7 @@ export class Sandbox implements AsyncDisposable {
   /** Unique id of this sandbox. */
   readonly id: string;
   /** The validated policy (its `network` as at creation; see `networkPolicy`). */
-  readonly policy: Policy;
+  #policy: Policy;
   #tools: HostTools;
   #identity: SandboxIdentity;
   #workspace: Workspace;
@@ -178,6 +180,7 @@ export class Sandbox implements AsyncDisposable {
   #network: NetworkPolicy;
   #trail: AuditEvent[] = [];
   #fs: SandboxFs | undefined;
+  #npm: NpmPackages | null;
   /** Runs whose process is alive. */
   #active = new Set<LiveRun>();
   /** Runs not fully cleaned up yet. */
@@ -198,7 +201,7 @@ export class Sandbox implements AsyncDisposable {
     options: SandboxOptions;
   }) {
     this.id = init.id;
-    this.policy = init.policy;
+    this.#policy = init.policy;
     this.#tools = init.tools;
     this.#identity = init.identity;
     this.#workspace = init.workspace;
@@ -208,6 +211,9 @@ export class Sandbox implements AsyncDisposable {
     this.#egress = init.egress;
     this.#options = init.options;
     this.#network = init.policy.network;
+    this.#npm = init.policy.npm.allow.length > 0
+      ? new NpmPackages({ allow: init.policy.npm.allow })
+      : null;
   }
 
   /**
@@ -277,6 +283,15 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
+  /**
+   * The validated policy as at creation, with every injected header value
+   * and placeholder secret value shown as `<redacted>` (the live network
+   * policy is `networkPolicy`).
+   */
+  get policy(): Policy {
+    return redactPolicy(this.#policy);
+  }
+
   /** Host path of the scratch directory, or null when not granted. */
   get scratchPath(): string | null {
     return this.#scratch;
@@ -308,7 +323,7 @@ export class Sandbox implements AsyncDisposable {
         ? null
         : { uid: hostUid, gid: hostGid ?? hostUid },
       running: () => this.#active.size > 0 || this.closed,
-      quotaBytes: this.policy.limits.scratchMb * 1024 * 1024,
+      quotaBytes: this.#policy.limits.scratchMb * 1024 * 1024,
       usedBytes: () => directorySize(root),
     });
   }
@@ -351,7 +366,7 @@ export class Sandbox implements AsyncDisposable {
       updateEgress(this.#egress, parsed.data);
     } else if (parsed.data !== "deny-all") {
       this.#egress = await setupEgress(
-        { ...this.policy, network: parsed.data },
+        { ...this.#policy, network: parsed.data },
         this.#workspace,
         await injectorFor(this.#options),
         this.#options,
@@ -399,10 +414,10 @@ export class Sandbox implements AsyncDisposable {
    */
   async spawn(options: RunOptions): Promise<SandboxProcess> {
     this.#assertOpen();
-    const js = await bundleProgram(sourceOf(options));
+    const js = await bundleProgram(sourceOf(options), { npm: this.#npm });
     this.#assertOpen();
     const limits: ResourceLimits = {
-      ...this.policy.limits,
+      ...this.#policy.limits,
       ...(options.timeoutMs !== undefined
         ? { timeoutMs: options.timeoutMs }
         : {}),
@@ -414,7 +429,7 @@ export class Sandbox implements AsyncDisposable {
     const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
     await Deno.writeTextFile(program, js, { mode: 0o644 });
     const runAudit: AuditEvent[] = [];
-    const read = this.policy.inputs.map((i) => i.target);
+    const read = this.#policy.inputs.map((i) => i.target);
     const write: string[] = [];
     const mounts: Mount[] = [...this.#inputMounts];
     const mirror = this.#options.learn?.mirror;
@@ -444,11 +459,11 @@ export class Sandbox implements AsyncDisposable {
         ownerUid: this.#identity.hostUid,
         base: { read, write },
         cwd,
-        env: { ...this.policy.env, ...runEnv(options.env) },
+        env: { ...this.#policy.env, ...runEnv(options.env) },
         egress: this.#egress,
         broker: this.#options.learn
           ? "learn"
-          : this.policy.audit.permissions
+          : this.#policy.audit.permissions
           ? "enforce"
           : null,
         audit: (event) => this.#record(event, runAudit),

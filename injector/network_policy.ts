@@ -403,6 +403,23 @@ function compileRule(
   };
 }
 
+/**
+ * A network policy with every transform header value replaced by
+ * `<redacted>` (values may hold resolved or literal credentials).
+ *
+ * @param policy A network policy.
+ * @returns A redacted copy.
+ *
+ * @example Usage
+ * ```ts
+ * import { redactNetworkPolicy } from "./network_policy.ts";
+ * console.log(JSON.stringify(redactNetworkPolicy({ allow: { "a.example": [{ transform: [{ headers: { authorization: "x" } }], allowInsecure: false }] } })));
+ * ```
+ */
+export function redactNetworkPolicy(policy: NetworkPolicy): NetworkPolicy {
+  return typeof policy === "string" ? policy : redactPolicy(policy);
+}
+
 function redactPolicy(policy: Exclude<NetworkPolicy, string>): NetworkPolicy {
   if (Array.isArray(policy.allow)) return structuredClone(policy);
   const allow: Record<string, Rule[]> = {};

@@ -33,6 +33,8 @@ Deno.test({
   ignore: !isRoot,
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "airlock-ws-test-" });
+    // Traversable by the sandbox uid, as a workspace parent must be.
+    await Deno.chmod(parent, 0o711);
     const identity = new SandboxIdentityPool().acquire();
     const ws = await Workspace.create({ identity, tmpDir: parent });
     try {
@@ -65,6 +67,8 @@ Deno.test({
   ignore: !isRoot,
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "airlock-ws-test-" });
+    // Traversable by the sandbox uid, as a workspace parent must be.
+    await Deno.chmod(parent, 0o711);
     const identity = new SandboxIdentityPool().acquire();
     const ws = await Workspace.create({ identity, tmpDir: parent });
     try {
@@ -94,6 +98,8 @@ Deno.test({
   name: "Workspace.close() removes the whole tree, is idempotent and ends use",
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "airlock-ws-test-" });
+    // Traversable by the sandbox uid, as a workspace parent must be.
+    await Deno.chmod(parent, 0o711);
     const identity = new SandboxIdentityPool({ shareHarnessUid: true })
       .acquire();
     const ws = await Workspace.create({ identity, tmpDir: parent });
@@ -175,4 +181,21 @@ setInterval(() => {}, 60_000);
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("Workspace.create() refuses a parent the sandbox uid cannot traverse, naming it", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "airlock-ws-test-" }); // 0700
+  try {
+    const identity = new SandboxIdentityPool().acquire();
+    if (identity.hostUid === null) return; // only meaningful with private uids
+    await assert.rejects(
+      () => Workspace.create({ identity, tmpDir: parent }),
+      (error: Error) =>
+        error.message.includes(parent) && /chmod 0711/.test(error.message),
+    );
+    identity.release();
+    assert.deepEqual([...Deno.readDirSync(parent)], [], "nothing was created");
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
 });

@@ -98,8 +98,11 @@ export interface AirlockApp {
   sandboxes: ReadonlyMap<string, ManagedSandbox>;
 }
 
-interface Caller {
+/** Who is calling: one per token (or the anonymous loopback caller). */
+export interface Caller {
+  /** The token's name. */
   name: string;
+  /** Its sandbox limit. */
   maxSandboxes: number;
   /** Sandboxes alive or being created. */
   count: number;

@@ -41,6 +41,8 @@ export class AirlockApiError extends Error {
   readonly problems: NonNullable<ErrorBody["error"]["problems"]>;
 
   /**
+   * Makes the error of one answer.
+   *
    * @param status HTTP status.
    * @param error The error body's `error`.
    */
@@ -91,30 +93,49 @@ export class AirlockClient {
   #token: string | null;
   #fetch: typeof fetch;
 
-  /** @param options Where the server is and the token. */
+  /**
+   * Makes a client; nothing is sent yet.
+   *
+   * @param options Where the server is and the token.
+   */
   constructor(options: AirlockClientOptions) {
     this.#base = String(options.baseUrl).replace(/\/+$/, "");
     this.#token = options.token ?? null;
     this.#fetch = options.fetch ?? fetch;
   }
 
-  /** @returns `{ ok: true }` when the server is up. */
+  /**
+   * Checks that the server is up (no token needed).
+   *
+   * @returns `{ ok: true }`.
+   */
   async health(): Promise<{ ok: true }> {
     return await this.#json("GET", "/health");
   }
 
-  /** @returns The server's airlock and Deno versions. */
+  /**
+   * Asks for the server's versions (no token needed).
+   *
+   * @returns The airlock and Deno versions.
+   */
   async version(): Promise<{ airlock: string; deno: string }> {
     return await this.#json("GET", "/version");
   }
 
-  /** @returns The OpenAPI 3.1 document. */
+  /**
+   * Fetches the API's description (no token needed).
+   *
+   * @returns The OpenAPI 3.1 document.
+   */
   async openApi(): Promise<Record<string, unknown>> {
     return await this.#json("GET", "/openapi.json");
   }
 
   /**
+   * Creates a sandbox; nothing runs yet.
+   *
    * @param request Policy, secrets and name.
+   * @param options `signal` aborts the call.
    * @returns The sandbox with its validated, redacted policy.
    */
   async createSandbox(
@@ -127,7 +148,11 @@ export class AirlockClient {
     });
   }
 
-  /** @returns This token's sandboxes. */
+  /**
+   * Lists the sandboxes of this client's token.
+   *
+   * @returns The sandboxes.
+   */
   async listSandboxes(): Promise<SandboxInfo[]> {
     const body = await this.#json<{ sandboxes: SandboxInfo[] }>(
       "GET",
@@ -136,7 +161,11 @@ export class AirlockClient {
     return body.sandboxes;
   }
 
-  /** Kills every run and deletes every file of a sandbox. */
+  /**
+   * Kills every run and deletes every file of a sandbox.
+   *
+   * @param id The sandbox.
+   */
   async deleteSandbox(id: string): Promise<void> {
     await this.#send("DELETE", sandboxPath(id));
   }
@@ -203,7 +232,12 @@ export class AirlockClient {
     }
   }
 
-  /** @returns The network policy in force, injected values redacted. */
+  /**
+   * Reads the network policy in force.
+   *
+   * @param id The sandbox.
+   * @returns The policy, injected values redacted.
+   */
   async getNetworkPolicy(id: string): Promise<NetworkPolicyJson> {
     const body = await this.#json<{ network: NetworkPolicyJson }>(
       "GET",
@@ -215,6 +249,8 @@ export class AirlockClient {
   /**
    * Replaces the network policy (applies to the next request of every run).
    *
+   * @param id The sandbox.
+   * @param network The new policy.
    * @returns The new policy, redacted.
    */
   async updateNetworkPolicy(
@@ -229,7 +265,12 @@ export class AirlockClient {
     return body.network;
   }
 
-  /** @returns The sandbox's audit trail. */
+  /**
+   * Reads the sandbox's audit trail.
+   *
+   * @param id The sandbox.
+   * @returns Every event so far (the last 10,000).
+   */
   async getAudit(id: string): Promise<AuditEventJson[]> {
     const body = await this.#json<{ events: AuditEventJson[] }>(
       "GET",
@@ -238,18 +279,36 @@ export class AirlockClient {
     return body.events;
   }
 
-  /** @returns The bytes of a scratch file (path relative to /scratch). */
+  /**
+   * Reads a scratch file.
+   *
+   * @param id The sandbox.
+   * @param path Relative to /scratch.
+   * @returns Its bytes.
+   */
   async readFile(id: string, path: string): Promise<Uint8Array> {
     const response = await this.#send("GET", filePath(id, path));
     return new Uint8Array(await response.arrayBuffer());
   }
 
-  /** @returns A scratch file as UTF-8 text. */
+  /**
+   * Reads a scratch file as UTF-8.
+   *
+   * @param id The sandbox.
+   * @param path Relative to /scratch.
+   * @returns Its text.
+   */
   async readTextFile(id: string, path: string): Promise<string> {
     return new TextDecoder().decode(await this.readFile(id, path));
   }
 
-  /** Writes a scratch file (parent directories are created). */
+  /**
+   * Writes a scratch file (parent directories are created).
+   *
+   * @param id The sandbox.
+   * @param path Relative to /scratch.
+   * @param data Contents.
+   */
   async writeFile(
     id: string,
     path: string,
@@ -261,7 +320,13 @@ export class AirlockClient {
     await this.#send("PUT", filePath(id, path), { bytes });
   }
 
-  /** @returns The entries of a scratch directory ("" is /scratch). */
+  /**
+   * Lists a scratch directory.
+   *
+   * @param id The sandbox.
+   * @param path Relative to /scratch ("" is /scratch itself).
+   * @returns Its entries (symlinks listed, never followed).
+   */
   async listFiles(id: string, path = ""): Promise<DirListing["entries"]> {
     const body = await this.#json<DirListing>(
       "GET",
@@ -270,7 +335,13 @@ export class AirlockClient {
     return body.entries;
   }
 
-  /** Removes a scratch file or directory. */
+  /**
+   * Removes a scratch file or directory.
+   *
+   * @param id The sandbox.
+   * @param path Relative to /scratch.
+   * @param options `recursive` removes a non-empty directory.
+   */
   async removeFile(
     id: string,
     path: string,

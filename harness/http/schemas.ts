@@ -235,7 +235,7 @@ export type NetworkPolicyJson = z.output<typeof NetworkPolicySchema>;
 export type DirListing = z.output<typeof DirListingSchema>;
 
 /** A documented body: a JSON schema, raw bytes, or an event stream. */
-type Body =
+export type RouteBody =
   | { json: z.ZodType }
   | { binary: true }
   | { events: true }
@@ -243,21 +243,27 @@ type Body =
 
 /** One route of the API, as documented. */
 export interface RouteDoc {
+  /** HTTP method, lower case. */
   method: "get" | "post" | "put" | "delete";
   /** OpenAPI form: `/sandboxes/{id}`. */
   path: string;
+  /** The client method of the same name. */
   operationId: string;
+  /** What it does. */
   summary: string;
   /** Whether a bearer token is required (when the server has tokens). */
   auth: boolean;
-  request?: Body;
+  /** The request body, if any. */
+  request?: RouteBody;
+  /** Optional query parameters (all take "1"). */
   query?: { name: string; description: string }[];
-  /** The success answer. */
+  /** The success status. */
   status: number;
-  response: Body;
+  /** The success body. */
+  response: RouteBody;
 }
 
-const json = (schema: z.ZodType): Body => ({ json: schema });
+const json = (schema: z.ZodType): RouteBody => ({ json: schema });
 
 /** Every route, in the order of the document. */
 export const ROUTES: readonly RouteDoc[] = [
@@ -454,7 +460,7 @@ function components(
 }
 
 function content(
-  body: Body,
+  body: RouteBody,
   ids: Map<z.ZodType, string>,
 ): Record<string, unknown> | undefined {
   if ("json" in body) {
