@@ -83,6 +83,8 @@ export interface SandboxOptions {
   connectTo?: readonly ConnectTo[];
   /** Receives every audit event of this sandbox as it happens. */
   onAudit?: (event: AuditEvent) => void;
+  /** Where npm packages are installed; default `/var/tmp/airlock-npm-<uid>`. */
+  npmCacheDir?: string;
   /**
    * Learn mode (for `deno task audit --learn`): the broker allows and
    * records reads, writes, env and sys; the injector records each request
@@ -212,7 +214,10 @@ export class Sandbox implements AsyncDisposable {
     this.#options = init.options;
     this.#network = init.policy.network;
     this.#npm = init.policy.npm.allow.length > 0
-      ? new NpmPackages({ allow: init.policy.npm.allow })
+      ? new NpmPackages({
+        allow: init.policy.npm.allow,
+        ...(init.options.npmCacheDir ? { cacheDir: init.options.npmCacheDir } : {}),
+      })
       : null;
   }
 

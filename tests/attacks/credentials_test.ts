@@ -39,8 +39,11 @@ const fetchCode = (url: string, init: RequestInit = {}) =>
 function onlyRequest(
   fx: Parameters<typeof seenWith>[0],
   marker: string,
+  host?: string,
 ) {
-  const seen = seenWith(fx, marker);
+  const seen = seenWith(fx, marker).filter((s) =>
+    host === undefined || s.host === host
+  );
   assert.equal(seen.length, 1, `requests for ${marker}: ${seen.length}`);
   return seen[0]!;
 }
@@ -56,7 +59,7 @@ corpus.add({
     const got = valueOf<Fetched>(v);
     assert.equal(got.status, 200);
     const echo = JSON.parse(got.body) as { headers: [string, string][] };
-    assert.deepEqual(auths(echo.headers), [`Bearer ${MARKER}`]);
+    assert.deepEqual(auths(echo.headers), [MARKER]);
     assert.deepEqual(auths(onlyRequest(v.fx, "/cr-001").headers), [
       `Bearer ${INJECTED_CANARY}`,
     ], "positive control: the upstream got the real credential");
@@ -69,7 +72,7 @@ corpus.add({
   code: fetchCode(`https://${HOSTS.echo}/cr-002`),
   expect: (v) => {
     const got = valueOf<Fetched>(v);
-    assert.equal(got.headers["x-echo-authorization"], `Bearer ${MARKER}`);
+    assert.equal(got.headers["x-echo-authorization"], MARKER);
   },
   audit: { injector: { kind: "secret-echo", path: "/cr-002", decisions: ["allow"] } },
 });
@@ -127,7 +130,7 @@ corpus.add({
   expect: (v) => {
     const got = valueOf<Fetched>(v);
     assert.equal(got.status, 200);
-    const landed = onlyRequest(v.fx, "/cr-005-landed");
+    const landed = onlyRequest(v.fx, "/cr-005-landed", HOSTS.other);
     assert.equal(landed.host, HOSTS.other);
     assert.deepEqual(auths(landed.headers), [], "no credential followed");
   },
@@ -282,7 +285,7 @@ corpus.add({
       ws.onmessage = (e) => { ws.close(); resolve(String(e.data)); };
       ws.onerror = (e) => reject(new Error("websocket error: " + (e.message ?? e.type)));
     });`,
-  expect: (v) => assert.equal(valueOf<string>(v), `Bearer ${MARKER}`),
+  expect: (v) => assert.equal(valueOf<string>(v), MARKER),
   audit: {
     injector: { kind: "secret-echo", path: "/ws", decisions: ["allow"] },
   },
@@ -306,7 +309,7 @@ corpus.add({
   code: fetchCode(`https://${HOSTS.echo}/drip?cr-017`),
   expect: (v) => {
     const got = valueOf<Fetched>(v);
-    assert.equal(got.body, `auth=Bearer ${MARKER};`);
+    assert.equal(got.body, `auth=${MARKER};`);
   },
   audit: { injector: { kind: "secret-echo", path: /drip/, decisions: ["allow"] } },
 });
@@ -338,7 +341,7 @@ corpus.add({
   expect: (v) => {
     const got = valueOf<{ status: number; header: string }>(v);
     assert.equal(got.status, 200);
-    assert.equal(got.header, `Bearer ${MARKER}`);
+    assert.equal(got.header, MARKER);
   },
   audit: { injector: { kind: "secret-echo", path: "/cr-019", decisions: ["allow"] } },
 });
@@ -369,7 +372,7 @@ corpus.add({
   code: fetchCode(`https://${HOSTS.echo}/cr-021`, { method: "HEAD" }),
   expect: (v) => {
     const got = valueOf<Fetched>(v);
-    assert.equal(got.headers["x-echo-authorization"], `Bearer ${MARKER}`);
+    assert.equal(got.headers["x-echo-authorization"], MARKER);
   },
   audit: { injector: { kind: "secret-echo", path: "/cr-021", decisions: ["allow"] } },
 });
