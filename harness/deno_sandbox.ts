@@ -32,7 +32,8 @@
  *   secret's hosts are added to it (a secret for a host the program could
  *   not reach would be useless).
  * - **env** becomes `policy.env` (plain variables, visible to the program);
- *   airlock refuses names it reserves (DENO_*, LD_*, SSL_*, NODE_*, proxies).
+ *   airlock refuses names it reserves (DENO_*, LD_*, SSL_*, proxies, and the
+ *   NODE_* loader/TLS variables).
  *   The environment is fixed at creation: `sandbox.env.set/delete` and
  *   per-run `env`/`clearEnv` are unsupported.
  * - **timeout** `"session"` (default): the sandbox lives until `close()`;

@@ -216,7 +216,9 @@ export class Sandbox implements AsyncDisposable {
     this.#npm = init.policy.npm.allow.length > 0
       ? new NpmPackages({
         allow: init.policy.npm.allow,
-        ...(init.options.npmCacheDir ? { cacheDir: init.options.npmCacheDir } : {}),
+        ...(init.options.npmCacheDir
+          ? { cacheDir: init.options.npmCacheDir }
+          : {}),
       })
       : null;
   }

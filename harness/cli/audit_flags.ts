@@ -9,6 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { EXIT_CODES } from "./exit_codes.ts";
 import {
   atOrAbove,
   auditPath,
@@ -28,8 +29,9 @@ export const AUDIT_FLAGS_EXIT = {
   ok: 0,
   /** At least one finding at or above --fail-on. */
   findings: 1,
-  /** Bad command line, or a path or trail file that cannot be read. */
-  usage: 2,
+  /** Bad command line, or a path or trail file that cannot be read (as
+   * every airlock command: see exit_codes.ts). */
+  usage: EXIT_CODES.usage,
 } as const;
 
 const HELP =

@@ -105,7 +105,7 @@ Deno.test("audit:flags passes a clean project at the default bar, and the path d
   });
 });
 
-Deno.test("audit:flags exits 2 on bad usage, an unreadable path or a bad trail", async () => {
+Deno.test("audit:flags exits 125 (usage) on bad usage, an unreadable path or a bad trail", async () => {
   await withProject(
     { "not-json.json": "{", "other.json": '{ "a": 1 }' },
     async (dir) => {
@@ -196,7 +196,7 @@ Deno.test("audit:flags --help documents every option, severity and exit code, wi
       "info",
       "0  no finding at or above --fail-on",
       "1  at least one finding at or above --fail-on",
-      "2  bad usage",
+      "125  bad usage",
       "Examples:",
       "deno task audit --learn --json agent.ts > trail.json",
     ]

@@ -64,7 +64,9 @@ corpus.add({
       `Bearer ${INJECTED_CANARY}`,
     ], "positive control: the upstream got the real credential");
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-001", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-001", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-002",
@@ -74,7 +76,9 @@ corpus.add({
     const got = valueOf<Fetched>(v);
     assert.equal(got.headers["x-echo-authorization"], MARKER);
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-002", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-002", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-003",
@@ -86,12 +90,17 @@ corpus.add({
     assert.ok(got.body.includes(MARKER), got.body.slice(0, 300));
   },
   audit: {
-    injector: { kind: "secret-echo", path: "/gzip-cr-003", decisions: ["allow"] },
+    injector: {
+      kind: "secret-echo",
+      path: "/gzip-cr-003",
+      decisions: ["allow"],
+    },
   },
 });
 corpus.add({
   id: "cr-004",
-  title: "read the credential quoted in the upstream's status line (reason phrase)",
+  title:
+    "read the credential quoted in the upstream's status line (reason phrase)",
   code: `const https = (await import("node:https")).default;
     const node = await new Promise((resolve, reject) => {
       https.get("https://${HOSTS.reason}/cr-004", (res) => {
@@ -166,7 +175,8 @@ corpus.add({
 });
 corpus.add({
   id: "cr-008",
-  title: "make the credentialed upstream fail and read every error the program gets",
+  title:
+    "make the credentialed upstream fail and read every error the program gets",
   code: `const r = await fetch("https://${HOSTS.dead}/cr-008");
     return { status: r.status, headers: Object.fromEntries(r.headers), body: await r.text() };`,
   expect: (v) => {
@@ -178,7 +188,8 @@ corpus.add({
 });
 corpus.add({
   id: "cr-009",
-  title: "get the credential back in a body coding the echo guard cannot read (zstd)",
+  title:
+    "get the credential back in a body coding the echo guard cannot read (zstd)",
   code: fetchCode(`https://${HOSTS.echo}/zstd-echo?cr-009`),
   expect: (v) => {
     const outcome = v.outcome;
@@ -227,11 +238,14 @@ corpus.add({
       [MARKER],
     );
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-011", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-011", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-012",
-  title: "ask the injector to expand secret templates in the program's own headers",
+  title:
+    "ask the injector to expand secret templates in the program's own headers",
   code: `return await fetchText("https://${HOSTS.other}/cr-012", { headers: {
       authorization: "Bearer \${secret:CANARY}",
       "x-env": "\${env:AIRLOCK_ATTACK_CANARY}",
@@ -254,7 +268,8 @@ corpus.add({
   id: "cr-013",
   title:
     "set the credential header itself to lookalike values (other case, duplicates) next to the injected one",
-  code: `return await rawProxy("GET /cr-013 HTTP/1.1\\r\\nHost: ${HOSTS.echo}\\r\\nAuthorization: Bearer atk+inj/lookalike\\r\\nAUTHORIZATION: Basic YXR0YWNrZXI=\\r\\nauthorization: Bearer second\\r\\n\\r\\n", { connect: "${HOSTS.echo}:443", tls: "${HOSTS.echo}" });`,
+  code:
+    `return await rawProxy("GET /cr-013 HTTP/1.1\\r\\nHost: ${HOSTS.echo}\\r\\nAuthorization: Bearer atk+inj/lookalike\\r\\nAUTHORIZATION: Basic YXR0YWNrZXI=\\r\\nauthorization: Bearer second\\r\\n\\r\\n", { connect: "${HOSTS.echo}:443", tls: "${HOSTS.echo}" });`,
   expect: (v) => {
     const raw = valueOf<{ response: string }>(v);
     assert.equal(statusLine(raw.response), 200, raw.response);
@@ -262,11 +277,14 @@ corpus.add({
     assert.deepEqual(auths(seen.headers), [`Bearer ${INJECTED_CANARY}`]);
     assert.ok(!raw.response.includes("lookalike"), "every copy replaced");
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-013", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-013", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-014",
-  title: "request the credentialed host over plain http (credential in cleartext)",
+  title:
+    "request the credentialed host over plain http (credential in cleartext)",
   code: fetchCode(`http://${HOSTS.echo}/cr-014`),
   expect: (v) => {
     const got = valueOf<Fetched>(v);
@@ -311,7 +329,9 @@ corpus.add({
     const got = valueOf<Fetched>(v);
     assert.equal(got.body, `auth=${MARKER};`);
   },
-  audit: { injector: { kind: "secret-echo", path: /drip/, decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: /drip/, decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-018",
@@ -325,7 +345,9 @@ corpus.add({
     const seen = onlyRequest(v.fx, "/cr-018");
     assert.equal(seen.headers.find(([n]) => n === "range"), undefined);
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-018", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-018", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-019",
@@ -343,7 +365,9 @@ corpus.add({
     assert.equal(got.status, 200);
     assert.equal(got.header, MARKER);
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-019", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-019", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-020",
@@ -374,7 +398,9 @@ corpus.add({
     const got = valueOf<Fetched>(v);
     assert.equal(got.headers["x-echo-authorization"], MARKER);
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-021", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-021", decisions: ["allow"] },
+  },
 });
 corpus.add({
   id: "cr-022",
@@ -386,7 +412,9 @@ corpus.add({
     assert.ok(valueOf<number>(v) > 0);
     // The runner scans /scratch for both canaries in every encoding.
   },
-  audit: { injector: { kind: "secret-echo", path: "/cr-022", decisions: ["allow"] } },
+  audit: {
+    injector: { kind: "secret-echo", path: "/cr-022", decisions: ["allow"] },
+  },
 });
 
 corpus.register();
