@@ -121,6 +121,11 @@ export async function bundleProgram(
   source: ProgramSource,
   options: BundleOptions = {},
 ): Promise<string> {
+  if (source.code !== undefined && !IMPORTS.test(source.code)) {
+    // Nothing to resolve: one transform instead of a bundle (each plugin
+    // callback of a bundle is a round trip to esbuild's process).
+    return await transformOnly(source.code);
+  }
   let files: FileSource;
   let entry: string;
   if (source.path !== undefined) {
@@ -201,6 +206,32 @@ export async function bundleProgram(
 const REQUIRE_SHIM =
   'import { createRequire as __airlockCreateRequire } from "node:module"; ' +
   "globalThis.require ??= __airlockCreateRequire(import.meta.url); ";
+
+/** Anything that may import: static or dynamic import, export-from, require. */
+const IMPORTS =
+  /\bimport\b|\brequire\s*\(|\bexport\s*(?:\*|\{[^}]*\})\s*from\b/;
+
+async function transformOnly(code: string): Promise<string> {
+  try {
+    const result = await esbuild.transform(code, {
+      loader: "ts",
+      format: "esm",
+      target: "esnext",
+      charset: "utf8",
+      sourcemap: "inline",
+      sourcefile: `${NAMESPACE}:/${INLINE_ENTRY}`,
+      legalComments: "none",
+      define: { "process.env.NODE_ENV": '"production"' },
+    });
+    return result.code;
+  } catch (error) {
+    const failure = error as esbuild.TransformFailure;
+    if (Array.isArray(failure.errors)) {
+      throw new BundleError(failure.errors.map(toProblem));
+    }
+    throw error;
+  }
+}
 
 /** Options for {@linkcode bundleProgram}. */
 export interface BundleOptions {

@@ -421,8 +421,7 @@ export class Sandbox implements AsyncDisposable {
    */
   async spawn(options: RunOptions): Promise<SandboxProcess> {
     this.#assertOpen();
-    const js = await bundleProgram(sourceOf(options), { npm: this.#npm });
-    this.#assertOpen();
+    const source = sourceOf(options);
     const limits: ResourceLimits = {
       ...this.#policy.limits,
       ...(options.timeoutMs !== undefined
@@ -430,11 +429,11 @@ export class Sandbox implements AsyncDisposable {
         : {}),
     };
     assertValidLimits(limits);
+    const env = { ...this.#policy.env, ...runEnv(options.env) };
     const runId = `${this.id}-r${++this.#runs}`;
     const runDir = await this.#workspace.newRunDir();
     const program = `${runDir}/main.js`;
     const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
-    await Deno.writeTextFile(program, js, { mode: 0o644 });
     const runAudit: AuditEvent[] = [];
     const read = this.#policy.inputs.map((i) => i.target);
     const write: string[] = [];
@@ -457,16 +456,17 @@ export class Sandbox implements AsyncDisposable {
       read.push(SANDBOX_PATHS.scratch);
       write.push(SANDBOX_PATHS.scratch);
     }
-    let channels: RunChannels;
-    try {
-      channels = await openRunChannels({
+    // Bundling and opening the run's sockets are independent: do both at once.
+    const [bundled, opened] = await Promise.allSettled([
+      bundleProgram(source, { npm: this.#npm }),
+      openRunChannels({
         runDir,
         sandboxId: this.id,
         runId,
         ownerUid: this.#identity.hostUid,
         base: { read, write },
         cwd,
-        env: { ...this.#policy.env, ...runEnv(options.env) },
+        env,
         egress: this.#egress,
         broker: this.#options.learn
           ? "learn"
@@ -474,11 +474,21 @@ export class Sandbox implements AsyncDisposable {
           ? "enforce"
           : null,
         audit: (event) => this.#record(event, runAudit),
-      });
-    } catch (error) {
+      }),
+    ]);
+    if (
+      bundled.status === "rejected" || opened.status === "rejected" ||
+      this.closed
+    ) {
+      if (opened.status === "fulfilled") await opened.value.close();
       await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      throw error;
+      if (bundled.status === "rejected") throw bundled.reason;
+      if (opened.status === "rejected") throw opened.reason;
+      this.#assertOpen();
     }
+    const js = (bundled as PromiseFulfilledResult<string>).value;
+    const channels = (opened as PromiseFulfilledResult<RunChannels>).value;
+    await Deno.writeTextFile(program, js, { mode: 0o644 });
     mounts.push(...channels.mounts);
     const startedAt = new Date();
     const started = performance.now();
@@ -564,11 +574,16 @@ export class Sandbox implements AsyncDisposable {
       exited = true;
       clearTimeout(timer);
       clearTimeout(lastResort);
-      await Deno.remove(statusPath).catch(() => {});
       stopQuota();
       options.signal?.removeEventListener("abort", onAbort);
       await channels.close();
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      // Files go after the result: close() still waits for them (#settling).
+      const files = Promise.all([
+        Deno.remove(runDir, { recursive: true }),
+        Deno.remove(statusPath),
+      ]).catch(() => {});
+      this.#settling.add(files);
+      files.then(() => this.#settling.delete(files));
       const setupFailure = setupError(exit.code, stderr.head);
       if (setupFailure && killedFor === null) throw setupFailure;
       const { reason, signal } = classifyExit({ code: exit.code, killedFor });

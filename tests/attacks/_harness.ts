@@ -976,6 +976,7 @@ async function runBatch(
   fx: Fixtures,
 ): Promise<BatchResult> {
   const mode = spec.mode ?? "sandbox";
+  const batchStarted = performance.now();
   const before = await hostState(fx);
   const leaksBefore = upstreamLeaks(fx).length;
   const build = (context: RunContext) =>
@@ -1156,7 +1157,10 @@ async function runBatch(
       ),
     );
     console.log("stderr:", run.stderr.slice(0, 1500));
-    console.log("extra:", JSON.stringify(extra));
+    console.log(
+      "extra:",
+      JSON.stringify({ ...extra, scratch: undefined }).slice(0, 1000),
+    );
     console.log("leaks:", batchLeaks, [...caseLeaks], violations);
   }
   return { run, outcomes, caseLeaks, batchLeaks, violations, extra };
