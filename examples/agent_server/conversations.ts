@@ -59,7 +59,7 @@ interface Conversation {
 export class ConversationStore {
   #options: ConversationStoreOptions;
   #open = new Map<string, Conversation>();
-  #sweeper: number;
+  #sweeper: ReturnType<typeof setInterval>;
   #closed = false;
 
   /** @param options How sandboxes are made and when they expire. */

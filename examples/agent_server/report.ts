@@ -11,6 +11,12 @@ import type { AuditEvent, RunResult } from "../../mod.ts";
 
 /** One network request the injector decided on. */
 export interface EgressSummary {
+  /**
+   * `request`; `connect` for a tunnel refused before any request;
+   * `websocket`; `secret-echo` when the response echoed an injected secret
+   * and airlock redacted it.
+   */
+  kind: string;
   /** HTTP method (CONNECT for a tunnel refused before any request). */
   method: string;
   /** `scheme://host[:port]/path`, query values redacted by airlock. */
@@ -132,6 +138,7 @@ export function summarizeAudit(
         : 80;
       const port = event.port === defaultPort ? "" : `:${event.port}`;
       summary.egress.push({
+        kind: event.kind,
         method: event.method,
         url: `${event.scheme}://${event.host}${port}${
           event.kind === "connect" ? "" : event.path

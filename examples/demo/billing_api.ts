@@ -33,8 +33,11 @@ export interface BillingRequest {
   status: number;
   /** Whether an Authorization header came with it. */
   hadAuthorization: boolean;
-  /** `sha256:<first 16 hex>` of the Authorization value, or null. */
-  authorizationFingerprint: string | null;
+  /**
+   * `sha256:<first 16 hex>` of the Authorization value after its scheme
+   * word (compare with {@linkcode fingerprint} of the token), or null.
+   */
+  tokenFingerprint: string | null;
   /** Whether it was exactly `Bearer <the token>`. */
   tokenMatched: boolean;
 }
@@ -169,9 +172,9 @@ export async function startLocalWorld(options: {
       path: url.pathname,
       status: 0,
       hadAuthorization: authorization !== null,
-      authorizationFingerprint: authorization === null
+      tokenFingerprint: authorization === null
         ? null
-        : await fingerprint(authorization),
+        : await fingerprint(authorization.replace(/^Bearer /i, "")),
       tokenMatched,
     };
     seen.push(record);

@@ -239,9 +239,14 @@ export interface Fixtures {
   closedPort: number;
 }
 
-/** SHA-256 of a host file (to prove it was not modified). */
+/** A fingerprint of a host file (to prove it was not modified): SHA-256 of
+ * small files, identity and times of big ones (the Deno binary). */
 async function digest(path: string): Promise<string> {
   try {
+    const info = await Deno.stat(path);
+    if (info.size > 1024 * 1024) {
+      return `${info.ino}:${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}:${info.mode}`;
+    }
     const bytes = await Deno.readFile(path);
     const hash = await crypto.subtle.digest("SHA-256", bytes);
     return Array.from(new Uint8Array(hash)).map((b) =>
@@ -1101,10 +1106,12 @@ async function runBatch(
       false,
     );
     extra.control = control.stdout.trim();
-    const result = await runPython(
-      pyProgram(build({ scratchHostPath: null })),
-      true,
-    );
+    const program = pyProgram(build({ scratchHostPath: null }));
+    const result = await runPython(program, true);
+    // The same probe without the filter (still in bwrap, no capabilities):
+    // shows which refusals only the filter makes.
+    const unfiltered = await runPython(program, false);
+    extra.unfiltered = Object.fromEntries(parseOutcomes(unfiltered.stdout));
     run = {
       reason: "exit",
       exitCode: result.code,
@@ -1137,7 +1144,9 @@ async function runBatch(
   }
   if (Deno.env.get("ATTACK_DEBUG")) {
     console.log(
-      `\n=== batch ${name} (${mode}) reason=${run.reason} exit=${run.exitCode}`,
+      `\n=== batch ${name} (${mode}) reason=${run.reason} exit=${run.exitCode} in ${
+        Math.round(performance.now() - batchStarted)
+      } ms`,
     );
     for (const c of cases) {
       console.log(c.id, JSON.stringify(outcomes.get(c.id))?.slice(0, 600));
@@ -1162,6 +1171,15 @@ async function runBatch(
       JSON.stringify({ ...extra, scratch: undefined }).slice(0, 1000),
     );
     console.log("leaks:", batchLeaks, [...caseLeaks], violations);
+    if (extra.unfiltered) {
+      for (const c of cases) {
+        console.log(
+          "unfiltered",
+          c.id,
+          JSON.stringify((extra.unfiltered as Record<string, unknown>)[c.id]),
+        );
+      }
+    }
   }
   return { run, outcomes, caseLeaks, batchLeaks, violations, extra };
 }
@@ -1266,8 +1284,15 @@ export class Corpus {
     | Promise<{ fx: Fixtures; teardown: () => Promise<void> }>
     | undefined;
 
-  constructor(group: Group) {
+  #concurrency: number;
+
+  /**
+   * @param group The group (one test file).
+   * @param options `concurrency`: batches run at once (default 1).
+   */
+  constructor(group: Group, options: { concurrency?: number } = {}) {
     this.group = group;
+    this.#concurrency = options.concurrency ?? 1;
   }
 
   /** Declares a batch (one sandbox run). */
@@ -1306,18 +1331,26 @@ export class Corpus {
     this.#results ??= (async () => {
       const { fx } = await this.#fx();
       const out = new Map<string, BatchResult | Error>();
-      for (const [name, spec] of this.#batches) {
-        const cases = this.#cases.filter((c) => (c.batch ?? "main") === name);
-        if (cases.length === 0) continue;
-        try {
-          out.set(name, await runBatch(name, spec, cases, fx));
-        } catch (error) {
-          out.set(
-            name,
-            error instanceof Error ? error : new Error(String(error)),
-          );
+      const queue = [...this.#batches].filter(([name]) =>
+        this.#cases.some((c) => (c.batch ?? "main") === name)
+      );
+      const worker = async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const [name, spec] = next;
+          const cases = this.#cases.filter((c) => (c.batch ?? "main") === name);
+          try {
+            out.set(name, await runBatch(name, spec, cases, fx));
+          } catch (error) {
+            out.set(
+              name,
+              error instanceof Error ? error : new Error(String(error)),
+            );
+          }
         }
-      }
+      };
+      await Promise.all(
+        Array.from({ length: this.#concurrency }, () => worker()),
+      );
       return out;
     })();
     return this.#results;

@@ -23,7 +23,8 @@ import {
   valueOf,
 } from "./_harness.ts";
 
-const corpus = new Corpus("resources");
+// Batches run three at a time: each has its own sandbox, uid and limits.
+const corpus = new Corpus("resources", { concurrency: 3 });
 
 function bystanderOk(v: CaseView): void {
   const bystander = v.extra.bystander as
@@ -204,7 +205,7 @@ solo({
   // Each empty file is an inode of the host filesystem (and an entry the
   // quota watcher lstat()s every 100 ms); 1 MiB of quota must stop it long
   // before the wall clock does.
-  limits: { scratchMb: 1, timeoutMs: 5_000 },
+  limits: { scratchMb: 1, timeoutMs: 3_000 },
   code:
     `for (let i = 0; i < 300000; i++) Deno.writeFileSync("/scratch/e" + i, new Uint8Array(0));
     return "created 300000";`,
@@ -297,8 +298,11 @@ solo({
   expect: (v) => {
     const got = valueOf<{ held: number }>(v);
     assert.ok(got.held >= 10, `held ${got.held}`);
+    assert.ok(got.held < 64, `held ${got.held}: bounded by the process cap`);
     bystanderOk(v);
-    assert.equal(v.run.reason, "killed", "the run ended with its connections");
+    // The attack can starve itself (socat cannot fork, Deno cannot start
+    // threads): it ends by itself or is killed; either way, alone.
+    assert.ok(["killed", "exit"].includes(v.run.reason), v.run.reason);
   },
   audit: {
     none:
