@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}examples/mcp_server/main.ts`;
 
-interface Response {
+interface RpcResponse {
   jsonrpc: "2.0";
   id: string | number | null;
   result?: Record<string, unknown>;
@@ -45,8 +45,8 @@ function spawnServer(tmpDir: string) {
   const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
   const stdin = child.stdin.getWriter();
   const encoder = new TextEncoder();
-  const waiting = new Map<string | number, (r: Response) => void>();
-  const unmatched: Response[] = [];
+  const waiting = new Map<string | number, (r: RpcResponse) => void>();
+  const unmatched: RpcResponse[] = [];
   const stdoutLines: string[] = [];
   let nextId = 1;
 
@@ -61,7 +61,7 @@ function spawnServer(tmpDir: string) {
         const line = buffer.slice(0, at);
         buffer = buffer.slice(at + 1);
         stdoutLines.push(line);
-        const message = JSON.parse(line) as Response;
+        const message = JSON.parse(line) as RpcResponse;
         const resolve = message.id === null
           ? undefined
           : waiting.get(message.id);
@@ -80,6 +80,10 @@ function spawnServer(tmpDir: string) {
   return {
     child,
     unmatched,
+    /** The id of the last request sent. */
+    get lastId(): number {
+      return nextId - 1;
+    },
     stdoutLines,
     /** Sends raw text (a newline is added). */
     async send(text: string): Promise<void> {
@@ -89,9 +93,9 @@ function spawnServer(tmpDir: string) {
     async request(
       method: string,
       params?: Record<string, unknown>,
-    ): Promise<Response> {
+    ): Promise<RpcResponse> {
       const id = nextId++;
-      const answered = new Promise<Response>((resolve) =>
+      const answered = new Promise<RpcResponse>((resolve) =>
         waiting.set(id, resolve)
       );
       await this.send(
@@ -100,7 +104,7 @@ function spawnServer(tmpDir: string) {
       return await answered;
     },
     /** Waits for the next response without a matching request. */
-    async nextUnmatched(): Promise<Response> {
+    async nextUnmatched(): Promise<RpcResponse> {
       const deadline = Date.now() + 10_000;
       while (unmatched.length === 0) {
         assert.ok(Date.now() < deadline, "no response arrived");
@@ -110,9 +114,9 @@ function spawnServer(tmpDir: string) {
     },
     /** Closes stdin and waits for the exit. */
     async finish(): Promise<{ code: number; stderr: string }> {
-      await stdin.close();
-      const status = await child.status;
       clearTimeout(guard);
+      await stdin.close().catch(() => {});
+      const status = await child.status;
       await reading;
       return { code: status.code, stderr: await stderr };
     },
@@ -149,6 +153,7 @@ Deno.test("mcp_server: initialize, tools/list, run_code with a denied read, erro
         n.startsWith("airlock-")
       );
     assert.equal(workspaces().length, 1);
+    assert.ok(processesMentioning(parent).length > 0, "the watchdog runs");
 
     // tools/list: run_code with its input schema.
     const list = await server.request("tools/list");
@@ -288,6 +293,88 @@ Deno.readTextFileSync("/etc/passwd");`,
         Date.now() < deadline,
         `still running: ${processesMentioning(parent).join(", ")}`,
       );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    try {
+      server.child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await server.finish().catch(() => {});
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no response, and closing stdin mid-run kills the run", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "airlock-example-mcp-" });
+  await Deno.chmod(parent, 0o755);
+  const server = spawnServer(parent);
+  const forever =
+    `console.log("started"); while (true) { await new Promise((r) => setTimeout(r, 50)); }`;
+  try {
+    await server.request("initialize", {
+      protocolVersion: "2024-11-05",
+      capabilities: {},
+      clientInfo: { name: "airlock-test", version: "0.0.0" },
+    });
+    // A run's processes name its program, main.js, under the workspace.
+    const sandboxProcesses = () =>
+      processesMentioning(`${parent}/`).filter((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/cmdline`)
+            .includes("main.js");
+        } catch {
+          return false;
+        }
+      });
+
+    // A run that never ends, cancelled by the client: no response for it.
+    const cancelled = server.request("tools/call", {
+      name: "run_code",
+      arguments: { code: forever },
+    });
+    const cancelledId = server.lastId;
+    let answered = false;
+    cancelled.then(() => (answered = true));
+    const deadline = Date.now() + 20_000;
+    while (sandboxProcesses().length === 0) {
+      assert.ok(Date.now() < deadline, "the run did not start");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Requests are served while the run is live.
+    assert.deepEqual((await server.request("ping")).result, {});
+    await server.send(JSON.stringify({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: cancelledId, reason: "user stopped it" },
+    }));
+    while (sandboxProcesses().length > 0) {
+      assert.ok(Date.now() < deadline, "the cancelled run is still alive");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual((await server.request("ping")).result, {});
+    assert.equal(answered, false, "a cancelled request gets no response");
+
+    // Another endless run; closing stdin ends it and the server.
+    const live = server.request("tools/call", {
+      name: "run_code",
+      arguments: { code: forever },
+    });
+    while (sandboxProcesses().length === 0) {
+      assert.ok(Date.now() < deadline, "the second run did not start");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const { code, stderr } = await server.finish();
+    assert.equal(code, 0, stderr);
+    // The live run was killed and its result still sent.
+    const killed = (await live).result as {
+      structuredContent: { reason: string };
+    };
+    assert.equal(killed.structuredContent.reason, "killed");
+    assert.equal(answered, false, "no late response for the cancelled call");
+    assert.deepEqual([...Deno.readDirSync(parent)], []);
+    const end = Date.now() + 10_000;
+    while (processesMentioning(parent).length > 0) {
+      assert.ok(Date.now() < end, "sandbox processes left behind");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {

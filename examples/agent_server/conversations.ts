@@ -30,6 +30,14 @@ export class TooManyConversationsError extends Error {
   }
 }
 
+/** The store was closed (the server is shutting down). */
+export class StoreClosedError extends Error {
+  constructor() {
+    super("The server is shutting down: no new runs");
+    this.name = "StoreClosedError";
+  }
+}
+
 interface Conversation {
   sandbox: Promise<Sandbox>;
   /** Runs waiting or live. */
@@ -90,7 +98,7 @@ export class ConversationStore {
    */
   use<T>(id: string, fn: (sandbox: Sandbox) => Promise<T>): Promise<T> {
     if (this.#closed) {
-      return Promise.reject(new Error("The server is shutting down"));
+      return Promise.reject(new StoreClosedError());
     }
     let conversation = this.#open.get(id);
     if (!conversation) {

@@ -26,6 +26,7 @@ import {
 } from "../../mod.ts";
 import {
   ConversationStore,
+  StoreClosedError,
   TooManyConversationsError,
 } from "./conversations.ts";
 import { reportRun } from "./report.ts";
@@ -111,7 +112,7 @@ const CONVERSATION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 class HttpError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 413 | 415 | 422 | 429 | 500,
+    readonly status: 400 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503,
     readonly code: string,
     message: string,
     readonly details: Record<string, unknown> = {},
@@ -197,21 +198,26 @@ export async function createAgentServer(
     const conversationId = conversationOf(c);
     const body = await readBody(c);
     const timeoutMs = Math.min(body.timeoutMs ?? maxTimeout, maxTimeout);
-    const result = await conversations.use(conversationId, (sandbox) => {
-      if (sandbox.closed) {
-        throw new HttpError(
-          409,
-          "conversation_closed",
-          `Conversation '${conversationId}' was closed while this run waited: send it again to start a new one`,
-        );
-      }
-      return sandbox.run({
-        code: body.code,
-        timeoutMs,
-        // A client that hangs up kills its run.
-        signal: c.req.raw.signal,
-      });
-    });
+    const result = await conversations.use(
+      conversationId,
+      (sandbox) =>
+        sandbox.run({
+          code: body.code,
+          timeoutMs,
+          // A client that hangs up kills its run.
+          signal: c.req.raw.signal,
+        }).catch((error) => {
+          // Ended (DELETE, expiry, shutdown) before the run could start.
+          if (sandbox.closed && !(error instanceof BundleError)) {
+            throw new HttpError(
+              409,
+              "conversation_closed",
+              `Conversation '${conversationId}' was closed before this run started: send it again to start a new one`,
+            );
+          }
+          throw error;
+        }),
+    );
     return c.json(reportRun(conversationId, result, maxOutput));
   });
 
@@ -328,6 +334,9 @@ function toHttpError(
   }
   if (error instanceof TooManyConversationsError) {
     return new HttpError(429, "too_many_conversations", error.message);
+  }
+  if (error instanceof StoreClosedError) {
+    return new HttpError(503, "shutting_down", error.message);
   }
   if (error instanceof SandboxSetupError) {
     return new HttpError(500, "sandbox_setup_error", error.message);

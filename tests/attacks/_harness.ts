@@ -228,7 +228,8 @@ export interface Fixtures {
    * An input directory (world-readable) full of links out of it:
    * ok.txt, passwd -> /etc/passwd, up -> ../secret.txt,
    * upup -> ../../../../../../etc/passwd, etc -> /etc, parent -> ..,
-   * scratch -> /scratch, abs-secret -> the host secret file, self -> .
+   * scratch -> /scratch, abs-secret -> the host secret file, self -> .,
+   * root -> /
    */
   input: string;
   /** This machine's own addresses (from the test process). */
@@ -237,6 +238,8 @@ export interface Fixtures {
   harnessPid: number;
   /** A loopback port nobody listens on. */
   closedPort: number;
+  /** Upstream names the injected canary may reach (a rule injects it). */
+  credentialed: Set<string>;
 }
 
 /** A fingerprint of a host file (to prove it was not modified): SHA-256 of
@@ -289,6 +292,8 @@ async function createFixtures(): Promise<
     // no IPv6 loopback
   }
   const hostDir = await Deno.makeTempDir({ prefix: "airlock-attack-" });
+  // Also when the file's health test (which tears down) is filtered out.
+  removeOnExit(hostDir);
   await Deno.chmod(hostDir, 0o755);
   const hostSecretFile = `${hostDir}/secret.txt`;
   await Deno.writeTextFile(hostSecretFile, `secret=${ENV_CANARY}\n`, {
@@ -325,6 +330,7 @@ async function createFixtures(): Promise<
   await Deno.symlink("/scratch", `${input}/scratch`);
   await Deno.symlink(hostSecretFile, `${input}/abs-secret`);
   await Deno.symlink(".", `${input}/self`);
+  await Deno.symlink("/", `${input}/root`);
   const victim = new Deno.Command("sleep", {
     args: ["600"],
     stdin: "null",
@@ -362,6 +368,7 @@ async function createFixtures(): Promise<
     hostIps,
     harnessPid: Deno.pid,
     closedPort,
+    credentialed: new Set(["echo.attack.test", "reason.attack.test"]),
   };
   return {
     fx,
@@ -378,6 +385,16 @@ async function createFixtures(): Promise<
       await Deno.remove(hostDir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+function removeOnExit(path: string): void {
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch {
+      // already gone
+    }
+  });
 }
 
 /** Hosts of the default network policy. */
@@ -399,7 +416,8 @@ export const HOSTS = {
 /** Name of the placeholder variable (its real value: the env canary). */
 export const PLACEHOLDER_NAME = "PH_TOKEN";
 
-const INJECT = [{
+/** The rule that injects the injected canary as a Bearer token. */
+export const INJECT = [{
   transform: [{ headers: { authorization: "Bearer ${secret:CANARY}" } }],
 }];
 
@@ -688,6 +706,7 @@ async function runPython(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   filterFile ??= (async () => {
     const path = await Deno.makeTempFile({ prefix: "airlock-attack-bpf-" });
+    removeOnExit(path);
     await Deno.writeFile(path, buildSeccompFilter());
     await Deno.chmod(path, 0o644);
     return path;
@@ -1290,9 +1309,19 @@ export class Corpus {
    * @param group The group (one test file).
    * @param options `concurrency`: batches run at once (default 1).
    */
-  constructor(group: Group, options: { concurrency?: number } = {}) {
+  #setup: ((fx: Fixtures) => Promise<void>) | undefined;
+
+  constructor(
+    group: Group,
+    options: {
+      concurrency?: number;
+      /** Adds group-specific fixtures (e.g. raw upstreams) before any run. */
+      setup?: (fx: Fixtures) => Promise<void>;
+    } = {},
+  ) {
     this.group = group;
     this.#concurrency = options.concurrency ?? 1;
+    this.#setup = options.setup;
   }
 
   /** Declares a batch (one sandbox run). */
@@ -1323,7 +1352,16 @@ export class Corpus {
   }
 
   #fx() {
-    this.#fixtures ??= createFixtures();
+    this.#fixtures ??= (async () => {
+      const created = await createFixtures();
+      try {
+        await this.#setup?.(created.fx);
+      } catch (error) {
+        await created.teardown();
+        throw error;
+      }
+      return created;
+    })();
     return this.#fixtures;
   }
 
@@ -1455,12 +1493,14 @@ async function assertHealthy(fx: Fixtures): Promise<void> {
   assert.equal(fx.unix.accepted(), 0, "the host unix socket saw nobody");
   assert.equal(fx.abstract.accepted(), 0, "the abstract socket saw nobody");
   assert.deepEqual(upstreamLeaks(fx), []);
-  // Only the credentialed host ever saw the injected canary.
+  // Only the credentialed hosts ever saw a canary.
   for (const seen of fx.ups.allSeen()) {
     if (findCanaries(JSON.stringify(seen)).length === 0) continue;
     assert.ok(
-      fx.ups.servers(HOSTS.echo).some((s) => s.seen.includes(seen)) ||
-        fx.ups.get(HOSTS.reason).seen.includes(seen),
+      [...fx.credentialed].some((name) =>
+        fx.ups.servers(name).some((s) => s.seen.includes(seen)) ||
+        (name === seen.host?.split(":")[0])
+      ),
       `a canary reached an upstream: ${seen.host}${seen.path}`,
     );
   }

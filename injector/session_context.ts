@@ -1,0 +1,51 @@
+/**
+ * What a proxy session needs from its binding: the live policy (network
+ * decisions, placeholder secrets, how to dial upstreams), the audit sink,
+ * the CA and the upstream pool.
+ *
+ * @module
+ */
+
+import type { AuditSink } from "./audit.ts";
+import type { CertificateAuthority } from "./ca.ts";
+import type { HostPattern } from "./host_pattern.ts";
+import type { CompiledNetworkPolicy } from "./network_policy.ts";
+import type { DialPolicy, UpstreamPool } from "./upstream.ts";
+
+/** A placeholder secret: the sandbox holds `token`; `value` goes on the wire. */
+export interface Placeholder {
+  /** Environment variable name the sandbox sees it under. */
+  name: string;
+  /** The opaque stand-in the sandbox sees. */
+  token: string;
+  /** The real value (harness memory only). */
+  value: string;
+  /** Hosts the real value may be sent to. */
+  hosts: { pattern: HostPattern; value: true }[];
+}
+
+/** The policy in force for one binding, re-read at every request. */
+export interface ActivePolicy {
+  /** Destinations and rules. */
+  network: CompiledNetworkPolicy;
+  /** Placeholder secrets. */
+  placeholders: readonly Placeholder[];
+  /** How to dial upstreams. */
+  dial: DialPolicy;
+}
+
+/** What a connection needs from its binding. */
+export interface SessionContext {
+  /** The sandbox this socket belongs to (the socket is its identity). */
+  sandboxId: string;
+  /** The run, when known. */
+  runId: string | undefined;
+  /** The current policy (live). */
+  policy: () => ActivePolicy;
+  /** Audit sink. */
+  audit: AuditSink;
+  /** Issues leaf certificates. */
+  ca: CertificateAuthority;
+  /** Upstream connections. */
+  pool: UpstreamPool;
+}
