@@ -12,8 +12,13 @@ export interface CappedStream {
   readable: ReadableStream<Uint8Array>;
   /** Whether bytes were dropped. */
   readonly truncated: boolean;
-  /** The first bytes seen (up to 256), for diagnosing setup failures. */
+  /**
+   * The source's first chunk (up to 256 bytes), as written, for diagnosing
+   * setup failures. Read eagerly, whether or not anyone consumes the stream.
+   */
   readonly head: Uint8Array;
+  /** Resolves once `head` is known (first chunk read, or end of stream). */
+  readonly headReady: Promise<void>;
 }
 
 /**
@@ -48,15 +53,21 @@ export function capStream(
   let truncated = false;
   let head: Uint8Array = new Uint8Array(0);
   const reader = source.getReader();
+  const readSafe = () =>
+    reader.read().catch(() => ({ value: undefined, done: true as const }));
+  // The first read starts now: a setup failure's message must be seen even
+  // when the consumer never reads the stream.
+  let early: ReturnType<typeof readSafe> | null = readSafe();
+  const headReady = early.then((first) => {
+    if (!first.done && first.value) head = first.value.slice(0, 256);
+  });
   const readable = new ReadableStream<Uint8Array>({
     async pull(controller) {
       // Loops until something is enqueued or the stream closes: a pull that
       // returns with nothing enqueued would never be called again.
       while (true) {
-        const { value, done } = await reader.read().catch(() => ({
-          value: undefined,
-          done: true as const,
-        }));
+        const { value, done } = await (early ?? readSafe());
+        early = null;
         if (done || !value) {
           if (pendingPrefix?.length) deliver(controller, pendingPrefix);
           pendingPrefix = null;
@@ -92,9 +103,6 @@ export function capStream(
     controller: ReadableStreamDefaultController<Uint8Array>,
     value: Uint8Array,
   ) {
-    if (head.length < 256) {
-      head = concat(head, value.subarray(0, 256 - head.length));
-    }
     const room = cap - seen;
     if (value.length <= room) {
       seen += value.length;
@@ -122,6 +130,7 @@ export function capStream(
     get head() {
       return head;
     },
+    headReady,
   };
 }
 

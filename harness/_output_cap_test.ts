@@ -72,15 +72,23 @@ Deno.test("capStream() keeps draining the source after the cap (the child never 
   assert.equal(pulled, 51);
 });
 
-Deno.test("capStream() records the first 256 bytes as head", async () => {
-  const capped = capStream(chunks(100, 100, 100, 100), 1000, () => {});
+Deno.test("capStream() records the source's first chunk (at most 256 bytes) as head", async () => {
+  const capped = capStream(chunks(300, 100), 1000, () => {});
   await bytes(capped.readable);
   assert.equal(capped.head.length, 256);
   assert.deepEqual([...capped.head], Array.from({ length: 256 }, (_, i) => i));
 
-  const small = capStream(chunks(5), 1000, () => {});
+  const small = capStream(chunks(5, 100), 1000, () => {});
   await bytes(small.readable);
   assert.deepEqual([...small.head], [0, 1, 2, 3, 4]);
+});
+
+Deno.test("capStream() reads head eagerly: known even when nobody consumes the stream", async () => {
+  const capped = capStream(chunks(7), 1000, () => {});
+  await capped.headReady;
+  assert.deepEqual([...capped.head], [0, 1, 2, 3, 4, 5, 6]);
+  // The consumer still gets every byte afterwards.
+  assert.deepEqual([...await bytes(capped.readable)], [0, 1, 2, 3, 4, 5, 6]);
 });
 
 Deno.test("capStream() ends cleanly when the source errors", async () => {

@@ -18,6 +18,7 @@ import {
   startPermissionBroker,
 } from "./permission_broker.ts";
 import type { PermissionEvent } from "./run_result.ts";
+import { SandboxSetupError } from "./_supervise.ts";
 
 /** What the program is allowed, before channels are added. */
 export interface BaseGrants {
@@ -150,7 +151,12 @@ export async function openRunChannels(options: {
   } catch (error) {
     await egressClose?.();
     await broker?.close();
-    throw error;
+    // Fail closed, with the cause named: no socket, no run.
+    throw new SandboxSetupError(
+      `Cannot open the run's ${
+        broker || !options.egress ? "permission broker" : "egress"
+      } socket in '${options.runDir}': ${(error as Error).message}`,
+    );
   }
   return {
     mounts,

@@ -90,9 +90,7 @@ export function decidePermission(
           reason: `${permission} access to the whole filesystem is not granted`,
         };
       }
-      const path = normalise(
-        value.startsWith("/") ? value : `${grants.cwd ?? "/"}/${value}`,
-      );
+      const path = resolvePath(value, grants.cwd ?? "/");
       // Paths are normalised first: "/scratch/../etc/passwd" must not pass
       // as a path under "/scratch".
       if (path !== null && list.some((grant) => within(path, grant))) {
@@ -167,6 +165,10 @@ export function decidePermission(
         reason: `unknown permission '${permission}' is denied`,
       };
   }
+}
+
+function resolvePath(value: string, cwd: string): string | null {
+  return normalise(value.startsWith("/") ? value : `${cwd}/${value}`);
 }
 
 function normalise(path: string): string | null {
@@ -337,7 +339,13 @@ export async function startPermissionBroker(
           value,
           options.mode,
         );
-        record(permission, value, answer);
+        // Recorded as the absolute path it refers to: "a.txt" alone would not
+        // say which directory the program touched.
+        const shown = (permission === "read" || permission === "write") &&
+            value !== null && !value.startsWith("/")
+          ? resolvePath(value, options.grants.cwd ?? "/") ?? value
+          : value;
+        record(permission, shown, answer);
         socket.write(
           JSON.stringify({
             id: request.id,

@@ -15,12 +15,7 @@ import {
   type SandboxIdentity,
   SandboxIdentityPool,
 } from "../runtime/host_identity.ts";
-import {
-  LAUNCHER_NAME,
-  launchSandbox,
-  readSandboxPid,
-  SANDBOX_PATHS,
-} from "../runtime/launcher.ts";
+import { launchSandbox, SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
 import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
 import { Workspace } from "../runtime/workspace.ts";
@@ -38,13 +33,8 @@ import {
   setupEgress,
   updateEgress,
 } from "./_egress.ts";
-import {
-  BROKER_WARNING,
-  openRunChannels,
-  type RunChannels,
-} from "./_run_channels.ts";
+import { openRunChannels, type RunChannels } from "./_run_channels.ts";
 import { prepareInputs } from "./_inputs.ts";
-import { capStream } from "./_output_cap.ts";
 import {
   EnvSchema,
   parsePolicy,
@@ -54,7 +44,8 @@ import {
   redactPolicy,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
-import { directorySize, watchQuota } from "./_scratch_quota.ts";
+import { directorySize } from "./_scratch_quota.ts";
+import { SandboxSetupError, superviseRun } from "./_supervise.ts";
 import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
 import { NpmPackages } from "./npm_packages.ts";
 
@@ -128,14 +119,7 @@ export interface SandboxProcess {
   kill(): void;
 }
 
-/** The sandbox could not be started (bwrap, prlimit or the launcher failed). */
-export class SandboxSetupError extends Error {
-  /** @param message What failed, with the tool's own message. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SandboxSetupError";
-  }
-}
+export { SandboxSetupError } from "./_supervise.ts";
 
 // uids are a host-wide resource, so their allocator is process-wide: two
 // sandboxes must never share one (they would share RLIMIT_NPROC and files).
@@ -259,6 +243,16 @@ export class Sandbox implements AsyncDisposable {
         workspace,
         identity.hostUid !== null,
       );
+      // A unix socket path holds at most 107 bytes; the run sockets live in
+      // the workspace, so a deep tmpDir would only fail at the first run.
+      const longest = `${workspace.boxDir}/run-9999999/broker.sock`;
+      if (new TextEncoder().encode(longest).length > 107) {
+        throw new SandboxSetupError(
+          `Cannot use '${
+            options.tmpDir ?? workspace.root
+          }' for sandbox workspaces: its path is too long for the run's unix sockets (at most 107 bytes); choose a shorter tmpDir`,
+        );
+      }
       const scratch = policy.scratch ? await workspace.scratchDir() : null;
       if (options.learn?.mirror !== undefined) {
         checkMirror(options.learn.mirror);
@@ -517,65 +511,20 @@ export class Sandbox implements AsyncDisposable {
       throw error;
     }
 
-    let killedFor: ExitFacts["killedFor"] = null;
-    let exited = false;
-    let lastResort: ReturnType<typeof setTimeout> | undefined;
-    const kill = (reason: ExitFacts["killedFor"]) => {
-      if (exited) return;
-      killedFor ??= reason;
-      // SIGKILL the namespace's pid 1: the kernel kills everything in the
-      // namespace, and bwrap (our child) exits only once all of it is gone,
-      // so `status` never resolves while a sandbox process still runs. The
-      // pid cannot have been reused: bwrap has not reaped it (we saw no exit).
-      const pid = readSandboxPid(statusPath);
-      try {
-        if (pid !== null) Deno.kill(pid, "SIGKILL");
-        else child.kill("SIGKILL"); // not started yet: --die-with-parent follows
-      } catch {
-        // already gone
-      }
-      lastResort ??= setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* exited */ }
-      }, 2_000);
-    };
-    const stdout = capStream(
-      child.stdout,
-      limits.outputBytes,
-      () => kill("output-limit"),
-    );
-    const stderr = capStream(
-      child.stderr,
-      limits.outputBytes,
-      () => kill("output-limit"),
-      // Deno's own startup notice about the broker is not program output.
-      { dropPrefix: BROKER_WARNING },
-    );
-    const timer = setTimeout(() => kill("timeout"), limits.timeoutMs);
-    const onAbort = () => kill("killed");
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
-    const stopQuota = this.#scratch
-      ? watchQuota(
-        this.#scratch,
-        limits.scratchMb * 1024 * 1024,
-        () => kill("disk-limit"),
-      )
-      : () => {};
-    const stdin = feedStdin(child, options.stdin);
-
+    const run = superviseRun(child, {
+      statusPath,
+      limits,
+      signal: options.signal,
+      scratch: this.#scratch,
+      stdin: options.stdin,
+    });
     // Registered before anything can await, and removed before `status`
     // resolves: a caller that awaited `status` sees the run as ended.
-    const live: LiveRun = { kill, done: Promise.resolve() };
+    const live: LiveRun = { kill: run.kill, done: Promise.resolve() };
     this.#active.add(live);
     const status = (async (): Promise<RunStatus> => {
-      const exit = await child.status.finally(() => this.#active.delete(live));
-      exited = true;
-      clearTimeout(timer);
-      clearTimeout(lastResort);
-      stopQuota();
-      options.signal?.removeEventListener("abort", onAbort);
+      const exit = await run.exited.finally(() => this.#active.delete(live));
+      // Every process is gone: the channels hold every event of the run.
       await channels.close();
       // Files go after the result: close() still waits for them (#settling).
       const files = Promise.all([
@@ -584,9 +533,8 @@ export class Sandbox implements AsyncDisposable {
       ]).catch(() => {});
       this.#settling.add(files);
       files.then(() => this.#settling.delete(files));
-      const setupFailure = setupError(exit.code, stderr.head);
-      if (setupFailure && killedFor === null) throw setupFailure;
-      const { reason, signal } = classifyExit({ code: exit.code, killedFor });
+      if (exit.setupError) throw exit.setupError;
+      const { reason, signal } = classifyExit(exit);
       return {
         sandboxId: this.id,
         runId,
@@ -594,7 +542,7 @@ export class Sandbox implements AsyncDisposable {
         signal,
         reason,
         success: reason === "exit" && exit.code === 0,
-        truncated: stdout.truncated || stderr.truncated,
+        truncated: run.stdout.truncated || run.stderr.truncated,
         durationMs: Math.round((performance.now() - started) * 100) / 100,
         startedAt: startedAt.toISOString(),
         limits,
@@ -608,14 +556,13 @@ export class Sandbox implements AsyncDisposable {
     // close() waits for the whole cleanup, not just the process exit.
     this.#settling.add(live.done);
     live.done.then(() => this.#settling.delete(live.done));
-
     return {
       runId,
-      stdout: stdout.readable,
-      stderr: stderr.readable,
-      stdin,
+      stdout: run.stdout.readable,
+      stderr: run.stderr.readable,
+      stdin: run.stdin,
       status,
-      kill: () => kill("killed"),
+      kill: () => run.kill("killed"),
     };
   }
 
@@ -753,43 +700,6 @@ export async function run(
   } finally {
     await sandbox.close();
   }
-}
-
-/** Prefixes of the messages bwrap, prlimit and the launcher script print
- * when they fail. */
-const SETUP_PREFIXES = ["bwrap: ", "prlimit: ", `${LAUNCHER_NAME}: `];
-
-function setupError(code: number, head: Uint8Array): SandboxSetupError | null {
-  const text = decoder.decode(head);
-  // The launcher script (a failed redirect exits dash with 2) and bwrap and
-  // prlimit (1, 126, 127) name themselves; the program cannot have written
-  // anything yet when they fail.
-  if (
-    code !== 0 && code < 128 && SETUP_PREFIXES.some((p) => text.startsWith(p))
-  ) {
-    return new SandboxSetupError(
-      `Cannot start the sandbox: ${
-        text.split("\n")[0]
-      } (run 'deno task doctor' for a diagnosis)`,
-    );
-  }
-  return null;
-}
-
-function feedStdin(
-  child: Deno.ChildProcess,
-  stdin: RunOptions["stdin"],
-): WritableStream<Uint8Array> | null {
-  if (stdin === undefined) return null;
-  if (stdin === "piped") return child.stdin;
-  const source = typeof stdin === "string"
-    ? ReadableStream.from([new TextEncoder().encode(stdin)])
-    : stdin instanceof Uint8Array
-    ? ReadableStream.from([stdin])
-    : stdin;
-  // The program may exit without reading: a broken pipe is not an error.
-  source.pipeTo(child.stdin).catch(() => {});
-  return null;
 }
 
 async function readAll(

@@ -229,7 +229,9 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
  * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128.
  */
 const EGRESS_BRIDGE_SCRIPT =
-  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} & ` +
+  // socat's own log lines (e.g. a broken pipe when the injector drops a
+  // connection) are not the program's output: they go nowhere.
+  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} 2>/dev/null & ` +
   'n=0; while [ "$n" -lt 5000 ]; do up=; ' +
   'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
   '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"';

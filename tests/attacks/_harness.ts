@@ -1225,12 +1225,55 @@ function describeAudit(audit: readonly AuditEvent[]): string {
   );
 }
 
-/** Asserts the attempt is in the audit trail as the case says. */
+/** A stable text key of one audit expectation (RegExps by source). */
+function expectationKey(e: AuditExpect): string {
+  return JSON.stringify(
+    e,
+    (_k, v) => v instanceof RegExp ? `/${v.source}/${v.flags}` : v,
+  );
+}
+
+/** How many audit records match `e` (broker records carry a count). */
+function auditMatches(e: AuditExpect, audit: readonly AuditEvent[]): number {
+  if ("none" in e) return 0;
+  if ("broker" in e) {
+    const kinds = Array.isArray(e.broker) ? e.broker : [e.broker];
+    const decisions = e.decisions ?? ["deny"];
+    return audit.filter((ev): ev is PermissionEvent =>
+      ev.source === "broker" && decisions.includes(ev.decision) &&
+      kinds.includes(ev.permission) && matches(e.value, ev.value)
+    ).reduce((n, ev) => n + ev.count, 0);
+  }
+  const want = e.injector;
+  const decisions = want.decisions ?? ["deny", "error"];
+  return audit.filter((ev) =>
+    ev.source === "injector" &&
+    decisions.includes(ev.decision) &&
+    (want.kind === undefined || ev.kind === want.kind) &&
+    matches(want.host, ev.host) &&
+    (want.port === undefined || ev.port === want.port) &&
+    matches(want.path, ev.path) &&
+    matches(want.rule, ev.rule) &&
+    (want.status === undefined || ev.status === want.status) &&
+    (want.injected === undefined ||
+      JSON.stringify(ev.injected) === JSON.stringify(want.injected)) &&
+    (want.placeholders === undefined ||
+      JSON.stringify(ev.placeholders) === JSON.stringify(want.placeholders))
+  ).length;
+}
+
+/**
+ * Asserts the attempt is in the audit trail as the case says. `sharing`
+ * counts the cases of the batch with the very same expectation: the trail
+ * must hold at least that many matching records (so one record is never
+ * claimed by two attempts).
+ */
 export function assertAudited(
   expectation: AuditExpect | AuditExpect[],
   audit: readonly AuditEvent[],
   mode: BatchSpec["mode"],
   id: string,
+  sharing: (e: AuditExpect) => number = () => 1,
 ): void {
   const list = Array.isArray(expectation) ? expectation : [expectation];
   assert.ok(list.length > 0, `${id}: no audit expectation`);
@@ -1246,44 +1289,16 @@ export function assertAudited(
       (mode ?? "sandbox") === "sandbox",
       `${id}: only sandbox runs have an audit trail; say why with 'none'`,
     );
-    if ("broker" in e) {
-      const kinds = Array.isArray(e.broker) ? e.broker : [e.broker];
-      const decisions = e.decisions ?? ["deny"];
-      const found = audit.some((ev): ev is PermissionEvent =>
-        ev.source === "broker" && decisions.includes(ev.decision) &&
-        kinds.includes(ev.permission) && matches(e.value, ev.value)
-      );
-      assert.ok(
-        found,
-        `${id}: no broker ${decisions} for ${kinds.join("|")} ${
-          e.value ?? ""
-        } in ${describeAudit(audit)}`,
-      );
-    } else {
-      const want = e.injector;
-      const decisions = want.decisions ?? ["deny", "error"];
-      const found = audit.some((ev) =>
-        ev.source === "injector" &&
-        decisions.includes(ev.decision) &&
-        (want.kind === undefined || ev.kind === want.kind) &&
-        matches(want.host, ev.host) &&
-        (want.port === undefined || ev.port === want.port) &&
-        matches(want.path, ev.path) &&
-        matches(want.rule, ev.rule) &&
-        (want.status === undefined || ev.status === want.status) &&
-        (want.injected === undefined ||
-          JSON.stringify(ev.injected) === JSON.stringify(want.injected)) &&
-        (want.placeholders === undefined ||
-          JSON.stringify(ev.placeholders) ===
-            JSON.stringify(want.placeholders))
-      );
-      assert.ok(
-        found,
-        `${id}: no injector event ${
-          JSON.stringify(want)
-        } (decisions ${decisions}) in ${describeAudit(audit)}`,
-      );
-    }
+    const needed = sharing(e);
+    const found = auditMatches(e, audit);
+    assert.ok(
+      found >= needed,
+      `${id}: ${found} audit record(s) for ${
+        expectationKey(e)
+      }, ${needed} attempt(s) of the batch claim one, in ${
+        describeAudit(audit)
+      }`,
+    );
   }
 }
 
@@ -1446,11 +1461,19 @@ export class Corpus {
             throw error;
           }
           // (3) audited.
+          const auditOf = (x: AttackCase) => {
+            const a = typeof x.audit === "function" ? x.audit(fx) : x.audit;
+            return Array.isArray(a) ? a : [a];
+          };
+          const siblings = this.#cases.filter((x) =>
+            (x.batch ?? "main") === batchName
+          ).flatMap((x) => auditOf(x).map(expectationKey));
           assertAudited(
-            typeof c.audit === "function" ? c.audit(fx) : c.audit,
+            auditOf(c),
             batch.run.audit,
             spec.mode,
             c.id,
+            (e) => siblings.filter((k) => k === expectationKey(e)).length,
           );
         },
       });

@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import {
+  assertThrew,
   basePolicy,
   Corpus,
   ENV_CANARY,
@@ -19,12 +20,12 @@ import {
   INJECT,
   INJECTED_CANARY,
   MARKER,
+  NOT_CAPABLE,
   PLACEHOLDER_NAME,
   seenWith,
   statusLine,
   valueOf,
 } from "./_harness.ts";
-import { assertThrew, NOT_CAPABLE } from "./_harness.ts";
 
 /** Raw TLS upstreams that misbehave with the credential they receive. */
 const RAW = {
@@ -56,7 +57,7 @@ const corpus = new Corpus("credentials", {
     await fx.ups.addRaw(
       RAW.bounce,
       (head) =>
-        `HTTP/1.1 302 Found\r\nLocation: https://${HOSTS.other}/cr-025?auth=${
+        `HTTP/1.1 302 Found\r\nLocation: https://${HOSTS.other}/cr-026-landed?auth=${
           encodeURIComponent(authOf(head))
         }\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
     );
@@ -547,7 +548,7 @@ corpus.add({
   expect: (v) => {
     const got = valueOf<Fetched>(v);
     assert.equal(got.status, 200);
-    const landed = onlyRequest(v.fx, "/cr-025", HOSTS.other);
+    const landed = onlyRequest(v.fx, "/cr-026-landed", HOSTS.other);
     assert.ok(!landed.path.includes("atk"), landed.path);
     assert.match(decodeURIComponent(landed.path), /\[airlock:redacted\]/);
   },

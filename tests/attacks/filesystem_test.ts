@@ -144,15 +144,7 @@ function linkRead(id: string, title: string, path: string) {
     id,
     title,
     code: `return await Deno.readTextFile(${JSON.stringify(path)});`,
-    expect: (v) => {
-      const outcome = v.outcome;
-      assert.ok(outcome, "no outcome");
-      if (outcome.ok) {
-        assert.doesNotMatch(String(outcome.value), /root:|secret=/);
-      } else {
-        assert.match(outcome.error, /^NotFound: |^NotCapable: /);
-      }
-    },
+    expect: (v) => void assertThrew(v, /^NotFound: /),
     audit: {
       none:
         "the broker allows the path (it is under /inputs); the link's target does not exist in the sandbox's mount namespace",
@@ -247,7 +239,7 @@ corpus.add({
     "create entries in the private /tmp with Deno.makeTempDir (the broker is asked about '<TMP>')",
   code: `return await Deno.makeTempDir();`,
   expect: (v) => void assertThrew(v, NOT_CAPABLE),
-  audit: { broker: "write", value: /^(<TMP>|\/tmp)$/ },
+  audit: { broker: "write", value: /<TMP>$|^\/tmp$/ },
 });
 
 // --- Links, modes and owners ---
@@ -345,7 +337,7 @@ corpus.add({
   audit: { broker: ["read", "write"], value: /\/box\/run-1\/broker\.sock$/ },
 });
 corpus.add({
-  id: "fs-057",
+  id: "fs-042",
   title: "connect to the injector's per-run socket by its host path",
   code: (_fx, run) => {
     const path = run.scratchHostPath!.replace(/scratch$/, "run-1/egress.sock");
@@ -357,7 +349,7 @@ corpus.add({
   audit: { broker: ["read", "write"], value: /\/box\/run-1\/egress\.sock$/ },
 });
 corpus.add({
-  id: "fs-042",
+  id: "fs-043",
   title: "read the seccomp filter from the harness's private workspace",
   code: (_fx, run) => {
     const path = run.scratchHostPath!.replace(
@@ -374,7 +366,7 @@ corpus.add({
 // (/scratch); Deno.chdir can move the real cwd (through an input's link). ---
 
 corpus.add({
-  id: "fs-054",
+  id: "fs-044",
   title:
     "chdir into an input's directory link (etc -> /etc), then read a relative path outside the grants",
   code:
@@ -383,7 +375,7 @@ corpus.add({
   audit: { broker: "read", value: /airlock\/ca\.pem$/ },
 });
 corpus.add({
-  id: "fs-055",
+  id: "fs-045",
   title:
     "chdir into an input's link to '/', then write the private /tmp by a relative path",
   code:
@@ -392,7 +384,7 @@ corpus.add({
   audit: { broker: "write", value: /tmp\/pwned$/ },
 });
 corpus.add({
-  id: "fs-056",
+  id: "fs-046",
   title: "chdir into the read-only input, then write a relative path",
   code:
     `Deno.chdir("/inputs/dir"); Deno.writeTextFileSync("dropped.txt", "x"); return "written";`,
@@ -407,21 +399,22 @@ corpus.add({
 // --- Other ways to name a file ---
 
 deniedRead(
-  "fs-043",
+  "fs-047",
   "fetch file:///etc/passwd",
   "/etc/passwd",
   `return await (await fetch("file:///etc/passwd")).text();`,
 );
 corpus.add({
-  id: "fs-044",
+  id: "fs-048",
   title: "relative path from the cwd: ../etc/hostname",
   code: `return await Deno.readTextFile("../etc/hostname");`,
   expect: (v) => void assertThrew(v, NOT_CAPABLE),
-  // The broker gets the path as written and resolves it against the cwd.
-  audit: { broker: "read", value: "../etc/hostname" },
+  // The broker gets the path as written and resolves it against the cwd
+  // (recorded as written or resolved, depending on the broker version).
+  audit: { broker: "read", value: /^(\.\.\/etc\/hostname|\/etc\/hostname)$/ },
 });
 corpus.add({
-  id: "fs-045",
+  id: "fs-049",
   title: "dynamic import of a harness module by file URL",
   code:
     `const url = ["file:///work", "main", "mod.ts"].join("/"); return Object.keys(await import(url));`,
@@ -433,7 +426,7 @@ corpus.add({
   audit: { broker: "read", value: "/work/main/mod.ts" },
 });
 deniedRead(
-  "fs-046",
+  "fs-050",
   "watch the whole filesystem (Deno.watchFs('/'))",
   "/",
   `const w = Deno.watchFs("/"); w.close(); return "watching";`,
@@ -450,7 +443,7 @@ corpus.batch("namespace", {
   }),
 });
 corpus.add({
-  id: "fs-047",
+  id: "fs-051",
   batch: "namespace",
   title: "namespace alone: read the world-readable host secret file",
   code: (fx) =>
@@ -462,7 +455,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-048",
+  id: "fs-052",
   batch: "namespace",
   title: "namespace alone: /proc/1/root/etc/passwd",
   code: `return await Deno.readTextFile("/proc/1/root/etc/passwd");`,
@@ -473,7 +466,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-049",
+  id: "fs-053",
   batch: "namespace",
   title: "namespace alone: fill the private /tmp past tmpMb",
   code: `const f = Deno.openSync("/tmp/fill", { write: true, create: true });
@@ -491,7 +484,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-050",
+  id: "fs-054",
   batch: "namespace",
   title: "namespace alone: hardlink an input file into /scratch",
   code:
@@ -502,7 +495,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-051",
+  id: "fs-055",
   batch: "namespace",
   title: "namespace alone: write into a read-only input",
   code: `Deno.writeTextFileSync("/inputs/dir/new.txt", "x"); return "written";`,
@@ -512,7 +505,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-052",
+  id: "fs-056",
   batch: "namespace",
   title: "namespace alone: create a file at the root /",
   code: `Deno.writeTextFileSync("/pwned", "x"); return "written";`,
@@ -522,7 +515,7 @@ corpus.add({
   },
 });
 corpus.add({
-  id: "fs-053",
+  id: "fs-057",
   batch: "namespace",
   title: "namespace alone: symlink in /scratch to the host secret, then read",
   code: (fx) =>

@@ -161,7 +161,6 @@ deniedDial(
     `const ws = new WebSocket("ws://127.0.0.1:${fx.tcp.port}/");
     return await new Promise((resolve) => { ws.onopen = () => resolve("OPEN"); ws.onerror = (e) => resolve("error: " + e.message); });`,
   (fx) => `127.0.0.1:${fx.tcp.port}`,
-  /./,
 );
 deniedDial(
   "net-016",
