@@ -25,6 +25,7 @@ export {
   SandboxFs,
   SandboxFsError,
   SandboxSetupError,
+  ScratchQuotaError,
 } from "./harness/mod.ts";
 export { Injector } from "./injector/injector.ts";
 export type { InjectorOptions } from "./injector/injector.ts";

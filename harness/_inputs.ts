@@ -50,6 +50,9 @@ export async function prepareInputs(
         `Cannot mount input '${input.source}' as it does not exist or cannot be resolved`,
       );
     }
+    // A link leading out of the input would let a program chdir through it
+    // and have relative paths checked against the wrong directory.
+    await assertLinksStayInside(real, input.target, input.source);
     if (input.copy) {
       const dest = `${workspace.boxDir}/input-${index}`;
       await copyTree(real, dest);
@@ -69,6 +72,61 @@ export async function prepareInputs(
     mounts.push({ kind: "ro-bind", source: real, dest: input.target });
   }
   return mounts;
+}
+
+/** Most entries of one input checked for symlinks. */
+const MAX_CHECKED_ENTRIES = 200_000;
+
+/**
+ * Refuses an input holding a symlink that resolves, inside the sandbox,
+ * outside the input's own mount: the link is read as the sandbox would read
+ * it (absolute targets from the sandbox root, relative ones from the link's
+ * own directory there).
+ */
+async function assertLinksStayInside(
+  root: string,
+  target: string,
+  named: string,
+): Promise<void> {
+  const info = await Deno.lstat(root);
+  if (!info.isDirectory) return;
+  let checked = 0;
+  const stack: [string, string][] = [[root, target]];
+  while (stack.length > 0) {
+    const [hostDir, sandboxDir] = stack.pop()!;
+    for await (const entry of Deno.readDir(hostDir)) {
+      if (++checked > MAX_CHECKED_ENTRIES) {
+        throw new InputError(
+          `Cannot mount input '${named}' as it holds more than ${MAX_CHECKED_ENTRIES} entries to check for symlinks: mount a smaller directory`,
+        );
+      }
+      const hostPath = `${hostDir}/${entry.name}`;
+      const sandboxPath = `${sandboxDir}/${entry.name}`;
+      if (entry.isDirectory) {
+        stack.push([hostPath, sandboxPath]);
+      } else if (entry.isSymlink) {
+        const link = await Deno.readLink(hostPath);
+        const resolved = normalise(
+          link.startsWith("/") ? link : `${sandboxDir}/${link}`,
+        );
+        if (resolved !== target && !resolved.startsWith(`${target}/`)) {
+          throw new InputError(
+            `Cannot mount input '${named}' as '${hostPath}' is a symlink leading out of it (to '${link}'): remove it or mount its target as its own input`,
+          );
+        }
+      }
+    }
+  }
+}
+
+function normalise(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
 }
 
 /** Returns why `path` is not readable by "others", or null. */

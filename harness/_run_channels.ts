@@ -85,13 +85,19 @@ export async function openRunChannels(options: {
   cwd: string;
   /** Plain environment variables from the policy (never secrets). */
   env: Readonly<Record<string, string>>;
+  /** The temp directory inside the sandbox (`<TMP>` to Deno), if writable. */
+  tmp?: string;
   egress: SandboxEgress | null;
   /** Broker mode, or null for no broker (Deno's flags decide). */
   broker: BrokerMode | null;
   audit: (event: EgressEvent | PermissionEvent) => void;
 }): Promise<RunChannels> {
   const mounts: Mount[] = [];
-  let env: Record<string, string> = { ...options.env };
+  let env: Record<string, string> = {
+    ...options.env,
+    // Deno.makeTempDir() and friends create under TMPDIR: the scratch's .tmp.
+    ...(options.tmp ? { TMPDIR: options.tmp } : {}),
+  };
   let grants: DenoGrants = {
     ...options.base,
     net: [],
@@ -133,6 +139,7 @@ export async function openRunChannels(options: {
           },
           env: grants.env ?? [],
           cwd: options.cwd,
+          ...(options.tmp ? { tmp: options.tmp } : {}),
         },
         mode: options.broker,
         sandboxId: options.sandboxId,

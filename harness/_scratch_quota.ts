@@ -8,12 +8,29 @@
  * @module
  */
 
+/** What an entry costs at the least (one filesystem block). */
+export const MIN_ENTRY_BYTES = 4096;
+
+async function blocksOf(path: string): Promise<number> {
+  try {
+    const info = await Deno.lstat(path);
+    return Math.max(
+      MIN_ENTRY_BYTES,
+      info.blocks !== null ? info.blocks * 512 : info.size,
+    );
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Sums the allocated size of everything under `root`, without following
  * symlinks (a link to a large host file must not count, nor be read).
  *
  * @param root Directory to measure.
- * @returns Bytes used (from block counts, so sparse files count their real use).
+ * @returns Bytes used (from block counts, so sparse files count their real
+ *   use), charging the directory itself and each entry at least
+ *   {@linkcode MIN_ENTRY_BYTES}.
  *
  * @example Usage
  * ```ts ignore
@@ -22,7 +39,9 @@
  * ```
  */
 export async function directorySize(root: string): Promise<number> {
-  let total = 0;
+  // Every entry costs at least one block: thousands of empty files take
+  // inodes and directory space the block counts alone would not show.
+  let total = await blocksOf(root);
   const stack = [root];
   while (stack.length > 0) {
     const dir = stack.pop()!;
@@ -33,7 +52,10 @@ export async function directorySize(root: string): Promise<number> {
         const path = `${dir}/${entry.name}`;
         try {
           const info = await Deno.lstat(path);
-          total += info.blocks !== null ? info.blocks * 512 : info.size;
+          total += Math.max(
+            MIN_ENTRY_BYTES,
+            info.blocks !== null ? info.blocks * 512 : info.size,
+          );
           if (info.isDirectory) stack.push(path);
         } catch {
           // deleted while we looked

@@ -31,9 +31,11 @@ export interface BrokerGrants {
    * The program's working directory: Deno sends paths as the program wrote
    * them, so relative ones are resolved against it. (A later `Deno.chdir`
    * needs a read grant for its target, so the cwd stays inside the grants;
-   * the read-only mounts hold whatever the broker assumes.)
+   * inputs may not hold symlinks leading out of them, see `_inputs.ts`.)
    */
   cwd?: string;
+  /** The directory Deno means by `<TMP>` (its TMPDIR); default `/tmp`. */
+  tmp?: string;
 }
 
 /** `enforce` answers by the grants; `learn` allows and records almost all. */
@@ -90,7 +92,7 @@ export function decidePermission(
           reason: `${permission} access to the whole filesystem is not granted`,
         };
       }
-      const path = resolvePath(value, grants.cwd ?? "/");
+      const path = resolvePath(value, grants);
       // Paths are normalised first: "/scratch/../etc/passwd" must not pass
       // as a path under "/scratch".
       if (path !== null && list.some((grant) => within(path, grant))) {
@@ -167,8 +169,19 @@ export function decidePermission(
   }
 }
 
-function resolvePath(value: string, cwd: string): string | null {
-  return normalise(value.startsWith("/") ? value : `${cwd}/${value}`);
+function resolvePath(
+  value: string,
+  grants: Pick<BrokerGrants, "cwd" | "tmp">,
+): string | null {
+  // Deno names some places by placeholder: `<TMP>` (makeTempDir) is the
+  // temp directory, never a relative path under the cwd. Others are refused.
+  if (value.startsWith("<")) {
+    const rest = value.match(/^<TMP>(\/.*)?$/);
+    return rest ? normalise(`${grants.tmp ?? "/tmp"}${rest[1] ?? ""}`) : null;
+  }
+  return normalise(
+    value.startsWith("/") ? value : `${grants.cwd ?? "/"}/${value}`,
+  );
 }
 
 function normalise(path: string): string | null {
@@ -343,7 +356,7 @@ export async function startPermissionBroker(
         // say which directory the program touched.
         const shown = (permission === "read" || permission === "write") &&
             value !== null && !value.startsWith("/")
-          ? resolvePath(value, options.grants.cwd ?? "/") ?? value
+          ? resolvePath(value, options.grants) ?? value
           : value;
         record(permission, shown, answer);
         socket.write(

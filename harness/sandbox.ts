@@ -129,6 +129,18 @@ let seccompFilter: Uint8Array | undefined;
 // `injector` to keep sandboxes on separate CAs and pools.
 let defaultInjector: Promise<Injector> | undefined;
 
+/** A run was refused because the scratch directory is over its quota. */
+export class ScratchQuotaError extends Error {
+  /** @param message What is over and how to fix it. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ScratchQuotaError";
+  }
+}
+
+/** The program's TMPDIR when a scratch directory is granted. */
+const SANDBOX_TMP = `${SANDBOX_PATHS.scratch}/.tmp`;
+
 /** Most audit events one sandbox keeps (older ones are dropped). */
 const MAX_TRAIL = 10_000;
 
@@ -254,6 +266,7 @@ export class Sandbox implements AsyncDisposable {
         );
       }
       const scratch = policy.scratch ? await workspace.scratchDir() : null;
+
       if (options.learn?.mirror !== undefined) {
         checkMirror(options.learn.mirror);
       }
@@ -426,8 +439,30 @@ export class Sandbox implements AsyncDisposable {
     const env = { ...this.#policy.env, ...runEnv(options.env) };
     const runId = `${this.id}-r${++this.#runs}`;
     const runDir = await this.#workspace.newRunDir();
-    const program = `${runDir}/main.js`;
+    // The program's own directory (mounted at /airlock): the run's sockets
+    // stay beside it, not in it.
+    const codeDir = `${runDir}/code`;
+    await Deno.mkdir(codeDir, { mode: 0o755 });
+    const program = `${codeDir}/main.js`;
     const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
+    if (this.#scratch) {
+      // A scratch already over its quota (files left by earlier runs) gets
+      // no new run: the quota bounds the directory, not only one run.
+      const used = await directorySize(this.#scratch);
+      const quota = limits.scratchMb * 1024 * 1024;
+      if (used > quota) {
+        await Deno.remove(runDir, { recursive: true }).catch(() => {});
+        throw new ScratchQuotaError(
+          `Cannot start a run in sandbox '${this.id}' as its scratch directory holds ${used} bytes, over its quota of ${quota}: delete files with sandbox.fs first`,
+        );
+      }
+      // The program's TMPDIR, under the scratch quota; removed after the run
+      // when the program left nothing in it.
+      await Deno.mkdir(`${this.#scratch}/.tmp`, { mode: 0o700 }).catch(
+        () => {},
+      );
+      await this.#workspace.giveToSandbox(`${this.#scratch}/.tmp`);
+    }
     const runAudit: AuditEvent[] = [];
     const read = this.#policy.inputs.map((i) => i.target);
     const write: string[] = [];
@@ -460,6 +495,7 @@ export class Sandbox implements AsyncDisposable {
         ownerUid: this.#identity.hostUid,
         base: { read, write },
         cwd,
+        ...(this.#scratch ? { tmp: SANDBOX_TMP } : {}),
         env,
         egress: this.#egress,
         broker: this.#options.learn
@@ -493,7 +529,7 @@ export class Sandbox implements AsyncDisposable {
         identity: this.#identity,
         seccompFilterPath: this.#filterPath,
         statusPath,
-        program,
+        program: codeDir,
         args: options.args ?? [],
         limits,
         grants: channels.grants,
@@ -527,10 +563,12 @@ export class Sandbox implements AsyncDisposable {
       // Every process is gone: the channels hold every event of the run.
       await channels.close();
       // Files go after the result: close() still waits for them (#settling).
-      const files = Promise.all([
+      const files = Promise.allSettled([
         Deno.remove(runDir, { recursive: true }),
         Deno.remove(statusPath),
-      ]).catch(() => {});
+        // Not recursive: temp files the program left stay (and count).
+        ...(this.#scratch ? [Deno.remove(`${this.#scratch}/.tmp`)] : []),
+      ]);
       this.#settling.add(files);
       files.then(() => this.#settling.delete(files));
       if (exit.setupError) throw exit.setupError;

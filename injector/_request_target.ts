@@ -77,14 +77,23 @@ export function resolveTarget(
     let path = request.target;
     if (!path.startsWith("/") && path !== "*") {
       const url = safeUrl(path);
-      if (!url || url.username || url.password) {
+      let host: string | null = null;
+      try {
+        host = url && !url.username && !url.password ? hostOf(url) : null;
+      } catch {
+        // "other.host:443" (a nested CONNECT's authority) parses as a URL
+        // with an empty host: not a request target either.
+      }
+      if (!url || host === null || request.method.toUpperCase() === "CONNECT") {
         return {
           status: 400,
           code: "bad-request",
-          message: "request target must be a path inside a tunnel",
+          message: request.method.toUpperCase() === "CONNECT"
+            ? "CONNECT inside a tunnel is refused"
+            : "request target must be a path inside a tunnel",
         };
       }
-      if (hostOf(url) !== tunnel.host || portOf(url) !== tunnel.port) {
+      if (host !== tunnel.host || portOf(url) !== tunnel.port) {
         return {
           status: 421,
           code: "misdirected",

@@ -112,7 +112,35 @@ async function serveRequests(
       await handleConnect(request, reader, client as SocketChannel, ctx);
       return;
     }
-    const keepOpen = await handleRequest(request, reader, client, tunnel, ctx);
+    let keepOpen: boolean;
+    try {
+      keepOpen = await handleRequest(request, reader, client, tunnel, ctx);
+    } catch (error) {
+      // A bug, not an attack we foresaw: still audited and refused, and the
+      // connection closed; the injector itself carries on.
+      ctx.audit(event(ctx, performance.now(), {
+        kind: "request",
+        method: request.method.slice(0, 32),
+        scheme: tunnel?.secure ? "https" : "http",
+        host: tunnel?.host ?? "?",
+        port: tunnel?.port ?? 0,
+        path: "",
+        decision: "error",
+        rule: "internal",
+        reason: `the injector failed on this request: ${
+          (error as Error)?.message ?? error
+        }`,
+        status: 500,
+      }));
+      await writeRefusal(
+        client,
+        500,
+        "bad-request",
+        "the injector could not handle this request",
+        true,
+      );
+      return;
+    }
     if (!keepOpen) return;
   }
 }

@@ -26,6 +26,7 @@ import { prlimitArgs, type ResourceLimits, v8Flags } from "./limits.ts";
 export const SANDBOX_PATHS = {
   deno: "/usr/bin/deno",
   main: "/airlock/main.js",
+  code: "/airlock",
   tmp: "/tmp",
   denoDir: "/tmp/.deno",
   scratch: "/scratch",
@@ -59,8 +60,16 @@ export interface LaunchOptions {
    * {@linkcode readSandboxPid} to kill the namespace.
    */
   statusPath: string;
-  /** Host path of the bundled program (mounted read-only as main.js). */
+  /**
+   * Host directory holding the bundled program, mounted read-only at
+   * `/airlock` (so the program is `/airlock/main.js`).
+   */
   program: string;
+  /**
+   * File in `program` Deno starts: `main.js`, or the warm-start boot that
+   * waits for `main.js` to be written (see `runtime/warm_boot.ts`).
+   */
+  entry?: string;
   /** Arguments for the program (`Deno.args`). */
   args?: readonly string[];
   /** Resource limits. */
@@ -126,7 +135,7 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     `--v8-flags=${v8Flags(limits)}`,
     ...(options.denoFlags ?? []),
     ...denoPermissionFlags(options.grants),
-    SANDBOX_PATHS.main,
+    `${SANDBOX_PATHS.code}/${options.entry ?? "main.js"}`,
     ...(options.args ?? []),
   ];
   const mounts: Mount[] = [
@@ -150,7 +159,9 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       sizeBytes: limits.tmpMb * 1024 * 1024,
       mode: 0o1777,
     },
-    { kind: "ro-bind", source: options.program, dest: SANDBOX_PATHS.main },
+    // The program's directory, read-only: a warm-started process finds its
+    // main.js here once the harness has written it.
+    { kind: "ro-bind", source: options.program, dest: SANDBOX_PATHS.code },
     ...(options.extraReadOnly ?? []).map((m): Mount => ({
       kind: "ro-bind",
       source: m.source,

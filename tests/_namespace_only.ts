@@ -86,7 +86,8 @@ export async function runNamespaceOnly(
       "seccomp.bpf",
       buildSeccompFilter(),
     );
-    const program = `${await workspace.newRunDir()}/main.js`;
+    const programDir = await workspace.newRunDir();
+    const program = `${programDir}/main.js`;
     await Deno.writeTextFile(program, await bundleProgram({ code }), {
       mode: 0o644,
     });
@@ -106,7 +107,7 @@ export async function runNamespaceOnly(
       identity,
       seccompFilterPath,
       statusPath: `${workspace.boxDir}/status.json`,
-      program,
+      program: programDir,
       args: options.args ?? [],
       limits,
       grants: { read: ["/"], write: ["/tmp"], net: [] },
@@ -130,7 +131,7 @@ export async function runNamespaceOnly(
       stdout: decoder.decode(out.stdout),
       stderr: decoder.decode(out.stderr),
       stdoutBytes: out.stdout,
-      mountedHostPaths: await mountedHostPaths(tools, program, scratch, [
+      mountedHostPaths: await mountedHostPaths(tools, programDir, scratch, [
         ...(options.inputs ?? []).map((i) => i.source),
       ]),
       workspaceRoot: workspace.root,

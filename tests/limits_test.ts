@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Sandbox } from "../mod.ts";
+import { Sandbox, ScratchQuotaError } from "../mod.ts";
 import type { PolicyInput, RunOptions, RunResult } from "../mod.ts";
 import { runNamespaceOnly } from "./_namespace_only.ts";
 
@@ -214,4 +214,24 @@ Deno.test("limits: an already-aborted signal never lets the program run", async 
   });
   assert.equal(result.reason, "killed");
   await assert.rejects(Deno.stat(`${sandbox.scratchPath}/ran`));
+});
+
+Deno.test("a scratch over its quota gets no new run (files left by earlier runs count), until files are deleted", async () => {
+  await using sandbox = await Sandbox.create({
+    policy: { scratch: true, limits: { scratchMb: 1 } },
+  });
+  // 600 empty files left behind (as an earlier run would): no data blocks,
+  // but each entry is charged one block.
+  for (let i = 0; i < 600; i++) await Deno.writeTextFile(`${sandbox.scratchPath}/f${i}`, "");
+  await assert.rejects(
+    () => sandbox.run({ code: "console.log('ran')" }),
+    (error: unknown) =>
+      error instanceof ScratchQuotaError &&
+      /over its quota/.test(error.message),
+  );
+  for (let i = 0; i < 600; i++) await sandbox.fs.remove(`f${i}`);
+  const result = await sandbox.run({ code: "console.log('ran')" });
+  assert.equal(result.stdout, "ran\n");
+  // The program's TMPDIR is gone again once the run left nothing in it.
+  assert.deepEqual((await sandbox.fs.readDir(".")).map((e) => e.name), []);
 });

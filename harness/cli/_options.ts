@@ -16,7 +16,7 @@ import {
   type PolicyInput,
 } from "../policy.ts";
 import type { AuditEvent } from "../run_result.ts";
-import { SandboxSetupError } from "../sandbox.ts";
+import { SandboxSetupError, ScratchQuotaError } from "../sandbox.ts";
 import type { Rule } from "../../injector/network_policy.ts";
 import { MissingHostToolError } from "../../runtime/host_tools.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
@@ -283,6 +283,7 @@ export function reportError(error: unknown): number {
     return EXIT_CODES.usage;
   }
   if (error instanceof BundleError) return EXIT_CODES.bundle;
+  if (error instanceof ScratchQuotaError) return EXIT_CODES.diskLimit;
   return EXIT_CODES.setup; // MissingHostToolError, SandboxSetupError, anything else
 }
 

@@ -225,13 +225,18 @@ export interface Fixtures {
   /** `${hostDir}/secret.txt`: world-readable, holds the env canary. */
   hostSecretFile: string;
   /**
-   * An input directory (world-readable) full of links out of it:
-   * ok.txt, passwd -> /etc/passwd, up -> ../secret.txt,
-   * upup -> ../../../../../../etc/passwd, etc -> /etc, parent -> ..,
-   * scratch -> /scratch, abs-secret -> the host secret file, self -> .,
-   * root -> /
+   * An input directory (world-readable) a sandbox may mount: ok.txt, and
+   * self -> . (a link that stays inside).
    */
   input: string;
+  /**
+   * An input directory full of links out of it, which `Sandbox.create`
+   * refuses (only the namespace-only batches mount it, through the raw
+   * launcher): ok.txt, passwd -> /etc/passwd, up -> ../secret.txt,
+   * upup -> ../../../../../../etc/passwd, etc -> /etc, parent -> ..,
+   * scratch -> /scratch, abs-secret -> the host secret file, root -> /
+   */
+  linkyInput: string;
   /** This machine's own addresses (from the test process). */
   hostIps: string[];
   /** The harness (test) process's pid. */
@@ -322,15 +327,20 @@ async function createFixtures(): Promise<
   await Deno.chmod(input, 0o755);
   await Deno.writeTextFile(`${input}/ok.txt`, "inside", { mode: 0o644 });
   await Deno.chmod(`${input}/ok.txt`, 0o644);
-  await Deno.symlink("/etc/passwd", `${input}/passwd`);
-  await Deno.symlink("../secret.txt", `${input}/up`);
-  await Deno.symlink("../../../../../../etc/passwd", `${input}/upup`);
-  await Deno.symlink("/etc", `${input}/etc`);
-  await Deno.symlink("..", `${input}/parent`);
-  await Deno.symlink("/scratch", `${input}/scratch`);
-  await Deno.symlink(hostSecretFile, `${input}/abs-secret`);
   await Deno.symlink(".", `${input}/self`);
-  await Deno.symlink("/", `${input}/root`);
+  const linkyInput = `${hostDir}/linky`;
+  await Deno.mkdir(linkyInput);
+  await Deno.chmod(linkyInput, 0o755);
+  await Deno.writeTextFile(`${linkyInput}/ok.txt`, "inside", { mode: 0o644 });
+  await Deno.chmod(`${linkyInput}/ok.txt`, 0o644);
+  await Deno.symlink("/etc/passwd", `${linkyInput}/passwd`);
+  await Deno.symlink("../secret.txt", `${linkyInput}/up`);
+  await Deno.symlink("../../../../../../etc/passwd", `${linkyInput}/upup`);
+  await Deno.symlink("/etc", `${linkyInput}/etc`);
+  await Deno.symlink("..", `${linkyInput}/parent`);
+  await Deno.symlink("/scratch", `${linkyInput}/scratch`);
+  await Deno.symlink(hostSecretFile, `${linkyInput}/abs-secret`);
+  await Deno.symlink("/", `${linkyInput}/root`);
   const victim = new Deno.Command("sleep", {
     args: ["600"],
     stdin: "null",
@@ -365,6 +375,7 @@ async function createFixtures(): Promise<
     hostDir,
     hostSecretFile,
     input,
+    linkyInput,
     hostIps,
     harnessPid: Deno.pid,
     closedPort,
