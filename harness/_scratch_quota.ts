@@ -69,8 +69,8 @@ export async function directorySize(root: string): Promise<number> {
 }
 
 /**
- * Polls `root` every `intervalMs` and calls `onExceeded` once when its size
- * passes `quotaBytes`.
+ * Polls `root` (or several roots, summed) every `intervalMs` and calls
+ * `onExceeded` once when the size passes `quotaBytes`.
  *
  * @param root The scratch directory.
  * @param quotaBytes The quota.
@@ -85,7 +85,7 @@ export async function directorySize(root: string): Promise<number> {
  * ```
  */
 export function watchQuota(
-  root: string,
+  root: string | readonly string[],
   quotaBytes: number,
   onExceeded: () => void,
   intervalMs = 100,
@@ -96,7 +96,10 @@ export function watchQuota(
     if (busy || done) return;
     busy = true;
     try {
-      if (await directorySize(root) > quotaBytes && !done) {
+      const roots = typeof root === "string" ? [root] : root;
+      let used = 0;
+      for (const dir of roots) used += await directorySize(dir);
+      if (used > quotaBytes && !done) {
         done = true;
         onExceeded();
       }

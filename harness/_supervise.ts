@@ -58,8 +58,8 @@ export interface SuperviseOptions {
   limits: ResourceLimits;
   /** The caller's abort signal. */
   signal?: AbortSignal | undefined;
-  /** The scratch directory, when granted (for its quota). */
-  scratch: string | null;
+  /** Directories under the scratch quota (the scratch and the run's TMPDIR). */
+  quotaRoots: readonly string[];
   /** What to feed the program's stdin. */
   stdin?:
     | string
@@ -126,9 +126,9 @@ export function superviseRun(
   const onAbort = () => kill("killed");
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
-  const stopQuota = options.scratch
+  const stopQuota = options.quotaRoots.length > 0
     ? watchQuota(
-      options.scratch,
+      options.quotaRoots,
       limits.scratchMb * 1024 * 1024,
       () => kill("disk-limit"),
     )
@@ -142,8 +142,11 @@ export function superviseRun(
     options.signal?.removeEventListener("abort", onAbort);
     // Everything in the sandbox is gone, so the pipe has all it will get.
     await stderr.headReady;
+    // bwrap writes the sandbox's pid 1 to its status file once the sandbox
+    // exists: without it, nothing of the program can have run.
+    const started = readSandboxPid(options.statusPath) !== null;
     const setupFailure = killedFor === null
-      ? setupError(status.code, stderr.head)
+      ? setupError(status.code, stderr.head, started)
       : null;
     return { code: status.code, killedFor, setupError: setupFailure };
   });
@@ -155,28 +158,33 @@ const SETUP_PREFIXES = ["bwrap: ", "prlimit: ", `${LAUNCHER_NAME}: `];
 
 const decoder = new TextDecoder();
 
-function setupError(code: number, head: Uint8Array): SandboxSetupError | null {
+function setupError(
+  code: number,
+  head: Uint8Array,
+  started: boolean,
+): SandboxSetupError | null {
   let text = decoder.decode(head);
   const notice = decoder.decode(BROKER_WARNING);
   if (text.startsWith(notice)) text = text.slice(notice.length);
+  const said = text.split("\n")[0]?.trim() || `exit code ${code}`;
+  if (!started && code !== 0) {
+    // The launcher, prlimit or bwrap itself failed before the sandbox
+    // existed (a missing or unusable bwrap, refused namespaces...).
+    return new SandboxSetupError(
+      `Cannot start the sandbox: bwrap did not start it (${said}); run 'deno task doctor' for a diagnosis`,
+    );
+  }
   if (code === 87 && text.includes("permission broker")) {
     // Deno fails closed when it cannot reach the broker.
     return new SandboxSetupError(
-      `Cannot start the sandbox: ${
-        text.split("\n")[0]
-      } (the permission broker was unreachable)`,
+      `Cannot start the sandbox: ${said} (the permission broker was unreachable)`,
     );
   }
-  // The launcher script (a failed redirect exits dash with 2) and bwrap and
-  // prlimit (1, 126, 127) name themselves; the program cannot have written
-  // anything yet when they fail.
-  if (
-    code !== 0 && code < 128 && SETUP_PREFIXES.some((p) => text.startsWith(p))
-  ) {
+  // bwrap's own setup inside the new namespaces (mounts) fails with 1 and
+  // names itself; the program cannot have written anything yet.
+  if (code === 1 && SETUP_PREFIXES.some((p) => text.startsWith(p))) {
     return new SandboxSetupError(
-      `Cannot start the sandbox: ${
-        text.split("\n")[0]
-      } (run 'deno task doctor' for a diagnosis)`,
+      `Cannot start the sandbox: ${said} (run 'deno task doctor' for a diagnosis)`,
     );
   }
   return null;

@@ -139,7 +139,7 @@ export class ScratchQuotaError extends Error {
 }
 
 /** The program's TMPDIR when a scratch directory is granted. */
-const SANDBOX_TMP = `${SANDBOX_PATHS.scratch}/.tmp`;
+const SANDBOX_TMP = "/var/tmp";
 
 /** Most audit events one sandbox keeps (older ones are dropped). */
 const MAX_TRAIL = 10_000;
@@ -456,12 +456,6 @@ export class Sandbox implements AsyncDisposable {
           `Cannot start a run in sandbox '${this.id}' as its scratch directory holds ${used} bytes, over its quota of ${quota}: delete files with sandbox.fs first`,
         );
       }
-      // The program's TMPDIR, under the scratch quota; removed after the run
-      // when the program left nothing in it.
-      await Deno.mkdir(`${this.#scratch}/.tmp`, { mode: 0o700 }).catch(
-        () => {},
-      );
-      await this.#workspace.giveToSandbox(`${this.#scratch}/.tmp`);
     }
     const runAudit: AuditEvent[] = [];
     const read = this.#policy.inputs.map((i) => i.target);
@@ -474,6 +468,16 @@ export class Sandbox implements AsyncDisposable {
       mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
       read.push(mirror);
       cwd = mirror;
+    }
+    // With a scratch directory, the run also gets a fresh TMPDIR of its own
+    // (/var/tmp), under the same quota and deleted after the run.
+    const runTmp = this.#scratch ? `${runDir}/tmp` : null;
+    if (runTmp) {
+      await Deno.mkdir(runTmp, { mode: 0o700 });
+      await this.#workspace.giveToSandbox(runTmp);
+      mounts.push({ kind: "bind", source: runTmp, dest: SANDBOX_TMP });
+      read.push(SANDBOX_TMP);
+      write.push(SANDBOX_TMP);
     }
     if (this.#scratch) {
       // The scratch directory is the program's only writable place on disk.
@@ -551,7 +555,9 @@ export class Sandbox implements AsyncDisposable {
       statusPath,
       limits,
       signal: options.signal,
-      scratch: this.#scratch,
+      quotaRoots: [this.#scratch, runTmp].filter((d): d is string =>
+        d !== null
+      ),
       stdin: options.stdin,
     });
     // Registered before anything can await, and removed before `status`
@@ -566,8 +572,6 @@ export class Sandbox implements AsyncDisposable {
       const files = Promise.allSettled([
         Deno.remove(runDir, { recursive: true }),
         Deno.remove(statusPath),
-        // Not recursive: temp files the program left stay (and count).
-        ...(this.#scratch ? [Deno.remove(`${this.#scratch}/.tmp`)] : []),
       ]);
       this.#settling.add(files);
       files.then(() => this.#settling.delete(files));

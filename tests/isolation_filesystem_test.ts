@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Sandbox } from "../mod.ts";
+import { InputError, Sandbox } from "../mod.ts";
 import type { PolicyInput, RunResult } from "../mod.ts";
 import { runNamespaceOnly } from "./_namespace_only.ts";
 
@@ -152,33 +152,31 @@ Deno.test("sandbox cannot read the harness's workspace while it is live", async 
   }
 });
 
-Deno.test("sandbox cannot follow symlinks in a bind-mounted input to host files", async () => {
-  const { outer, input, secret } = await linkyInput();
-  try {
-    const result = await runIn(
-      { inputs: [`${input}:/inputs/dir`] },
-      FOLLOW_LINKS,
-      ["/inputs/dir"],
-    );
-    assertLinksNotFollowed(parseLast(result.stdout, result.stderr), secret);
-  } finally {
-    await Deno.remove(outer, { recursive: true });
-  }
-});
-
-Deno.test("sandbox cannot follow symlinks in a copied input to host files", async () => {
-  const { outer, input, secret } = await linkyInput();
-  try {
-    const result = await runIn(
-      { inputs: [{ source: input, target: "/inputs/dir", copy: true }] },
-      FOLLOW_LINKS,
-      ["/inputs/dir"],
-    );
-    assertLinksNotFollowed(parseLast(result.stdout, result.stderr), secret);
-  } finally {
-    await Deno.remove(outer, { recursive: true });
-  }
-});
+// Links out of an input are refused before anything runs (a program could
+// otherwise chdir through one and have relative paths checked against the
+// wrong directory). The namespace-only test below mounts such an input
+// anyway and shows the kernel still resolves every link inside the sandbox.
+for (const copy of [false, true]) {
+  Deno.test(`sandbox refuses a ${copy ? "copied" : "bind-mounted"} input holding links out of it, naming the link`, async () => {
+    const { outer, input } = await linkyInput();
+    try {
+      await assert.rejects(
+        () =>
+          Sandbox.create({
+            policy: {
+              inputs: [{ source: input, target: "/inputs/dir", copy }],
+            },
+          }),
+        (error: unknown) =>
+          error instanceof InputError &&
+          /is a symlink leading out of it/.test(error.message) &&
+          error.message.includes(input),
+      );
+    } finally {
+      await Deno.remove(outer, { recursive: true });
+    }
+  });
+}
 
 /** Tries to write each of `Deno.args`; prints which writes succeeded. */
 const WRITE_EVERYWHERE = `
@@ -203,7 +201,10 @@ const FORBIDDEN_WRITES = [
 ];
 
 Deno.test("sandbox cannot write outside /scratch", async () => {
-  const { outer, input } = await linkyInput();
+  const outer = await sharedTempDir();
+  const input = `${outer}/input`;
+  await Deno.mkdir(input, { mode: 0o755 });
+  await Deno.writeTextFile(`${input}/ok.txt`, "inside", { mode: 0o644 });
   try {
     const result = await runIn(
       { scratch: true, inputs: [`${input}:/inputs/dir`] },
@@ -215,7 +216,7 @@ Deno.test("sandbox cannot write outside /scratch", async () => {
     assert.equal(await Deno.readTextFile(`${input}/ok.txt`), "inside");
     assert.deepEqual(
       [...Deno.readDirSync(input)].map((e) => e.name).sort(),
-      ["etc", "ok.txt", "parent", "passwd", "up", "upup"],
+      ["ok.txt"],
     );
   } finally {
     await Deno.remove(outer, { recursive: true });

@@ -222,7 +222,9 @@ Deno.test("a scratch over its quota gets no new run (files left by earlier runs 
   });
   // 600 empty files left behind (as an earlier run would): no data blocks,
   // but each entry is charged one block.
-  for (let i = 0; i < 600; i++) await Deno.writeTextFile(`${sandbox.scratchPath}/f${i}`, "");
+  for (let i = 0; i < 600; i++) {
+    await Deno.writeTextFile(`${sandbox.scratchPath}/f${i}`, "");
+  }
   await assert.rejects(
     () => sandbox.run({ code: "console.log('ran')" }),
     (error: unknown) =>

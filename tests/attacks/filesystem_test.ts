@@ -243,11 +243,11 @@ corpus.add({
   title:
     "create entries in the private /tmp with Deno.makeTempDir (Deno asks the broker about '<TMP>')",
   code: `return await Deno.makeTempDir();`,
-  // Contained: TMPDIR is the scratch's .tmp (under the scratch quota); the
-  // broker maps '<TMP>' there, never to a relative path or to /tmp.
+  // Contained: TMPDIR is the run's own /var/tmp (under the scratch quota,
+  // deleted after the run); never the private /tmp or a path under the cwd.
   expect: (v) =>
-    void assert.match(String(valueOf<string>(v)), /^\/scratch\/\.tmp\/[^/]+$/),
-  audit: { broker: "write", value: "/scratch/.tmp", decisions: ["allow"] },
+    void assert.match(String(valueOf<string>(v)), /^\/var\/tmp\/[^/]+$/),
+  audit: { broker: "write", value: "/var/tmp", decisions: ["allow"] },
 });
 
 // --- Links, modes and owners ---

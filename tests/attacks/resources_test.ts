@@ -331,16 +331,16 @@ solo({
   code: `let n = 0; let first = "";
     try { for (; n < 5000; n++) { const d = Deno.makeTempDirSync(); first ||= d; } return first + " " + n; }
     catch (e) { return "refused after " + n + ": " + errText(e); }`,
-  // Contained: TMPDIR is the scratch's .tmp, so every entry is charged to
-  // the scratch quota (at least one block each), never to the private /tmp.
+  // Contained: TMPDIR is the run's own /var/tmp, charged with the scratch
+  // to its quota (at least one block per entry), never the private /tmp.
   expect: (v) => {
     assert.match(
       valueOf<string>(v),
-      /^(\/scratch\/\.tmp\/\S+ \d+|refused after \d+: .*)$/,
+      /^(\/var\/tmp\/\S+ \d+|refused after \d+: .*)$/,
     );
     bystanderOk(v);
   },
-  audit: { broker: "write", value: "/scratch/.tmp", decisions: ["allow"] },
+  audit: { broker: "write", value: "/var/tmp", decisions: ["allow"] },
 });
 solo({
   id: "res-016",
