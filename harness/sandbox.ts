@@ -437,14 +437,17 @@ export class Sandbox implements AsyncDisposable {
     };
     assertValidLimits(limits);
     const env = { ...this.#policy.env, ...runEnv(options.env) };
-    const runId = `${this.id}-r${++this.#runs}`;
+    // Taken once, before any await: concurrent runs must never share a
+    // status file (each one's kill reads its own sandbox's pid 1 there).
+    const runNumber = ++this.#runs;
+    const runId = `${this.id}-r${runNumber}`;
     const runDir = await this.#workspace.newRunDir();
     // The program's own directory (mounted at /airlock): the run's sockets
     // stay beside it, not in it.
     const codeDir = `${runDir}/code`;
     await Deno.mkdir(codeDir, { mode: 0o755 });
     const program = `${codeDir}/main.js`;
-    const statusPath = `${this.#workspace.boxDir}/status-${this.#runs}.json`;
+    const statusPath = `${this.#workspace.boxDir}/status-${runNumber}.json`;
     if (this.#scratch) {
       // A scratch already over its quota (files left by earlier runs) gets
       // no new run: the quota bounds the directory, not only one run.
