@@ -241,8 +241,10 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
  */
 const EGRESS_BRIDGE_SCRIPT =
   // socat's own log lines (e.g. a broken pipe when the injector drops a
-  // connection) are not the program's output: they go nowhere.
-  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} 2>/dev/null & ` +
+  // connection) are not the program's output: they go nowhere. A deep
+  // backlog: bursts of connects must not stall in SYN retransmits while
+  // socat forks for the previous ones.
+  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=256 UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} 2>/dev/null & ` +
   'n=0; while [ "$n" -lt 5000 ]; do up=; ' +
   'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
   '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"';
