@@ -61,6 +61,7 @@ export function escapeHtml(value: string): string {
  *   summary: {},
  *   minimalFlags: [],
  *   denoCommand: "deno run agent.ts",
+ *   flagNotes: [],
  *   policySnippet: {},
  * });
  * console.log(html.startsWith("<!doctype html>")); // true
@@ -301,22 +302,8 @@ function card(kind: ReportKind, report: AuditReport): string {
 }
 
 function flagNotes(report: AuditReport): string {
-  const notes: string[] = [];
-  if (
-    report.minimalFlags.length > 0 &&
-    report.entries.some((e) => e.decision === "deny")
-  ) {
-    notes.push(
-      "These flags grant everything the program tried, denied attempts included: drop what it should not have.",
-    );
-  }
-  // Flag values are the program's own strings and are not shell-quoted.
-  if (report.minimalFlags.some((flag) => !/^[\w@%+=:,./-]+$/.test(flag))) {
-    notes.push(
-      "Some values contain shell characters and are not quoted: read the command before pasting it into a shell.",
-    );
-  }
-  return notes.map((note) => `<p class="note">${text(note)}</p>`).join("\n");
+  return report.flagNotes.map((note) => `<p class="note">${text(note)}</p>`)
+    .join("\n");
 }
 
 /** The timeline group of an event, as used by the filters. */

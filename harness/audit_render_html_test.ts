@@ -77,6 +77,7 @@ function hostileReport(): AuditReport {
     summary: { read: { allowed: 0, denied: 1 } },
     minimalFlags: [`--allow-read=./data/${ATTACK}`],
     denoCommand: `deno run --allow-read=./data/${ATTACK} ${ATTACK}`,
+    flagNotes: [],
     policySnippet: { inputs: [`./data/${ATTACK}`] },
   };
 }

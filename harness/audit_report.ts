@@ -55,8 +55,11 @@ export interface AuditReport {
   summary: Partial<Record<ReportKind, { allowed: number; denied: number }>>;
   /** The minimal flags for plain `deno run` (e.g. `--allow-net=api.github.com:443`). */
   minimalFlags: string[];
-  /** A complete `deno run …` command line with those flags. */
+  /** A complete `deno run …` command line with those flags (every part
+   * shell-quoted). */
   denoCommand: string;
+  /** What a reader of the flags must know before using them. */
+  flagNotes: string[];
   /** An airlock policy granting the same (JSON-compatible). */
   policySnippet: Record<string, unknown>;
 }
@@ -81,6 +84,12 @@ export interface ReportOptions {
   relativeTo?: string;
 }
 
+/** The parts of a {@linkcode RunResult} a report is built from. */
+export type ReportedRun = Pick<
+  RunResult,
+  "audit" | "exitCode" | "reason" | "durationMs"
+>;
+
 /**
  * Builds the report of a finished run.
  *
@@ -89,13 +98,25 @@ export interface ReportOptions {
  * @returns The report.
  *
  * @example Usage
- * ```ts ignore
- * const report = buildAuditReport(result, { program: "agent.ts", learn: false, paths: [] });
- * console.log(report.minimalFlags.join(" "));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildAuditReport } from "./audit_report.ts";
+ * const report = buildAuditReport({
+ *   exitCode: 1,
+ *   reason: "exit",
+ *   durationMs: 40,
+ *   audit: [{
+ *     time: "2026-01-01T00:00:00.000Z", source: "broker", kind: "permission",
+ *     sandboxId: "s", runId: "r", permission: "read", value: "/work/a.txt",
+ *     decision: "deny", reason: "not granted", count: 1,
+ *     firstTime: "2026-01-01T00:00:00.000Z", lastTime: "2026-01-01T00:00:00.000Z",
+ *   }],
+ * }, { program: "agent.ts", learn: false, paths: [] });
+ * assert.deepEqual(report.minimalFlags, ["--allow-read=/work/a.txt"]);
  * ```
  */
 export function buildAuditReport(
-  result: RunResult,
+  result: ReportedRun,
   options: ReportOptions,
 ): AuditReport {
   const events = [...result.audit].sort((a, b) => a.time.localeCompare(b.time));
@@ -177,6 +198,12 @@ export function buildAuditReport(
     ]
       .join(" "),
     policySnippet: policyFor(entries),
+    flagNotes:
+      minimalFlags.length > 0 && entries.some((e) => e.decision === "deny")
+        ? [
+          "These flags grant everything the program tried, denied attempts included: drop what it should not have.",
+        ]
+        : [],
   };
 }
 

@@ -602,6 +602,7 @@ function report(learn: boolean): AuditReport {
       "--allow-net=api.example.com:443,pastebin.com:443",
     ],
     denoCommand: "deno run ... agent.ts",
+    flagNotes: [],
     policySnippet: {},
   };
 }

@@ -300,7 +300,9 @@ export class BufferedReader {
  * console.log(concat([new Uint8Array([1]), new Uint8Array([2])]));
  * ```
  */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
+export function concat<T extends ArrayBufferLike>(
+  parts: readonly Uint8Array<T>[],
+): Uint8Array<T | ArrayBuffer> {
   const nonEmpty = parts.filter((p) => p.length > 0);
   if (nonEmpty.length === 1) return nonEmpty[0]!;
   const out = new Uint8Array(nonEmpty.reduce((n, p) => n + p.length, 0));

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { concat } from "./_channel.ts";
 import {
   ChunkedDecoder,
   encodeChunk,
@@ -368,18 +369,6 @@ function rawViolation(head: Uint8Array): string | null {
   }
   if (codings > 1) return "duplicate Transfer-Encoding accepted";
   return null;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -35,6 +35,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { concat } from "./_channel.ts";
 
 /**
  * What replaces a redacted secret.
@@ -376,18 +377,6 @@ export class EchoRedactor {
     this.#markerEnd = base + markerEnd;
     return parts.length === 1 ? parts[0]! : concat(parts);
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /**

@@ -463,7 +463,7 @@ function denoGrant(pattern: HostPattern): string[] {
  * @example Usage
  * ```ts
  * import { compileNetworkPolicy, selectRules } from "./network_policy.ts";
- * const p = compileNetworkPolicy({ allow: { "a.example": [{ transform: [{ headers: { "x-k": "v" } }] }] } }, {});
+ * const p = compileNetworkPolicy({ allow: { "a.example": [{ transform: [{ headers: { "x-k": "v" } }], allowInsecure: false }] } }, {});
  * const d = p.decide("a.example", 443);
  * if (d.allowed) console.log(selectRules(d.rules, { method: "GET", path: "/", query: "", headers: [] }).transforms.length);
  * ```

@@ -273,6 +273,7 @@ Deno.test("audit:flags --trail proposes the exact flags the recorded run used", 
     summary: {},
     minimalFlags: ["--allow-net=api.github.com:443"],
     denoCommand: "deno run --allow-net=api.github.com:443 agent.ts",
+    flagNotes: [],
     policySnippet: {},
   };
   await withProject({
