@@ -17,6 +17,14 @@ import { stopBundler } from "../harness/bundle.ts";
 /** Uncounted warm-up rounds (one run of each series) before the counted ones. */
 export const WARMUP_RUNS = 3;
 
+/**
+ * Idle time after each timed run, not counted: a sandbox starts its next
+ * run's process right after a run (warm start), and that background start
+ * must not land in the next series' timing. An agent idles far longer
+ * between runs (its model call).
+ */
+export const SETTLE_MS = 60;
+
 /** Target for the library's overhead: median(b) / median(a). */
 export const TARGET_RATIO = 1.5;
 
@@ -89,10 +97,13 @@ export interface Report {
   runs: number;
   /** Uncounted runs before each series. */
   warmup: number;
-  /** Latency series: bare, sandbox.run, one-shot run(), CLI. */
-  results: { a: Summary; b: Summary; b2: Summary; c: Summary };
+  /**
+   * Latency series: bare, sandbox.run (warm start, the default), sandbox.run
+   * with `warm: false`, one-shot run(), CLI.
+   */
+  results: { a: Summary; b: Summary; bc: Summary; b2: Summary; c: Summary };
   /** Median ratios over the bare floor. */
-  ratios: { ba: number; b2a: number; ca: number };
+  ratios: { ba: number; bca: number; b2a: number; ca: number };
   /** Whether median(b)/median(a) is within {@linkcode TARGET_RATIO}. */
   target: { limit: number; pass: boolean };
   /** Runs per second. */
@@ -123,7 +134,7 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
  * Times every series `runs` times after {@linkcode WARMUP_RUNS} uncounted
  * rounds. Series are interleaved (one run of each per round) so that drift in
  * the machine's speed (other load, CPU clocks) hits them all alike and their
- * ratios stay meaningful.
+ * ratios stay meaningful; {@linkcode SETTLE_MS} of idle follows each run.
  *
  * @param runs Counted runs per series.
  * @param series One run of each series; must throw if the run did not work.
@@ -140,6 +151,7 @@ export async function measure<K extends string>(
       const start = performance.now();
       await fn();
       if (round >= 0) samples.get(key)!.push(round2(performance.now() - start));
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     }
   }
   return Object.fromEntries(
@@ -388,18 +400,21 @@ export async function benchmark(runs: number): Promise<Report> {
     let results: Report["results"];
     {
       await using sandbox = await Sandbox.create();
+      await using cold = await Sandbox.create({ warm: false });
       results = await measure(runs, {
         a: bareRun(file),
         b: sandboxRun(sandbox),
+        bc: sandboxRun(cold),
         b2: oneShotRun,
         c: cliRun(file),
       });
     }
-    const { a, b, b2, c } = results;
+    const { a, b, bc, b2, c } = results;
     const throughput = await measureThroughput(runs);
     const rss = await measureRss();
     const ratios = {
       ba: round2(b.medianMs / a.medianMs),
+      bca: round2(bc.medianMs / a.medianMs),
       b2a: round2(b2.medianMs / a.medianMs),
       ca: round2(c.medianMs / a.medianMs),
     };
@@ -431,6 +446,7 @@ export function formatReport(r: Report): string {
   const rows: [string, Summary][] = [
     ["(a)  bare deno run (floor)", r.results.a],
     ["(b)  sandbox.run, one Sandbox", r.results.b],
+    ["(bc) same, warm: false", r.results.bc],
     ["(b2) run(), one-shot", r.results.b2],
     ["(c)  CLI harness/cli/run.ts", r.results.c],
   ];
@@ -442,7 +458,7 @@ export function formatReport(r: Report): string {
     `deno    ${m.deno}`,
     `bwrap   ${m.bwrap}`,
     `load    ${m.load} (load average at start)`,
-    `runs    ${r.runs} per series, interleaved (+${r.warmup} warm-up rounds, not counted)`,
+    `runs    ${r.runs} per series, interleaved (+${r.warmup} warm-up rounds, not counted), ${SETTLE_MS} ms idle after each`,
     "",
     `${"hello world".padEnd(32)}${"median ms".padStart(10)}${
       "p95 ms".padStart(10)
@@ -454,6 +470,7 @@ export function formatReport(r: Report): string {
     ),
     "",
     `ratio b/a   ${fix(r.ratios.ba, 2)}`,
+    `ratio bc/a  ${fix(r.ratios.bca, 2)}`,
     `ratio b2/a  ${fix(r.ratios.b2a, 2)}`,
     `ratio c/a   ${fix(r.ratios.ca, 2)}`,
     `target b/a <= ${r.target.limit}: ${r.target.pass ? "PASS" : "MISS"}`,

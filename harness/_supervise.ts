@@ -194,7 +194,11 @@ function feedStdin(
   child: Deno.ChildProcess,
   stdin: SuperviseOptions["stdin"],
 ): WritableStream<Uint8Array> | null {
-  if (stdin === undefined) return null;
+  if (stdin === undefined) {
+    // Nothing for the program: it reads end-of-file, as from /dev/null.
+    child.stdin.close().catch(() => {});
+    return null;
+  }
   if (stdin === "piped") return child.stdin;
   const source = typeof stdin === "string"
     ? ReadableStream.from([new TextEncoder().encode(stdin)])

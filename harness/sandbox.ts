@@ -18,6 +18,7 @@ import {
 import { launchSandbox, SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
 import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
+import { BOOT_FILE, BOOT_SOURCE } from "../runtime/warm_boot.ts";
 import { Workspace } from "../runtime/workspace.ts";
 import { Injector } from "../injector/injector.ts";
 import {
@@ -34,6 +35,12 @@ import {
   updateEgress,
 } from "./_egress.ts";
 import { openRunChannels, type RunChannels } from "./_run_channels.ts";
+import {
+  deliverProgram,
+  discardPrepared,
+  type PreparedRun,
+  preparedRun,
+} from "./_prepared_run.ts";
 import { prepareInputs } from "./_inputs.ts";
 import {
   EnvSchema,
@@ -84,6 +91,15 @@ export interface SandboxOptions {
    * same path as the working directory, so recorded paths are host paths.
    */
   learn?: { mirror?: string };
+  /**
+   * Warm start (default true): while the sandbox is idle, the next run's
+   * process is already started and waits for its program (see
+   * `runtime/warm_boot.ts`), which takes a short run from ~34 ms to a few.
+   * It costs one idle Deno process (~35 MB) per idle sandbox; it never
+   * coexists with a live run of the same sandbox (they would share its
+   * process cap). Each process still runs exactly one program.
+   */
+  warm?: boolean;
 }
 
 /** What to run and how. */
@@ -185,6 +201,12 @@ export class Sandbox implements AsyncDisposable {
   #settling = new Set<Promise<unknown>>();
   #runs = 0;
   #closing: Promise<void> | null = null;
+  /** The next run's process, started while idle (warm start). */
+  #warm: Promise<PreparedRun | null> | null = null;
+  /** Launched processes not yet given a program (close() kills them). */
+  #pending = new Set<PreparedRun>();
+  /** Bumped by every network policy update (launches depend on it). */
+  #networkGeneration = 0;
 
   private constructor(init: {
     id: string;
@@ -278,7 +300,7 @@ export class Sandbox implements AsyncDisposable {
           options,
         )
         : null;
-      return new Sandbox({
+      const sandbox = new Sandbox({
         id: `sbx-${randomHex(6)}`,
         policy,
         tools,
@@ -290,6 +312,8 @@ export class Sandbox implements AsyncDisposable {
         egress,
         options,
       });
+      sandbox.#refillWarm(policy.env);
+      return sandbox;
     } catch (error) {
       await workspace?.close();
       identity.release();
@@ -387,6 +411,10 @@ export class Sandbox implements AsyncDisposable {
       );
     }
     this.#network = parsed.data;
+    // A waiting process has the old policy's Deno grants and channels.
+    this.#networkGeneration++;
+    this.#dropWarm();
+    this.#refillWarm(this.#policy.env);
   }
 
   /**
@@ -437,122 +465,43 @@ export class Sandbox implements AsyncDisposable {
     };
     assertValidLimits(limits);
     const env = { ...this.#policy.env, ...runEnv(options.env) };
-    // Taken once, before any await: concurrent runs must never share a
-    // status file (each one's kill reads its own sandbox's pid 1 there).
-    const runNumber = ++this.#runs;
-    const runId = `${this.id}-r${runNumber}`;
-    const runDir = await this.#workspace.newRunDir();
-    // The program's own directory (mounted at /airlock): the run's sockets
-    // stay beside it, not in it.
-    const codeDir = `${runDir}/code`;
-    await Deno.mkdir(codeDir, { mode: 0o755 });
-    const program = `${codeDir}/main.js`;
-    const statusPath = `${this.#workspace.boxDir}/status-${runNumber}.json`;
-    if (this.#scratch) {
-      // A scratch already over its quota (files left by earlier runs) gets
-      // no new run: the quota bounds the directory, not only one run.
-      const used = await directorySize(this.#scratch);
-      const quota = limits.scratchMb * 1024 * 1024;
-      if (used > quota) {
-        await Deno.remove(runDir, { recursive: true }).catch(() => {});
-        throw new ScratchQuotaError(
-          `Cannot start a run in sandbox '${this.id}' as its scratch directory holds ${used} bytes, over its quota of ${quota}: delete files with sandbox.fs first`,
-        );
-      }
-    }
-    const runAudit: AuditEvent[] = [];
-    const read = this.#policy.inputs.map((i) => i.target);
-    const write: string[] = [];
-    const mounts: Mount[] = [...this.#inputMounts];
-    const mirror = this.#options.learn?.mirror;
-    let cwd: string = this.#scratch ? SANDBOX_PATHS.scratch : "/";
-    if (mirror !== undefined) {
-      // Learn mode only: no secrets and no egress exist in this sandbox.
-      mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
-      read.push(mirror);
-      cwd = mirror;
-    }
-    // With a scratch directory, the run also gets a fresh TMPDIR of its own
-    // (/var/tmp), under the same quota and deleted after the run.
-    const runTmp = this.#scratch ? `${runDir}/tmp` : null;
-    if (runTmp) {
-      await Deno.mkdir(runTmp, { mode: 0o700 });
-      await this.#workspace.giveToSandbox(runTmp);
-      mounts.push({ kind: "bind", source: runTmp, dest: SANDBOX_TMP });
-      read.push(SANDBOX_TMP);
-      write.push(SANDBOX_TMP);
-    }
-    if (this.#scratch) {
-      // The scratch directory is the program's only writable place on disk.
-      mounts.push({
-        kind: "bind",
-        source: this.#scratch,
-        dest: SANDBOX_PATHS.scratch,
-      });
-      read.push(SANDBOX_PATHS.scratch);
-      write.push(SANDBOX_PATHS.scratch);
-    }
-    // Bundling and opening the run's sockets are independent: do both at once.
-    const [bundled, opened] = await Promise.allSettled([
-      bundleProgram(source, { npm: this.#npm }),
-      openRunChannels({
-        runDir,
-        sandboxId: this.id,
-        runId,
-        ownerUid: this.#identity.hostUid,
-        base: { read, write },
-        cwd,
-        ...(this.#scratch ? { tmp: SANDBOX_TMP } : {}),
-        env,
-        egress: this.#egress,
-        broker: this.#options.learn
-          ? "learn"
-          : this.#policy.audit.permissions
-          ? "enforce"
-          : null,
-        audit: (event) => this.#record(event, runAudit),
-      }),
+    const args = options.args ?? [];
+    await this.#checkScratchQuota();
+    // Bundling and starting the sandbox are independent: do both at once
+    // (or take the process started while the sandbox was idle).
+    const bundling = bundleProgram(source, { npm: this.#npm });
+    const [bundled, prepared] = await Promise.allSettled([
+      bundling,
+      this.#takeWarm(env).then((warm) => warm ?? this.#prepare(env)),
     ]);
     if (
-      bundled.status === "rejected" || opened.status === "rejected" ||
+      bundled.status === "rejected" || prepared.status === "rejected" ||
       this.closed
     ) {
-      if (opened.status === "fulfilled") await opened.value.close();
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      // A program that does not compile leaves the process for the next run.
+      if (prepared.status === "fulfilled") this.#keepWarm(prepared.value);
       if (bundled.status === "rejected") throw bundled.reason;
-      if (opened.status === "rejected") throw opened.reason;
+      if (prepared.status === "rejected") throw prepared.reason;
       this.#assertOpen();
     }
     const js = (bundled as PromiseFulfilledResult<string>).value;
-    const channels = (opened as PromiseFulfilledResult<RunChannels>).value;
-    await Deno.writeTextFile(program, js, { mode: 0o644 });
-    mounts.push(...channels.mounts);
+    let prepare = (prepared as PromiseFulfilledResult<PreparedRun>).value;
     const startedAt = new Date();
     const started = performance.now();
-    let child: Deno.ChildProcess;
-    try {
-      child = launchSandbox({
-        tools: this.#tools,
-        identity: this.#identity,
-        seccompFilterPath: this.#filterPath,
-        statusPath,
-        program: codeDir,
-        args: options.args ?? [],
-        limits,
-        grants: channels.grants,
-        mounts,
-        cwd,
-        env: channels.env,
-        ...(channels.egressSocket
-          ? { egressSocket: channels.egressSocket }
-          : {}),
-        stdin: options.stdin !== undefined,
-      });
-    } catch (error) {
-      await channels.close();
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      throw error;
+    if (!(await deliverProgram(prepare, js, args))) {
+      // The waiting process died (killed from outside): start another one;
+      // if that one cannot take the program either, supervision reports why.
+      this.#discard(prepare);
+      prepare = await this.#prepare(env);
+      await deliverProgram(prepare, js, args);
     }
+    // Gone from the pending set means close() killed it meanwhile.
+    if (!this.#pending.delete(prepare)) {
+      this.#assertOpen();
+      throw new Error(`Cannot start run '${prepare.runId}': it was discarded`);
+    }
+    const { child, channels, runDir, statusPath, runId, runTmp } = prepare;
+    const runAudit = prepare.audit;
 
     const run = superviseRun(child, {
       statusPath,
@@ -578,6 +527,9 @@ export class Sandbox implements AsyncDisposable {
       ]);
       this.#settling.add(files);
       files.then(() => this.#settling.delete(files));
+      // After the caller has seen the result (a macrotask later), so a
+      // close() right after the run starts no process.
+      setTimeout(() => this.#refillWarm(env), 0);
       if (exit.setupError) throw exit.setupError;
       const { reason, signal } = classifyExit(exit);
       return {
@@ -611,12 +563,222 @@ export class Sandbox implements AsyncDisposable {
     };
   }
 
+  /**
+   * Starts a run's sandbox with the warm boot waiting for its program: its
+   * files, channels and process. Everything it depends on besides the
+   * program and its arguments is in its key.
+   */
+  #prepare(env: Record<string, string>): Promise<PreparedRun> {
+    const preparing = this.#launchPrepared(env);
+    // close() waits for a launch in progress, then kills what it launched.
+    this.#settle(preparing);
+    return preparing;
+  }
+
+  async #launchPrepared(env: Record<string, string>): Promise<PreparedRun> {
+    // Taken once, before any await: concurrent runs must never share a
+    // status file (each one's kill reads its own sandbox's pid 1 there).
+    const runNumber = ++this.#runs;
+    const runId = `${this.id}-r${runNumber}`;
+    const key = this.#launchKey(env);
+    const runDir = await this.#workspace.newRunDir();
+    // The program's own directory (mounted at /airlock): the run's sockets
+    // stay beside it, not in it.
+    const codeDir = `${runDir}/code`;
+    const statusPath = `${this.#workspace.boxDir}/status-${runNumber}.json`;
+    const runAudit: AuditEvent[] = [];
+    const read = this.#policy.inputs.map((i) => i.target);
+    const write: string[] = [];
+    const mounts: Mount[] = [...this.#inputMounts];
+    const mirror = this.#options.learn?.mirror;
+    let cwd: string = this.#scratch ? SANDBOX_PATHS.scratch : "/";
+    if (mirror !== undefined) {
+      // Learn mode only: no secrets and no egress exist in this sandbox.
+      mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
+      read.push(mirror);
+      cwd = mirror;
+    }
+    // With a scratch directory, the run also gets a fresh TMPDIR of its own
+    // (/var/tmp), under the same quota and deleted after the run.
+    const runTmp = this.#scratch ? `${runDir}/tmp` : null;
+    let channels: RunChannels | null = null;
+    try {
+      await Deno.mkdir(codeDir, { mode: 0o755 });
+      await Deno.writeTextFile(`${codeDir}/${BOOT_FILE}`, BOOT_SOURCE, {
+        mode: 0o644,
+      });
+      if (runTmp) {
+        await Deno.mkdir(runTmp, { mode: 0o700 });
+        await this.#workspace.giveToSandbox(runTmp);
+        mounts.push({ kind: "bind", source: runTmp, dest: SANDBOX_TMP });
+        read.push(SANDBOX_TMP);
+        write.push(SANDBOX_TMP);
+      }
+      if (this.#scratch) {
+        // The scratch directory is the program's only writable place on disk.
+        mounts.push({
+          kind: "bind",
+          source: this.#scratch,
+          dest: SANDBOX_PATHS.scratch,
+        });
+        read.push(SANDBOX_PATHS.scratch);
+        write.push(SANDBOX_PATHS.scratch);
+      }
+      channels = await openRunChannels({
+        runDir,
+        sandboxId: this.id,
+        runId,
+        ownerUid: this.#identity.hostUid,
+        base: { read, write },
+        cwd,
+        ...(this.#scratch ? { tmp: SANDBOX_TMP } : {}),
+        env,
+        egress: this.#egress,
+        broker: this.#options.learn
+          ? "learn"
+          : this.#policy.audit.permissions
+          ? "enforce"
+          : null,
+        audit: (event) => this.#record(event, runAudit),
+      });
+      mounts.push(...channels.mounts);
+      // Checked with nothing awaited before the launch: no process starts
+      // once close() has begun.
+      this.#assertOpen();
+      const child = launchSandbox({
+        tools: this.#tools,
+        identity: this.#identity,
+        seccompFilterPath: this.#filterPath,
+        statusPath,
+        program: codeDir,
+        warmBoot: true,
+        limits: this.#policy.limits,
+        grants: channels.grants,
+        mounts,
+        cwd,
+        env: channels.env,
+        ...(channels.egressSocket
+          ? { egressSocket: channels.egressSocket }
+          : {}),
+        stdin: true,
+      });
+      const prepared = preparedRun({
+        runNumber,
+        runId,
+        runDir,
+        codeDir,
+        statusPath,
+        runTmp,
+        channels,
+        child,
+        audit: runAudit,
+        key,
+      });
+      this.#pending.add(prepared);
+      return prepared;
+    } catch (error) {
+      await channels?.close();
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** What a launch depends on besides the sandbox itself. */
+  #launchKey(env: Readonly<Record<string, string>>): string {
+    return JSON.stringify([
+      this.#networkGeneration,
+      Object.entries(env).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
+    ]);
+  }
+
+  /** The waiting process, if it fits a run with `env`; else drops it. */
+  async #takeWarm(
+    env: Readonly<Record<string, string>>,
+  ): Promise<PreparedRun | null> {
+    const pending = this.#warm;
+    this.#warm = null;
+    const warm = pending ? await pending : null;
+    if (!warm) return null;
+    if (warm.alive && warm.key === this.#launchKey(env)) return warm;
+    this.#discard(warm);
+    return null;
+  }
+
+  /** Keeps a prepared run as the warm one, when it may still serve. */
+  #keepWarm(prepared: PreparedRun): void {
+    if (
+      this.#options.warm === false || this.closed || this.#warm !== null ||
+      !prepared.alive
+    ) {
+      this.#discard(prepared);
+    } else {
+      this.#warm = Promise.resolve(prepared);
+    }
+  }
+
+  /**
+   * Starts the next run's process while the sandbox is idle. Never beside a
+   * live run: both would count against the sandbox uid's process cap.
+   */
+  #refillWarm(env: Readonly<Record<string, string>>): void {
+    if (
+      this.#options.warm === false || this.closed || this.#warm !== null ||
+      this.#active.size > 0
+    ) {
+      return;
+    }
+    // A failure here is not reported: the next run prepares its own process
+    // and reports it then.
+    this.#warm = this.#prepare({ ...env }).catch(() => null);
+  }
+
+  /** Discards the waiting process, if any. */
+  #dropWarm(): void {
+    const pending = this.#warm;
+    this.#warm = null;
+    if (!pending) return;
+    this.#settle(pending.then((warm) => warm && this.#discard(warm)));
+  }
+
+  /** Kills a prepared run and deletes its files (once; later calls do nothing). */
+  #discard(prepared: PreparedRun): void {
+    if (this.#pending.delete(prepared)) {
+      this.#settle(discardPrepared(prepared));
+    }
+  }
+
+  /** close() waits for `work` (cleanup that nobody else awaits). */
+  #settle(work: Promise<unknown>): void {
+    const done = work.catch(() => {});
+    this.#settling.add(done);
+    done.then(() => this.#settling.delete(done));
+  }
+
+  /**
+   * A scratch already over its quota (files left by earlier runs) gets no
+   * new run: the quota bounds the directory, not only one run.
+   */
+  async #checkScratchQuota(): Promise<void> {
+    if (!this.#scratch) return;
+    const used = await directorySize(this.#scratch);
+    const quota = this.#policy.limits.scratchMb * 1024 * 1024;
+    if (used > quota) {
+      throw new ScratchQuotaError(
+        `Cannot start a run in sandbox '${this.id}' as its scratch directory holds ${used} bytes, over its quota of ${quota}: delete files with sandbox.fs first`,
+      );
+    }
+  }
+
   /** Kills every run and deletes every file of the sandbox. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#dropWarm();
+      for (const prepared of this.#pending) this.#discard(prepared);
       for (const run of this.#active) run.kill("killed");
       await Promise.all([...this.#active].map((r) => r.done));
-      await Promise.all([...this.#settling]);
+      // Cleanup can start more cleanup (a launch in progress, then its
+      // discard): wait until none is left.
+      while (this.#settling.size > 0) await Promise.all([...this.#settling]);
       await this.#workspace.close();
       this.#identity.release();
     })();

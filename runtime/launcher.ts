@@ -5,7 +5,7 @@
  * sh (spawned as the sandbox's own host uid; opens the seccomp fd 3)
  *  └ exec prlimit (rlimits)
  *     └ exec bwrap (namespaces, mounts, seccomp from fd 3)
- *        └ [sh: egress bridge + wait] exec deno run <permissions> /airlock/main.js
+ *        └ [sh: egress bridge + wait] exec deno run [--preload /airlock/boot.js] <permissions> /airlock/main.js
  * ```
  *
  * Every step is an `exec`: one host process (bwrap's monitor) plus the
@@ -21,6 +21,7 @@ import { type DenoGrants, denoPermissionFlags } from "./deno_permissions.ts";
 import type { HostTools } from "./host_tools.ts";
 import type { SandboxIdentity } from "./host_identity.ts";
 import { prlimitArgs, type ResourceLimits, v8Flags } from "./limits.ts";
+import { BOOT_FILE, PROGRAM_FILE } from "./warm_boot.ts";
 
 /** Fixed paths inside every sandbox. */
 export const SANDBOX_PATHS = {
@@ -66,10 +67,12 @@ export interface LaunchOptions {
    */
   program: string;
   /**
-   * File in `program` Deno starts: `main.js`, or the warm-start boot that
-   * waits for `main.js` to be written (see `runtime/warm_boot.ts`).
+   * Start Deno with the warm boot (`boot.js` in `program`) as its preload:
+   * it waits for a header on stdin before Deno loads `main.js`, which the
+   * harness may write after the launch (see `runtime/warm_boot.ts`).
+   * Requires `stdin`.
    */
-  entry?: string;
+  warmBoot?: boolean;
   /** Arguments for the program (`Deno.args`). */
   args?: readonly string[];
   /** Resource limits. */
@@ -120,6 +123,11 @@ export interface LaunchCommand {
  */
 export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
   const { tools, identity, limits } = options;
+  if (options.warmBoot && !options.stdin) {
+    throw new TypeError(
+      "Cannot launch with 'warmBoot' and no 'stdin': the boot reads the run's header from stdin",
+    );
+  }
   const denoArgs = [
     SANDBOX_PATHS.deno,
     "run",
@@ -133,9 +141,12 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     // A fresh tmpfs DENO_DIR per run: writing a code cache is wasted work.
     "--no-code-cache",
     `--v8-flags=${v8Flags(limits)}`,
+    ...(options.warmBoot
+      ? ["--preload", `${SANDBOX_PATHS.code}/${BOOT_FILE}`]
+      : []),
     ...(options.denoFlags ?? []),
     ...denoPermissionFlags(options.grants),
-    `${SANDBOX_PATHS.code}/${options.entry ?? "main.js"}`,
+    `${SANDBOX_PATHS.code}/${PROGRAM_FILE}`,
     ...(options.args ?? []),
   ];
   const mounts: Mount[] = [

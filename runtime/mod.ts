@@ -21,3 +21,4 @@ export * from "./launcher.ts";
 export * from "./limits.ts";
 export * from "./seccomp_filter.ts";
 export * from "./workspace.ts";
+export * from "./warm_boot.ts";

@@ -5,6 +5,12 @@
  */
 
 import assert from "node:assert/strict";
+import {
+  anyAlive,
+  processesMentioning,
+  startedRun,
+  startedRunDirs,
+} from "./_sandbox_processes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}examples/mcp_server/main.ts`;
@@ -14,22 +20,6 @@ interface RpcResponse {
   id: string | number | null;
   result?: Record<string, unknown>;
   error?: { code: number; message: string };
-}
-
-/** Host processes whose command line mentions `text` (sandboxes, watchdog). */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes(text)) {
-        found.push(Number(entry.name));
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return found;
 }
 
 /** The server as a subprocess, with a JSON-RPC client on its pipes. */
@@ -316,17 +306,6 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
       capabilities: {},
       clientInfo: { name: "airlock-test", version: "0.0.0" },
     });
-    // A run's processes name its program, main.js, under the workspace.
-    const sandboxProcesses = () =>
-      processesMentioning(`${parent}/`).filter((pid) => {
-        try {
-          return Deno.readTextFileSync(`/proc/${pid}/cmdline`)
-            .includes("main.js");
-        } catch {
-          return false;
-        }
-      });
-
     // A run that never ends, cancelled by the client: no response for it.
     const cancelled = server.request("tools/call", {
       name: "run_code",
@@ -336,10 +315,7 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
     let answered = false;
     cancelled.then(() => (answered = true));
     const deadline = Date.now() + 20_000;
-    while (sandboxProcesses().length === 0) {
-      assert.ok(Date.now() < deadline, "the run did not start");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const first = await startedRun(parent);
     // Requests are served while the run is live.
     assert.deepEqual((await server.request("ping")).result, {});
     await server.send(JSON.stringify({
@@ -347,7 +323,7 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
       method: "notifications/cancelled",
       params: { requestId: cancelledId, reason: "user stopped it" },
     }));
-    while (sandboxProcesses().length > 0) {
+    while (anyAlive(first.pids)) {
       assert.ok(Date.now() < deadline, "the cancelled run is still alive");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -359,7 +335,9 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
       name: "run_code",
       arguments: { code: forever },
     });
-    while (sandboxProcesses().length === 0) {
+    while (true) {
+      const dirs = startedRunDirs(parent).filter((d) => d !== first.dir);
+      if (dirs.some((d) => processesMentioning(`${d}/`).length > 0)) break;
       assert.ok(Date.now() < deadline, "the second run did not start");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -12,6 +12,11 @@ import {
   type RunStreamEvent,
 } from "../harness/http/client.ts";
 import { RunResultSchema, RunStatusSchema } from "../harness/http/schemas.ts";
+import {
+  anyAlive,
+  processesMentioning,
+  startedRun,
+} from "./_sandbox_processes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SERVE = `${ROOT}harness/http/serve.ts`;
@@ -55,22 +60,6 @@ function serve(tmpDir: string) {
  * `${root}/` finds them; the workspace's watchdog names `root` alone and
  * lives until the workspace is deleted (plus its one-second re-check).
  */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes(text)) {
-        found.push(Number(entry.name));
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return found;
-}
-
-/** Polls `check` every 100 ms for up to `ms`; returns its last value. */
 async function pollUntil(check: () => boolean, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!check()) {
@@ -245,16 +234,17 @@ Deno.test("HTTP API: a client that disconnects mid-stream leaves no sandbox proc
     });
     const first = await stream.next();
     assert.equal(first.value && text(first.value), "started\n");
-    // The check below can fail: the sandbox is running now.
-    assert.ok(processesMentioning(`${root}/`).length > 0);
+    // The run's own host processes (a control: they exist now).
+    const run = await startedRun(root);
+    assert.ok(anyAlive(run.pids));
     // A live program could swap files for symlinks: no file access now.
     const busy = await client.writeFile(id, "x.txt", "x").catch((e) => e);
     assert.ok(busy instanceof AirlockApiError && busy.code === "sandbox_busy");
     controller.abort();
     await stream.next().catch(() => {});
     assert.ok(
-      await pollUntil(() => processesMentioning(`${root}/`).length === 0),
-      `still running: ${processesMentioning(`${root}/`).join(", ")}`,
+      await pollUntil(() => !anyAlive(run.pids)),
+      `still running: ${run.pids.join(", ")}`,
     );
     assert.ok(await pollUntil(() => !api.sandboxes.get(id)?.sandbox.running));
     // The sandbox itself lives on.
@@ -276,15 +266,14 @@ Deno.test("HTTP API: a client that disconnects from a plain run leaves no sandbo
     const call = client.run(id, { code: FOREVER }, {
       signal: controller.signal,
     }).catch((error) => error);
-    assert.ok(
-      await pollUntil(() => processesMentioning(`${root}/`).length > 0),
-    );
+    const run = await startedRun(root);
     controller.abort();
     assert.equal((await call).name, "AbortError");
     assert.ok(
-      await pollUntil(() => processesMentioning(`${root}/`).length === 0),
-      `still running: ${processesMentioning(`${root}/`).join(", ")}`,
+      await pollUntil(() => !anyAlive(run.pids)),
+      `still running: ${run.pids.join(", ")}`,
     );
+    assert.ok(await pollUntil(() => !api.sandboxes.get(id)?.sandbox.running));
   } finally {
     await close();
     await Deno.remove(parent, { recursive: true });
