@@ -7,14 +7,30 @@
  * @module
  */
 
-import { readSandboxPid } from "../runtime/launcher.ts";
+import type { Mount } from "../runtime/bwrap_args.ts";
+import type { HostTools } from "../runtime/host_tools.ts";
+import type { SandboxIdentity } from "../runtime/host_identity.ts";
 import {
+  launchSandbox,
+  readSandboxPid,
+  SANDBOX_PATHS,
+} from "../runtime/launcher.ts";
+import type { ResourceLimits } from "../runtime/limits.ts";
+import {
+  BOOT_FILE,
+  BOOT_SOURCE,
   encodeBootHeader,
   PROGRAM_FILE,
   usesNodeProcess,
 } from "../runtime/warm_boot.ts";
-import type { RunChannels } from "./_run_channels.ts";
+import type { Workspace } from "../runtime/workspace.ts";
+import type { SandboxEgress } from "./_egress.ts";
+import { openRunChannels, type RunChannels } from "./_run_channels.ts";
+import type { BrokerMode } from "./permission_broker.ts";
 import type { AuditEvent } from "./run_result.ts";
+
+/** The program's TMPDIR when a scratch directory is granted. */
+const SANDBOX_TMP = "/var/tmp";
 
 /** A launched sandbox waiting for its program. */
 export interface PreparedRun {
@@ -42,18 +58,8 @@ export interface PreparedRun {
   readonly alive: boolean;
 }
 
-/**
- * Wraps a launched process as a prepared run that tracks its own exit.
- *
- * @param init The launched run.
- * @returns The prepared run.
- *
- * @example Usage
- * ```ts ignore
- * const prepared = preparedRun({ runNumber, runId, runDir, codeDir, statusPath, runTmp, channels, child, audit, key });
- * ```
- */
-export function preparedRun(
+/** Wraps a launched process as a prepared run that tracks its own exit. */
+function preparedRun(
   init: Omit<PreparedRun, "alive">,
 ): PreparedRun {
   let alive = true;
@@ -64,6 +70,155 @@ export function preparedRun(
       return alive;
     },
   };
+}
+
+/** What every run of one sandbox is made from. */
+export interface RunSetup {
+  /** The sandbox's id. */
+  sandboxId: string;
+  /** Host programs and libraries. */
+  tools: HostTools;
+  /** The sandbox's host uid. */
+  identity: SandboxIdentity;
+  /** The sandbox's workspace (run directories go there). */
+  workspace: Workspace;
+  /** Host path of the seccomp filter. */
+  seccompFilterPath: string;
+  /** Read-only input mounts. */
+  inputMounts: readonly Mount[];
+  /** Sandbox paths of the inputs (readable). */
+  inputTargets: readonly string[];
+  /** Host path of the scratch directory, or null. */
+  scratch: string | null;
+  /** Learn mode's mirrored project directory, if any. */
+  mirror: string | undefined;
+  /** The sandbox's limits (the wall clock is the supervisor's). */
+  limits: ResourceLimits;
+  /** Permission broker mode, or null for Deno's flags alone. */
+  broker: BrokerMode | null;
+  /** The sandbox's egress, or null for no network at all. */
+  egress: SandboxEgress | null;
+  /** Records one audit event of a run. */
+  record(event: AuditEvent, run: AuditEvent[]): void;
+}
+
+/**
+ * Creates a run's files and channels and launches its sandbox with the warm
+ * boot waiting for the program.
+ *
+ * @param setup The sandbox's parts.
+ * @param run The run's number (unique in its sandbox), env and launch key;
+ *   `beforeLaunch` runs right before the process starts and may throw to
+ *   stop it (nothing is awaited between the two).
+ * @returns The prepared run.
+ * @throws {SandboxSetupError} If a channel cannot be opened.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const prepared = await prepareRun(setup, { runNumber: 1, env: {}, key: "k", beforeLaunch: () => {} });
+ * ```
+ */
+export async function prepareRun(
+  setup: RunSetup,
+  run: {
+    runNumber: number;
+    env: Readonly<Record<string, string>>;
+    key: string;
+    beforeLaunch: () => void;
+  },
+): Promise<PreparedRun> {
+  const { runNumber, env, key } = run;
+  const runId = `${setup.sandboxId}-r${runNumber}`;
+  const runDir = await setup.workspace.newRunDir();
+  // The program's own directory (mounted at /airlock): the run's sockets
+  // stay beside it, not in it.
+  const codeDir = `${runDir}/code`;
+  const statusPath = `${setup.workspace.boxDir}/status-${runNumber}.json`;
+  const runAudit: AuditEvent[] = [];
+  const read = [...setup.inputTargets];
+  const write: string[] = [];
+  const mounts: Mount[] = [...setup.inputMounts];
+  const { mirror, scratch } = setup;
+  let cwd: string = scratch ? SANDBOX_PATHS.scratch : "/";
+  if (mirror !== undefined) {
+    // Learn mode only: no secrets and no egress exist in this sandbox.
+    mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
+    read.push(mirror);
+    cwd = mirror;
+  }
+  // With a scratch directory, the run also gets a fresh TMPDIR of its own
+  // (/var/tmp), under the same quota and deleted after the run.
+  const runTmp = scratch ? `${runDir}/tmp` : null;
+  let channels: RunChannels | null = null;
+  try {
+    await Deno.mkdir(codeDir, { mode: 0o755 });
+    await Deno.writeTextFile(`${codeDir}/${BOOT_FILE}`, BOOT_SOURCE, {
+      mode: 0o644,
+    });
+    if (runTmp) {
+      await Deno.mkdir(runTmp, { mode: 0o700 });
+      await setup.workspace.giveToSandbox(runTmp);
+      mounts.push({ kind: "bind", source: runTmp, dest: SANDBOX_TMP });
+      read.push(SANDBOX_TMP);
+      write.push(SANDBOX_TMP);
+    }
+    if (scratch) {
+      // The scratch directory is the program's only writable place on disk.
+      mounts.push({
+        kind: "bind",
+        source: scratch,
+        dest: SANDBOX_PATHS.scratch,
+      });
+      read.push(SANDBOX_PATHS.scratch);
+      write.push(SANDBOX_PATHS.scratch);
+    }
+    channels = await openRunChannels({
+      runDir,
+      sandboxId: setup.sandboxId,
+      runId,
+      ownerUid: setup.identity.hostUid,
+      base: { read, write },
+      cwd,
+      ...(scratch ? { tmp: SANDBOX_TMP } : {}),
+      env,
+      egress: setup.egress,
+      broker: setup.broker,
+      audit: (event) => setup.record(event, runAudit),
+    });
+    mounts.push(...channels.mounts);
+    run.beforeLaunch();
+    const child = launchSandbox({
+      tools: setup.tools,
+      identity: setup.identity,
+      seccompFilterPath: setup.seccompFilterPath,
+      statusPath,
+      program: codeDir,
+      warmBoot: true,
+      limits: setup.limits,
+      grants: channels.grants,
+      mounts,
+      cwd,
+      env: channels.env,
+      ...(channels.egressSocket ? { egressSocket: channels.egressSocket } : {}),
+      stdin: true,
+    });
+    return preparedRun({
+      runNumber,
+      runId,
+      runDir,
+      codeDir,
+      statusPath,
+      runTmp,
+      channels,
+      child,
+      audit: runAudit,
+      key,
+    });
+  } catch (error) {
+    await channels?.close();
+    await Deno.remove(runDir, { recursive: true }).catch(() => {});
+    throw error;
+  }
 }
 
 /**

@@ -5,6 +5,12 @@
  * namespaces. Sandboxes share nothing with each other: many can run at once
  * from one harness.
  *
+ * This file holds the session's lifecycle (create, spawn, the waiting
+ * process of warm start, close) and the public option types with their
+ * docs, which is why it is longer than the ~400 lines most modules keep to;
+ * what one run is made of lives in `_prepared_run.ts` (files, channels,
+ * launch), `_supervise.ts` (limits, kill) and `_run_channels.ts` (sockets).
+ *
  * @module
  */
 
@@ -15,10 +21,9 @@ import {
   type SandboxIdentity,
   SandboxIdentityPool,
 } from "../runtime/host_identity.ts";
-import { launchSandbox, SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
 import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
-import { BOOT_FILE, BOOT_SOURCE } from "../runtime/warm_boot.ts";
 import { Workspace } from "../runtime/workspace.ts";
 import { Injector } from "../injector/injector.ts";
 import {
@@ -34,12 +39,11 @@ import {
   setupEgress,
   updateEgress,
 } from "./_egress.ts";
-import { openRunChannels, type RunChannels } from "./_run_channels.ts";
 import {
   deliverProgram,
   discardPrepared,
   type PreparedRun,
-  preparedRun,
+  prepareRun,
 } from "./_prepared_run.ts";
 import { prepareInputs } from "./_inputs.ts";
 import {
@@ -153,9 +157,6 @@ export class ScratchQuotaError extends Error {
     this.name = "ScratchQuotaError";
   }
 }
-
-/** The program's TMPDIR when a scratch directory is granted. */
-const SANDBOX_TMP = "/var/tmp";
 
 /** Most audit events one sandbox keeps (older ones are dropped). */
 const MAX_TRAIL = 10_000;
@@ -579,108 +580,34 @@ export class Sandbox implements AsyncDisposable {
     // Taken once, before any await: concurrent runs must never share a
     // status file (each one's kill reads its own sandbox's pid 1 there).
     const runNumber = ++this.#runs;
-    const runId = `${this.id}-r${runNumber}`;
-    const key = this.#launchKey(env);
-    const runDir = await this.#workspace.newRunDir();
-    // The program's own directory (mounted at /airlock): the run's sockets
-    // stay beside it, not in it.
-    const codeDir = `${runDir}/code`;
-    const statusPath = `${this.#workspace.boxDir}/status-${runNumber}.json`;
-    const runAudit: AuditEvent[] = [];
-    const read = this.#policy.inputs.map((i) => i.target);
-    const write: string[] = [];
-    const mounts: Mount[] = [...this.#inputMounts];
-    const mirror = this.#options.learn?.mirror;
-    let cwd: string = this.#scratch ? SANDBOX_PATHS.scratch : "/";
-    if (mirror !== undefined) {
-      // Learn mode only: no secrets and no egress exist in this sandbox.
-      mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
-      read.push(mirror);
-      cwd = mirror;
-    }
-    // With a scratch directory, the run also gets a fresh TMPDIR of its own
-    // (/var/tmp), under the same quota and deleted after the run.
-    const runTmp = this.#scratch ? `${runDir}/tmp` : null;
-    let channels: RunChannels | null = null;
-    try {
-      await Deno.mkdir(codeDir, { mode: 0o755 });
-      await Deno.writeTextFile(`${codeDir}/${BOOT_FILE}`, BOOT_SOURCE, {
-        mode: 0o644,
-      });
-      if (runTmp) {
-        await Deno.mkdir(runTmp, { mode: 0o700 });
-        await this.#workspace.giveToSandbox(runTmp);
-        mounts.push({ kind: "bind", source: runTmp, dest: SANDBOX_TMP });
-        read.push(SANDBOX_TMP);
-        write.push(SANDBOX_TMP);
-      }
-      if (this.#scratch) {
-        // The scratch directory is the program's only writable place on disk.
-        mounts.push({
-          kind: "bind",
-          source: this.#scratch,
-          dest: SANDBOX_PATHS.scratch,
-        });
-        read.push(SANDBOX_PATHS.scratch);
-        write.push(SANDBOX_PATHS.scratch);
-      }
-      channels = await openRunChannels({
-        runDir,
-        sandboxId: this.id,
-        runId,
-        ownerUid: this.#identity.hostUid,
-        base: { read, write },
-        cwd,
-        ...(this.#scratch ? { tmp: SANDBOX_TMP } : {}),
-        env,
-        egress: this.#egress,
-        broker: this.#options.learn
-          ? "learn"
-          : this.#policy.audit.permissions
-          ? "enforce"
-          : null,
-        audit: (event) => this.#record(event, runAudit),
-      });
-      mounts.push(...channels.mounts);
+    const prepared = await prepareRun({
+      sandboxId: this.id,
+      tools: this.#tools,
+      identity: this.#identity,
+      workspace: this.#workspace,
+      seccompFilterPath: this.#filterPath,
+      inputMounts: this.#inputMounts,
+      inputTargets: this.#policy.inputs.map((i) => i.target),
+      scratch: this.#scratch,
+      mirror: this.#options.learn?.mirror,
+      limits: this.#policy.limits,
+      broker: this.#options.learn
+        ? "learn"
+        : this.#policy.audit.permissions
+        ? "enforce"
+        : null,
+      egress: this.#egress,
+      record: (event, run) => this.#record(event, run),
+    }, {
+      runNumber,
+      env,
+      key: this.#launchKey(env),
       // Checked with nothing awaited before the launch: no process starts
       // once close() has begun.
-      this.#assertOpen();
-      const child = launchSandbox({
-        tools: this.#tools,
-        identity: this.#identity,
-        seccompFilterPath: this.#filterPath,
-        statusPath,
-        program: codeDir,
-        warmBoot: true,
-        limits: this.#policy.limits,
-        grants: channels.grants,
-        mounts,
-        cwd,
-        env: channels.env,
-        ...(channels.egressSocket
-          ? { egressSocket: channels.egressSocket }
-          : {}),
-        stdin: true,
-      });
-      const prepared = preparedRun({
-        runNumber,
-        runId,
-        runDir,
-        codeDir,
-        statusPath,
-        runTmp,
-        channels,
-        child,
-        audit: runAudit,
-        key,
-      });
-      this.#pending.add(prepared);
-      return prepared;
-    } catch (error) {
-      await channels?.close();
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      throw error;
-    }
+      beforeLaunch: () => this.#assertOpen(),
+    });
+    this.#pending.add(prepared);
+    return prepared;
   }
 
   /** What a launch depends on besides the sandbox itself. */
