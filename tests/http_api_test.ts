@@ -222,6 +222,41 @@ Deno.test("HTTP API: a stream delivers output, audit events while the run is liv
   }
 });
 
+Deno.test("HTTP API: warm: false keeps no process for an idle sandbox; the default keeps one", async () => {
+  const parent = await workspaceParent();
+  const { api, client, close } = serve(parent);
+  try {
+    const bwraps = (root: string) =>
+      processesMentioning(`${root}/`).filter((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0]!
+            .endsWith("bwrap");
+        } catch {
+          return false;
+        }
+      });
+    const cold = await client.createSandbox({
+      policy: { scratch: true },
+      warm: false,
+    });
+    const warm = await client.createSandbox({ policy: { scratch: true } });
+    for (const { id } of [cold, warm]) {
+      const result = await client.run(id, { code: "console.log('ran')" });
+      assert.equal(result.stdout, "ran\n");
+    }
+    // The default sandbox's next process comes up; the other never does.
+    assert.ok(
+      await pollUntil(() => bwraps(workspaceOf(api, warm.id)).length > 0),
+    );
+    assert.deepEqual(bwraps(workspaceOf(api, cold.id)), []);
+    const again = await client.run(cold.id, { code: "console.log('again')" });
+    assert.equal(again.stdout, "again\n");
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
 Deno.test("HTTP API: a client that disconnects mid-stream leaves no sandbox process", async () => {
   const parent = await workspaceParent();
   const { api, client, close } = serve(parent);

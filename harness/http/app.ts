@@ -279,6 +279,7 @@ export function createApp(options: AppOptions): AirlockApp {
         ...rest,
         ...(policy !== undefined ? { policy } : {}),
         ...(body.secrets ? { secrets: body.secrets } : {}),
+        ...(body.warm !== undefined ? { warm: body.warm } : {}),
         ...(env ? { env } : {}),
         onAudit: (event) => {
           const runId = (event as { runId?: unknown }).runId;

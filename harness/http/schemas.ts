@@ -86,6 +86,9 @@ export const CreateSandboxRequestSchema = z.strictObject({
   name: z.string().min(1).max(200).optional().describe(
     "A label for listings",
   ),
+  warm: z.boolean().optional().describe(
+    "Warm start (default true): while idle, the sandbox keeps its next run's process started (~38 MB) so a short run takes milliseconds; false starts each run's process when the run is asked for",
+  ),
 });
 
 /** One sandbox in a listing. */
