@@ -38,6 +38,31 @@ export function processesMentioning(text: string): number[] {
 }
 
 /**
+ * The bwrap processes of sandboxes under `root` (each names its run's
+ * directory): live runs and waiting warm-start processes alike.
+ *
+ * @param root A workspace (or workspace parent) directory.
+ * @returns Their pids.
+ *
+ * @example Usage
+ * ```ts
+ * import { bwrapProcesses } from "./_sandbox_processes.ts";
+ * console.log(bwrapProcesses("/nonexistent")); // []
+ * ```
+ */
+export function bwrapProcesses(root: string): number[] {
+  return processesMentioning(`${root}/`).filter((pid) => {
+    try {
+      const argv0 =
+        Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
+      return argv0?.endsWith("bwrap") ?? false;
+    } catch {
+      return false; // exited while we looked
+    }
+  });
+}
+
+/**
  * Run directories under `root` whose program has been delivered (they hold
  * `code/main.js`): runs that have started, as opposed to waiting processes.
  *

@@ -14,6 +14,7 @@ import {
 import { RunResultSchema, RunStatusSchema } from "../harness/http/schemas.ts";
 import {
   anyAlive,
+  bwrapProcesses,
   processesMentioning,
   startedRun,
 } from "./_sandbox_processes.ts";
@@ -226,15 +227,6 @@ Deno.test("HTTP API: warm: false keeps no process for an idle sandbox; the defau
   const parent = await workspaceParent();
   const { api, client, close } = serve(parent);
   try {
-    const bwraps = (root: string) =>
-      processesMentioning(`${root}/`).filter((pid) => {
-        try {
-          return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0]!
-            .endsWith("bwrap");
-        } catch {
-          return false;
-        }
-      });
     const cold = await client.createSandbox({
       policy: { scratch: true },
       warm: false,
@@ -246,9 +238,11 @@ Deno.test("HTTP API: warm: false keeps no process for an idle sandbox; the defau
     }
     // The default sandbox's next process comes up; the other never does.
     assert.ok(
-      await pollUntil(() => bwraps(workspaceOf(api, warm.id)).length > 0),
+      await pollUntil(() =>
+        bwrapProcesses(workspaceOf(api, warm.id)).length > 0
+      ),
     );
-    assert.deepEqual(bwraps(workspaceOf(api, cold.id)), []);
+    assert.deepEqual(bwrapProcesses(workspaceOf(api, cold.id)), []);
     const again = await client.run(cold.id, { code: "console.log('again')" });
     assert.equal(again.stdout, "again\n");
   } finally {

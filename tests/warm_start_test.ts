@@ -8,7 +8,11 @@
 
 import assert from "node:assert/strict";
 import { Sandbox } from "../mod.ts";
-import { anyAlive, processesMentioning } from "./_sandbox_processes.ts";
+import {
+  anyAlive,
+  bwrapProcesses,
+  processesMentioning,
+} from "./_sandbox_processes.ts";
 
 /** Everything a program can see of how it was started. */
 const PROBE = `
@@ -34,15 +38,7 @@ function workspaceRoot(sandbox: Sandbox): string {
 
 /** The sandbox's bwrap processes (they name its workspace). */
 function sandboxProcesses(sandbox: Sandbox): number[] {
-  return processesMentioning(`${workspaceRoot(sandbox)}/`).filter((pid) => {
-    try {
-      const argv0 =
-        Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
-      return argv0?.endsWith("bwrap") ?? false;
-    } catch {
-      return false; // exited while we looked
-    }
-  });
+  return bwrapProcesses(workspaceRoot(sandbox));
 }
 
 /** Waits until the sandbox has a process although no run is live. */
