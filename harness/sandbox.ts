@@ -521,13 +521,11 @@ export class Sandbox implements AsyncDisposable {
       const exit = await run.exited.finally(() => this.#active.delete(live));
       // Every process is gone: the channels hold every event of the run.
       await channels.close();
-      // Files go after the result: close() still waits for them (#settling).
-      const files = Promise.allSettled([
+      // Files go after the result: close() still waits for them.
+      this.#settle(Promise.allSettled([
         Deno.remove(runDir, { recursive: true }),
         Deno.remove(statusPath),
-      ]);
-      this.#settling.add(files);
-      files.then(() => this.#settling.delete(files));
+      ]));
       // After the caller has seen the result (a macrotask later), so a
       // close() right after the run starts no process.
       setTimeout(() => this.#refillWarm(env), 0);
@@ -552,8 +550,7 @@ export class Sandbox implements AsyncDisposable {
     status.catch(() => {});
     live.done = status.catch(() => {});
     // close() waits for the whole cleanup, not just the process exit.
-    this.#settling.add(live.done);
-    live.done.then(() => this.#settling.delete(live.done));
+    this.#settle(live.done);
     return {
       runId,
       stdout: run.stdout.readable,
@@ -631,11 +628,14 @@ export class Sandbox implements AsyncDisposable {
     return null;
   }
 
-  /** Keeps a prepared run as the warm one, when it may still serve. */
+  /**
+   * Keeps a prepared run as the waiting one, when it may still serve and
+   * no run is live (see `#refillWarm`).
+   */
   #keepWarm(prepared: PreparedRun): void {
     if (
       this.#options.warm === false || this.closed || this.#warm !== null ||
-      !prepared.alive
+      this.#active.size > 0 || !prepared.alive
     ) {
       this.#discard(prepared);
     } else {

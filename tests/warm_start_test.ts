@@ -136,6 +136,16 @@ Deno.test("warm start: no waiting process exists beside a live run (they would s
   assert.deepEqual(sandboxProcesses(sandbox).sort(), idle.sort());
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.deepEqual(sandboxProcesses(sandbox).sort(), idle.sort());
+  // A second run that does not compile started a process of its own; it is
+  // not kept waiting beside the live run.
+  await assert.rejects(sandbox.run({ code: "let = ;" }));
+  const deadline = Date.now() + 5_000;
+  while (sandboxProcesses(sandbox).length > idle.length) {
+    assert.ok(Date.now() < deadline, `left: ${sandboxProcesses(sandbox)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(sandboxProcesses(sandbox).sort(), idle.sort());
   child.kill();
   reader.releaseLock();
   await child.stdout.cancel();
