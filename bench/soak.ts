@@ -11,10 +11,21 @@
  *   `upstream.connectTo`, certificate from a test CA) answers 200 `ok` only
  *   if the injector added the `x-soak-token` header, else 401.
  * - `--runs` sequential runs, then `--concurrent` runs at once.
- * - Before (after 5 warm-up runs) and after (once everything finished,
- *   after a GC when `--expose-gc` is on and a short settle), it prints the
- *   harness's RSS and open file descriptors, their growth, and PASS/MISS
- *   against "growth <= 5%".
+ * - Growth is measured over that workload repeated on a process that has
+ *   already seen it once: a warm-up round (`--warm-up` sequential runs, 200
+ *   by default, then one concurrent burst) comes first, because a fresh
+ *   Deno process's RSS climbs for its first ~200 runs before it levels off
+ *   (V8 grows its young generation, the allocator and Tokio's blocking
+ *   threads keep what they touched) and a leak is growth that does NOT
+ *   level off. Before (after the warm-up) and after (once everything
+ *   finished), each after a GC when `--expose-gc` is on and a short
+ *   settle, it prints the harness's RSS, V8 heap and open file descriptors,
+ *   their growth, and PASS/MISS against "growth <= 5%". The growth from the
+ *   very start (after 5 runs, before the warm-up) is printed too, for
+ *   reference, with no verdict. `--heap-census` adds the objects allocated
+ *   during the measured round and still alive at its end, by kind (inspector
+ *   heap snapshots before and after), to tell retained objects from compiled
+ *   code.
  *
  * Exit code 1 if any run failed; a MISS alone does not fail the task.
  *
@@ -23,13 +34,15 @@
 
 import { Injector, Sandbox } from "../mod.ts";
 import { CertificateAuthority } from "../injector/ca.ts";
+import { heapIds, survivorsSince } from "./_heap_census.ts";
 
 const HOST = "soak.example.test";
 const TOKEN = `soak-${crypto.randomUUID()}`;
 const RUN_TIMEOUT_MS = 30_000;
 /** A run (create + run + close) taking longer than this counts as hung. */
 const HANG_MS = 120_000;
-const WARM_UP_RUNS = 5;
+/** Runs before the "start" snapshot: modules loaded, first TLS done. */
+const FIRST_RUNS = 5;
 const SETTLE_MS = 3_000;
 const GROWTH_LIMIT = 5;
 
@@ -45,12 +58,23 @@ try {
 interface Args {
   runs: number;
   concurrent: number;
+  warmUp: number;
+  heapCensus: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 1000, concurrent: 50 };
+  const args: Args = {
+    runs: 1000,
+    concurrent: 50,
+    warmUp: 200,
+    heapCensus: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
+    if (flag === "--heap-census") {
+      args.heapCensus = true;
+      continue;
+    }
     const [name, inline] = flag.includes("=")
       ? [flag.slice(0, flag.indexOf("=")), flag.slice(flag.indexOf("=") + 1)]
       : [flag, undefined];
@@ -60,9 +84,10 @@ function parseArgs(argv: readonly string[]): Args {
     }
     if (name === "--runs") args.runs = value;
     else if (name === "--concurrent") args.concurrent = value;
+    else if (name === "--warm-up") args.warmUp = value;
     else {
       throw new TypeError(
-        `unknown option ${name}: use --runs N, --concurrent N`,
+        `unknown option ${name}: use --runs N, --concurrent N, --warm-up N, --heap-census`,
       );
     }
   }
@@ -192,6 +217,7 @@ function pooledConnections(port: number): number {
 interface Snapshot {
   rss: number;
   heap: number;
+  heapTotal: number;
   fds: number;
   pooled: number;
   gc: boolean;
@@ -207,6 +233,7 @@ async function settle(upstreamPort: number): Promise<Snapshot> {
   return {
     rss: memory.rss,
     heap: memory.heapUsed,
+    heapTotal: memory.heapTotal,
     fds: openFds(),
     pooled: pooledConnections(upstreamPort),
     gc: gc !== undefined,
@@ -217,6 +244,52 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const growth = (before: number, after: number) =>
   before === 0 ? 0 : ((after - before) / before) * 100;
 const verdict = (pct: number) => pct <= GROWTH_LIMIT ? "PASS" : "MISS";
+const describe = (s: Snapshot) =>
+  `rss ${mib(s.rss)}, heap ${mib(s.heap)} used of ${
+    mib(s.heapTotal)
+  }, open fds ${s.fds} (${s.pooled} pooled upstream connections)${
+    s.gc ? "" : "; no GC: run with --v8-flags=--expose-gc"
+  }`;
+
+type Fail = (label: string, why: string) => void;
+
+/**
+ * One round of the workload: `sequential` runs one after another (progress
+ * every 100), then `concurrent` runs at once.
+ */
+async function round(
+  label: string,
+  sequential: number,
+  concurrent: number,
+  injector: Injector,
+  upstream: Upstream,
+  fail: Fail,
+): Promise<{ runs: number; sequentialS: number; concurrentS: number }> {
+  const started = performance.now();
+  for (let i = 0; i < sequential; i++) {
+    const why = await oneRun(injector, upstream);
+    if (why) fail(`${label} sequential run ${i}`, why);
+    if ((i + 1) % 100 === 0 || i + 1 === sequential) {
+      const s = (performance.now() - started) / 1000;
+      const m = Deno.memoryUsage();
+      console.log(
+        `  ${label} sequential ${i + 1}/${sequential}: ${s.toFixed(1)} s, ${
+          ((i + 1) / s).toFixed(2)
+        } runs/s, rss ${mib(m.rss)}, heap total ${
+          mib(m.heapTotal)
+        }, fds ${openFds()}`,
+      );
+    }
+  }
+  const sequentialS = (performance.now() - started) / 1000;
+  const concurrentStarted = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: concurrent }, () => oneRun(injector, upstream)),
+  );
+  results.forEach((why, i) => why && fail(`${label} concurrent run ${i}`, why));
+  const concurrentS = (performance.now() - concurrentStarted) / 1000;
+  return { runs: sequential + concurrent, sequentialS, concurrentS };
+}
 
 async function main(): Promise<number> {
   let args: Args;
@@ -229,52 +302,54 @@ async function main(): Promise<number> {
   const upstream = await startUpstream();
   const injector = await Injector.create();
   const failures: string[] = [];
-  const fail = (label: string, why: string) => {
+  const fail: Fail = (label, why) => {
     failures.push(`${label}: ${why}`);
     if (failures.length <= 20) console.log(`  FAIL ${label}: ${why}`);
   };
   try {
     console.log(
-      `soak: ${args.runs} sequential + ${args.concurrent} concurrent runs; one shared Injector, a fresh Sandbox per run; each run fetches https://${HOST} through the injector (header injected and checked upstream); run timeout ${RUN_TIMEOUT_MS} ms`,
+      `soak: ${FIRST_RUNS} first runs, a warm-up round (${args.warmUp} sequential + ${args.concurrent} concurrent), then the measured round (${args.runs} sequential + ${args.concurrent} concurrent); one shared Injector, a fresh Sandbox per run; each run fetches https://${HOST} through the injector (header injected and checked upstream); run timeout ${RUN_TIMEOUT_MS} ms`,
     );
-    for (let i = 0; i < WARM_UP_RUNS; i++) {
+    for (let i = 0; i < FIRST_RUNS; i++) {
       const why = await oneRun(injector, upstream);
-      if (why) fail(`warm-up ${i}`, why);
+      if (why) fail(`first run ${i}`, why);
     }
+    const start = await settle(upstream.port);
+    console.log(`start (after ${FIRST_RUNS} runs): ${describe(start)}`);
+
+    const warmUp = await round(
+      "warm-up",
+      args.warmUp,
+      args.concurrent,
+      injector,
+      upstream,
+      fail,
+    );
     const before = await settle(upstream.port);
+    const beforeIds = args.heapCensus ? await heapIds() : null;
     console.log(
-      `before (after ${WARM_UP_RUNS} warm-up runs${
-        before.gc ? ", GC" : ", no GC: run with --v8-flags=--expose-gc"
-      }): rss ${mib(before.rss)}, heap ${
-        mib(before.heap)
-      }, open fds ${before.fds} (${before.pooled} pooled upstream connections)`,
+      `before (after the warm-up round, ${warmUp.runs} runs): ${
+        describe(before)
+      }`,
     );
 
-    const started = performance.now();
-    for (let i = 0; i < args.runs; i++) {
-      const why = await oneRun(injector, upstream);
-      if (why) fail(`sequential run ${i}`, why);
-      if ((i + 1) % 100 === 0 || i + 1 === args.runs) {
-        const s = (performance.now() - started) / 1000;
-        console.log(
-          `  sequential ${i + 1}/${args.runs}: ${s.toFixed(1)} s, ${
-            ((i + 1) / s).toFixed(2)
-          } runs/s, rss ${mib(Deno.memoryUsage().rss)}, fds ${openFds()}`,
-        );
-      }
-    }
-    const sequentialS = (performance.now() - started) / 1000;
-
-    const concurrentStarted = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: args.concurrent }, () => oneRun(injector, upstream)),
+    const soak = await round(
+      "soak",
+      args.runs,
+      args.concurrent,
+      injector,
+      upstream,
+      fail,
     );
-    results.forEach((why, i) => why && fail(`concurrent run ${i}`, why));
-    const concurrentS = (performance.now() - concurrentStarted) / 1000;
-    const totalS = (performance.now() - started) / 1000;
+    const sequentialS = soak.sequentialS;
+    const concurrentS = soak.concurrentS;
+    const totalS = sequentialS + concurrentS;
     const total = args.runs + args.concurrent;
 
     const after = await settle(upstream.port);
+    const survivors = beforeIds === null
+      ? null
+      : await survivorsSince(beforeIds, 12);
     const rssGrowth = growth(before.rss, after.rss);
     const heapGrowth = growth(before.heap, after.heap);
     const fdGrowth = growth(before.fds, after.fds);
@@ -286,11 +361,15 @@ async function main(): Promise<number> {
 
     console.log("\nsoak results");
     console.log(
-      `  runs:        ${total} (${args.runs} sequential, ${args.concurrent} concurrent)`,
+      `  runs:        ${total} measured (${args.runs} sequential, ${args.concurrent} concurrent), after ${
+        FIRST_RUNS + warmUp.runs
+      } warm-up runs`,
     );
     console.log(`  failures:    ${failures.length}`);
     console.log(
-      `  upstream:    ${upstream.counts.ok} injected requests, ${upstream.counts.refused} without the token`,
+      `  upstream:    ${upstream.counts.ok} injected requests, ${upstream.counts.refused} without the token (all ${
+        FIRST_RUNS + warmUp.runs + total
+      } runs, warm-up included)`,
     );
     console.log(
       `  time:        ${totalS.toFixed(1)} s total; sequential ${
@@ -311,6 +390,18 @@ async function main(): Promise<number> {
       }), for reference)`,
     );
     console.log(
+      `  (heap total: ${mib(before.heapTotal)} -> ${mib(after.heapTotal)} (${
+        pct(growth(before.heapTotal, after.heapTotal))
+      }), V8's reserved heap)`,
+    );
+    console.log(
+      `  (from the very start, warm-up included, no verdict: rss ${
+        mib(start.rss)
+      } -> ${mib(after.rss)} (${pct(growth(start.rss, after.rss))}), heap ${
+        mib(start.heap)
+      } -> ${mib(after.heap)} (${pct(growth(start.heap, after.heap))}))`,
+    );
+    console.log(
       `  open fds:    ${before.fds} -> ${after.fds} (${pct(fdGrowth)})  ${
         verdict(fdGrowth)
       } (growth <= ${GROWTH_LIMIT}%)`,
@@ -327,6 +418,15 @@ async function main(): Promise<number> {
         after.gc ? " and a forced GC" : " (no GC available)"
       }`,
     );
+    if (survivors !== null) {
+      console.log(
+        `  heap census: objects allocated during the measured round and still alive, by kind (heap snapshots distort RSS: read RSS from a run without --heap-census):`,
+      );
+      if (survivors.length === 0) console.log("    none");
+      for (const s of survivors) {
+        console.log(`    ${s.count} ${s.kind} (${s.bytes} bytes)`);
+      }
+    }
     if (failures.length > 20) {
       console.log(`  (first 20 of ${failures.length} failures shown above)`);
     }
