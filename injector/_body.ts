@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { BufferedReader } from "./_channel.ts";
+import { type BufferedReader, concat } from "./_channel.ts";
 import {
   type BodyFraming,
   ChunkedDecoder,
@@ -65,6 +65,103 @@ export async function* readBody(
         if (chunk === null) return;
         yield chunk;
       }
+  }
+}
+
+/** How many body bytes {@linkcode readAhead} buffers at most. */
+export const READ_AHEAD_BYTES = 256 * 1024;
+
+/**
+ * Reads a body ahead of its consumer and hands over everything that
+ * arrived meanwhile as one chunk: while the previous chunk is encrypted and
+ * written out, the next ones are read. A TLS connection yields one record
+ * (16 KiB) per read, and every chunk costs a redactor pass, a chunk frame
+ * and a TLS write; joining them is what makes a large download fast.
+ *
+ * Memory stays bounded (a slow reader cannot make the injector buffer a
+ * whole download): reading pauses once `limit` bytes wait, so at most
+ * `limit` plus one source chunk are held. An error of the source is thrown
+ * to the consumer after the bytes that came before it. If the consumer
+ * stops early, reading stops after the read in progress; the caller must
+ * then not reuse the source's connection (a read may still be pending).
+ *
+ * @param source The body chunks. Each must own its bytes (they are kept).
+ * @param limit Bytes buffered before reading pauses.
+ * @returns The same bytes, in order, in fewer and larger chunks.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readAhead } from "./_body.ts";
+ * async function* source() {
+ *   yield new Uint8Array([1]);
+ *   yield new Uint8Array([2, 3]);
+ * }
+ * const out: number[] = [];
+ * for await (const chunk of readAhead(source())) out.push(...chunk);
+ * assert.deepEqual(out, [1, 2, 3]);
+ * ```
+ */
+export async function* readAhead(
+  source: AsyncIterable<Uint8Array>,
+  limit: number = READ_AHEAD_BYTES,
+): AsyncGenerator<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  let queue: Uint8Array[] = [];
+  let queued = 0;
+  let finished = false;
+  let failure: { error: unknown } | null = null;
+  let stopped = false;
+  let wakeConsumer: (() => void) | null = null;
+  let wakeReader: (() => void) | null = null;
+  const wake = (which: "consumer" | "reader") => {
+    const waiter = which === "consumer" ? wakeConsumer : wakeReader;
+    if (which === "consumer") wakeConsumer = null;
+    else wakeReader = null;
+    waiter?.();
+  };
+  const reading = (async () => {
+    try {
+      while (!stopped) {
+        if (queued >= limit) {
+          await new Promise<void>((resolve) => wakeReader = resolve);
+          continue;
+        }
+        const next = await iterator.next();
+        if (next.done) break;
+        if (next.value.length === 0) continue;
+        queue.push(next.value);
+        queued += next.value.length;
+        wake("consumer");
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      finished = true;
+      wake("consumer");
+    }
+  })();
+  try {
+    while (true) {
+      if (queue.length > 0) {
+        const chunk = queue.length === 1 ? queue[0]! : concat(queue);
+        queue = [];
+        queued = 0;
+        wake("reader");
+        yield chunk;
+      } else if (failure !== null) {
+        throw (failure as { error: unknown }).error;
+      } else if (finished) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => wakeConsumer = resolve);
+      }
+    }
+  } finally {
+    stopped = true;
+    wake("reader");
+    // Not awaited: a read in progress ends when its connection closes.
+    void reading;
   }
 }
 

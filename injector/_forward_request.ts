@@ -19,6 +19,7 @@ import {
   chunkedWriter,
   guardBody,
   rawWriter,
+  readAhead,
   readBody,
   SCANNABLE_ENCODINGS,
 } from "./_body.ts";
@@ -371,6 +372,10 @@ export async function handleRequest(
       headers: responseHeaders,
     };
     const body = readBody(upstream.reader, responseBody);
+    // Streamed bodies are read ahead: fewer, larger chunks (see readAhead).
+    // On an early exit the upstream is released as not reusable, which ends
+    // a read still pending.
+    const streamed = () => readAhead(body);
     let bytesIn = 0;
     if (responseBody.kind === "length" && responseBody.length <= SMALL_BODY) {
       // Small bodies (most API answers) go out with their head in one
@@ -398,14 +403,14 @@ export async function handleRequest(
       responseHeaders.push(["Content-Length", String(responseBody.length)]);
       headSent = true;
       await client.write(serializeResponseHead(head));
-      bytesIn = await rawWriter((b) => client.write(b))(body);
+      bytesIn = await rawWriter((b) => client.write(b))(streamed());
     } else {
       // Chunked, close-delimited or guarded (a redaction changes lengths).
       responseHeaders.push(["Transfer-Encoding", "chunked"]);
       headSent = true;
       await client.write(serializeResponseHead(head));
       bytesIn = await chunkedWriter((b) => client.write(b))(
-        guarded ? guardBody(body, coding, redactor!) : body,
+        guarded ? guardBody(streamed(), coding, redactor!) : streamed(),
       );
     }
     reusable = responseBody.kind !== "close" &&
