@@ -13,7 +13,11 @@
  * @module
  */
 
-import type { AuditReport, ReportKind } from "./audit_report.ts";
+import {
+  type AuditReport,
+  REPORT_KINDS,
+  type ReportKind,
+} from "./audit_report.ts";
 import type { AuditEvent } from "./run_result.ts";
 import { printable } from "./audit_render_text.ts";
 
@@ -88,7 +92,7 @@ ${facts(report)}
 <section aria-labelledby="summary-title">
 <h2 id="summary-title">Summary</h2>
 <div class="cards">
-${KINDS.map((kind) => card(kind, report)).join("\n")}
+${REPORT_KINDS.map((kind) => card(kind, report)).join("\n")}
 </div>
 </section>
 <div class="grants">
@@ -125,19 +129,6 @@ ${timeline(report)}
 </html>
 `;
 }
-
-/** The kinds, in the order the report shows them. */
-const KINDS: readonly ReportKind[] = [
-  "read",
-  "write",
-  "net",
-  "env",
-  "run",
-  "sys",
-  "ffi",
-  "import",
-  "egress",
-];
 
 /** Filters the timeline by kind; reads `?hide=a,b` for the starting state.
  * Static: no report data, so its hash below never changes with a report. */
@@ -319,7 +310,7 @@ function filters(events: readonly AuditEvent[]): string {
     const group = groupOf(event);
     counts.set(group, (counts.get(group) ?? 0) + 1);
   }
-  const order = [...KINDS, "harness"];
+  const order = [...REPORT_KINDS, "harness"];
   const groups = [...counts.keys()].sort((a, b) =>
     (order.indexOf(a) + 1 || order.length + 1) -
     (order.indexOf(b) + 1 || order.length + 1)

@@ -12,7 +12,12 @@
  * @module
  */
 
-import type { AuditReport, ReportEntry, ReportKind } from "./audit_report.ts";
+import {
+  type AuditReport,
+  REPORT_KINDS,
+  type ReportEntry,
+  type ReportKind,
+} from "./audit_report.ts";
 
 /** Options for {@linkcode renderAuditText}. */
 export interface AuditTextOptions {
@@ -23,19 +28,6 @@ export interface AuditTextOptions {
    * line and the policy snippet are never cut, so they stay copyable. */
   width?: number;
 }
-
-/** The kinds, in the order the report shows them. */
-const KINDS: readonly ReportKind[] = [
-  "read",
-  "write",
-  "net",
-  "env",
-  "run",
-  "sys",
-  "ffi",
-  "import",
-  "egress",
-];
 
 const MIN_WIDTH = 40;
 const INDENT = "  ";
@@ -89,7 +81,7 @@ export function renderAuditText(
   const out: string[] = [];
   out.push(...header(report, style, width), "");
   const absent: ReportKind[] = [];
-  for (const kind of KINDS) {
+  for (const kind of REPORT_KINDS) {
     const entries = report.entries.filter((e) => e.kind === kind);
     if (entries.length === 0) {
       absent.push(kind);

@@ -19,6 +19,28 @@ import type {
 /** Kinds shown in a report: Deno's permission kinds plus egress requests. */
 export type ReportKind = PermissionKind | "egress";
 
+/**
+ * Every kind, in the order reports show them.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REPORT_KINDS } from "./audit_report.ts";
+ * assert.equal(REPORT_KINDS.at(-1), "egress");
+ * ```
+ */
+export const REPORT_KINDS: readonly ReportKind[] = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "sys",
+  "ffi",
+  "import",
+  "egress",
+];
+
 /** One row of the report: a distinct thing the program tried. */
 export interface ReportEntry {
   /** What kind of access. */
