@@ -154,3 +154,51 @@ export function anyAlive(pids: readonly number[]): boolean {
     }
   });
 }
+
+/**
+ * Whether anything (a file, directory, socket or dangling symlink) is at
+ * `path`: what a sandbox may leave behind in its workspace.
+ *
+ * @param path The path.
+ * @returns True if an entry exists there.
+ *
+ * @example Usage
+ * ```ts
+ * import { pathExists } from "./_sandbox_processes.ts";
+ * console.log(pathExists("/nonexistent/x")); // false
+ * ```
+ */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls `check` every 100 ms until it holds or `ms` pass: processes and
+ * files a closed sandbox leaves go away asynchronously.
+ *
+ * @param check The condition.
+ * @param ms How long to wait at most.
+ * @returns Whether it held in time.
+ *
+ * @example Usage
+ * ```ts
+ * import { pollUntil } from "./_sandbox_processes.ts";
+ * console.log(await pollUntil(() => true)); // true
+ * ```
+ */
+export async function pollUntil(
+  check: () => boolean,
+  ms = 10_000,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}

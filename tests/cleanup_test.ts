@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { BundleError, Sandbox, SandboxSetupError } from "../mod.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
+import { pathExists, pollUntil } from "./_sandbox_processes.ts";
 
 const MOD_URL = new URL("../mod.ts", import.meta.url).href;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -37,25 +38,6 @@ function bwrapProcesses(root: string): string[] {
   return processesMentioning(root).filter((argv0) => argv0.endsWith("bwrap"));
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` every 100 ms for up to `ms`; returns its last value. */
-async function pollUntil(check: () => boolean, ms = 5_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
-}
-
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   const lines = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
@@ -74,11 +56,11 @@ Deno.test("close() leaves no sandbox process and no workspace behind", async () 
   const child = await sandbox.spawn({ code: FOREVER });
   assert.equal(await firstLine(child.stdout), "started");
   assert.ok(bwrapProcesses(root).length > 0, "positive control: bwrap runs");
-  assert.ok(exists(root), "positive control: the workspace exists");
+  assert.ok(pathExists(root), "positive control: the workspace exists");
 
   await sandbox.close();
   assert.equal((await child.status).reason, "killed");
-  assert.equal(exists(root), false, "workspace deleted");
+  assert.equal(pathExists(root), false, "workspace deleted");
   // The watchdog shell (it also names the root) exits shortly after.
   assert.ok(
     await pollUntil(() => processesMentioning(root).length === 0),
@@ -116,7 +98,7 @@ Deno.test("close() cleans up after a run that threw BundleError", async () => {
   const after = await sandbox.run({ code: `console.log("still usable")` });
   assert.equal(after.stdout, "still usable\n");
   await sandbox.close();
-  assert.equal(exists(root), false);
+  assert.equal(pathExists(root), false);
   assert.ok(await pollUntil(() => bwrapProcesses(root).length === 0));
 });
 
@@ -129,7 +111,7 @@ Deno.test("close() cleans up after a run that threw SandboxSetupError", async ()
   const root = workspaceRoot(sandbox);
   await assert.rejects(sandbox.run({ code: "1" }), SandboxSetupError);
   await sandbox.close();
-  assert.equal(exists(root), false);
+  assert.equal(pathExists(root), false);
 });
 
 Deno.test("close() is idempotent and a closed sandbox refuses new runs", async () => {
@@ -138,7 +120,7 @@ Deno.test("close() is idempotent and a closed sandbox refuses new runs", async (
   await Promise.all([sandbox.close(), sandbox.close()]);
   await sandbox.close();
   assert.equal(sandbox.closed, true);
-  assert.equal(exists(root), false);
+  assert.equal(pathExists(root), false);
   await assert.rejects(sandbox.run({ code: "1" }), /after close\(\)/);
 });
 
@@ -195,12 +177,12 @@ Deno.test("a SIGKILLed harness leaves no sandbox process and no workspace behind
     assert.equal((await harness.status).signal, "SIGKILL");
 
     const clean = await pollUntil(() =>
-      processesMentioning(root).length === 0 && !exists(root)
+      processesMentioning(root).length === 0 && !pathExists(root)
     );
     assert.ok(
       clean,
       `left behind: processes ${processesMentioning(root)}, dir ${
-        exists(root)
+        pathExists(root)
       }`,
     );
   } finally {

@@ -22,6 +22,7 @@ import {
 } from "../mod.ts";
 import { CertificateAuthority } from "../injector/ca.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
+import { pathExists, pollUntil } from "./_sandbox_processes.ts";
 
 const MOD_URL = new URL("../mod.ts", import.meta.url).href;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -195,25 +196,6 @@ function unixSocketsMentioning(text: string): string[] {
   return Deno.readTextFileSync("/proc/net/unix").split("\n")
     .filter((line) => line.includes(text))
     .map((line) => line.trim().split(/\s+/).at(-1)!);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` every 100 ms for up to `ms`; returns whether it held. */
-async function pollUntil(check: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
 }
 
 /** Resolves `promise`, or rejects once `ms` have passed (a hang). */
@@ -462,14 +444,14 @@ Deno.test("a SIGKILLed harness leaves no sandbox process, workspace or socket be
     ];
     // Positive controls: everything we expect to vanish exists now.
     for (const root of roots) {
-      assert.ok(exists(root), `workspace ${root} exists`);
+      assert.ok(pathExists(root), `workspace ${root} exists`);
       assert.ok(
         processesMentioning(root).some((p) => p.endsWith("bwrap")),
         `bwrap runs for ${root}`,
       );
     }
     for (const socket of sockets) {
-      assert.ok(exists(socket), `socket ${socket} exists`);
+      assert.ok(pathExists(socket), `socket ${socket} exists`);
       assert.ok(
         unixSocketsMentioning(socket).length > 0,
         `socket ${socket} is bound`,
@@ -485,8 +467,8 @@ Deno.test("a SIGKILLed harness leaves no sandbox process, workspace or socket be
       ...roots.flatMap((r) =>
         processesMentioning(r).map((p) => `process ${p}`)
       ),
-      ...roots.filter(exists).map((r) => `directory ${r}`),
-      ...sockets.filter(exists).map((s) => `socket file ${s}`),
+      ...roots.filter(pathExists).map((r) => `directory ${r}`),
+      ...sockets.filter(pathExists).map((s) => `socket file ${s}`),
       ...roots.flatMap((r) =>
         unixSocketsMentioning(r).map((s) => `bound socket ${s}`)
       ),
@@ -662,7 +644,7 @@ Deno.test("a missing bwrap is a SandboxSetupError, the program never runs, and t
       `got ${JSON.stringify(error)}`,
     );
     assert.match(error.message, /bwrap/);
-    assert.equal(exists(`${scratch}/ran`), false, "the program ran");
+    assert.equal(pathExists(`${scratch}/ran`), false, "the program ran");
     assert.equal(sandbox.running, false);
     await within(sandbox.close(), 10_000, "sandbox.close()");
     assert.deepEqual(entriesOf(tmpDir), []);

@@ -15,6 +15,7 @@ import { RunResultSchema, RunStatusSchema } from "../harness/http/schemas.ts";
 import {
   anyAlive,
   bwrapProcesses,
+  pollUntil,
   processesMentioning,
   startedRun,
 } from "./_sandbox_processes.ts";
@@ -53,21 +54,6 @@ function serve(tmpDir: string) {
       await server.shutdown();
     },
   };
-}
-
-/**
- * Host processes whose command line mentions `text`. A sandbox's processes
- * (bwrap, its launcher, socat) name paths inside its workspace, so
- * `${root}/` finds them; the workspace's watchdog names `root` alone and
- * lives until the workspace is deleted (plus its one-second re-check).
- */
-async function pollUntil(check: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
 }
 
 /** The workspace directory of a sandbox created with scratch. */
