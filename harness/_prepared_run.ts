@@ -11,8 +11,8 @@ import type { Mount } from "../runtime/bwrap_args.ts";
 import type { HostTools } from "../runtime/host_tools.ts";
 import type { SandboxIdentity } from "../runtime/host_identity.ts";
 import {
+  killSandbox,
   launchSandbox,
-  readSandboxPid,
   SANDBOX_PATHS,
 } from "../runtime/launcher.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
@@ -271,14 +271,8 @@ export async function deliverProgram(
  * ```
  */
 export async function discardPrepared(run: PreparedRun): Promise<void> {
-  const pid = readSandboxPid(run.statusPath);
-  try {
-    // The namespace's pid 1 takes every process of the sandbox with it.
-    if (pid !== null) Deno.kill(pid, "SIGKILL");
-    else run.child.kill("SIGKILL");
-  } catch {
-    // already gone
-  }
+  // The namespace's pid 1 takes every process of the sandbox with it.
+  await killSandbox(run.child, run.statusPath);
   await Promise.allSettled([
     run.child.stdin.close(),
     run.child.stdout.cancel(),

@@ -8,7 +8,11 @@
  */
 
 import type { ExitFacts } from "../runtime/exit_reason.ts";
-import { LAUNCHER_NAME, readSandboxPid } from "../runtime/launcher.ts";
+import {
+  killSandbox,
+  LAUNCHER_NAME,
+  readSandboxPid,
+} from "../runtime/launcher.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
 import { BROKER_WARNING } from "./_run_channels.ts";
 import { type CappedStream, capStream } from "./_output_cap.ts";
@@ -93,22 +97,17 @@ export function superviseRun(
   const kill = (reason: KilledFor) => {
     if (exited) return;
     killedFor ??= reason;
-    // SIGKILL the namespace's pid 1: the kernel kills everything in the
-    // namespace, and bwrap (our child) exits only once all of it is gone,
-    // so the exit never resolves while a sandbox process still runs. The
-    // pid cannot have been reused: bwrap has not reaped it (we saw no exit).
-    const pid = readSandboxPid(options.statusPath);
-    try {
-      if (pid !== null) Deno.kill(pid, "SIGKILL");
-      else child.kill("SIGKILL"); // not started yet: --die-with-parent follows
-    } catch {
-      // already gone
-    }
-    lastResort ??= setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    }, 2_000);
+    // SIGKILL the namespace's pid 1 (once bwrap has named it): the kernel
+    // kills everything in the namespace, and bwrap (our child) exits once
+    // it is gone, so the exit never resolves while a sandbox process runs.
+    void killSandbox(child, options.statusPath).then(() => {
+      if (exited) return;
+      lastResort ??= setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+      }, 2_000);
+    });
   };
   const stdout = capStream(
     child.stdout,

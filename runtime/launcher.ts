@@ -201,7 +201,7 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     command = [
       SANDBOX_PATHS.sh,
       "-c",
-      EGRESS_BRIDGE_SCRIPT,
+      egressBridgeScript(egressBridgeChildren(limits)),
       SANDBOX_PATHS.socat,
       ...denoArgs,
     ];
@@ -245,20 +245,50 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
 }
 
 /**
+ * How many connections the in-sandbox bridge carries to the injector at
+ * once: half the sandbox's process cap. Each one is a forked socat process
+ * of the sandbox uid, so without a bound a connection flood (slowloris)
+ * spends the whole RLIMIT_NPROC budget: socat's next fork fails and it
+ * exits (the run loses its egress), or Deno cannot start a thread and
+ * aborts. With it, the rest of the budget stays Deno's, and connections
+ * past the bound wait in the bridge's listen backlog, inside the sandbox's
+ * own network namespace, until one ends: they never reach the injector.
+ *
+ * @param limits The run's limits.
+ * @returns The bridge's `max-children`.
+ *
+ * @example Usage
+ * ```ts
+ * import { egressBridgeChildren } from "./launcher.ts";
+ * import { DEFAULT_LIMITS } from "./limits.ts";
+ * console.log(egressBridgeChildren(DEFAULT_LIMITS)); // 32
+ * ```
+ */
+export function egressBridgeChildren(
+  limits: Pick<ResourceLimits, "processes">,
+): number {
+  return Math.max(1, Math.floor(limits.processes / 2));
+}
+
+/**
  * The in-sandbox bridge: socat listens on loopback and forwards each
  * connection to the injector's socket. Deno starts once the port is listening
  * (read from /proc/net/tcp with shell builtins only, ~4 ms), so the first
  * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128.
  */
-const EGRESS_BRIDGE_SCRIPT =
-  // socat's own log lines (e.g. a broken pipe when the injector drops a
-  // connection) are not the program's output: they go nowhere. A deep
-  // backlog: bursts of connects must not stall in SYN retransmits while
-  // socat forks for the previous ones.
-  `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=256 UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} 2>/dev/null & ` +
-  'n=0; while [ "$n" -lt 5000 ]; do up=; ' +
-  'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
-  '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"';
+function egressBridgeScript(maxChildren: number): string {
+  return (
+    // socat's own log lines (e.g. a broken pipe when the injector drops a
+    // connection) are not the program's output: they go nowhere. A deep
+    // backlog: bursts of connects must not stall in SYN retransmits while
+    // socat forks for the previous ones. max-children: see
+    // egressBridgeChildren (a flood must not spend the process cap).
+    `"$0" TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=256,max-children=${maxChildren} UNIX-CONNECT:${SANDBOX_PATHS.egressSocket} 2>/dev/null & ` +
+    'n=0; while [ "$n" -lt 5000 ]; do up=; ' +
+    'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
+    '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"'
+  );
+}
 
 function libraryMounts(paths: readonly string[]): Mount[] {
   return [...new Set(paths)].map((path) => ({
@@ -291,6 +321,73 @@ export function readSandboxPid(statusPath: string): number | null {
   }
   const match = text.match(/"child-pid"\s*:\s*(\d+)/);
   return match ? Number(match[1]) : null;
+}
+
+/**
+ * Kills a launched sandbox and every process in it, whatever stage its
+ * start has reached.
+ *
+ * The namespace's pid 1 is the handle: killing it makes the kernel kill
+ * everything in the namespace. Before bwrap has written that pid, this
+ * waits for it (bwrap writes it right after creating the namespace) or for
+ * bwrap to exit, and does not kill bwrap's monitor instead: bwrap's pid 1
+ * sets its `--die-with-parent` signal only after it starts, so a monitor
+ * killed in that window left pid 1 and whatever it had started running as
+ * orphans (seen: sandboxes of a closed harness still holding their bridge
+ * and their uid's process budget). Past `graceMs` without either, the
+ * monitor is killed as a last resort.
+ *
+ * @param child The launched process (bwrap's monitor).
+ * @param statusPath The `statusPath` the run was launched with.
+ * @param options `graceMs`: how long to wait for bwrap's pid (default 5 s).
+ * @returns Once the kill was sent (or bwrap was found gone).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { killSandbox } from "./launcher.ts";
+ * await killSandbox(child, statusPath);
+ * await child.status;
+ * ```
+ */
+export async function killSandbox(
+  child: Deno.ChildProcess,
+  statusPath: string,
+  options: { graceMs?: number } = {},
+): Promise<void> {
+  let exited = false;
+  const status = child.status.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  const deadline = performance.now() + (options.graceMs ?? 5_000);
+  for (let wait = 1;; wait = Math.min(wait * 2, 20)) {
+    const pid = readSandboxPid(statusPath);
+    if (pid !== null) {
+      // The pid cannot have been reused: bwrap, its parent, has not exited
+      // (we would have seen it) and so has not reaped it unseen for long.
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      return;
+    }
+    if (exited) return;
+    if (performance.now() > deadline) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited meanwhile
+      }
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      status,
+      new Promise((resolve) => (timer = setTimeout(resolve, wait))),
+    ]);
+    clearTimeout(timer);
+  }
 }
 
 /**

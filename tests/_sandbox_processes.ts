@@ -63,6 +63,37 @@ export function bwrapProcesses(root: string): number[] {
 }
 
 /**
+ * One pid per launched sandbox under `root`: bwrap's monitor (a bwrap
+ * process whose parent is not bwrap). A sandbox has two bwrap processes
+ * once it is up (the monitor and the namespace's pid 1, which the monitor
+ * forks a moment after it starts), so counting bwrap processes sees one
+ * sandbox as one or two depending on when it looks; counting monitors does
+ * not.
+ *
+ * @param root A workspace (or workspace parent) directory.
+ * @returns The monitors' pids.
+ *
+ * @example Usage
+ * ```ts
+ * import { sandboxMonitors } from "./_sandbox_processes.ts";
+ * console.log(sandboxMonitors("/nonexistent")); // []
+ * ```
+ */
+export function sandboxMonitors(root: string): number[] {
+  const bwraps = bwrapProcesses(root);
+  return bwraps.filter((pid) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      // Fields after the command's closing parenthesis: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      return !bwraps.includes(ppid);
+    } catch {
+      return false; // exited while we looked
+    }
+  });
+}
+
+/**
  * Run directories under `root` whose program has been delivered (they hold
  * `code/main.js`): runs that have started, as opposed to waiting processes.
  *

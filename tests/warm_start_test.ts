@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { Sandbox } from "../mod.ts";
 import {
   anyAlive,
-  bwrapProcesses,
   processesMentioning,
+  sandboxMonitors,
 } from "./_sandbox_processes.ts";
 
 /** Everything a program can see of how it was started. */
@@ -36,9 +36,9 @@ function workspaceRoot(sandbox: Sandbox): string {
   return (sandbox.scratchPath ?? "").slice(0, -"/box/scratch".length);
 }
 
-/** The sandbox's bwrap processes (they name its workspace). */
+/** The sandbox's launched processes, one per run (they name its workspace). */
 function sandboxProcesses(sandbox: Sandbox): number[] {
-  return bwrapProcesses(workspaceRoot(sandbox));
+  return sandboxMonitors(workspaceRoot(sandbox));
 }
 
 /** Waits until the sandbox has a process although no run is live. */

@@ -1004,6 +1004,32 @@ function upstreamLeaks(fx: Fixtures): string[] {
   return out;
 }
 
+/**
+ * The in-sandbox egress bridge's processes (socat: the listener and one per
+ * connection it carries to the injector), seen from the host by the
+ * sandbox's own uid (the owner of its scratch directory). Null when the
+ * sandbox runs as the harness's uid (not root): then they cannot be told
+ * apart from other sandboxes'.
+ */
+function bridgeProcesses(scratchPath: string | null): number | null {
+  if (scratchPath === null) return null;
+  const uid = Deno.statSync(scratchPath).uid;
+  if (uid === Deno.uid()) return null;
+  let count = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      const name = status.match(/^Name:\s*(\S+)/m)?.[1];
+      const owner = Number(status.match(/^Uid:\s*(\d+)/m)?.[1]);
+      if (name === "socat" && owner === uid) count++;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return count;
+}
+
 async function runBatch(
   name: string,
   spec: BatchSpec,
@@ -1057,6 +1083,7 @@ async function runBatch(
         { chunks: Uint8Array[]; readyP: Promise<void>; done: Promise<void> },
       ];
       await out.readyP;
+      extra.bridgeProcesses = bridgeProcesses(sandbox.scratchPath);
       extra.bystander = await quickBystander(fx);
       // The attack has held its resources for the bystander's whole run.
       child.kill();

@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import {
   assertThrew,
   type AuditExpect,
@@ -312,13 +313,28 @@ corpus.add({
     ctypes.CFUNCTYPE(ctypes.c_int)(addr)()
     return 0
 return in_child(probe)`,
+  // Probed, not assumed: some kernels (seen on 6.18) have no i386 entry at
+  // all, and int 0x80 faults (SIGSEGV) with or without a filter. Where the
+  // unfiltered call works, the filter must be what stops it (SIGSYS);
+  // where the kernel refuses it too, the strongest claim left is that the
+  // call cannot succeed under the filter.
   expect: (v) => {
-    assert.equal(valueOf<number>(v), -31, "killed by SIGSYS");
-    assert.deepEqual(
-      (v.extra.unfiltered as Record<string, unknown>)["kern-035"],
-      { ok: true, value: 0 },
-      "without the filter the i386 call works: the filter is the wall",
-    );
+    const unfiltered =
+      (v.extra.unfiltered as Record<string, unknown>)["kern-035"];
+    const filtered = valueOf<number>(v);
+    if (isDeepStrictEqual(unfiltered, { ok: true, value: 0 })) {
+      assert.equal(filtered, -31, "killed by SIGSYS");
+      console.log("kern-035: i386 syscalls work here; the filter stops them");
+    } else if (isDeepStrictEqual(unfiltered, { ok: true, value: -11 })) {
+      assert.ok([-31, -11].includes(filtered), `outcome ${filtered}`);
+      console.log(
+        "kern-035: this kernel has no i386 syscall entry (int 0x80 faults without a filter); the call cannot succeed",
+      );
+    } else {
+      assert.fail(
+        `unexpected unfiltered outcome ${JSON.stringify(unfiltered)}`,
+      );
+    }
   },
   audit: SECCOMP,
 });
