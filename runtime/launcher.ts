@@ -224,14 +224,10 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     command,
   });
   return {
-    command: tools.sh,
+    command: launchShell(tools),
     args: [
       "-c",
-      // fd 3 is the only way to hand bwrap the filter: open it, then exec on.
-      // Exit 125 (not a program code) if the filter cannot be read: no run.
-      // fd 4 receives bwrap's status. PWD would carry the harness's working
-      // directory into bwrap's environment, readable as /proc/1/environ.
-      'unset PWD OLDPWD; exec 3<"$1" 4>"$2" || exit 125; shift 2; exec "$@"',
+      LAUNCH_SCRIPT,
       LAUNCHER_NAME,
       options.seccompFilterPath,
       options.statusPath,
@@ -243,6 +239,67 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     ],
   };
 }
+
+/**
+ * The launcher script (run as the sandbox's host uid, `$0` is
+ * {@link LAUNCHER_NAME}, `$1` the seccomp filter, `$2` the status file, the
+ * rest the command to exec).
+ *
+ * - fd 3 is the only way to hand bwrap the filter: open it, then exec on.
+ *   Exit 125 (not a program code) if the filter cannot be read: no run.
+ *   fd 4 receives bwrap's status.
+ * - Every other descriptor above 2 is closed before exec. Attack: a
+ *   descriptor the harness inherited without close-on-exec (a lock file, a
+ *   socket, a root-owned file opened by whoever started the harness) passes
+ *   through every exec into bwrap and the sandbox, where the program can
+ *   read or write it (a root-owned file on fd 200 was writable once Deno's
+ *   wall was lowered). Neither `Deno.Command` nor bwrap closes them. dash
+ *   can only name descriptors 0-9, so bash runs this script when installed;
+ *   under dash a higher inherited descriptor stops the launch (fail closed).
+ * - PWD would carry the harness's working directory into bwrap's
+ *   environment, readable as /proc/1/environ.
+ */
+const LAUNCH_SCRIPT = [
+  "unset PWD OLDPWD",
+  'exec 3<"$1" 4>"$2" || exit 125',
+  "shift 2",
+  "for fd in /proc/self/fd/*; do",
+  "  fd=${fd##*/}",
+  "  case $fd in",
+  "    0|1|2|3|4) continue ;;",
+  `    *[!0-9]*|"") echo "$0: Cannot list the open file descriptors in /proc/self/fd: mount /proc" >&2; exit 125 ;;`,
+  "  esac",
+  '  if [ -z "${BASH_VERSION-}" ] && [ "$fd" -gt 9 ]; then',
+  `    echo "$0: Cannot close the inherited file descriptor $fd with /bin/sh, which names only 0-9: install bash, or start the harness without that descriptor" >&2`,
+  "    exit 125",
+  "  fi",
+  '  eval "exec $fd<&-"',
+  "done",
+  'exec "$@"',
+].join("\n");
+
+/**
+ * The shell that runs the launcher script on the host: bash when installed
+ * (it can close any descriptor), else the POSIX sh. Found once.
+ */
+function launchShell(tools: HostTools): string {
+  if (bashPath === undefined) {
+    bashPath = null;
+    for (const candidate of ["/bin/bash", "/usr/bin/bash"]) {
+      try {
+        if (Deno.statSync(candidate).isFile) {
+          bashPath = candidate;
+          break;
+        }
+      } catch {
+        // not here
+      }
+    }
+  }
+  return bashPath ?? tools.sh;
+}
+
+let bashPath: string | null | undefined;
 
 /**
  * How many connections the in-sandbox bridge carries to the injector at
