@@ -12,8 +12,20 @@
  * only possibility without privileges) and RLIMIT_NPROC is not applied,
  * because the kernel would count every process of that user against it.
  *
+ * A uid belongs to one sandbox of one harness at a time, across every
+ * harness process on the host (a CLI run beside a server): each is claimed
+ * by an exclusive `flock` on a file named after it in a root-only directory
+ * (`/run/airlock/uids`), held for the sandbox's life. The kernel drops the
+ * lock when its holder dies, however it dies, so a dead harness never keeps
+ * a uid; the file it leaves behind marks the uid as one whose processes may
+ * have outlived it, and the next harness kills them before anything runs
+ * as that uid again.
+ *
  * @module
  */
+
+/** Where root harnesses claim uids, host-wide (a tmpfs: cleared at boot). */
+const DEFAULT_LOCK_DIR = "/run/airlock/uids";
 
 /** The host identity of one sandbox. */
 export interface SandboxIdentity {
@@ -35,10 +47,17 @@ export interface IdentityPoolOptions {
   size?: number;
   /** Force the harness-uid mode even as root (not recommended). */
   shareHarnessUid?: boolean;
+  /**
+   * Directory of the host-wide uid claims; default `/run/airlock/uids`.
+   * Every harness on the host must use the same one: harnesses with
+   * different directories can hand out the same uid.
+   */
+  lockDir?: string;
 }
 
 /**
- * Hands out distinct host uids to concurrent sandboxes.
+ * Hands out distinct host uids to concurrent sandboxes, exclusive across
+ * every harness process on the host.
  *
  * @example Usage
  * ```ts
@@ -54,6 +73,8 @@ export class SandboxIdentityPool {
   #first: number;
   #size: number;
   #private: boolean;
+  #lockDir: string;
+  #lockDirReady = false;
 
   /** @param options Pool range; defaults suit a root harness. */
   constructor(options: IdentityPoolOptions = {}) {
@@ -63,6 +84,7 @@ export class SandboxIdentityPool {
       : defaultRange();
     this.#first = range.first;
     this.#size = options.size ?? range.size;
+    this.#lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
   }
 
   /** Whether sandboxes get their own host uid. */
@@ -71,10 +93,14 @@ export class SandboxIdentityPool {
   }
 
   /**
-   * Takes a free identity.
+   * Takes a free identity: a uid no sandbox of any harness on this host
+   * holds. Any process still running as it (left by a harness that died)
+   * is killed first.
    *
    * @returns The identity; call `release()` when the sandbox is gone.
    * @throws {RangeError} If every uid of the pool is in use.
+   * @throws {Error} If the claim directory is unusable (fail closed: an
+   *   unclaimed uid could be another harness's).
    */
   acquire(): SandboxIdentity {
     if (!this.#private) {
@@ -90,23 +116,233 @@ export class SandboxIdentityPool {
         `Cannot start another sandbox as all ${this.#size} sandbox uids are in use`,
       );
     }
-    let uid: number;
-    do {
-      uid = this.#first + Math.floor(Math.random() * this.#size);
-    } while (this.#inUse.has(uid));
-    this.#inUse.add(uid);
-    const inUse = this.#inUse;
-    let released = false;
-    return {
-      hostUid: uid,
-      hostGid: uid,
-      enforceProcesses: true,
-      release() {
-        if (!released) inUse.delete(uid);
-        released = true;
-      },
-    };
+    this.#prepareLockDir();
+    // From a random start: two harnesses starting together rarely contend.
+    const start = Math.floor(Math.random() * this.#size);
+    for (let i = 0; i < this.#size; i++) {
+      const uid = this.#first + (start + i) % this.#size;
+      if (this.#inUse.has(uid)) continue;
+      const claim = claimUid(this.#lockDir, uid);
+      if (claim === null) continue; // another harness's sandbox has it
+      this.#inUse.add(uid);
+      const inUse = this.#inUse;
+      let released = false;
+      return {
+        hostUid: uid,
+        hostGid: uid,
+        enforceProcesses: true,
+        release() {
+          if (released) return;
+          released = true;
+          claim.release();
+          inUse.delete(uid);
+        },
+      };
+    }
+    throw new RangeError(
+      `Cannot start another sandbox as all ${this.#size} sandbox uids are in use (by this harness or another on this host)`,
+    );
   }
+
+  /**
+   * Creates and checks the claim directory once, and sweeps the uids whose
+   * holder died (their claim files are left, unlocked).
+   */
+  #prepareLockDir(): void {
+    if (this.#lockDirReady) return;
+    const dir = this.#lockDir;
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new Error(
+        `Cannot claim sandbox uids in '${dir}': ${
+          (error as Error).message
+        }: give the harness a writable run directory or set 'lockDir'`,
+      );
+    }
+    // Attack: a directory another user can write lets them plant claims
+    // (starving the pool) or symlinks the harness would open as root.
+    const info = Deno.lstatSync(dir);
+    if (
+      !info.isDirectory || info.uid !== Deno.uid() ||
+      ((info.mode ?? 0) & 0o022) !== 0
+    ) {
+      throw new Error(
+        `Cannot claim sandbox uids in '${dir}': it must be a directory owned by the harness's user and writable by no one else; remove it or set 'lockDir'`,
+      );
+    }
+    for (const entry of Deno.readDirSync(dir)) {
+      const uid = Number(entry.name);
+      if (
+        !entry.isFile || !/^[1-9]\d*$/.test(entry.name) || this.#inUse.has(uid)
+      ) continue;
+      // A claim nobody holds: its harness died. Taking it sweeps the uid;
+      // releasing deletes the file.
+      claimUid(dir, uid)?.release();
+    }
+    this.#lockDirReady = true;
+  }
+}
+
+/** A held claim on one uid. */
+interface UidClaim {
+  /** Deletes the claim file, then drops the lock. */
+  release(): void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Claims `uid` for this process: an exclusive lock on `dir/uid`, held until
+ * `release()` (or until the process dies). Null when another holds it.
+ *
+ * Protocol: a holder deletes the file before it unlocks, so a lock taken on
+ * a file that is no longer at the path (deleted between our open and our
+ * lock) claims nothing and is dropped. A file found existing means its last
+ * holder died without releasing: processes of that uid may still run
+ * (orphaned bwrap monitors, their sandboxes), so they are killed before the
+ * uid is handed out.
+ */
+function claimUid(dir: string, uid: number): UidClaim | null {
+  const path = `${dir}/${uid}`;
+  let file: Deno.FsFile;
+  let created = true;
+  try {
+    file = Deno.openSync(path, {
+      read: true,
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) {
+      throw claimError(uid, error);
+    }
+    created = false;
+    try {
+      file = Deno.openSync(path, { read: true, write: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null; // just released
+      throw claimError(uid, error);
+    }
+  }
+  try {
+    if (!file.tryLockSync(true)) {
+      file.close();
+      return null;
+    }
+    const held = file.statSync();
+    let current: Deno.FileInfo | null = null;
+    try {
+      current = Deno.lstatSync(path);
+    } catch {
+      // deleted by its last holder after our open
+    }
+    if (current?.ino !== held.ino || current?.dev !== held.dev) {
+      file.close();
+      return null;
+    }
+    if (!created) killLeftovers(uid);
+    file.truncateSync(0);
+    file.writeSync(encoder.encode(`${Deno.pid}\n`));
+  } catch (error) {
+    file.close();
+    throw claimError(uid, error);
+  }
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // already gone: nothing to delete
+      }
+      file.close();
+    },
+  };
+}
+
+function claimError(uid: number, error: unknown): Error {
+  return new Error(
+    `Cannot claim sandbox uid ${uid}: ${(error as Error).message}`,
+  );
+}
+
+/**
+ * Kills every process running as `uid`: a shell running as that uid sends
+ * SIGKILL to every process it may signal (`kill -1`: all of the uid's but
+ * itself), then the harness checks `/proc` that none is left alive, a few
+ * rounds at most (a process may fork while the first round runs). Only
+ * safe because the uid is claimed: no live harness has a sandbox under it.
+ *
+ * `kill -1` is only ever sent by a process that has checked it runs as
+ * `uid` (real and effective): sent as root it would kill every process on
+ * the host. The kernel's own permission check is what limits it to the
+ * uid; killing pids found in `/proc` as root instead could hit a reused
+ * pid of another user.
+ */
+function killLeftovers(uid: number): void {
+  if (!Number.isSafeInteger(uid) || uid <= 0) {
+    throw new RangeError(`Cannot sweep uid ${uid}: not a sandbox uid`);
+  }
+  for (let round = 0; round < 10; round++) {
+    if (liveProcessesOf(uid) === 0) return;
+    const out = new Deno.Command("/bin/sh", {
+      args: ["-c", SWEEP_SCRIPT, "airlock-sweep", String(uid)],
+      uid,
+      gid: uid,
+      clearEnv: true,
+      cwd: "/",
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    if (out.code === 2) break; // the guard refused: never kill as another uid
+  }
+  if (liveProcessesOf(uid) > 0) {
+    throw new Error(
+      `Cannot hand out sandbox uid ${uid}: processes left by a previous harness keep running as it; kill them ('pkill -KILL -U ${uid}') and retry`,
+    );
+  }
+}
+
+/** `$1` is the uid the script must run as; it kills nothing otherwise. */
+const SWEEP_SCRIPT = [
+  "ok=",
+  "while read -r key real effective _; do",
+  '  if [ "$key" = "Uid:" ]; then',
+  '    [ "$real" = "$1" ] && [ "$effective" = "$1" ] && ok=1',
+  "    break",
+  "  fi",
+  "done </proc/self/status",
+  '[ -n "$ok" ] || exit 2',
+  "kill -KILL -1 2>/dev/null",
+  "exit 0",
+].join("\n");
+
+/** How many processes (not zombies) have `uid` as real, effective or saved uid. */
+function liveProcessesOf(uid: number): number {
+  let count = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let status: string;
+    try {
+      status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    const uids = status.match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m);
+    const state = status.match(/^State:\s+(\S)/m)?.[1];
+    if (
+      uids && uids.slice(1).map(Number).includes(uid) && state !== "Z" &&
+      state !== "X"
+    ) {
+      count++;
+    }
+  }
+  return count;
 }
 
 function isRoot(): boolean {

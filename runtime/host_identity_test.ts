@@ -43,7 +43,11 @@ Deno.test({
     "SandboxIdentityPool.acquire() uses every uid of its range once, then refuses",
   ignore: !isRoot,
   fn() {
-    const pool = new SandboxIdentityPool({ first: 70_000, size: 3 });
+    const pool = new SandboxIdentityPool({
+      first: 70_000,
+      size: 3,
+      lockDir: Deno.makeTempDirSync({ prefix: "airlock-uids-" }),
+    });
     const ids = [pool.acquire(), pool.acquire(), pool.acquire()];
     assert.deepEqual(
       ids.map((id) => id.hostUid).sort(),
@@ -60,7 +64,11 @@ Deno.test({
   name: "SandboxIdentity.release() lets the uid be reused",
   ignore: !isRoot,
   fn() {
-    const pool = new SandboxIdentityPool({ first: 70_000, size: 1 });
+    const pool = new SandboxIdentityPool({
+      first: 70_000,
+      size: 1,
+      lockDir: Deno.makeTempDirSync({ prefix: "airlock-uids-" }),
+    });
     const first = pool.acquire();
     first.release();
     const second = pool.acquire();
@@ -73,7 +81,11 @@ Deno.test({
     "SandboxIdentity.release() twice never frees a uid another sandbox holds",
   ignore: !isRoot,
   fn() {
-    const pool = new SandboxIdentityPool({ first: 70_000, size: 1 });
+    const pool = new SandboxIdentityPool({
+      first: 70_000,
+      size: 1,
+      lockDir: Deno.makeTempDirSync({ prefix: "airlock-uids-" }),
+    });
     const first = pool.acquire();
     first.release();
     const second = pool.acquire();
@@ -93,4 +105,202 @@ Deno.test("SandboxIdentityPool({ shareHarnessUid }) keeps the harness uid and do
   // RLIMIT_NPROC would count every process of the shared user.
   assert.equal(id.enforceProcesses, false);
   id.release();
+});
+
+// ---------------------------------------------------------------------------
+// Across processes: a CLI run and a server on one host share the uid space.
+
+const decoder = new TextDecoder();
+const hostIdentity = new URL("./host_identity.ts", import.meta.url).href;
+
+/** A uid range of `size` far from the defaults, different per test. */
+function testRange(size: number): { first: number; size: number } {
+  return {
+    first: 2_100_000_000 + Math.floor(Math.random() * 40_000_000),
+    size,
+  };
+}
+
+/**
+ * Runs `body` in a second harness process with `pool` (a
+ * SandboxIdentityPool over `options`) in scope; returns its stdout lines.
+ */
+async function inOtherHarness(
+  options: object,
+  body: string,
+): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { SandboxIdentityPool } from ${JSON.stringify(hostIdentity)};
+       const pool = new SandboxIdentityPool(${JSON.stringify(options)});
+       ${body}`,
+    ],
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, decoder.decode(out.stderr));
+  return decoder.decode(out.stdout).trim().split("\n");
+}
+
+/** Whether `pid` is gone or dead (a zombie runs nothing). */
+function gone(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+  } catch {
+    return true;
+  }
+}
+
+async function pollUntil(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (let wait = 1; !done(); wait = Math.min(wait * 2, 100)) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+Deno.test({
+  name:
+    "SandboxIdentityPool.acquire() never gives two harness processes the same uid",
+  ignore: !isRoot,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    try {
+      const options = { ...testRange(2), lockDir };
+      const pool = new SandboxIdentityPool(options);
+      const mine = pool.acquire();
+      const [theirs, second] = await inOtherHarness(
+        options,
+        `console.log(pool.acquire().hostUid);
+         try { pool.acquire(); console.log("acquired"); }
+         catch (e) { console.log(e.name + ": " + e.message); }`,
+      );
+      assert.notEqual(Number(theirs), mine.hostUid);
+      // The range has two uids: one each, then none left for either.
+      assert.match(
+        second!,
+        /^RangeError: Cannot start another sandbox as all 2 sandbox uids are in use \(by this harness or another on this host\)/,
+      );
+      // The other harness exited without releasing: the kernel dropped its
+      // lock, so its uid is free again.
+      assert.equal(pool.acquire().hostUid, Number(theirs));
+      assert.throws(() => pool.acquire(), RangeError);
+    } finally {
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SandboxIdentityPool: control, harnesses with separate claim directories do collide",
+  ignore: !isRoot,
+  async fn() {
+    const range = testRange(1);
+    const [a, b] = [
+      await Deno.makeTempDir({ prefix: "airlock-uids-" }),
+      await Deno.makeTempDir({ prefix: "airlock-uids-" }),
+    ];
+    try {
+      const mine = new SandboxIdentityPool({ ...range, lockDir: a }).acquire();
+      const [theirs] = await inOtherHarness(
+        { ...range, lockDir: b },
+        "console.log(pool.acquire().hostUid);",
+      );
+      assert.equal(Number(theirs), mine.hostUid);
+    } finally {
+      await Deno.remove(a, { recursive: true });
+      await Deno.remove(b, { recursive: true });
+    }
+  },
+});
+
+/** Another harness takes a uid, leaves a process running as it, and dies. */
+async function harnessDiesLeavingProcess(
+  options: object,
+): Promise<{ uid: number; pid: number }> {
+  const [uid, pid] = await inOtherHarness(
+    options,
+    `const id = pool.acquire();
+     const child = new Deno.Command("sleep", {
+       args: ["300"], uid: id.hostUid, gid: id.hostGid,
+       stdin: "null", stdout: "null", stderr: "null",
+     }).spawn();
+     child.unref();
+     console.log(id.hostUid);
+     console.log(child.pid);
+     Deno.exit(0); // no release: the claim file stays behind`,
+  );
+  return { uid: Number(uid), pid: Number(pid) };
+}
+
+Deno.test({
+  name:
+    "SandboxIdentityPool.acquire() kills what a dead harness left running as the uid before handing it out",
+  ignore: !isRoot,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    try {
+      const options = { ...testRange(1), lockDir };
+      const left = await harnessDiesLeavingProcess(options);
+      // Control: the orphan outlived its harness.
+      assert.ok(!gone(left.pid), "control: the leftover process runs");
+      const id = new SandboxIdentityPool(options).acquire();
+      assert.equal(id.hostUid, left.uid);
+      await pollUntil("the leftover process to die", () => gone(left.pid));
+      id.release();
+      assert.deepEqual([...Deno.readDirSync(lockDir)], []);
+    } finally {
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SandboxIdentityPool sweeps the uids of dead harnesses on first use, whatever their range",
+  ignore: !isRoot,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    try {
+      const left = await harnessDiesLeavingProcess({
+        ...testRange(1),
+        lockDir,
+      });
+      assert.ok(!gone(left.pid), "control: the leftover process runs");
+      const pool = new SandboxIdentityPool({ ...testRange(4), lockDir });
+      const id = pool.acquire();
+      assert.notEqual(id.hostUid, left.uid);
+      await pollUntil("the leftover process to die", () => gone(left.pid));
+      // The stale claim is gone; only ours is left.
+      assert.deepEqual(
+        [...Deno.readDirSync(lockDir)].map((e) => e.name),
+        [String(id.hostUid)],
+      );
+      id.release();
+    } finally {
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SandboxIdentityPool refuses a claim directory others can write (fail closed)",
+  ignore: !isRoot,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    try {
+      await Deno.chmod(lockDir, 0o777);
+      const pool = new SandboxIdentityPool({ ...testRange(2), lockDir });
+      assert.throws(
+        () => pool.acquire(),
+        /Cannot claim sandbox uids in '.*': it must be a directory owned by the harness's user and writable by no one else/,
+      );
+    } finally {
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
 });
