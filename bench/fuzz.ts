@@ -34,6 +34,7 @@
 import { runHostFuzz } from "../injector/_host_fuzz.ts";
 import { runHttp1Fuzz } from "../injector/_http1_fuzz.ts";
 import { canonicalHost, HostError } from "../injector/host_pattern.ts";
+import { publicSuffixUnder } from "../injector/_public_suffix.ts";
 import {
   compileNetworkPolicy,
   type NetworkPolicy,
@@ -431,6 +432,14 @@ export function runPolicyFuzz(
       input = { allow };
     } else {
       input = { allow: drafts.map((d) => d.source) };
+    }
+    // A wildcard over a public suffix ("*.co.uk") is refused unless the
+    // policy opts in; with the opt-in it matches like any other wildcard.
+    if (drafts.some((d) => d.wildcard && publicSuffixUnder(d.host) !== null)) {
+      if (NetworkPolicySchema.safeParse(input).success) {
+        fail(`schema accepted a public-suffix wildcard in ${show(input)}`);
+      }
+      input = { ...(input as object), allowPublicSuffixWildcards: true };
     }
     const parsed = NetworkPolicySchema.safeParse(input);
     if (!parsed.success) {

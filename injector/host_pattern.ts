@@ -13,6 +13,12 @@
  * - `x.com` matches `x.com` only;
  * - `*.x.com` matches every subdomain at any depth, never the apex `x.com`,
  *   and never an IP address;
+ * - a wildcard may not cover a public suffix (`*.co.uk`, `*.vercel.app`,
+ *   `*.amazonaws.com`, which covers `s3.amazonaws.com`) unless the caller
+ *   opts in: anyone can register a name there;
+ * - a pattern names a fully qualified host: a single label such as
+ *   `intranet` (which a resolver would complete with its search domains) is
+ *   refused, except `localhost`;
  * - a pattern without a port matches ports 443 and 80 only;
  * - exact beats wildcard, a longer wildcard suffix beats a shorter one, an
  *   explicit port beats the default ports; entries are never merged.
@@ -29,6 +35,8 @@
  *
  * @module
  */
+
+import { publicSuffixUnder } from "./_public_suffix.ts";
 
 /** An invalid host or host pattern; the message says why and what to write. */
 export class HostError extends TypeError {
@@ -231,7 +239,13 @@ export function hostKind(canonical: string): HostKind {
  * Parses one entry of an allow or deny list: `host`, `host:port`,
  * `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address.
  *
+ * Refused, with what to write instead: schemes, paths, userinfo, a `*`
+ * anywhere but as the whole first label, wildcards over an IP address or a
+ * top-level domain, single-label names other than `localhost`, and (unless
+ * `options.allowPublicSuffixWildcard`) wildcards that cover a public suffix.
+ *
  * @param text The pattern as the user wrote it.
+ * @param options What the caller explicitly accepts.
  * @returns The parsed pattern.
  * @throws {HostError} If the pattern is invalid or too broad; the message
  *   says what to write instead.
@@ -247,9 +261,15 @@ export function hostKind(canonical: string): HostKind {
  *   port: 8443,
  * });
  * assert.throws(() => parseHostPattern("*.com"), /whole top-level domain/);
+ * assert.throws(() => parseHostPattern("*.vercel.app"), /public suffix/);
+ * assert.equal(parseHostPattern("*.myapp.vercel.app").host, "myapp.vercel.app");
+ * assert.throws(() => parseHostPattern("intranet"), /single label/);
  * ```
  */
-export function parseHostPattern(text: string): HostPattern {
+export function parseHostPattern(
+  text: string,
+  options: ParseHostPatternOptions = {},
+): HostPattern {
   if (typeof text !== "string") {
     throw new HostError(
       `Cannot parse host pattern as it must be a string: current type is ${typeof text}`,
@@ -297,13 +317,56 @@ export function parseHostPattern(text: string): HostPattern {
         "it would match a whole top-level domain: a wildcard needs at least two labels after '*.', like '*.example.com'",
       );
     }
+    // "*.vercel.app", "*.github.io", "*.co.uk": anyone can register a name
+    // under a public suffix, so the wildcard lets the program send data to
+    // a stranger's host (exfiltration the author did not mean). A wildcard
+    // above one ("*.amazonaws.com" covers "s3.amazonaws.com", so every
+    // bucket) opens the same door.
+    const covered = publicSuffixUnder(canonical);
+    if (covered !== null && options.allowPublicSuffixWildcard !== true) {
+      fail(publicSuffixReason(canonical, covered));
+    }
     return { source: text, kind: "wildcard", host: canonical, port };
   }
   // "a.*.com", "*x.com", "**.x.com": only a whole leading label may be "*".
   if (host.includes("*")) {
     fail("'*' is only allowed as the whole first label: write '*.example.com'");
   }
-  return { source: text, kind: "exact", host: canonicalHost(host), port };
+  const canonical = canonicalHost(host);
+  // "intranet", "metadata": a resolver completes a single label with its
+  // search domains (Kubernetes pods search three with ndots:5), so the host
+  // dialled would depend on the machine's resolv.conf, not on the policy.
+  if (
+    hostKind(canonical) === "domain" && !canonical.includes(".") &&
+    canonical !== "localhost"
+  ) {
+    fail(
+      "it is a single label, which a resolver completes with its search domains: write the fully qualified name, like 'intranet.corp.example'",
+    );
+  }
+  return { source: text, kind: "exact", host: canonical, port };
+}
+
+/** Options of {@linkcode parseHostPattern}. */
+export interface ParseHostPatternOptions {
+  /**
+   * Accept a wildcard that covers a public suffix (`*.vercel.app`): every
+   * host anyone registers under it matches. Default `false`.
+   */
+  allowPublicSuffixWildcard?: boolean;
+}
+
+/**
+ * Why a wildcard over `suffix` is refused; `covered` is the public suffix
+ * it reaches (`suffix` itself or a rule below it).
+ */
+function publicSuffixReason(suffix: string, covered: string): string {
+  const what = covered === suffix
+    ? `'${suffix}' is a public suffix`
+    : `it covers the public suffix '${covered}'`;
+  // A wildcard rule ("*.kawasaki.jp") makes every label below it a suffix.
+  const base = covered.startsWith("*.") ? `name.${covered.slice(2)}` : covered;
+  return `${what}, under which anyone can register a name: the wildcard would let the program reach strangers' hosts. Allow your own names instead, like 'name.${base}' or '*.name.${base}'`;
 }
 
 function splitPort(

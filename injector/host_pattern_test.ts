@@ -241,6 +241,114 @@ Deno.test("parseHostPattern() refuses patterns that are too broad", () => {
   }
 });
 
+Deno.test("parseHostPattern() refuses a wildcard over a public suffix, ICANN or private section", () => {
+  // Anyone can register a name under these: the wildcard would be an
+  // exfiltration channel to a stranger's host.
+  const refused = {
+    "*.co.uk": "'co.uk' is a public suffix",
+    "*.vercel.app": "'vercel.app' is a public suffix",
+    "*.github.io": "'github.io' is a public suffix",
+    "*.s3.amazonaws.com": "'s3.amazonaws.com' is a public suffix",
+    "*.Vercel.APP.:443": "'vercel.app' is a public suffix",
+    "*.xn--55qx5d.cn": "'xn--55qx5d.cn' is a public suffix",
+    "*.公司.cn": "'xn--55qx5d.cn' is a public suffix",
+    // A wildcard PSL rule ("*.ck") makes every label below it a suffix.
+    "*.anything.ck": "'anything.ck' is a public suffix",
+  };
+  for (const [text, reason] of Object.entries(refused)) {
+    assert.throws(() => parseHostPattern(text), (error: Error) => {
+      assert.ok(error instanceof HostError, text);
+      assert.ok(error.message.includes(reason), `${text}: ${error.message}`);
+      assert.match(error.message, /anyone can register a name/, text);
+      assert.match(error.message, /Allow your own names instead/, text);
+      return true;
+    });
+  }
+});
+
+Deno.test("parseHostPattern() refuses a wildcard above a public suffix (it covers every name below)", () => {
+  // "*.amazonaws.com" matches "bucket.s3.amazonaws.com": anyone's bucket.
+  for (const text of ["*.amazonaws.com", "*.windows.net", "*.kawasaki.jp"]) {
+    assert.throws(
+      () => parseHostPattern(text),
+      /covers the public suffix|is a public suffix/,
+      text,
+    );
+  }
+  assert.throws(
+    () => parseHostPattern("*.amazonaws.com"),
+    /it covers the public suffix '[a-z0-9.-]+\.amazonaws\.com'/,
+  );
+});
+
+Deno.test("parseHostPattern() accepts a wildcard one owner's name deep under a public suffix", () => {
+  for (
+    const [text, host] of [
+      ["*.myapp.vercel.app", "myapp.vercel.app"],
+      ["*.me.github.io", "me.github.io"],
+      ["*.bucket.s3.amazonaws.com", "bucket.s3.amazonaws.com"],
+      ["*.example.co.uk", "example.co.uk"],
+      ["*.github.com", "github.com"],
+      // An exception rule ("!city.kawasaki.jp") makes the name registrable.
+      ["*.city.kawasaki.jp", "city.kawasaki.jp"],
+      // A name no rule lists is not a suffix ("internal" is not in the list).
+      ["*.corp.internal", "corp.internal"],
+    ]
+  ) {
+    assert.equal(parseHostPattern(text!).host, host, text);
+  }
+});
+
+Deno.test("parseHostPattern() accepts a public-suffix wildcard only when the caller opts in", () => {
+  assert.deepEqual(
+    parseHostPattern("*.vercel.app", { allowPublicSuffixWildcard: true }),
+    {
+      source: "*.vercel.app",
+      kind: "wildcard",
+      host: "vercel.app",
+      port: null,
+    },
+  );
+  assert.equal(
+    parseHostPattern("*.amazonaws.com:443", { allowPublicSuffixWildcard: true })
+      .host,
+    "amazonaws.com",
+  );
+  // The opt-in never widens the other rules.
+  for (const text of ["*.com", "*", "*.10.0.0.1", "intranet"]) {
+    assert.throws(
+      () => parseHostPattern(text, { allowPublicSuffixWildcard: true }),
+      HostError,
+      text,
+    );
+  }
+});
+
+Deno.test("parseHostPattern() accepts a public suffix as an exact host (one host, run by the suffix's operator)", () => {
+  for (const text of ["co.uk", "vercel.app", "github.io", "s3.amazonaws.com"]) {
+    assert.equal(parseHostPattern(text).kind, "exact", text);
+  }
+});
+
+Deno.test("parseHostPattern() refuses single-label names except localhost", () => {
+  // A resolver completes "intranet" with its search domains (ndots:5 in
+  // Kubernetes): the host dialled would depend on resolv.conf.
+  for (
+    const text of ["intranet", "metadata", "INTRANET.", "db:5432", "com", "_x"]
+  ) {
+    assert.throws(() => parseHostPattern(text), (error: Error) => {
+      assert.ok(error instanceof HostError, text);
+      assert.match(error.message, /single label/, text);
+      assert.match(error.message, /fully qualified name/, text);
+      return true;
+    });
+  }
+  assert.equal(parseHostPattern("localhost").host, "localhost");
+  assert.equal(parseHostPattern("LocalHost.:8080").port, 8080);
+  // Addresses are not names: a bare number is an IPv4 address.
+  assert.equal(parseHostPattern("2130706433").host, "127.0.0.1");
+});
+
 Deno.test("parseHostPattern() refuses '*' anywhere but as the whole first label", () => {
   for (
     const text of [

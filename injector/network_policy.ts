@@ -54,9 +54,11 @@ const HeaderValue = z.string().refine((v) => !/[\0\r\n]/.test(v), {
   message: "must not contain NUL, CR or LF",
 });
 
+// Public-suffix wildcards are judged with the whole object, which holds the
+// opt-in (see publicSuffixIssues); every other pattern problem is found here.
 const DomainPattern = z.string().superRefine((text, ctx) => {
   try {
-    parseHostPattern(text);
+    parseHostPattern(text, { allowPublicSuffixWildcard: true });
   } catch (error) {
     ctx.addIssue({
       code: "custom",
@@ -64,6 +66,43 @@ const DomainPattern = z.string().superRefine((text, ctx) => {
     });
   }
 });
+
+/**
+ * The allow entries that are wildcards over a public suffix (`*.vercel.app`)
+ * while the policy does not opt in, each with its path and message.
+ */
+function publicSuffixIssues(
+  allow: unknown,
+): { path: (string | number)[]; message: string }[] {
+  const sources: { text: unknown; key: string | number }[] = Array.isArray(
+      allow,
+    )
+    ? allow.map((text, index) => ({ text, key: index }))
+    : typeof allow === "object" && allow !== null
+    ? Object.keys(allow).map((text) => ({ text, key: text }))
+    : [];
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  for (const { text, key } of sources) {
+    if (typeof text !== "string") continue;
+    try {
+      // Any other problem was reported by DomainPattern already.
+      parseHostPattern(text, { allowPublicSuffixWildcard: true });
+    } catch {
+      continue;
+    }
+    try {
+      parseHostPattern(text);
+    } catch (error) {
+      issues.push({
+        path: ["allow", key],
+        message: `${
+          (error as Error).message
+        }; or, if every name under it is meant, set 'allowPublicSuffixWildcards: true' in the network policy`,
+      });
+    }
+  }
+  return issues;
+}
 
 const Cidr = z.string().superRefine((text, ctx) => {
   try {
@@ -143,6 +182,10 @@ export const NetworkPolicyObjectSchema = z.strictObject({
       "Allowed host patterns with their rules",
     ),
   ]).default([]),
+  allowPublicSuffixWildcards: z.boolean().optional().describe(
+    "Accept wildcard entries over a public suffix, such as '*.vercel.app', '*.github.io' or '*.co.uk' " +
+      "(Public Suffix List): every host anyone registers there matches. Default false: such entries are refused",
+  ),
   subnets: z.strictObject({
     allow: z.array(Cidr).optional().describe(
       "Private ranges the injector may dial (loopback, link-local and metadata stay blocked)",
@@ -151,7 +194,14 @@ export const NetworkPolicyObjectSchema = z.strictObject({
       "Ranges never dialled; beats allow",
     ),
   }).optional(),
-});
+}).check(z.superRefine((policy, ctx) => {
+  if (policy.allowPublicSuffixWildcards === true) return;
+  for (const issue of publicSuffixIssues(policy.allow)) {
+    ctx.addIssue({ code: "custom", ...issue });
+  }
+  // Also when another entry or field failed, so one pass lists every
+  // problem (publicSuffixIssues reads only well-formed entries).
+}, { when: () => true }));
 
 /** The network policy. */
 export const NetworkPolicySchema = z.union([
@@ -273,7 +323,18 @@ export function compileNetworkPolicy(
     : policy.allow;
   const entries: { pattern: HostPattern; value: CompiledRule[] }[] = [];
   for (const [source, rules] of Object.entries(ruleSets)) {
-    const pattern = parseHostPattern(source);
+    let pattern: HostPattern;
+    try {
+      // Checked again here: a caller may compile a policy the schema never
+      // saw, and a public-suffix wildcard must not slip in that way.
+      pattern = parseHostPattern(source, {
+        allowPublicSuffixWildcard: policy.allowPublicSuffixWildcards === true,
+      });
+    } catch (error) {
+      if (!(error instanceof HostError)) throw error;
+      issues.push({ path: `${path}.allow.${source}`, message: error.message });
+      continue;
+    }
     const compiled = rules.map((rule, index) =>
       compileRule(
         rule,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { z } from "zod";
 import {
   type CompiledNetworkPolicy,
   compileNetworkPolicy,
@@ -6,10 +7,12 @@ import {
   MIN_SECRET_LENGTH,
   NetworkPolicyError,
   type NetworkPolicyInput,
+  NetworkPolicyObjectSchema,
   NetworkPolicySchema,
   selectRules,
 } from "./network_policy.ts";
 import { REDACTED } from "./secret_refs.ts";
+import { canonicalHost } from "./host_pattern.ts";
 
 const SECRET = "sk-unit-0123456789abcdef";
 
@@ -436,6 +439,132 @@ Deno.test("network policy schema refuses bad patterns, header names and values, 
       JSON.stringify(value),
     );
   }
+});
+
+// ---- names: public suffixes, single labels, trailing dots -------------------
+
+/**
+ * The object schema's issues as "path: message", unions opened (a branch
+ * that failed on the value's type is not the one meant).
+ */
+function schemaIssues(value: unknown): string[] {
+  const parsed = NetworkPolicyObjectSchema.safeParse(value);
+  assert.equal(parsed.success, false, JSON.stringify(value));
+  const lines: string[] = [];
+  const walk = (issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]) => {
+    for (const issue of issues) {
+      const path = [...prefix, ...issue.path];
+      if (issue.code === "invalid_union") {
+        for (const branch of issue.errors) {
+          if (
+            !branch.some((i) => i.code === "invalid_type" && !i.path.length)
+          ) {
+            walk(branch, path);
+          }
+        }
+      } else if (issue.code === "invalid_key") {
+        walk(issue.issues, path);
+      } else lines.push(`${path.join(".")}: ${issue.message}`);
+    }
+  };
+  walk(parsed.error!.issues, []);
+  return lines;
+}
+
+Deno.test("network policy schema refuses wildcards over public suffixes, by path, naming the opt-in", () => {
+  const issues = schemaIssues({
+    allow: ["api.example.com", "*.vercel.app", "*.github.io", "*.co.uk"],
+  });
+  assert.equal(issues.length, 3, issues.join("\n"));
+  for (
+    const [index, suffix] of [[1, "vercel.app"], [2, "github.io"], [
+      3,
+      "co.uk",
+    ]]
+  ) {
+    const issue = issues.find((i) => i.startsWith(`allow.${index}: `));
+    assert.ok(issue, `allow.${index} in ${issues.join("\n")}`);
+    assert.ok(issue.includes(`'${suffix}' is a public suffix`), issue);
+    assert.ok(issue.includes("'allowPublicSuffixWildcards: true'"), issue);
+  }
+  // The record form names the entry by its key, next to other problems.
+  const record = schemaIssues({
+    allow: { "*.s3.amazonaws.com": [], "intranet": [] },
+    subnets: { allow: ["bad"] },
+  });
+  assert.ok(
+    record.some((i) =>
+      i.startsWith("allow.*.s3.amazonaws.com: ") && /public suffix/.test(i)
+    ),
+    record.join("\n"),
+  );
+  assert.ok(record.some((i) => /subnets/.test(i)), record.join("\n"));
+  assert.ok(record.some((i) => /single label/.test(i)), record.join("\n"));
+});
+
+Deno.test("network policy allowPublicSuffixWildcards: true accepts them and matches every name under them", () => {
+  const p = compile({
+    allow: ["*.vercel.app", "*.amazonaws.com"],
+    allowPublicSuffixWildcards: true,
+  });
+  assert.equal(allowed(p.decide("anyone.vercel.app", 443)), "*.vercel.app");
+  assert.equal(
+    allowed(p.decide("bucket.s3.amazonaws.com", 443)),
+    "*.amazonaws.com",
+  );
+  assert.deepEqual(p.redacted, {
+    allow: ["*.vercel.app", "*.amazonaws.com"],
+    allowPublicSuffixWildcards: true,
+  });
+  // false is the default, spelled out.
+  assert.equal(
+    NetworkPolicySchema.safeParse({
+      allow: ["*.vercel.app"],
+      allowPublicSuffixWildcards: false,
+    }).success,
+    false,
+  );
+});
+
+Deno.test("network policy accepts a wildcard under one owner's name below a public suffix", () => {
+  const p = compile({ allow: ["*.myapp.vercel.app", "vercel.app"] });
+  assert.equal(
+    allowed(p.decide("preview.myapp.vercel.app", 443)),
+    "*.myapp.vercel.app",
+  );
+  assert.equal(allowed(p.decide("other.vercel.app", 443)), null);
+  assert.equal(allowed(p.decide("vercel.app", 443)), "vercel.app");
+});
+
+Deno.test("compileNetworkPolicy() refuses a public-suffix wildcard the schema never saw, as a NetworkPolicyError", () => {
+  // A caller that skips the schema must not get the wildcard in either.
+  assert.throws(
+    () => compileNetworkPolicy({ allow: ["*.github.io", "intranet"] }, {}),
+    (error: Error) => {
+      assert.ok(error instanceof NetworkPolicyError, String(error));
+      assert.deepEqual(error.issues.map((i) => i.path), [
+        "network.allow.*.github.io",
+        "network.allow.intranet",
+      ]);
+      return true;
+    },
+  );
+});
+
+Deno.test("network policy decide(): a trailing-dot name is the same host as the entry without it", () => {
+  const p = compile({ allow: ["api.example.com", "*.example.org"] });
+  const host = canonicalHost("api.example.com.");
+  assert.equal(host, "api.example.com");
+  assert.equal(allowed(p.decide(host, 443)), "api.example.com");
+  assert.equal(
+    allowed(p.decide(canonicalHost("A.Example.ORG."), 443)),
+    "*.example.org",
+  );
+  // The policy may be written with the dot too: the same entry.
+  assert.equal(
+    allowed(compile({ allow: ["api.example.com."] }).decide(host, 443)),
+    "api.example.com.",
+  );
 });
 
 // ---- selectRules -------------------------------------------------------------
