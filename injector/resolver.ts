@@ -23,7 +23,10 @@ import { canonicalHost, HostError, hostKind } from "./host_pattern.ts";
 
 /**
  * Turns a canonical host into the addresses it resolves to, in canonical
- * text (see `canonicalHost`). Rejects if the name does not resolve.
+ * text (see `canonicalHost`). Rejects if the name does not resolve. A host
+ * is always a fully qualified name without its trailing dot: a resolver
+ * must never complete it with search domains ({@linkcode systemResolver}
+ * asks DNS for `host.`).
  */
 export type Resolver = (host: string) => Promise<string[]>;
 
@@ -42,9 +45,152 @@ export interface ConnectTo {
 }
 
 /**
- * Resolves with the operating system's resolver (`getaddrinfo`, so
- * `/etc/hosts` counts), deduplicated. An IP literal resolves to itself
- * without any lookup.
+ * The hosts file, re-read when it changes (an ad-blocking hosts file can be
+ * megabytes: not parsed again for every connection).
+ */
+class HostsFile {
+  readonly #path: string;
+  #stamp = "";
+  #names = new Map<string, string[]>();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** The addresses the file lists for a canonical name, in file order. */
+  async addresses(host: string): Promise<string[]> {
+    let stamp: string;
+    try {
+      const info = await Deno.stat(this.#path);
+      stamp = `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
+    } catch {
+      // No hosts file: no names from it (as glibc).
+      this.#stamp = "";
+      this.#names = new Map();
+      return [];
+    }
+    if (stamp !== this.#stamp) {
+      const text = await Deno.readTextFile(this.#path).catch(() => "");
+      this.#names = parseHostsFile(text);
+      this.#stamp = stamp;
+    }
+    return [...(this.#names.get(host) ?? [])];
+  }
+}
+
+/** `address name [alias...]` lines, `#` comments; names canonical. */
+function parseHostsFile(text: string): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  for (const line of text.split("\n")) {
+    const [address, ...aliases] = line.replace(/#.*/, "").trim().split(/\s+/);
+    if (!address || aliases.length === 0) continue;
+    let ip: string;
+    try {
+      ip = canonicalHost(address);
+    } catch {
+      continue;
+    }
+    if (hostKind(ip) === "domain") continue;
+    for (const alias of aliases) {
+      let name: string;
+      try {
+        name = canonicalHost(alias);
+      } catch {
+        continue;
+      }
+      const list = names.get(name) ?? [];
+      if (!list.includes(ip)) list.push(ip);
+      names.set(name, list);
+    }
+  }
+  return names;
+}
+
+/** Options of {@linkcode createSystemResolver}; the defaults are the system's. */
+export interface SystemResolverOptions {
+  /** The hosts file consulted first; default `/etc/hosts`. */
+  hostsFile?: string;
+  /**
+   * The DNS lookup, handed a fully qualified name (ending in `.`); default
+   * `getaddrinfo` through `node:dns`.
+   */
+  lookup?: (fqdn: string) => Promise<{ address: string }[]>;
+}
+
+/**
+ * Makes a resolver that works as the operating system's would for a fully
+ * qualified name: the hosts file first (exact name), then `localhost` names
+ * as loopback (RFC 6761, never asked of DNS), then DNS for the name with a
+ * trailing dot, so the resolver's search domains never apply.
+ *
+ * Why the dot: `getaddrinfo("api.example.com")` under Kubernetes'
+ * `ndots:5` first asks for `api.example.com.<namespace>.svc.cluster.local`
+ * and the other search domains; whatever answers there (a wildcard record,
+ * a service someone named `example.com`) would be dialled for a name the
+ * policy allowed. Given `api.example.com.`, the resolver asks for that
+ * name only. glibc does not match a name with a trailing dot against the
+ * hosts file, so the hosts file is read here.
+ *
+ * @param options Where the hosts file is and how DNS is asked (tests).
+ * @returns A {@linkcode Resolver}; it rejects a host that is not canonical
+ *   with {@linkcode HostError}, and returns an IP literal as itself.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createSystemResolver } from "./resolver.ts";
+ * const asked: string[] = [];
+ * const resolve = createSystemResolver({
+ *   hostsFile: "/nonexistent",
+ *   lookup: (fqdn) => {
+ *     asked.push(fqdn);
+ *     return Promise.resolve([{ address: "192.0.2.10" }]);
+ *   },
+ * });
+ * assert.deepEqual(await resolve("api.example.com"), ["192.0.2.10"]);
+ * assert.deepEqual(asked, ["api.example.com."]);
+ * ```
+ */
+export function createSystemResolver(
+  options: SystemResolverOptions = {},
+): Resolver {
+  const hostsFile = new HostsFile(options.hostsFile ?? "/etc/hosts");
+  const ask = options.lookup ??
+    ((fqdn: string) => lookup(fqdn, { all: true, verbatim: true }));
+  return async (host: string): Promise<string[]> => {
+    // getaddrinfo reads "2852039166" or "0x7f.1" as addresses itself: only a
+    // canonical name (no numeric forms left in it) may reach it.
+    const canonical = canonicalHost(host);
+    if (canonical !== host) {
+      throw new HostError(
+        `Cannot resolve host ${
+          quote(host)
+        } as it is not canonical: pass canonicalHost(host), which is ${
+          quote(canonical)
+        }`,
+      );
+    }
+    if (hostKind(host) !== "domain") return [host];
+    const listed = await hostsFile.addresses(host);
+    if (listed.length > 0) return listed;
+    // "localhost" sent to DNS would be answered by whoever runs the
+    // resolver (RFC 6761 6.3: it is loopback, always).
+    if (host === "localhost" || host.endsWith(".localhost")) {
+      return ["127.0.0.1", "::1"];
+    }
+    // The trailing dot makes the name absolute: no search domain is tried
+    // (ndots, "search" in resolv.conf), so the answer is for this name only.
+    const results = await ask(`${host}.`);
+    return [
+      ...new Set(results.map(({ address }) => canonicalAddress(address))),
+    ];
+  };
+}
+
+/**
+ * Resolves with the operating system's configuration, every name fully
+ * qualified (see {@linkcode createSystemResolver}), deduplicated. An IP
+ * literal resolves to itself without any lookup.
  *
  * @param host A canonical host.
  * @returns The addresses, in the resolver's order, each canonical.
@@ -57,25 +203,7 @@ export interface ConnectTo {
  * assert.deepEqual(await systemResolver("192.0.2.7"), ["192.0.2.7"]);
  * ```
  */
-export const systemResolver: Resolver = async (
-  host: string,
-): Promise<string[]> => {
-  // getaddrinfo reads "2852039166" or "0x7f.1" as addresses itself: only a
-  // canonical name (no numeric forms left in it) may reach it.
-  const canonical = canonicalHost(host);
-  if (canonical !== host) {
-    throw new HostError(
-      `Cannot resolve host ${
-        quote(host)
-      } as it is not canonical: pass canonicalHost(host), which is ${
-        quote(canonical)
-      }`,
-    );
-  }
-  if (hostKind(host) !== "domain") return [host];
-  const results = await lookup(host, { all: true, verbatim: true });
-  return [...new Set(results.map(({ address }) => canonicalAddress(address)))];
-};
+export const systemResolver: Resolver = createSystemResolver();
 
 function canonicalAddress(address: string): string {
   try {

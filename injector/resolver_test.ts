@@ -3,6 +3,7 @@ import { AddressGuard } from "./address_guard.ts";
 import { HostError } from "./host_pattern.ts";
 import {
   type ConnectTo,
+  createSystemResolver,
   findConnectTo,
   parseConnectTo,
   systemResolver,
@@ -43,6 +44,113 @@ Deno.test("systemResolver() refuses a host that is not canonical", async () => {
   ) {
     await assert.rejects(systemResolver(host), HostError, JSON.stringify(host));
   }
+});
+
+// --- createSystemResolver: fully qualified lookups, hosts file ------------
+
+/** A resolver over a hosts file and a DNS stand-in that records each name. */
+async function recording(
+  hostsText: string | null,
+  answers: Record<string, string[]> = {},
+) {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-resolver-" });
+  const hostsFile = `${dir}/hosts`;
+  if (hostsText !== null) await Deno.writeTextFile(hostsFile, hostsText);
+  const asked: string[] = [];
+  const resolve = createSystemResolver({
+    hostsFile,
+    lookup: (fqdn) => {
+      asked.push(fqdn);
+      const found = answers[fqdn];
+      return found
+        ? Promise.resolve(found.map((address) => ({ address })))
+        : Promise.reject(new Error(`getaddrinfo ENOTFOUND ${fqdn}`));
+    },
+  });
+  return {
+    resolve,
+    asked,
+    hostsFile,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+Deno.test("createSystemResolver() asks DNS for the name with a trailing dot only (search domains never apply)", async () => {
+  await using r = await recording(null, {
+    "api.example.com.": ["192.0.2.10"],
+    "a.b.c.d.e.example.com.": ["192.0.2.11"],
+  });
+  assert.deepEqual(await r.resolve("api.example.com"), ["192.0.2.10"]);
+  // Five dots or more: a resolver would not apply ndots:5 here anyway; the
+  // name is still asked as it is.
+  assert.deepEqual(await r.resolve("a.b.c.d.e.example.com"), ["192.0.2.11"]);
+  // A name that does not exist stays unresolved: no second, relative try.
+  await assert.rejects(r.resolve("nonexistent.example.com"), /ENOTFOUND/);
+  // A single label is asked as a top-level name, never completed.
+  await assert.rejects(r.resolve("intranet"), /ENOTFOUND/);
+  assert.deepEqual(r.asked, [
+    "api.example.com.",
+    "a.b.c.d.e.example.com.",
+    "nonexistent.example.com.",
+    "intranet.",
+  ]);
+});
+
+Deno.test("createSystemResolver() answers from the hosts file first, matching names canonically", async () => {
+  await using r = await recording(
+    [
+      "# comment line",
+      "10.1.0.5   db.corp.example   DB2.Corp.Example.  # trailing comment",
+      "10.1.0.6   db.corp.example",
+      "2001:db8::7 v6.corp.example",
+      "not-an-ip  bad.corp.example",
+      "10.1.0.8",
+      "   ",
+    ].join("\n"),
+  );
+  assert.deepEqual(await r.resolve("db.corp.example"), [
+    "10.1.0.5",
+    "10.1.0.6",
+  ]);
+  assert.deepEqual(await r.resolve("db2.corp.example"), ["10.1.0.5"]);
+  assert.deepEqual(await r.resolve("v6.corp.example"), ["2001:db8::7"]);
+  assert.deepEqual(r.asked, [], "no DNS lookup for a name in the hosts file");
+  await assert.rejects(r.resolve("bad.corp.example"), /ENOTFOUND/);
+  assert.deepEqual(r.asked, ["bad.corp.example."]);
+});
+
+Deno.test("createSystemResolver() reads the hosts file again when it changes", async () => {
+  await using r = await recording("10.1.0.5 db.corp.example\n");
+  assert.deepEqual(await r.resolve("db.corp.example"), ["10.1.0.5"]);
+  await Deno.writeTextFile(r.hostsFile, "10.1.0.99   db.corp.example\n");
+  assert.deepEqual(await r.resolve("db.corp.example"), ["10.1.0.99"]);
+  await Deno.remove(r.hostsFile);
+  await assert.rejects(r.resolve("db.corp.example"), /ENOTFOUND/);
+});
+
+Deno.test("createSystemResolver() keeps localhost names on loopback without DNS", async () => {
+  await using r = await recording(null);
+  assert.deepEqual(await r.resolve("localhost"), ["127.0.0.1", "::1"]);
+  assert.deepEqual(await r.resolve("app.localhost"), ["127.0.0.1", "::1"]);
+  assert.deepEqual(r.asked, []);
+});
+
+Deno.test("createSystemResolver() returns canonical, deduplicated addresses", async () => {
+  await using r = await recording(null, {
+    "dup.example.com.": ["192.0.2.1", "192.0.2.1", "::ffff:192.0.2.2"],
+  });
+  assert.deepEqual(await r.resolve("dup.example.com"), [
+    "192.0.2.1",
+    "::ffff:c000:202",
+  ]);
+});
+
+Deno.test("createSystemResolver() refuses a non-canonical host before any lookup", async () => {
+  await using r = await recording(null);
+  for (const host of ["api.example.com.", "API.example.com", "0x7f.1"]) {
+    await assert.rejects(r.resolve(host), HostError, host);
+  }
+  assert.deepEqual(r.asked, []);
 });
 
 // --- parseConnectTo ------------------------------------------------------
