@@ -16,7 +16,11 @@ import {
   compileEgressPolicy,
   withNetworkPolicy,
 } from "../injector/egress_policy.ts";
-import type { EgressBinding, Injector } from "../injector/injector.ts";
+import type {
+  EgressBinding,
+  EgressScope,
+  Injector,
+} from "../injector/injector.ts";
 import {
   learnNetworkPolicy,
   type NetworkPolicy,
@@ -36,6 +40,11 @@ export const PROXY_URL = `http://127.0.0.1:${EGRESS_PORT}`;
 export interface SandboxEgress {
   /** The injector serving it. */
   readonly injector: Injector;
+  /**
+   * The sandbox's own pooled connections and leaf certificates in the
+   * injector (shared by its runs, by no other sandbox).
+   */
+  readonly scope: EgressScope;
   /** The policy in force (swapped on live updates). */
   active: ActivePolicy;
   /** Host path of the CA certificate file. */
@@ -128,6 +137,7 @@ export async function setupEgress(
   await Deno.writeTextFile(caFile, injector.caCertificatePem, { mode: 0o644 });
   return {
     injector,
+    scope: injector.createScope(),
     active: compiled.active,
     caFile,
     placeholderEnv: compiled.placeholderEnv,
@@ -159,6 +169,25 @@ export function updateEgress(
     }
     throw error;
   }
+  // "Inject during setup, remove before untrusted code": an upstream that
+  // authenticated a pooled connection under the old credentials would
+  // otherwise keep serving the next run as their owner.
+  egress.scope.dropConnections();
+}
+
+/**
+ * Releases what the sandbox holds in the injector (pooled upstream
+ * connections, leaf certificates). Call once its runs are over.
+ *
+ * @param egress The sandbox's egress state.
+ *
+ * @example Usage
+ * ```ts ignore
+ * closeEgress(egress);
+ * ```
+ */
+export function closeEgress(egress: SandboxEgress): void {
+  egress.scope.close();
 }
 
 /** What one run gets for egress. */
@@ -203,6 +232,7 @@ export async function bindRun(
     policy: () => egress.active,
     audit: run.audit,
     ownerUid: run.ownerUid,
+    scope: egress.scope,
   });
   const grants = egress.active.network.denoNetGrants;
   return {

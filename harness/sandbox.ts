@@ -34,6 +34,7 @@ import {
 import type { ConnectTo } from "../injector/resolver.ts";
 import { bundleProgram, type ProgramSource } from "./bundle.ts";
 import {
+  closeEgress,
   needsEgress,
   type SandboxEgress,
   setupEgress,
@@ -706,6 +707,8 @@ export class Sandbox implements AsyncDisposable {
       // Cleanup can start more cleanup (a launch in progress, then its
       // discard): wait until none is left.
       while (this.#settling.size > 0) await Promise.all([...this.#settling]);
+      // Its pooled upstream connections and leaf certificates go with it.
+      if (this.#egress) closeEgress(this.#egress);
       await this.#workspace.close();
       this.#identity.release();
     })();

@@ -88,10 +88,10 @@ export async function handleRequest(
     ? (tunnel?.secure ? "https" : "http")
     : target.scheme;
   const eventScheme = websocket ? (scheme === "https" ? "wss" : "ws") : scheme;
-  const record = (
+  const build = (
     fields: Partial<EgressEvent> & Pick<EgressEvent, "decision" | "rule">,
   ) =>
-    ctx.audit(event(ctx, started, {
+    event(ctx, started, {
       kind: websocket ? "websocket" : "request",
       method: request.method,
       scheme: eventScheme,
@@ -103,7 +103,10 @@ export async function handleRequest(
         "path" in target ? target.path : request.target.slice(0, 2048),
       ),
       ...fields,
-    }));
+    });
+  const record = (
+    fields: Partial<EgressEvent> & Pick<EgressEvent, "decision" | "rule">,
+  ) => ctx.audit(build(fields));
   let framing: BodyFraming;
   try {
     framing = requestFraming(request);
@@ -252,11 +255,35 @@ export async function handleRequest(
     headers,
   });
 
+  const placeholders = substituted.map((p) => p.name);
+  // If the run ends while this request waits for a connection, the audit
+  // says so (and nothing is sent: see the `cancelled` check below).
+  ctx.exchange?.hold(() =>
+    build({
+      decision: "error",
+      rule: decision.id,
+      ...applied,
+      reason: "the run ended before the request was forwarded",
+      status: null,
+      injected,
+      placeholders,
+    })
+  );
   let upstream: Upstream;
   try {
     upstream = await ctx.pool.acquire(
       { host: target.host, port: target.port, tls: secure },
       active.dial,
+      {
+        // Never a connection of another sandbox, and one that carried a
+        // credential only for that same credential (connection-bound auth:
+        // NTLM, Negotiate, sessions keyed on the first request).
+        owner: ctx.poolOwner,
+        injected: headers.filter(([name, value]) =>
+          injected.includes(name.toLowerCase()) ||
+          secrets.some((secret) => secret !== "" && value.includes(secret))
+        ),
+      },
     );
   } catch (error) {
     const e = error instanceof UpstreamError
@@ -277,7 +304,31 @@ export async function handleRequest(
   // Once a response head is on its way, a failure can only end the
   // connection: a second status line would be read as body bytes.
   let headSent = false;
+  // The upstream's status once its response head is in (recorded even if
+  // the program is gone before it is relayed).
+  let answered: number | null = null;
   try {
+    if (ctx.exchange?.cancelled) {
+      // The run ended (and its record was written) while this request
+      // waited: nothing goes out for a run that is over.
+      return false;
+    }
+    // From here the request is on its way: if the run ends before the
+    // answer, the record says what was sent, with what was injected.
+    ctx.exchange?.hold(
+      () =>
+        build({
+          decision: "allow",
+          rule: decision.id,
+          ...applied,
+          reason: "the run ended before the upstream answered",
+          status: null,
+          injected,
+          placeholders,
+          bytesOut,
+        }),
+      () => upstream.channel.close(),
+    );
     if (expectContinue) {
       await client.write(
         new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n"),
@@ -298,6 +349,7 @@ export async function handleRequest(
         `'${target.host}' closed the connection without a response`,
       );
     }
+    answered = responseHead.status;
     const redactor = secrets.length > 0 ? new EchoRedactor(secrets) : null;
     let headerRedactions = 0;
     const responseHeaders: Headers1 = [];
@@ -325,7 +377,7 @@ export async function handleRequest(
         ...applied,
         status: 101,
         injected,
-        placeholders: substituted.map((p) => p.name),
+        placeholders,
         bytesOut,
       });
       const relayed = await relayWebSocket(
@@ -421,7 +473,7 @@ export async function handleRequest(
       ...applied,
       status: responseHead.status,
       injected,
-      placeholders: substituted.map((p) => p.name),
+      placeholders,
       bytesOut,
       bytesIn,
       ...(redactor
@@ -450,14 +502,32 @@ export async function handleRequest(
         502,
         `exchange with '${target.host}' failed: ${(error as Error).message}`,
       );
-    record({
-      decision: "error",
-      rule: decision.id,
-      reason: e.message,
-      status: e.status,
-      injected,
-      bytesOut,
-    });
+    if (answered !== null && client.closed) {
+      // The upstream answered but the program had gone: the request WAS
+      // served (and credentialed); say so, not "502".
+      record({
+        decision: "allow",
+        rule: decision.id,
+        ...applied,
+        reason:
+          "the program closed its connection before the response reached it",
+        status: answered,
+        injected,
+        placeholders,
+        bytesOut,
+      });
+    } else {
+      record({
+        decision: "error",
+        rule: decision.id,
+        ...applied,
+        reason: e.message,
+        status: e.status,
+        injected,
+        placeholders,
+        bytesOut,
+      });
+    }
     if (headSent) client.close();
     else {await writeRefusal(
         client,

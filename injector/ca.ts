@@ -66,9 +66,86 @@ export interface LeafCredentials {
   readonly keyPem: string;
 }
 
+/** Options for {@linkcode CertificateAuthority.leafFor}. */
+export interface LeafOptions {
+  /** Where to keep the leaf; default: the CA's own cache. */
+  cache?: LeafCache;
+}
+
 interface CachedLeaf {
   credentials: LeafCredentials;
   notAfterMs: number;
+}
+
+/** A cache's entries (least recently used first), bound, and owning CA. */
+interface LeafStore {
+  entries: Map<string, Promise<CachedLeaf>>;
+  maxEntries: number;
+  ca: CertificateAuthority | null;
+}
+
+const stores = new WeakMap<LeafCache, LeafStore>();
+
+/**
+ * A cache of leaf certificates kept apart from every other: the leaves one
+ * sandbox was served, so no other sandbox can learn from its certificates
+ * (their `notBefore`, their serials, a handshake that skips issuance) which
+ * hosts that sandbox contacted, or when. It belongs to the first CA that
+ * uses it. Dropping every reference frees it.
+ *
+ * @example Usage
+ * ```ts
+ * import { CertificateAuthority, LeafCache } from "./ca.ts";
+ *
+ * const ca = await CertificateAuthority.create();
+ * const mine = new LeafCache();
+ * const theirs = new LeafCache();
+ * const a = await ca.leafFor("api.example.test", { cache: mine });
+ * const b = await ca.leafFor("api.example.test", { cache: theirs });
+ * console.log(a.certPem !== b.certPem); // true: issued separately
+ * ```
+ */
+export class LeafCache {
+  /**
+   * @param options `maxEntries`: most leaves kept (least recently used go
+   *   first); default 256.
+   * @throws {RangeError} If `maxEntries` is not a positive integer.
+   */
+  constructor(options: { maxEntries?: number } = {}) {
+    const maxEntries = options.maxEntries ?? 256;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(
+        `Cannot create a leaf cache as 'maxEntries' must be a positive integer: current value is ${maxEntries}`,
+      );
+    }
+    stores.set(this, { entries: new Map(), maxEntries, ca: null });
+  }
+
+  /** How many leaves it holds (issuances in progress included). */
+  get size(): number {
+    return stores.get(this)!.entries.size;
+  }
+
+  /** Forgets every leaf. */
+  clear(): void {
+    stores.get(this)!.entries.clear();
+  }
+}
+
+/** The store behind `cache`, bound to `ca` on first use. */
+function cacheStore(cache: LeafCache, ca: CertificateAuthority): LeafStore {
+  const store = stores.get(cache);
+  if (store === undefined) {
+    throw new TypeError("Cannot use a leaf cache that is not a LeafCache");
+  }
+  store.ca ??= ca;
+  if (store.ca !== ca) {
+    // Leaves of one CA served as another's would fail every handshake.
+    throw new TypeError(
+      "Cannot use a leaf cache with a second certificate authority: make one LeafCache per CA",
+    );
+  }
+  return store;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -140,7 +217,11 @@ export class CertificateAuthority {
   #leafKeys: CryptoKeyPair;
   #leafKeyPem: string;
   #leafValidityMs: number;
-  #cache = new Map<string, Promise<CachedLeaf>>();
+  #cache: LeafStore = {
+    entries: new Map(),
+    maxEntries: MAX_CACHED_LEAVES,
+    ca: null,
+  };
 
   private constructor(init: {
     certificate: x509.X509Certificate;
@@ -285,7 +366,10 @@ export class CertificateAuthority {
    * console.log(context !== undefined);
    * ```
    */
-  async leafFor(host: string): Promise<LeafCredentials> {
+  async leafFor(
+    host: string,
+    options: LeafOptions = {},
+  ): Promise<LeafCredentials> {
     const name = parseHost(host);
     const now = Date.now();
     if (now >= this.#caNotAfterMs) {
@@ -295,8 +379,12 @@ export class CertificateAuthority {
         }: create a new CertificateAuthority`,
       );
     }
+    const store = options.cache === undefined
+      ? this.#cache
+      : cacheStore(options.cache, this);
+    const cache = store.entries;
     const key = `${name.type}:${name.value}`;
-    const pending = this.#cache.get(key);
+    const pending = cache.get(key);
     if (pending !== undefined) {
       const cached = await pending;
       const renewAtMs = cached.notAfterMs -
@@ -305,27 +393,27 @@ export class CertificateAuthority {
       // rather than re-issue on every call during the CA's last day.
       if (now < renewAtMs || cached.notAfterMs >= this.#caNotAfterMs) {
         // Refresh its place in the least-recently-used order.
-        if (this.#cache.get(key) === pending) {
-          this.#cache.delete(key);
-          this.#cache.set(key, pending);
+        if (cache.get(key) === pending) {
+          cache.delete(key);
+          cache.set(key, pending);
         }
         return cached.credentials;
       }
-      if (this.#cache.get(key) !== pending) {
+      if (cache.get(key) !== pending) {
         // Another caller is already re-issuing: share its result.
-        return this.leafFor(host);
+        return this.leafFor(host, options);
       }
     }
     const issuing = this.#issue(name, now);
-    this.#cache.delete(key);
-    this.#cache.set(key, issuing);
+    cache.delete(key);
+    cache.set(key, issuing);
     // A failed issuance must not stay cached: the next call retries.
     issuing.catch(() => {
-      if (this.#cache.get(key) === issuing) this.#cache.delete(key);
+      if (cache.get(key) === issuing) cache.delete(key);
     });
-    for (const oldest of this.#cache.keys()) {
-      if (this.#cache.size <= MAX_CACHED_LEAVES) break;
-      this.#cache.delete(oldest);
+    for (const oldest of cache.keys()) {
+      if (cache.size <= store.maxEntries) break;
+      cache.delete(oldest);
     }
     return (await issuing).credentials;
   }

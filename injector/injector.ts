@@ -5,12 +5,19 @@
  * bind-mounted into that sandbox: the socket IS the sandbox's identity, so
  * there is no token inside the sandbox to steal.
  *
+ * Sandboxes share the injector but not its state: each has an
+ * {@linkcode EgressScope} (its own partition of the connection pool and its
+ * own leaf certificates), so no sandbox is served on a connection another
+ * one's credentials opened, and none can tell from its certificates or
+ * handshake times which hosts another contacted.
+ *
  * @module
  */
 
 import net from "node:net";
 import type { AuditSink } from "./audit.ts";
-import type { CertificateAuthority } from "./ca.ts";
+import { type CertificateAuthority, LeafCache } from "./ca.ts";
+import { DRAIN_MS, ExchangeLog } from "./_exchanges.ts";
 import { type ActivePolicy, serveConnection } from "./proxy_session.ts";
 import { type Resolver, systemResolver } from "./resolver.ts";
 import { UpstreamPool } from "./upstream.ts";
@@ -37,14 +44,76 @@ export interface BindOptions {
   audit: AuditSink;
   /** Host uid that must be able to connect (the sandbox's); null: keep. */
   ownerUid?: number | null;
+  /**
+   * The sandbox's scope (from {@linkcode Injector.createScope}), shared by
+   * its runs; default: a scope of this binding's own, closed with it.
+   */
+  scope?: EgressScope;
 }
 
 /** A live socket serving one run. */
 export interface EgressBinding {
   /** The socket's host path. */
   readonly socketPath: string;
-  /** Stops accepting and tears down every open connection. */
+  /**
+   * Stops accepting, tears down every client connection, waits (at most
+   * about a second) for requests already forwarded to be answered, and
+   * writes an audit record for every request still open: when it resolves,
+   * every request the run sent upstream is in the audit trail, and nothing
+   * more is sent for the run.
+   */
   close(): Promise<void>;
+}
+
+/**
+ * What the runs of one sandbox share in the injector, and no other sandbox
+ * does: a partition of the upstream connection pool and a leaf certificate
+ * cache. Create one per sandbox with {@linkcode Injector.createScope}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const scope = injector.createScope();
+ * await injector.bind({ socketPath, sandboxId, policy, audit, scope });
+ * scope.dropConnections(); // the sandbox's credentials changed
+ * scope.close(); // the sandbox is gone
+ * ```
+ */
+export interface EgressScope {
+  /** Whether `close()` was called. */
+  readonly closed: boolean;
+  /**
+   * Closes the scope's pooled upstream connections (those in use are
+   * closed when their exchange ends). Call it when the sandbox's network
+   * policy changes: a connection an upstream authenticated under the old
+   * credentials must not serve a request made under the new policy.
+   */
+  dropConnections(): void;
+  /** Closes its connections and forgets its leaves; binding it then fails. */
+  close(): void;
+}
+
+class Scope implements EgressScope {
+  readonly leaves = new LeafCache();
+  #pool: UpstreamPool;
+  #closed = false;
+
+  constructor(pool: UpstreamPool) {
+    this.#pool = pool;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  dropConnections(): void {
+    this.#pool.drop(this);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#pool.drop(this);
+    this.leaves.clear();
+  }
 }
 
 /**
@@ -129,6 +198,21 @@ export class Injector implements AsyncDisposable {
   }
 
   /**
+   * A scope for one sandbox: bindings given it share pooled upstream
+   * connections and leaf certificates with each other and with nothing
+   * else.
+   *
+   * @returns The scope; `close()` it when the sandbox goes away.
+   */
+  createScope(): EgressScope {
+    const scope = new Scope(this.#pool);
+    this.#scopes.add(scope);
+    return scope;
+  }
+
+  #scopes = new WeakSet<Scope>();
+
+  /**
    * Opens a unix socket serving one run.
    *
    * @param options Socket path, identity, policy and audit sink.
@@ -138,6 +222,30 @@ export class Injector implements AsyncDisposable {
     if (this.#closed) {
       throw new Error("Cannot bind a closed injector: create a new one");
     }
+    const given = options.scope;
+    if (
+      given !== undefined &&
+      !(given instanceof Scope && this.#scopes.has(given))
+    ) {
+      throw new TypeError(
+        "Cannot bind with a scope another injector created: use this injector's createScope()",
+      );
+    }
+    if (given?.closed) {
+      throw new Error(
+        `Cannot bind sandbox '${options.sandboxId}' with a closed scope: create a new scope`,
+      );
+    }
+    // Without a scope the binding is its own: nothing shared with any other.
+    const scope = given ?? new Scope(this.#pool);
+    const audit: AuditSink = (event) => {
+      try {
+        options.audit(event);
+      } catch {
+        // A failing audit sink must not take the proxy down.
+      }
+    };
+    const exchanges = new ExchangeLog(audit);
     const sockets = new Set<net.Socket>();
     const server = net.createServer((socket) => {
       sockets.add(socket);
@@ -147,15 +255,12 @@ export class Injector implements AsyncDisposable {
         sandboxId: options.sandboxId,
         runId: options.runId,
         policy: options.policy,
-        audit: (event) => {
-          try {
-            options.audit(event);
-          } catch {
-            // A failing audit sink must not take the proxy down.
-          }
-        },
+        audit,
         ca: this.ca,
+        leaves: scope.leaves,
         pool: this.#pool,
+        poolOwner: scope,
+        exchanges,
       });
     });
     server.on("error", () => {});
@@ -172,12 +277,17 @@ export class Injector implements AsyncDisposable {
     const binding: EgressBinding = {
       socketPath: options.socketPath,
       close: () => {
-        closing ??= new Promise<void>((resolve) => {
-          server.close(() => resolve());
+        closing ??= (async () => {
+          const stopped = new Promise<void>((resolve) =>
+            server.close(() => resolve())
+          );
           for (const socket of sockets) socket.destroy();
-        }).then(() => {
+          // The run is over, but what it sent is still in flight: its
+          // result waits for those records (invariant 5), a bounded time.
+          await Promise.all([stopped, exchanges.drain(DRAIN_MS)]);
+          if (given === undefined) scope.close();
           this.#bindings.delete(binding);
-        });
+        })();
         return closing;
       },
     };

@@ -113,12 +113,26 @@ async function serveRequests(
       return;
     }
     let keepOpen: boolean;
+    // Every record of the exchange goes through it: the run's end waits for
+    // it, and writes what it holds if the upstream has not answered yet.
+    const exchange = ctx.exchanges.open();
+    const exchangeCtx: SessionContext = {
+      ...ctx,
+      exchange,
+      audit: exchange.record,
+    };
     try {
-      keepOpen = await handleRequest(request, reader, client, tunnel, ctx);
+      keepOpen = await handleRequest(
+        request,
+        reader,
+        client,
+        tunnel,
+        exchangeCtx,
+      );
     } catch (error) {
       // A bug, not an attack we foresaw: still audited and refused, and the
       // connection closed; the injector itself carries on.
-      ctx.audit(event(ctx, performance.now(), {
+      exchange.record(event(ctx, performance.now(), {
         kind: "request",
         method: request.method.slice(0, 32),
         scheme: tunnel?.secure ? "https" : "http",
@@ -140,6 +154,8 @@ async function serveRequests(
         true,
       );
       return;
+    } finally {
+      exchange.end();
     }
     if (!keepOpen) return;
   }
@@ -201,6 +217,12 @@ async function handleConnect(
     );
     return;
   }
+  // Issued (or found) while the client reads the 200 and sends its
+  // ClientHello. The sandbox's own cache: a leaf cached for another
+  // sandbox would tell this one that someone contacted the host, and when
+  // (its notBefore; a handshake that skips the ~5 ms issuance).
+  const leafing = ctx.ca.leafFor(host, { cache: ctx.leaves });
+  leafing.catch(() => {});
   await client.write(
     new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n"),
   );
@@ -231,7 +253,7 @@ async function handleConnect(
     }, ctx);
     return;
   }
-  const leaf = await ctx.ca.leafFor(host);
+  const leaf = await leafing;
   const socket = client.detach(pending);
   const secure = new tls.TLSSocket(socket, {
     isServer: true,

@@ -1,13 +1,15 @@
 /**
  * What a proxy session needs from its binding: the live policy (network
  * decisions, placeholder secrets, how to dial upstreams), the audit sink,
- * the CA and the upstream pool.
+ * the CA with the sandbox's own leaf cache, the upstream pool with the
+ * sandbox's partition of it, and the run's open exchanges.
  *
  * @module
  */
 
 import type { AuditSink } from "./audit.ts";
-import type { CertificateAuthority } from "./ca.ts";
+import type { CertificateAuthority, LeafCache } from "./ca.ts";
+import type { Exchange, ExchangeLog } from "./_exchanges.ts";
 import type { HostPattern } from "./host_pattern.ts";
 import type { CompiledNetworkPolicy } from "./network_policy.ts";
 import type { DialPolicy, UpstreamPool } from "./upstream.ts";
@@ -46,6 +48,14 @@ export interface SessionContext {
   audit: AuditSink;
   /** Issues leaf certificates. */
   ca: CertificateAuthority;
+  /** The sandbox's own leaf certificates (never another sandbox's). */
+  leaves: LeafCache;
   /** Upstream connections. */
   pool: UpstreamPool;
+  /** The sandbox's partition of the pool (compared by identity). */
+  poolOwner: object;
+  /** The run's exchanges that have not finished. */
+  exchanges: ExchangeLog;
+  /** The exchange being handled (set per request; its `record` is `audit`). */
+  exchange?: Exchange;
 }

@@ -4,11 +4,16 @@
  * address is dialled (no second lookup a DNS-rebinding attacker could
  * answer differently). TLS is verified against the requested name with the
  * system roots plus operator-supplied CAs. Connections are kept alive and
- * pooled.
+ * pooled, each in its owner's partition (one per sandbox) and under the
+ * credentials that were injected on it: a server that authenticates the
+ * CONNECTION (NTLM, Negotiate, a session bound to the first request) would
+ * otherwise serve one sandbox, or an uncredentialed request, as whoever
+ * opened the connection.
  *
  * @module
  */
 
+import { createHmac } from "node:crypto";
 import { AddressGuard } from "./address_guard.ts";
 import { BufferedReader, ConnChannel } from "./_channel.ts";
 import { type ConnectTo, findConnectTo, type Resolver } from "./resolver.ts";
@@ -50,10 +55,31 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * Who a connection may be reused for: its owner (one per sandbox; compared
+ * by identity) and the header fields the injector set on the request
+ * (names and values; empty when nothing was injected).
+ */
+export interface PoolUse {
+  /** The partition's owner: any object, compared by identity. */
+  owner: object;
+  /** Header fields the injector set or filled with a secret. */
+  injected: readonly (readonly [name: string, value: string])[];
+}
+
+/** One owner's idle connections, by key. */
+interface Partition {
+  idle: Map<string, Upstream[]>;
+  /** Set by `drop`: a connection of this partition is never pooled again. */
+  dropped: boolean;
+}
+
 /** A pooled upstream connection. */
 export interface Upstream {
-  /** Pool key. */
+  /** Pool key within its partition (the injection only as an HMAC). */
   readonly key: string;
+  /** The partition it belongs to (opaque). */
+  readonly partition: object;
   /** The address actually dialled. */
   readonly address: string;
   /** Whether the address came from an operator mapping (guard not applied). */
@@ -73,29 +99,50 @@ const IDLE_TIMEOUT_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * Keep-alive pool of upstream connections.
+ * Keep-alive pool of upstream connections, partitioned by owner.
+ *
+ * A connection is reused only within its owner's partition (connections are
+ * never shared between sandboxes) and only for requests with exactly the
+ * injection it was opened with: a server that binds a session to the first
+ * request's credentials must never serve another sandbox, or a request that
+ * carries no credential, on that session.
  *
  * @example Usage
  * ```ts ignore
  * const pool = new UpstreamPool();
- * const up = await pool.acquire({ host: "api.example.test", port: 443, tls: true }, dialPolicy);
+ * const owner = {};
+ * const up = await pool.acquire(
+ *   { host: "api.example.test", port: 443, tls: true },
+ *   dialPolicy,
+ *   { owner, injected: [["authorization", "Bearer x"]] },
+ * );
  * pool.release(up, true);
+ * pool.drop(owner); // e.g. the owner's credentials changed
  * pool.close();
  * ```
  */
 export class UpstreamPool {
-  #idle = new Map<string, Upstream[]>();
+  #partitions = new Map<object, Partition>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  // Injections enter pool keys only as an HMAC under a key that never
+  // leaves this object: a key string logged or inspected shows no secret.
+  #injectionKey = crypto.getRandomValues(new Uint8Array(32));
 
   /**
-   * An idle connection for `target`, or a new one.
+   * An idle connection of `use.owner` for `target` with the same injection,
+   * or a new one.
    *
    * @param target Destination.
    * @param policy How to dial.
+   * @param use The owner and the injected header fields.
    * @returns A connection the caller owns until `release`.
    * @throws {UpstreamError} If resolution, the guard, connect or TLS fails.
    */
-  async acquire(target: UpstreamTarget, policy: DialPolicy): Promise<Upstream> {
+  async acquire(
+    target: UpstreamTarget,
+    policy: DialPolicy,
+    use: PoolUse,
+  ): Promise<Upstream> {
     const mapping = findConnectTo(policy.connectTo, target.host, target.port);
     const key = [
       target.tls ? "tls" : "tcp",
@@ -103,12 +150,22 @@ export class UpstreamPool {
       target.port,
       mapping ? `${mapping.host}:${mapping.port}` : "dns",
       policy.caCerts.length === 0 ? "" : fingerprint(policy.caCerts),
+      // A connection that carried a credential is reused only for the same
+      // credential: an upstream that authenticates the connection would
+      // otherwise serve an uncredentialed request as the credential's owner.
+      this.#injectionTag(use.injected),
     ].join("|");
-    const idle = this.#idle.get(key);
+    let partition = this.#partitions.get(use.owner);
+    if (partition === undefined) {
+      partition = { idle: new Map(), dropped: false };
+      this.#partitions.set(use.owner, partition);
+    }
+    const idle = partition.idle.get(key);
     while (idle && idle.length > 0) {
       const candidate = idle.pop()!;
-      // A connection pooled under another binding's policy is only reused if
-      // this binding's guard allows its address too.
+      // A connection pooled by another run of this owner (another binding,
+      // maybe another subnet policy) is only reused if this binding's guard
+      // allows its address too.
       if (candidate.channel.closed) continue;
       if (!candidate.mapped && !policy.guard.check(candidate.address).allowed) {
         idle.push(candidate);
@@ -116,7 +173,38 @@ export class UpstreamPool {
       }
       return { ...candidate, reused: true };
     }
-    return await this.#dial(key, target, policy, mapping);
+    return await this.#dial(key, partition, target, policy, mapping);
+  }
+
+  /**
+   * Closes `owner`'s idle connections; those in use are closed when
+   * released. Call it when the owner's credentials or policy change (so no
+   * later request rides a session the old policy opened) and when the owner
+   * goes away.
+   *
+   * @param owner The partition's owner.
+   */
+  drop(owner: object): void {
+    const partition = this.#partitions.get(owner);
+    if (partition === undefined) return;
+    this.#partitions.delete(owner);
+    partition.dropped = true;
+    for (const list of partition.idle.values()) {
+      for (const upstream of list) upstream.channel.close();
+    }
+    partition.idle.clear();
+  }
+
+  #injectionTag(injected: PoolUse["injected"]): string {
+    if (injected.length === 0) return "plain";
+    const hmac = createHmac("sha256", this.#injectionKey);
+    const fields = injected.map(([n, v]) => [n.toLowerCase(), v] as const)
+      .sort(([a, x], [b, y]) => a < b ? -1 : a > b ? 1 : x < y ? -1 : 1);
+    // Length-prefixed, so no two different lists encode alike.
+    for (const [name, value] of fields) {
+      hmac.update(`${name.length}:${name}${value.length}:${value}`);
+    }
+    return hmac.digest("base64");
   }
 
   /**
@@ -127,20 +215,24 @@ export class UpstreamPool {
    *   no `Connection: close`).
    */
   release(upstream: Upstream, reusable: boolean): void {
+    const partition = upstream.partition as Partition;
     if (
-      !reusable || upstream.channel.closed || upstream.reader.pending.length > 0
+      !reusable || upstream.channel.closed ||
+      upstream.reader.pending.length > 0 ||
+      // Dropped while this exchange ran (policy update, sandbox closed).
+      partition.dropped
     ) {
       upstream.channel.close();
       return;
     }
-    const list = this.#idle.get(upstream.key) ?? [];
+    const list = partition.idle.get(upstream.key) ?? [];
     if (list.length >= MAX_IDLE_PER_KEY) {
       upstream.channel.close();
       return;
     }
     upstream.idleSince = Date.now();
     list.push(upstream);
-    this.#idle.set(upstream.key, list);
+    partition.idle.set(upstream.key, list);
     // A server that closes an idle connection is noticed at once, instead of
     // failing the next request that would have reused it.
     upstream.channel.watchIdle(() => {
@@ -154,28 +246,28 @@ export class UpstreamPool {
 
   /** Closes every idle connection. */
   close(): void {
-    for (const list of this.#idle.values()) {
-      for (const upstream of list) upstream.channel.close();
-    }
-    this.#idle.clear();
+    for (const owner of [...this.#partitions.keys()]) this.drop(owner);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
 
   #sweep(): void {
     const cutoff = Date.now() - IDLE_TIMEOUT_MS;
-    for (const [key, list] of this.#idle) {
-      const keep = list.filter((u) =>
-        u.idleSince > cutoff && !u.channel.closed
-      );
-      for (const u of list) if (!keep.includes(u)) u.channel.close();
-      if (keep.length === 0) this.#idle.delete(key);
-      else this.#idle.set(key, keep);
+    for (const partition of this.#partitions.values()) {
+      for (const [key, list] of partition.idle) {
+        const keep = list.filter((u) =>
+          u.idleSince > cutoff && !u.channel.closed
+        );
+        for (const u of list) if (!keep.includes(u)) u.channel.close();
+        if (keep.length === 0) partition.idle.delete(key);
+        else partition.idle.set(key, keep);
+      }
     }
   }
 
   async #dial(
     key: string,
+    partition: Partition,
     target: UpstreamTarget,
     policy: DialPolicy,
     mapping: { host: string; port: number } | null,
@@ -231,6 +323,7 @@ export class UpstreamPool {
         const channel = new ConnChannel(stream);
         return {
           key,
+          partition,
           address,
           mapped: mapping !== null,
           reader: new BufferedReader(channel),
