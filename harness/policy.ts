@@ -40,10 +40,13 @@ export const LimitsSchema = z.strictObject({
     .default(DEFAULT_LIMITS.openFiles),
   processes: int(16, 4_096, "Processes plus threads", "count")
     .default(DEFAULT_LIMITS.processes),
+  // At most 256 MiB: a run's result holds its output as bytes and as a
+  // string, and V8 cannot make a string past ~512 MiB (a 1 GiB cap let a
+  // 600 MiB print end in "buffer exceeds maximum length", not a result).
   outputBytes: int(
     1,
-    1_073_741_824,
-    "Bytes kept of stdout and of stderr each",
+    256 * 1024 * 1024,
+    "Bytes kept of stdout and of stderr each (a run's result holds them in memory; spawn() streams them)",
     "bytes",
   )
     .default(DEFAULT_LIMITS.outputBytes),

@@ -4,9 +4,11 @@
  * or stream server-sent events; the scratch directory is reachable as files.
  *
  * The API's clients are less trusted than the operator who starts the
- * server: they write policies, but the server's files, environment, secrets
- * and private networks stay out of their reach unless `allowHostAccess` says
- * otherwise (see `hostAccessIssues`).
+ * server: they write policies, but the server's files, environment, secrets,
+ * private networks and capacity stay out of their reach unless the
+ * operator's rules say otherwise (see ceilings.ts). Runs take slots of one
+ * scheduler shared by every token (see _scheduler.ts); a run's answer is
+ * written from a bounded spool (see _spool.ts).
  *
  * Longer than the ~400-line guide: one module holds every route so that the
  * route table in schemas.ts can be checked against one place.
@@ -25,7 +27,7 @@ import { REDACTED } from "../../injector/secret_refs.ts";
 import { InputError } from "../_inputs.ts";
 import { BundleError, type BundleProblem } from "../bundle.ts";
 import { parsePolicy, PolicyError, type PolicyIssue } from "../policy.ts";
-import { type AuditEvent, runResultToJson } from "../run_result.ts";
+import type { AuditEvent } from "../run_result.ts";
 import {
   type RunOptions,
   Sandbox,
@@ -33,6 +35,20 @@ import {
   SandboxSetupError,
 } from "../sandbox.ts";
 import { SandboxFsError } from "../sandbox_fs.ts";
+import {
+  ceilingIssues,
+  type Ceilings,
+  type CeilingsInput,
+  clientPolicyIssues,
+  type ClientRules,
+  networkIssues,
+  NO_CLIENT_RULES,
+  resolveCeilings,
+  usesNpm,
+  withDefaultLimits,
+} from "./ceilings.ts";
+import { type Release, RunScheduler, TooManyRunsError } from "./_scheduler.ts";
+import { resultBody, spool, type Spooled } from "./_spool.ts";
 import {
   CreateSandboxRequestSchema,
   type ErrorCode,
@@ -45,8 +61,10 @@ import {
 export interface TokenInfo {
   /** Who holds it (for listings and logs; never compared). */
   name: string;
-  /** Most sandboxes it may have at once. */
-  maxSandboxes: number;
+  /** Most sandboxes it may have at once (over `ceilings.sandboxes`). */
+  maxSandboxes?: number;
+  /** Its own ceilings, over the server's (`AppOptions.ceilings`). */
+  ceilings?: CeilingsInput;
 }
 
 /** Options for {@linkcode createApp}. */
@@ -65,13 +83,27 @@ export interface AppOptions {
    * could send any harness secret to a host of its choosing.
    */
   sandboxDefaults?: Partial<Omit<SandboxOptions, "secrets">>;
-  /** Sandbox limit without tokens; default 16. */
+  /** Sandbox limit without tokens; default `ceilings.sandboxes` (16). */
   maxSandboxes?: number;
   /**
-   * Let client policies use host inputs, upstream settings, subnets.allow
-   * and `${env:NAME}` (the server's environment). Default false.
+   * Ceilings of every token (each token's own `ceilings` go over these);
+   * unset fields take `DEFAULT_CEILINGS` (ceilings.ts).
+   */
+  ceilings?: CeilingsInput;
+  /** Policy parts that reach the server which clients may use; default none. */
+  clients?: Partial<ClientRules>;
+  /**
+   * Shorthand for `clients` inputs, connectTo, caCerts, subnets and
+   * serverEnv all true (npm stays as `clients.npm` says). Default false.
    */
   allowHostAccess?: boolean;
+  /**
+   * CA certificate files (absolute paths, PEM) trusted for upstream TLS by
+   * every sandbox, besides the system roots; not shown to clients.
+   */
+  upstreamCaCerts?: readonly string[];
+  /** Runs live at once across every token; default {@linkcode defaultRunSlots}. */
+  runSlots?: number;
   /** Where internal errors are logged; default console.error. */
   log?: (message: string) => void;
 }
@@ -102,8 +134,10 @@ export interface AirlockApp {
 export interface Caller {
   /** The token's name. */
   name: string;
-  /** Its sandbox limit. */
+  /** Its sandbox limit (`ceilings.sandboxes`). */
   maxSandboxes: number;
+  /** Its ceilings. */
+  ceilings: Ceilings;
   /** Sandboxes alive or being created. */
   count: number;
 }
@@ -133,6 +167,25 @@ class ApiError extends Error {
 
 const MIB = 1024 * 1024;
 const encoder = new TextEncoder();
+/** Bytes of server-sent events queued for a slow client before output waits. */
+const STREAM_HIGH_WATER = 256 * 1024;
+
+/**
+ * Run slots when `runSlots` is not given: four per core (at least four).
+ * Each token's own cap (`runsPerToken`) is what keeps one tenant from
+ * taking them all.
+ *
+ * @returns The number of slots.
+ *
+ * @example Usage
+ * ```ts
+ * import { defaultRunSlots } from "./app.ts";
+ * console.log(defaultRunSlots() >= 4); // true
+ * ```
+ */
+export function defaultRunSlots(): number {
+  return Math.max(4, 4 * (navigator.hardwareConcurrency || 1));
+}
 
 /**
  * Creates the HTTP API.
@@ -150,27 +203,56 @@ const encoder = new TextEncoder();
 export function createApp(options: AppOptions): AirlockApp {
   const log = options.log ?? ((message: string) => console.error(message));
   const defaults = options.sandboxDefaults ?? {};
-  const hostAccess = options.allowHostAccess ?? false;
-  // Without host access, `${env:NAME}` resolves to nothing (a PolicyError):
-  // a client could otherwise inject the server's variables into requests to
-  // its own host.
+  const host = options.allowHostAccess ?? false;
+  const rules: ClientRules = {
+    ...NO_CLIENT_RULES,
+    ...(host
+      ? {
+        inputs: true,
+        connectTo: true,
+        caCerts: true,
+        subnets: true,
+        serverEnv: true,
+      }
+      : {}),
+    ...options.clients,
+  };
+  // Without serverEnv, `${env:NAME}` resolves to nothing (a PolicyError):
+  // a client could otherwise inject the server's variables (other clients'
+  // tokens among them) into requests to its own host.
   const env = defaults.env ??
-    (hostAccess ? undefined : (_name: string) => undefined);
+    (rules.serverEnv ? undefined : (_name: string) => undefined);
+  const operatorCas = [...(options.upstreamCaCerts ?? [])];
+  const serverCeilings = ceilingsOrThrow(options.ceilings, undefined, "");
+  const callerOf = (name: string, info: TokenInfo = { name }): Caller => {
+    const ceilings = ceilingsOrThrow(info.ceilings, serverCeilings, name);
+    if (info.maxSandboxes !== undefined) {
+      ceilings.sandboxes = info.maxSandboxes;
+    }
+    return { name, maxSandboxes: ceilings.sandboxes, ceilings, count: 0 };
+  };
   const callers = options.tokens === null ? null : [...options.tokens].map((
     [token, info],
-  ) => ({
-    digest: sha256(token),
-    caller: { name: info.name, maxSandboxes: info.maxSandboxes, count: 0 },
-  }));
-  const anonymous: Caller = {
-    name: "anonymous",
-    maxSandboxes: options.maxSandboxes ?? 16,
-    count: 0,
-  };
+  ) => ({ digest: sha256(token), caller: callerOf(info.name, info) }));
+  const anonymous = callerOf(
+    "anonymous",
+    options.maxSandboxes !== undefined
+      ? { name: "anonymous", maxSandboxes: options.maxSandboxes }
+      : undefined,
+  );
+  const scheduler = new RunScheduler(options.runSlots ?? defaultRunSlots());
   const registry = new Map<string, Entry>();
   const pending = new Set<Promise<unknown>>();
   let closing: Promise<void> | null = null;
   let openapi: Record<string, unknown> | undefined;
+  // Where run answers past their in-memory share wait for their client:
+  // made on first use, private to the server (0700), removed at shutdown.
+  let spoolDir: Promise<string> | null = null;
+  const spoolDirectory = () =>
+    spoolDir ??= Deno.makeTempDir({
+      ...(defaults.tmpDir ? { dir: defaults.tmpDir } : {}),
+      prefix: "airlock-spool-",
+    });
 
   const app = new Hono<AppEnv>();
 
@@ -255,14 +337,43 @@ export function createApp(options: AppOptions): AirlockApp {
     const caller = c.get("caller");
     if (closing) throw shuttingDown();
     const body = await readBody(c, CreateSandboxRequestSchema, "policy");
-    const issues = hostAccess ? [] : hostAccessIssues(body.policy);
+    const issues = clientPolicyIssues(body.policy, rules);
     if (issues.length > 0) throw invalidPolicy(new PolicyError(issues), "");
+    if (!rules.npm && usesNpm(body.policy)) {
+      // The harness installs and bundles the packages a policy names: the
+      // operator decides whether clients may make it do that at all.
+      throw new ApiError(
+        400,
+        "npm_not_allowed",
+        "Cannot use npm packages (policy.npm.allow): this server does not allow clients to use npm; ask its operator (server config 'clients.npm')",
+        {
+          issues: [{ path: "policy.npm.allow", message: "npm is not allowed" }],
+        },
+      );
+    }
+    // The client's limits over the server's defaults; checked against the
+    // caller's ceilings below (a 1 GiB output, a 4 GiB /tmp in RAM or a
+    // 64 GiB heap would otherwise be each client's choice).
+    const policy = withOperatorCas(
+      withDefaultLimits(
+        body.policy ?? defaults.policy,
+        caller.ceilings.defaults,
+      ),
+      operatorCas,
+    );
+    let parsed;
     try {
       // Checked before the limit, so a bad policy is always a 400.
-      parsePolicy(body.policy ?? {});
+      parsed = parsePolicy(policy);
     } catch (error) {
       throw error instanceof PolicyError ? invalidPolicy(error) : error;
     }
+    const over = ceilingIssues(
+      parsed.limits,
+      caller.ceilings,
+      "policy.limits",
+    );
+    if (over.length > 0) throw overCeiling(over);
     if (caller.count >= caller.maxSandboxes) {
       throw new ApiError(
         429,
@@ -272,12 +383,11 @@ export function createApp(options: AppOptions): AirlockApp {
     }
     caller.count++;
     const listeners = new Map<string, (event: AuditEvent) => void>();
-    const { policy: defaultPolicy, onAudit, ...rest } = defaults;
-    const policy = body.policy ?? defaultPolicy;
+    const { policy: _defaultPolicy, onAudit, ...rest } = defaults;
     const creation = (async (): Promise<Entry> => {
       const sandbox = await Sandbox.create({
         ...rest,
-        ...(policy !== undefined ? { policy } : {}),
+        policy: policy as SandboxOptions["policy"] & object,
         ...(body.secrets ? { secrets: body.secrets } : {}),
         ...(body.warm !== undefined ? { warm: body.warm } : {}),
         ...(env ? { env } : {}),
@@ -312,7 +422,10 @@ export function createApp(options: AppOptions): AirlockApp {
     } finally {
       pending.delete(creation);
     }
-    return c.json({ ...info(entry), policy: policyView(entry.sandbox) }, 201);
+    return c.json(
+      { ...info(entry), policy: policyView(entry.sandbox, operatorCas) },
+      201,
+    );
   });
 
   app.get("/sandboxes", (c) => {
@@ -326,6 +439,7 @@ export function createApp(options: AppOptions): AirlockApp {
   app.delete("/sandboxes/:id", async (c) => {
     const entry = lookup(c);
     registry.delete(entry.sandbox.id);
+    scheduler.cancelSandbox(entry.sandbox.id, deleted(entry));
     try {
       await entry.sandbox.close();
     } finally {
@@ -337,22 +451,68 @@ export function createApp(options: AppOptions): AirlockApp {
   app.post("/sandboxes/:id/runs", async (c) => {
     const entry = lookup(c);
     const body = await readBody(c, RunRequestSchema, null);
-    const result = await whileOpen(entry, () =>
-      entry.sandbox.run({
-        ...runOptions(body),
-        // The client hung up: nobody will read the result, so stop the run.
-        signal: c.req.raw.signal,
-      }));
-    return c.json(runResultToJson(result));
+    // The client hung up: nobody will read the result, so stop the run
+    // (or give up its place in the queue).
+    const signal = c.req.raw.signal;
+    // The slot is held until the answer is out: its spool files count
+    // against the caller's runs, not against nobody.
+    const release = await runSlot(entry, body, signal);
+    let outputs: Spooled[] = [];
+    try {
+      const dir = await spoolDirectory();
+      const child = await whileOpen(
+        entry,
+        () => entry.sandbox.spawn({ ...runOptions(body), signal }),
+      );
+      const collected = await Promise.allSettled([
+        spool(child.stdout, dir),
+        spool(child.stderr, dir),
+      ]);
+      outputs = collected.flatMap((o) =>
+        o.status === "fulfilled" ? [o.value] : []
+      );
+      const status = await whileOpen(entry, () => child.status);
+      for (const o of collected) if (o.status === "rejected") throw o.reason;
+      const [stdout, stderr] = outputs as [Spooled, Spooled];
+      outputs = [];
+      // A client gone before the body was read never pulls it: `completed`
+      // then rejects, and the spool files go with the slot.
+      const answer = resultBody(
+        status as unknown as Record<string, unknown>,
+        stdout,
+        stderr,
+        release,
+      );
+      c.env?.completed?.catch(() => {}).finally(() =>
+        answer.cancel().catch(() => {})
+      );
+      return new Response(answer, {
+        headers: { "content-type": "application/json" },
+      });
+    } catch (error) {
+      await Promise.all(outputs.map((o) => o.dispose()));
+      release();
+      throw error;
+    }
   });
 
   app.post("/sandboxes/:id/runs/stream", async (c) => {
     const entry = lookup(c);
     const body = await readBody(c, RunRequestSchema, null);
-    const child = await whileOpen(
-      entry,
-      () => entry.sandbox.spawn(runOptions(body)),
-    );
+    const release = await runSlot(entry, body, c.req.raw.signal);
+    let child;
+    try {
+      child = await whileOpen(
+        entry,
+        () => entry.sandbox.spawn(runOptions(body)),
+      );
+    } catch (error) {
+      release();
+      throw error;
+    }
+    // The stream's own queue is bounded (a slow reader makes the program
+    // wait on its output), so the slot goes when the run has ended.
+    child.status.catch(() => {}).finally(release);
     return new Response(eventStream(entry, child, log), {
       headers: {
         "content-type": "text/event-stream",
@@ -368,9 +528,7 @@ export function createApp(options: AppOptions): AirlockApp {
   app.put("/sandboxes/:id/network", async (c) => {
     const entry = lookup(c);
     const body = await readBody(c, UpdateNetworkRequestSchema, "network");
-    const issues = hostAccess
-      ? []
-      : networkIssues(body.network as unknown, "network");
+    const issues = networkIssues(body.network as unknown, "network", rules);
     if (issues.length > 0) throw invalidPolicy(new PolicyError(issues), "");
     await whileOpen(entry, async () => {
       try {
@@ -459,13 +617,57 @@ export function createApp(options: AppOptions): AirlockApp {
     return { fs: entry.sandbox.fs, path };
   }
 
+  /**
+   * Waits for a run slot (see _scheduler.ts): the caller's cap, the
+   * sandbox's cap and the server's slots, its queue served in turn with
+   * every other caller's.
+   */
+  async function runSlot(
+    entry: Entry,
+    body: z.output<typeof RunRequestSchema>,
+    signal: AbortSignal,
+  ): Promise<Release> {
+    const { ceilings, name } = entry.caller;
+    if (body.timeoutMs !== undefined) {
+      const over = ceilingIssues({ timeoutMs: body.timeoutMs }, ceilings, "");
+      if (over.length > 0) throw overCeiling(over);
+    }
+    let release: Release;
+    try {
+      release = await scheduler.acquire(
+        name,
+        ceilings,
+        entry.sandbox.id,
+        signal,
+      );
+    } catch (error) {
+      if (error instanceof TooManyRunsError) {
+        throw new ApiError(429, "too_many_runs", error.message);
+      }
+      throw error;
+    }
+    if (signal.aborted || entry.sandbox.closed) {
+      release();
+      signal.throwIfAborted();
+      throw deleted(entry);
+    }
+    return release;
+  }
+
   function shutdown(): Promise<void> {
     closing ??= (async () => {
       await Promise.allSettled([...pending]);
       const entries = [...registry.values()];
       registry.clear();
+      for (const entry of entries) {
+        scheduler.cancelSandbox(entry.sandbox.id, shuttingDown());
+      }
       await Promise.allSettled(entries.map((e) => e.sandbox.close()));
       for (const entry of entries) entry.caller.count--;
+      if (spoolDir) {
+        await spoolDir.then((dir) => Deno.remove(dir, { recursive: true }))
+          .catch(() => {});
+      }
     })();
     return closing;
   }
@@ -521,53 +723,33 @@ async function readBody<S extends z.ZodType>(
   });
 }
 
-/** Policy parts that reach the server itself, refused without host access. */
-function hostAccessIssues(policy: unknown): PolicyIssue[] {
-  if (!isRecord(policy)) return [];
-  const issues: PolicyIssue[] = [];
-  if (Array.isArray(policy.inputs) && policy.inputs.length > 0) {
-    // Inputs are host paths read as root: /etc/shadow would be one.
-    issues.push({
-      path: "policy.inputs",
-      message:
-        "host inputs are refused over the HTTP API: upload files with PUT /sandboxes/{id}/files/{path} instead",
-    });
+/**
+ * Resolved ceilings, or a TypeError listing what is wrong with them (the
+ * config loader reports the same problems by path before this point).
+ */
+function ceilingsOrThrow(
+  input: CeilingsInput | undefined,
+  base: Ceilings | undefined,
+  owner: string,
+): Ceilings {
+  const { ceilings, issues } = resolveCeilings(input, base);
+  if (issues.length > 0) {
+    throw new TypeError(
+      `Cannot use the ceilings${owner ? ` of '${owner}'` : ""}: ${
+        issues.map((i) => `${i.path}: ${i.message}`).join("; ")
+      }`,
+    );
   }
-  const upstream = policy.upstream;
-  if (isRecord(upstream)) {
-    if (Array.isArray(upstream.connectTo) && upstream.connectTo.length > 0) {
-      // connectTo bypasses the address guard: it could aim at the server's
-      // loopback services or cloud metadata.
-      issues.push({
-        path: "policy.upstream.connectTo",
-        message:
-          "is refused over the HTTP API (it bypasses the address guard); the operator sets it",
-      });
-    }
-    if (Array.isArray(upstream.caCerts) && upstream.caCerts.length > 0) {
-      issues.push({
-        path: "policy.upstream.caCerts",
-        message: "names files on the server: refused over the HTTP API",
-      });
-    }
-  }
-  issues.push(...networkIssues(policy.network, "policy.network"));
-  return issues;
+  return ceilings;
 }
 
-function networkIssues(network: unknown, path: string): PolicyIssue[] {
-  const subnets = isRecord(network) ? network.subnets : undefined;
-  if (
-    isRecord(subnets) && Array.isArray(subnets.allow) &&
-    subnets.allow.length > 0
-  ) {
-    // Opening private ranges would let sandboxes probe the server's network.
-    return [{
-      path: `${path}.subnets.allow`,
-      message: "is refused over the HTTP API (it opens the server's network)",
-    }];
-  }
-  return [];
+/** The operator's upstream CAs added to a policy (a record; else as is). */
+function withOperatorCas(policy: unknown, cas: readonly string[]): unknown {
+  if (cas.length === 0 || !isRecord(policy)) return policy;
+  const upstream = policy.upstream ?? {};
+  if (!isRecord(upstream)) return policy;
+  const own = Array.isArray(upstream.caCerts) ? upstream.caCerts : [];
+  return { ...policy, upstream: { ...upstream, caCerts: [...cas, ...own] } };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -638,11 +820,19 @@ function info(entry: Entry) {
   };
 }
 
-/** The policy as read back: injected and placeholder values redacted. */
-function policyView(sandbox: Sandbox) {
+/**
+ * The policy as read back: injected and placeholder values redacted, the
+ * operator's CA files left out (paths on the server).
+ */
+function policyView(sandbox: Sandbox, operatorCas: readonly string[]) {
   const policy = sandbox.policy;
+  const hidden = new Set(operatorCas);
   return {
     ...policy,
+    upstream: {
+      ...policy.upstream,
+      caCerts: policy.upstream.caCerts.filter((path) => !hidden.has(path)),
+    },
     network: sandbox.networkPolicy,
     secrets: Object.fromEntries(
       Object.entries(policy.secrets).map((
@@ -670,11 +860,7 @@ async function whileOpen<T>(entry: Entry, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     if (entry.sandbox.closed && !(error instanceof BundleError)) {
-      throw new ApiError(
-        404,
-        "not_found",
-        `Sandbox '${entry.sandbox.id}' was deleted`,
-      );
+      throw deleted(entry);
     }
     throw error;
   }
@@ -692,6 +878,22 @@ function eventStream(
 ): ReadableStream<Uint8Array> {
   let done = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
+  // Output waits while the client is behind by STREAM_HIGH_WATER bytes: the
+  // program then blocks on its own output instead of the server holding it.
+  let wake: (() => void) | null = null;
+  let drained: Promise<void> | null = null;
+  const room = async () => {
+    while (!done && (controller.desiredSize ?? 1) <= 0) {
+      drained ??= new Promise((resolve) => (wake = resolve));
+      await drained;
+    }
+  };
+  const wakeAll = () => {
+    const resolve = wake;
+    wake = null;
+    drained = null;
+    resolve?.();
+  };
   const sent = new Set<AuditEvent>();
   const send = (event: string, data: unknown) => {
     if (done) return;
@@ -705,7 +907,10 @@ function eventStream(
   };
   entry.listeners.set(child.runId, audit);
   const pump = async (stream: ReadableStream<Uint8Array>, name: string) => {
-    for await (const chunk of stream) send(name, { base64: base64(chunk) });
+    for await (const chunk of stream) {
+      send(name, { base64: base64(chunk) });
+      await room();
+    }
   };
   return new ReadableStream<Uint8Array>({
     start(c) {
@@ -732,10 +937,17 @@ function eventStream(
         }
       })();
     },
+    pull() {
+      wakeAll();
+    },
     cancel() {
       done = true;
+      wakeAll();
       child.kill();
     },
+  }, {
+    highWaterMark: STREAM_HIGH_WATER,
+    size: (chunk) => chunk.byteLength,
   });
 }
 
@@ -783,6 +995,26 @@ async function fsCall<T>(
     }
     throw error;
   }
+}
+
+function deleted(entry: Entry): ApiError {
+  return new ApiError(
+    404,
+    "not_found",
+    `Sandbox '${entry.sandbox.id}' was deleted`,
+  );
+}
+
+/** Limits over the caller's ceilings: a 400 naming each ceiling. */
+function overCeiling(issues: PolicyIssue[]): ApiError {
+  return new ApiError(
+    400,
+    "over_ceiling",
+    `Cannot use ${
+      issues.map((i) => `${i.path} (${i.message})`).join(", ")
+    }: ask for less, or ask the server's operator for a higher ceiling`,
+    { issues },
+  );
 }
 
 function shuttingDown(): ApiError {

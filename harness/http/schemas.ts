@@ -24,6 +24,9 @@ export const ERROR_CODES = [
   "bundle_error",
   "body_too_large",
   "too_many_sandboxes",
+  "too_many_runs",
+  "over_ceiling",
+  "npm_not_allowed",
   "sandbox_busy",
   "no_scratch",
   "fs_refused",
@@ -55,7 +58,7 @@ export const ErrorBodySchema = z.strictObject({
     code: z.enum(ERROR_CODES),
     message: z.string(),
     issues: z.array(IssueSchema).optional().describe(
-      "For invalid_request and invalid_policy",
+      "For invalid_request, invalid_policy, over_ceiling (each limit over its ceiling) and npm_not_allowed",
     ),
     problems: z.array(BundleProblemSchema).optional().describe(
       "For bundle_error",
@@ -75,7 +78,7 @@ export const VersionSchema = z.strictObject({
 /** `POST /sandboxes` body. */
 export const CreateSandboxRequestSchema = z.strictObject({
   policy: PolicySchema.optional().describe(
-    "The sandbox policy; host inputs, upstream settings, subnets.allow and ${env:NAME} references are refused unless the server allows host access",
+    "The sandbox policy (default: the server's). Limits it does not set take the server's defaults; a limit over the server's ceiling is refused (over_ceiling). npm.allow, host inputs, upstream settings, subnets.allow and ${env:NAME} references are refused unless the server's config allows them",
   ),
   secrets: z.record(
     z.string().regex(NAME, "must be a secret name ([A-Za-z_][A-Za-z0-9_]*)"),
@@ -123,7 +126,7 @@ export const RunRequestSchema = z.strictObject({
   args: z.array(z.string()).optional().describe("Deno.args of the program"),
   stdin: z.string().optional().describe("Text fed to the program's stdin"),
   timeoutMs: z.number().int().min(1).max(86_400_000).optional().describe(
-    "Wall-clock limit of this run; default the policy's",
+    "Wall-clock limit of this run; default the policy's; at most the server's ceiling (over_ceiling)",
   ),
 }).superRefine((body, ctx) => {
   const inline = body.code !== undefined;

@@ -8,50 +8,70 @@
 import { parseArgs } from "node:util";
 import { stopBundler } from "../bundle.ts";
 import { EXIT_CODES } from "../cli/exit_codes.ts";
-import { createApp, type TokenInfo } from "./app.ts";
+import { type AppOptions, createApp, type TokenInfo } from "./app.ts";
+import { DEFAULT_CEILINGS } from "./ceilings.ts";
+import {
+  loadServerConfig,
+  MIN_TOKEN_LENGTH,
+  parseSize,
+  type ServerConfig,
+  ServerConfigError,
+} from "./config.ts";
 
 const HELP = `airlock serve: the HTTP API for sandboxes
 
 Usage:
-  deno task serve [options]
+  deno task serve [--config FILE] [options]
 
 Options:
+  --config FILE        read the server config (JSONC; schema/server.schema.json):
+                       tokens, default policy, ceilings, what clients may set,
+                       upstream mappings and CAs. Flags below win over it
+  --check              validate the config and tokens, print a summary, exit
   --host HOST          address to listen on (default 127.0.0.1)
   --port PORT          port to listen on (default 8787; 0 picks a free one)
   --token TOKEN        accept this bearer token (repeatable; visible in the
-                       process list: prefer --token-env)
+                       process list: prefer --token-env or the config)
   --token-env NAME     read comma-separated tokens from environment variable NAME
-  --max-sandboxes N    sandboxes each token may have at once (default 16)
+  --max-sandboxes N    sandboxes each token may have at once (default ${DEFAULT_CEILINGS.sandboxes})
   --max-body SIZE      largest request body: 1MB, 512K, 4MiB (default 1MB)
   -h, --help           show this help
 
 Tokens also come from AIRLOCK_API_TOKENS (comma-separated). Each is at least
-16 characters (e.g. 'openssl rand -hex 32'). Without any token the server
+${MIN_TOKEN_LENGTH} characters (e.g. 'openssl rand -hex 32'). Without any token the server
 listens only on loopback and answers only loopback clients.
+
+Without a config, each token gets the default ceilings: limits up to
+${DEFAULT_CEILINGS.limits.memoryMb} MiB of heap, ${
+  DEFAULT_CEILINGS.limits.outputBytes / 1024 / 1024
+} MiB of output per stream, ${DEFAULT_CEILINGS.limits.tmpMb} MiB of /tmp, ${DEFAULT_CEILINGS.limits.processes} processes,
+${
+  DEFAULT_CEILINGS.limits.timeoutMs / 1000
+} s per run; ${DEFAULT_CEILINGS.runsPerToken} runs at once (${DEFAULT_CEILINGS.queuedRunsPerToken} more wait, then 429 too_many_runs);
+no npm, host inputs, upstream mappings, CA files, subnets or \${env:...}.
 
 Routes are described by GET /openapi.json.
 
-Exit codes: 0 after SIGINT/SIGTERM; ${EXIT_CODES.usage} bad usage or cannot listen.
+Exit codes: 0 after SIGINT/SIGTERM (or a good --check); ${EXIT_CODES.usage} bad usage,
+bad config or cannot listen.
 `;
-
-/** Tokens shorter than this are refused: they could be guessed. */
-const MIN_TOKEN_LENGTH = 16;
 
 class UsageError extends Error {}
 
-/** The parsed command line. */
+/** The parsed command line, over the config. */
 interface ServeArgs {
   host: string;
   port: number;
   tokens: Map<string, TokenInfo>;
-  maxSandboxes: number;
   maxBodyBytes: number;
+  app: Omit<AppOptions, "tokens">;
+  check: boolean;
 }
 
-function parseCli(
+async function parseCli(
   argv: string[],
   env: (name: string) => string | undefined,
-): ServeArgs | "help" {
+): Promise<ServeArgs | "help"> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -59,12 +79,14 @@ function parseCli(
       strict: true,
       allowPositionals: false,
       options: {
-        host: { type: "string", default: "127.0.0.1" },
-        port: { type: "string", default: "8787" },
+        config: { type: "string" },
+        check: { type: "boolean", default: false },
+        host: { type: "string" },
+        port: { type: "string" },
         token: { type: "string", multiple: true, default: [] },
         "token-env": { type: "string" },
-        "max-sandboxes": { type: "string", default: "16" },
-        "max-body": { type: "string", default: "1MB" },
+        "max-sandboxes": { type: "string" },
+        "max-body": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -72,13 +94,51 @@ function parseCli(
     throw new UsageError((error as Error).message);
   }
   if (values.help) return "help";
-  const port = integer("--port", values.port, 0, 65_535);
-  const maxSandboxes = integer(
-    "--max-sandboxes",
-    values["max-sandboxes"],
-    1,
-    10_000,
-  );
+  let config: ServerConfig = { tokens: new Map(), app: {} };
+  if (values.config !== undefined) {
+    // Under `deno task`, the user's directory is INIT_CWD.
+    const base = env("INIT_CWD") ?? Deno.cwd();
+    const path = values.config.startsWith("/")
+      ? values.config
+      : `${base}/${values.config}`;
+    try {
+      config = await loadServerConfig(path, { env });
+    } catch (error) {
+      if (error instanceof ServerConfigError) {
+        throw new UsageError(error.message);
+      }
+      throw error;
+    }
+  } else if (values.check) {
+    throw new UsageError("Cannot --check without --config FILE");
+  }
+  const host = values.host ?? config.host ?? "127.0.0.1";
+  const port = values.port !== undefined
+    ? integer("--port", values.port, 0, 65_535)
+    : config.port ?? 8787;
+  const app = { ...config.app };
+  if (values["max-sandboxes"] !== undefined) {
+    const maxSandboxes = integer(
+      "--max-sandboxes",
+      values["max-sandboxes"],
+      1,
+      10_000,
+    );
+    app.ceilings = { ...app.ceilings, sandboxes: maxSandboxes };
+    app.maxSandboxes = maxSandboxes;
+  }
+  let maxBodyBytes = config.maxBodyBytes ?? 1024 * 1024;
+  if (values["max-body"] !== undefined) {
+    try {
+      maxBodyBytes = parseSize(values["max-body"]);
+    } catch {
+      throw new UsageError(
+        `Cannot use --max-body '${
+          values["max-body"]
+        }': use e.g. '1MB', '512K' or a number of bytes`,
+      );
+    }
+  }
   const found: [string, string][] = values.token.map((t, i) => [
     t,
     `token-${i + 1}`,
@@ -96,27 +156,21 @@ function parseCli(
     );
   }
   fromEnv("AIRLOCK_API_TOKENS", "AIRLOCK_API_TOKENS");
-  const tokens = new Map<string, TokenInfo>();
+  const tokens = new Map(config.tokens);
   for (const [token, name] of found) {
     if (token.length < MIN_TOKEN_LENGTH || /[\s,]/.test(token)) {
       throw new UsageError(
         `Cannot use token '${name}': it must have at least ${MIN_TOKEN_LENGTH} characters and no spaces or commas (e.g. 'openssl rand -hex 32')`,
       );
     }
-    if (!tokens.has(token)) tokens.set(token, { name, maxSandboxes });
+    if (!tokens.has(token)) tokens.set(token, { name });
   }
-  if (tokens.size === 0 && !isLoopback(values.host)) {
+  if (tokens.size === 0 && !isLoopback(host)) {
     throw new UsageError(
-      `Refusing to listen on '${values.host}' without a token: anyone who can reach it could run code on this machine. Pass --token-env NAME (or --token, or AIRLOCK_API_TOKENS), or listen on 127.0.0.1`,
+      `Refusing to listen on '${host}' without a token: anyone who can reach it could run code on this machine. Pass --token-env NAME (or --token, AIRLOCK_API_TOKENS, or 'tokens' in the config), or listen on 127.0.0.1`,
     );
   }
-  return {
-    host: values.host,
-    port,
-    tokens,
-    maxSandboxes,
-    maxBodyBytes: parseBytes(values["max-body"]),
-  };
+  return { host, port, tokens, maxBodyBytes, app, check: values.check };
 }
 
 function integer(flag: string, text: string, min: number, max: number) {
@@ -129,25 +183,30 @@ function integer(flag: string, text: string, min: number, max: number) {
   return n;
 }
 
-/** `1MB`, `512K`, `4MiB`, or a bare number of bytes (units are binary). */
-function parseBytes(text: string): number {
-  const match = text.trim().match(/^(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?$/i);
-  const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
-    (match?.[2] ?? "").toLowerCase() as "" | "k" | "m" | "g"
-  ];
-  const bytes = match ? Math.floor(Number(match[1]) * scale) : 0;
-  if (!match || bytes < 1) {
-    throw new UsageError(
-      `Cannot use --max-body '${text}': use e.g. '1MB', '512K' or a number of bytes`,
-    );
-  }
-  return bytes;
-}
-
 function isLoopback(host: string): boolean {
   const name = host.replace(/^\[|\]$/g, "").toLowerCase();
   return name === "localhost" || name === "::1" ||
     /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** What --check prints: the config as the server will use it (no tokens). */
+function summary(args: ServeArgs): string {
+  const app = createApp({ ...args.app, tokens: null });
+  void app.shutdown();
+  const names = [...args.tokens.values()].map((t) => t.name);
+  const clients = Object.entries(args.app.clients ?? {})
+    .filter(([, on]) => on).map(([name]) => name);
+  return [
+    `listen: ${args.host}:${args.port}`,
+    `tokens: ${names.length ? names.join(", ") : "none (loopback only)"}`,
+    `clients may use: ${
+      clients.length ? clients.join(", ") : "nothing that reaches the server"
+    }`,
+    `run slots: ${args.app.runSlots ?? "default"}`,
+    `default policy: ${
+      args.app.sandboxDefaults?.policy ? "from the config" : "deny everything"
+    }`,
+  ].join("\n");
 }
 
 /**
@@ -163,7 +222,7 @@ export async function main(
 ): Promise<number> {
   let args: ServeArgs | "help";
   try {
-    args = parseCli(argv, env);
+    args = await parseCli(argv, env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     console.error(`airlock: ${error.message}\nRun with --help for usage.`);
@@ -173,9 +232,13 @@ export async function main(
     console.log(HELP);
     return 0;
   }
+  if (args.check) {
+    console.log(`airlock: the config is valid\n${summary(args)}`);
+    return 0;
+  }
   const { app, shutdown, sandboxes } = createApp({
+    ...args.app,
     tokens: args.tokens.size > 0 ? args.tokens : null,
-    maxSandboxes: args.maxSandboxes,
     maxBodyBytes: args.maxBodyBytes,
   });
   const stop = Promise.withResolvers<Deno.Signal>();
