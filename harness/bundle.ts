@@ -5,22 +5,29 @@
  * type stripping, no module resolution, no fetching, no cache writes).
  *
  * Imports the sandbox could not satisfy are refused here with the import
- * named: `npm:`, `jsr:`, URLs and bare package names. `node:` built-ins are
- * left to Deno.
+ * named: `npm:`, `jsr:`, URLs and bare package names (unless the policy's
+ * npm allowlist names the package). `node:` built-ins are left to Deno.
+ *
+ * esbuild and the resolver plugin read program-controlled input, so they
+ * do not run in the harness: they run in a bubblewrap sandbox of their own
+ * (`_bundler_process.ts`, `_bundler_worker.ts`) that sees no host path but
+ * the read-only package cache, has no network and no secret in its
+ * environment. Every package file it resolves must lie, by real path,
+ * inside the package that was imported.
  *
  * @module
  */
 
-import * as esbuild from "esbuild";
-import { builtinModules } from "node:module";
-import { NpmPackages, parseNpmSpecifier } from "./npm_packages.ts";
-
-/** Marks the bundler's own package lookups (see onResolve). */
-const NPM_LOOKUP = Symbol("airlock npm lookup");
-
-const NODE_BUILTINS = new Set(
-  builtinModules.map((m) => m.replace(/^node:/, "")),
-);
+import { printable } from "./audit_render_text.ts";
+import {
+  type BundleHost,
+  bundlerFor,
+  stopBundlerProcesses,
+  type WorkerRefusal,
+  type WorkerResult,
+} from "./_bundler_process.ts";
+import { removeHelperFiles } from "./_bundler_sandbox.ts";
+import type { NpmPackages } from "./npm_packages.ts";
 
 /** A program: inline code, files with an entry point, or a file on disk. */
 export type ProgramSource =
@@ -65,49 +72,62 @@ export interface BundleProblem {
 
 /** The program could not be compiled or imports something unavailable. */
 export class BundleError extends Error {
-  /** Every problem esbuild reported. */
+  /** Every problem found; program-controlled text is made printable. */
   readonly problems: BundleProblem[];
   /** @param problems What went wrong. */
   constructor(problems: BundleProblem[]) {
+    // Import specifiers and file names are the program's: an ESC or a bidi
+    // override in them must not reach the operator's terminal as such.
+    const safe = problems.map((p): BundleProblem => ({
+      ...p,
+      message: printable(p.message),
+      ...(p.file !== undefined ? { file: printable(p.file) } : {}),
+    }));
     super(
-      `Cannot bundle the program: ${problems.length} problem${
-        problems.length === 1 ? "" : "s"
+      `Cannot bundle the program: ${safe.length} problem${
+        safe.length === 1 ? "" : "s"
       }\n` +
-        problems.map((p) =>
+        safe.map((p) =>
           `  - ${
             p.file ? `${p.file}:${p.line ?? 0}:${p.column ?? 0}: ` : ""
           }${p.message}`
         ).join("\n"),
     );
     this.name = "BundleError";
-    this.problems = problems;
+    this.problems = safe;
   }
 }
-
-const LOADERS: Record<string, esbuild.Loader> = {
-  ts: "ts",
-  mts: "ts",
-  cts: "ts",
-  tsx: "tsx",
-  js: "js",
-  mjs: "js",
-  cjs: "js",
-  jsx: "jsx",
-  json: "json",
-  txt: "text",
-};
 
 /** The file name inline code is compiled as. */
 export const INLINE_ENTRY = "main.ts";
 
 const NAMESPACE = "airlock";
 
+/** An import the bundler refused (for the audit trail). */
+export interface ImportRefusal {
+  /** The import specifier, as the program wrote it. */
+  specifier: string;
+  /** The importing file (a program file, or `npm:pkg@version/file`). */
+  importer: string;
+  /** Why it was refused. */
+  reason: string;
+}
+
+/** Options for {@linkcode bundleProgram}. */
+export interface BundleOptions {
+  /** npm packages the program may import (by the policy's allowlist). */
+  npm?: NpmPackages | null;
+  /** Called for every refused import (npm policy, escapes, URL imports). */
+  onRefused?: (refusal: ImportRefusal) => void;
+}
+
 /**
  * Bundles a program into one ES module.
  *
  * @param source The program.
+ * @param options npm packages and the refusal listener.
  * @returns JavaScript source with an inline source map (stack traces point at
- *   the original files).
+ *   the original files; package files show as `npm:name@version/file`).
  * @throws {BundleError} For syntax errors, missing files and refused imports.
  *
  * @example Usage
@@ -121,12 +141,21 @@ export async function bundleProgram(
   source: ProgramSource,
   options: BundleOptions = {},
 ): Promise<string> {
+  const npm = options.npm ?? null;
   if (source.code !== undefined && !IMPORTS.test(source.code)) {
     // Nothing to resolve: one transform instead of a bundle (each plugin
     // callback of a bundle is a round trip to esbuild's process).
-    return await transformOnly(source.code);
+    if (npm) await npm.ready();
+    return settle(
+      await bundlerFor(npm?.cacheDir ?? null).transform(
+        source.code,
+        `${NAMESPACE}:/${INLINE_ENTRY}`,
+      ),
+      options,
+    );
   }
-  let files: FileSource;
+  let files: Record<string, string> | null = null;
+  let disk: FileSource | null = null;
   let entry: string;
   if (source.path !== undefined) {
     let real: string;
@@ -138,10 +167,15 @@ export async function bundleProgram(
       }]);
     }
     const root = real.slice(0, real.lastIndexOf("/"));
-    files = diskFiles(root);
+    disk = diskFiles(root);
     entry = real.slice(root.length);
+    if (!(await disk.has(entry))) {
+      throw new BundleError([{
+        message: `program file '${source.path}' is not a regular file`,
+      }]);
+    }
   } else {
-    const byPath = new Map<string, string>();
+    files = {};
     const given = source.code !== undefined
       ? { [INLINE_ENTRY]: source.code }
       : source.files;
@@ -149,58 +183,69 @@ export async function bundleProgram(
       if (typeof text !== "string") {
         throw new BundleError([{ message: `file '${name}' is not a string` }]);
       }
-      byPath.set(safeNormalise(name), text);
+      files[safeNormalise(name)] = text;
     }
-    files = memoryFiles(byPath);
     entry = safeNormalise(
       source.code !== undefined ? INLINE_ENTRY : source.entry,
     );
-  }
-  if (!(await files.has(entry))) {
-    throw new BundleError([{
-      message: `entry '${entry.slice(1)}' is not one of the files (${
-        files.list().map((k) => k.slice(1)).join(", ")
-      })`,
-    }]);
-  }
-  let result: esbuild.BuildResult<{ write: false }>;
-  try {
-    result = await esbuild.build({
-      entryPoints: [`${NAMESPACE}:${entry}`],
-      bundle: true,
-      write: false,
-      format: "esm",
-      // "node": npm packages resolve by their Node entry points; Node
-      // built-ins are kept as `node:` imports for Deno.
-      platform: "node",
-      target: "esnext",
-      // Bundled packages check this at run time; the sandbox has no such
-      // variable (and reading the environment is refused).
-      define: { "process.env.NODE_ENV": '"production"' },
-      metafile: true,
-      charset: "utf8",
-      sourcemap: "inline",
-      sourcesContent: false,
-      legalComments: "none",
-      logLevel: "silent",
-      plugins: [virtualFiles(files, options.npm ?? null)],
-    });
-  } catch (error) {
-    const failure = error as esbuild.BuildFailure;
-    if (Array.isArray(failure.errors)) {
-      throw new BundleError(failure.errors.map(toProblem));
+    if (!Object.hasOwn(files, entry)) {
+      throw new BundleError([{
+        message: `entry '${entry.slice(1)}' is not one of the files (${
+          Object.keys(files).map((k) => k.slice(1)).join(", ")
+        })`,
+      }]);
     }
-    throw error;
   }
-  const output = result.outputFiles[0];
-  if (!output) {
-    throw new BundleError([{ message: "esbuild produced no output" }]);
+  const host: BundleHost = {
+    files: disk,
+    package: npm ? (name, range) => npm.resolve(name, range) : null,
+  };
+  if (npm) await npm.ready();
+  return settle(
+    await bundlerFor(npm?.cacheDir ?? null).bundle(entry, files, host),
+    options,
+  );
+}
+
+/**
+ * Starts the bundler for `npm`'s cache (or for programs without packages)
+ * ahead of the first bundle, so that bundle does not wait for it.
+ *
+ * @param npm The packages the coming bundles may import, or null.
+ * @returns When the bundler is up (never rejects: a failed start is
+ *   reported by the first bundle).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { prepareBundler } from "./bundle.ts";
+ * await prepareBundler(null);
+ * ```
+ */
+export async function prepareBundler(npm: NpmPackages | null): Promise<void> {
+  try {
+    if (npm) await npm.ready();
+    await bundlerFor(npm?.cacheDir ?? null).start();
+  } catch {
+    // The first bundle starts it again and reports why it cannot.
   }
-  const bundledPackages = Object.keys(result.metafile?.inputs ?? {})
-    .some((input) => input.includes("node_modules/"));
+}
+
+function settle(result: WorkerResult, options: BundleOptions): string {
+  if (!result.ok) {
+    for (const refusal of result.refusals) report(options, refusal);
+    throw new BundleError(result.problems);
+  }
   // CommonJS packages call require(); ESM has none. The shim goes on the
   // first line (a comment) so the source map's lines stay aligned.
-  return bundledPackages ? REQUIRE_SHIM + output.text : output.text;
+  return result.packages ? REQUIRE_SHIM + result.code : result.code;
+}
+
+function report(options: BundleOptions, refusal: WorkerRefusal): void {
+  try {
+    options.onRefused?.(refusal);
+  } catch {
+    // A failing listener must not hide the bundle error.
+  }
 }
 
 const REQUIRE_SHIM =
@@ -211,36 +256,9 @@ const REQUIRE_SHIM =
 const IMPORTS =
   /\bimport\b|\brequire\s*\(|\bexport\s*(?:\*|\{[^}]*\})\s*from\b/;
 
-async function transformOnly(code: string): Promise<string> {
-  try {
-    const result = await esbuild.transform(code, {
-      loader: "ts",
-      format: "esm",
-      target: "esnext",
-      charset: "utf8",
-      sourcemap: "inline",
-      sourcefile: `${NAMESPACE}:/${INLINE_ENTRY}`,
-      legalComments: "none",
-      define: { "process.env.NODE_ENV": '"production"' },
-    });
-    return result.code;
-  } catch (error) {
-    const failure = error as esbuild.TransformFailure;
-    if (Array.isArray(failure.errors)) {
-      throw new BundleError(failure.errors.map(toProblem));
-    }
-    throw error;
-  }
-}
-
-/** Options for {@linkcode bundleProgram}. */
-export interface BundleOptions {
-  /** npm packages the program may import (by the policy's allowlist). */
-  npm?: NpmPackages | null;
-}
-
 /**
- * Stops esbuild's helper process (it otherwise lives as long as the harness).
+ * Stops the bundler's sandboxed processes (they otherwise live as long as
+ * the harness; the next bundle starts them again).
  *
  * @example Usage
  * ```ts ignore
@@ -249,22 +267,14 @@ export interface BundleOptions {
  * ```
  */
 export async function stopBundler(): Promise<void> {
-  await esbuild.stop();
+  await stopBundlerProcesses();
+  await removeHelperFiles();
 }
 
-/** Where the bundler reads program files from, by normalised path. */
+/** Program files on the harness's disk, by normalised path. */
 interface FileSource {
   has(path: string): Promise<boolean>;
   read(path: string): Promise<string | undefined>;
-  list(): string[];
-}
-
-function memoryFiles(files: Map<string, string>): FileSource {
-  return {
-    has: (path) => Promise.resolve(files.has(path)),
-    read: (path) => Promise.resolve(files.get(path)),
-    list: () => [...files.keys()],
-  };
 }
 
 /**
@@ -274,8 +284,14 @@ function memoryFiles(files: Map<string, string>): FileSource {
  */
 function diskFiles(root: string): FileSource {
   const inside = async (path: string): Promise<string | null> => {
+    let normal: string;
     try {
-      const real = await Deno.realPath(root + path);
+      normal = normalise(path);
+    } catch {
+      return null;
+    }
+    try {
+      const real = await Deno.realPath(root + normal);
       const info = await Deno.stat(real);
       return info.isFile && (real === root || real.startsWith(`${root}/`))
         ? real
@@ -290,152 +306,7 @@ function diskFiles(root: string): FileSource {
       const real = await inside(path);
       return real === null ? undefined : await Deno.readTextFile(real);
     },
-    list: () => [],
   };
-}
-
-function virtualFiles(
-  files: FileSource,
-  npm: NpmPackages | null,
-): esbuild.Plugin {
-  return {
-    name: "airlock-virtual-files",
-    setup(build) {
-      build.onResolve({ filter: /.*/ }, async (args) => {
-        const spec = args.path;
-        // Built-ins, from the program or from a package: Deno wants `node:`.
-        const bare = spec.startsWith("node:") ? spec.slice(5) : spec;
-        if (spec.startsWith("node:") || NODE_BUILTINS.has(bare)) {
-          return { path: `node:${bare}`, external: true };
-        }
-        // Inside an installed package, and for our own lookup below, imports
-        // resolve the usual way (else build.resolve would recurse into here).
-        if (args.namespace === "file" || args.pluginData === NPM_LOOKUP) {
-          return undefined;
-        }
-        const importer = args.importer.startsWith(`${NAMESPACE}:`)
-          ? args.importer.slice(NAMESPACE.length + 1)
-          : args.importer || "/";
-        if (args.kind === "entry-point") {
-          return {
-            path: spec.slice(NAMESPACE.length + 1),
-            namespace: NAMESPACE,
-          };
-        }
-        const pkg = npm && !spec.startsWith(".") && !spec.startsWith("/") &&
-            (spec.startsWith("npm:") || !/^[a-z][a-z0-9+.-]*:/i.test(spec))
-          ? parseNpmSpecifier(spec)
-          : null;
-        if (npm && pkg) {
-          if (!npm.allows(pkg.name)) {
-            return {
-              errors: [{
-                text:
-                  `Cannot import '${spec}': npm package '${pkg.name}' is not in the policy's npm allowlist (add it to npm.allow)`,
-              }],
-            };
-          }
-          let dir: string;
-          try {
-            dir = await npm.install(pkg);
-          } catch (error) {
-            return { errors: [{ text: (error as Error).message }] };
-          }
-          const found = await build.resolve(pkg.name + pkg.subpath, {
-            resolveDir: dir,
-            kind: args.kind,
-            namespace: "file",
-            pluginData: NPM_LOOKUP,
-          });
-          if (found.errors.length > 0) {
-            return {
-              errors: [{
-                text: `Cannot resolve '${spec}' in the installed package: ${
-                  found.errors[0]!.text
-                }`,
-              }],
-            };
-          }
-          return {
-            path: found.path,
-            namespace: found.namespace,
-            sideEffects: found.sideEffects,
-          };
-        }
-        const refused = refusal(spec);
-        if (refused) return { errors: [{ text: refused }] };
-        let resolved: string | null;
-        try {
-          resolved = await resolveRelative(spec, importer, files);
-        } catch (error) {
-          if (!(error instanceof OutsideRootError)) throw error;
-          return {
-            errors: [{
-              text: `Cannot import '${spec}' from '${
-                importer.slice(1)
-              }': it goes outside the program's directory`,
-            }],
-          };
-        }
-        if (resolved === null) {
-          return {
-            errors: [{
-              text: `Cannot find '${spec}' imported from '${
-                importer.slice(1)
-              }': it is not among the program's files`,
-            }],
-          };
-        }
-        return { path: resolved, namespace: NAMESPACE };
-      });
-      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, async (args) => {
-        const ext = args.path.split(".").pop() ?? "";
-        return {
-          contents: (await files.read(args.path)) ?? "",
-          loader: LOADERS[ext] ?? "ts",
-        };
-      });
-    },
-  };
-}
-
-/** Why an import specifier cannot be used in the sandbox, or null. */
-function refusal(spec: string): string | null {
-  if (spec.startsWith("npm:")) {
-    return `Cannot import '${spec}': npm packages need the policy's npm allowlist (npm.allow); the sandbox never fetches code`;
-  }
-  if (spec.startsWith("jsr:")) {
-    return `Cannot import '${spec}': jsr packages are not available to sandboxed code (the sandbox never fetches code)`;
-  }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) {
-    return `Cannot import '${spec}': URL imports are refused (the sandbox never fetches code)`;
-  }
-  if (!spec.startsWith(".") && !spec.startsWith("/")) {
-    return `Cannot import '${spec}': bare package imports need the policy's npm allowlist (npm.allow), or use a relative path to one of the program's files`;
-  }
-  return null;
-}
-
-async function resolveRelative(
-  spec: string,
-  importer: string,
-  files: FileSource,
-): Promise<string | null> {
-  const dir = importer.slice(0, importer.lastIndexOf("/") + 1) || "/";
-  const base = normalise(spec.startsWith("/") ? spec : dir + spec);
-  for (
-    const candidate of [
-      base,
-      `${base}.ts`,
-      `${base}.js`,
-      `${base}/mod.ts`,
-      `${base}/index.ts`,
-      `${base}/index.js`,
-    ]
-  ) {
-    if (await files.has(candidate)) return candidate;
-  }
-  return null;
 }
 
 function normalise(path: string): string {
@@ -468,14 +339,4 @@ class OutsideRootError extends Error {
   constructor(path: string) {
     super(`'${path}' goes outside the program's directory`);
   }
-}
-
-function toProblem(message: esbuild.Message): BundleProblem {
-  const problem: BundleProblem = { message: message.text };
-  if (message.location) {
-    problem.file = message.location.file.replace(`${NAMESPACE}:/`, "");
-    problem.line = message.location.line;
-    problem.column = message.location.column + 1;
-  }
-  return problem;
 }

@@ -2,14 +2,27 @@
  * npm packages for sandboxed programs, resolved on the harness side. A
  * program may import `npm:name@range` (or a bare `name`) when the policy's
  * `npm.allow` lists the name; the harness installs the package into a cache
- * and esbuild bundles it into the program. The sandbox never fetches code.
+ * and the (sandboxed) bundler bundles it into the program. The sandbox never
+ * fetches code.
  *
- * Installs run `deno install` in a per-package cache directory. Lifecycle
- * scripts never run (Deno runs none without `--allow-scripts`): installing a
- * package must not execute its code on the trusted side.
+ * The policy's range is a ceiling, not a default: a program's own range must
+ * lie inside it (`ms@^2.1` under `ms@^2`), or the import is refused naming
+ * both. The cache holds one directory per installed version
+ * (`ms@2.1.3`), and a range any cached version satisfies installs nothing:
+ * however many ranges a program writes, the cache grows by at most one
+ * directory per published version inside the policy's range.
+ *
+ * Installs run `deno install` in a sandbox of their own
+ * (`_npm_installer.ts`). Lifecycle scripts never run (Deno runs none
+ * without `--allow-scripts`): installing a package must not execute its
+ * code on the trusted side.
  *
  * @module
  */
+
+import semver from "semver";
+import { PackageRefusal } from "./_bundler_process.ts";
+import { installInSandbox } from "./_npm_installer.ts";
 
 /** A parsed npm import specifier. */
 export interface NpmSpecifier {
@@ -53,7 +66,7 @@ export function parseNpmSpecifier(specifier: string): NpmSpecifier | null {
 
 /** Where installs go, and what may be installed. */
 export interface NpmOptions {
-  /** Package names a program may import; `name@range` sets the default range. */
+  /** Package names a program may import; `name@range` caps the version. */
   allow: readonly string[];
   /** Cache directory; default `/var/tmp/airlock-npm-<uid>`. */
   cacheDir?: string;
@@ -68,24 +81,33 @@ export class NpmPackageError extends Error {
   }
 }
 
+/** The marker a complete install carries (written last, before the move). */
+const INSTALLED = ".airlock-installed";
+
 /**
  * Installs allowed packages into a cache and tells the bundler where they
- * are. One instance can serve many bundles; installs of the same package and
- * range are shared (and made once, also when requested concurrently).
+ * are. One instance can serve many bundles; resolutions of the same package
+ * and range are shared (and made once, also when requested concurrently).
  *
  * @example Usage
  * ```ts ignore
- * const npm = new NpmPackages({ allow: ["is-number"] });
- * const dir = await npm.install(parseNpmSpecifier("npm:is-number@7")!);
- * console.log(dir); // a directory whose node_modules holds is-number
+ * const npm = new NpmPackages({ allow: ["is-number@^7"] });
+ * await npm.ready();
+ * console.log(await npm.resolve("is-number", "7.0.0")); // "is-number@7.0.0"
  * ```
  */
 export class NpmPackages {
-  #allow = new Map<string, string | null>();
+  /** Allowed names, with the policy's range (canonical and as written). */
+  #allow = new Map<string, { range: string; written: string } | null>();
   #cacheDir: string;
-  #installs = new Map<string, Promise<string>>();
+  #resolving = new Map<string, Promise<string>>();
+  #ready: Promise<void> | null = null;
 
-  /** @param options The allowlist and cache location. */
+  /**
+   * @param options The allowlist and cache location.
+   * @throws {NpmPackageError} For an entry that is not `name` or
+   *   `name@range` with a semver range.
+   */
   constructor(options: NpmOptions) {
     for (const entry of options.allow) {
       const parsed = parseNpmSpecifier(entry);
@@ -94,9 +116,24 @@ export class NpmPackages {
           `Cannot allow npm package '${entry}': write 'name' or 'name@range'`,
         );
       }
-      this.#allow.set(parsed.name, parsed.range);
+      if (parsed.range !== null && validRange(parsed.range) === null) {
+        throw new NpmPackageError(
+          `Cannot allow npm package '${entry}': '${parsed.range}' is not a semver range (dist-tags are not supported); write e.g. '${parsed.name}@^1.2'`,
+        );
+      }
+      this.#allow.set(
+        parsed.name,
+        parsed.range === null
+          ? null
+          : { range: validRange(parsed.range)!, written: parsed.range },
+      );
     }
     this.#cacheDir = options.cacheDir ?? defaultCacheDir();
+  }
+
+  /** The cache directory (exists once `ready()` resolved). */
+  get cacheDir(): string {
+    return this.#cacheDir;
   }
 
   /** Whether `name` is on the allowlist. */
@@ -104,38 +141,97 @@ export class NpmPackages {
     return this.#allow.has(name);
   }
 
+  /** Creates the cache directory if needed. */
+  ready(): Promise<void> {
+    this.#ready ??= Deno.mkdir(this.#cacheDir, {
+      recursive: true,
+      mode: 0o700,
+    });
+    this.#ready.catch(() => (this.#ready = null));
+    return this.#ready;
+  }
+
   /**
-   * Installs (or finds in the cache) the package of `spec`.
+   * Decides whether a program may import `name@range`, and finds (or
+   * installs) the highest version that satisfies both the program's range
+   * and the policy's.
    *
-   * @param spec A parsed specifier of an allowed package.
-   * @returns A directory to resolve the import from (its node_modules has
-   *   the package).
-   * @throws {NpmPackageError} If the package is not allowed or cannot be
-   *   installed (offline without a cached copy, no such version...).
+   * @param name The package.
+   * @param range The program's range, or null for the policy's.
+   * @returns The install's directory name inside the cache (`ms@2.1.3`).
+   * @throws {PackageRefusal} When the policy does not allow it.
+   * @throws {NpmPackageError} When it cannot be installed.
    */
-  install(spec: NpmSpecifier): Promise<string> {
-    if (!this.#allow.has(spec.name)) {
-      return Promise.reject(
-        new NpmPackageError(
-          `Cannot import npm package '${spec.name}': it is not in the policy's npm allowlist (npm.allow)`,
-        ),
+  resolve(name: string, range: string | null): Promise<string> {
+    let wanted: string;
+    try {
+      wanted = this.#ceiling(name, range);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const key = `${name}@${wanted}`;
+    let resolving = this.#resolving.get(key);
+    if (!resolving) {
+      resolving = this.#resolve(name, wanted);
+      this.#resolving.set(key, resolving);
+      // A failure is retried next time; a success is re-checked against the
+      // cache then (cheap), so a removed cache directory is reinstalled.
+      resolving.finally(() => this.#resolving.delete(key)).catch(() => {});
+    }
+    return resolving;
+  }
+
+  /** The range to install: the program's, inside the policy's. */
+  #ceiling(name: string, range: string | null): string {
+    if (!this.#allow.has(name)) {
+      throw new PackageRefusal(
+        `Cannot import npm package '${name}': '${name}' is not in the policy's npm allowlist (add it to npm.allow)`,
       );
     }
-    const range = spec.range ?? this.#allow.get(spec.name) ?? "*";
-    const key = `${spec.name}@${range}`;
-    let install = this.#installs.get(key);
-    if (!install) {
-      install = this.#install(spec.name, range);
-      this.#installs.set(key, install);
-      install.catch(() => this.#installs.delete(key));
+    const policy = this.#allow.get(name) ?? null;
+    if (range === null) return policy?.range ?? "*";
+    const asked = validRange(range);
+    if (asked === null) {
+      throw new PackageRefusal(
+        `Cannot import npm package '${name}@${range}': '${range}' is not a semver range (dist-tags are not supported)`,
+      );
     }
-    return install;
+    // The program picks a version only inside the policy's range: an old
+    // release (with a path or a bug the policy's author ruled out) is not
+    // the program's to choose.
+    if (policy !== null && !semver.subset(asked, policy.range)) {
+      throw new PackageRefusal(
+        `Cannot import npm package '${name}@${range}': the policy allows only '${name}@${policy.written}' (npm.allow); import a version in that range or change the policy`,
+      );
+    }
+    return asked;
+  }
+
+  async #resolve(name: string, range: string): Promise<string> {
+    await this.ready();
+    const cached = await this.#cachedVersions(name);
+    const best = semver.maxSatisfying(cached, range) as string | null;
+    if (best !== null) return dirName(name, best);
+    return await this.#install(name, range);
+  }
+
+  async #cachedVersions(name: string): Promise<string[]> {
+    const prefix = `${safeName(name)}@`;
+    const versions: string[] = [];
+    for await (const entry of Deno.readDir(this.#cacheDir)) {
+      if (!entry.isDirectory || !entry.name.startsWith(prefix)) continue;
+      const version = entry.name.slice(prefix.length);
+      if (
+        isVersion(version) &&
+        await exists(`${this.#cacheDir}/${entry.name}/${INSTALLED}`)
+      ) {
+        versions.push(version);
+      }
+    }
+    return versions;
   }
 
   async #install(name: string, range: string): Promise<string> {
-    const dir = `${this.#cacheDir}/${safeName(name)}@${await digest(range)}`;
-    if (await exists(`${dir}/.airlock-installed`)) return dir;
-    await Deno.mkdir(this.#cacheDir, { recursive: true, mode: 0o700 });
     // Install into a fresh directory, then move it in place: a concurrent
     // harness or a crash never leaves a half-installed package behind.
     const staging = await Deno.makeTempDir({
@@ -147,37 +243,35 @@ export class NpmPackages {
         `${staging}/package.json`,
         JSON.stringify({ private: true, dependencies: { [name]: range } }),
       );
-      const out = await new Deno.Command(Deno.execPath(), {
-        // No --allow-scripts: lifecycle scripts never run on the harness.
-        args: ["install", "--quiet", "--node-modules-dir=auto"],
-        cwd: staging,
-        env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      if (
-        !out.success ||
-        !(await exists(`${staging}/node_modules/${name}/package.json`))
-      ) {
-        const why = new TextDecoder().decode(out.stderr).trim().split("\n")
-          .slice(-3).join(" ");
+      const outcome = await installInSandbox(staging);
+      const version = outcome.success
+        ? await installedVersion(staging, `${staging}/node_modules/${name}`)
+        : null;
+      if (version === null) {
         throw new NpmPackageError(
           `Cannot install npm package '${name}@${range}': ${
-            why || "deno install failed"
+            outcome.why || "the installed package has no valid version"
           }`,
         );
       }
-      await Deno.writeTextFile(
-        `${staging}/.airlock-installed`,
-        new Date().toISOString(),
-      );
+      if (!semver.satisfies(version, range)) {
+        throw new NpmPackageError(
+          `Cannot install npm package '${name}@${range}': the registry gave version ${version}`,
+        );
+      }
+      // The installer's own cache (tarballs, metadata) is not the package.
+      await Deno.remove(`${staging}/.deno-dir`, { recursive: true })
+        .catch(() => {});
+      await Deno.writeTextFile(`${staging}/${INSTALLED}`, `${name}@${version}`);
+      const dir = dirName(name, version);
+      if (await exists(`${this.#cacheDir}/${dir}/${INSTALLED}`)) return dir;
       try {
-        await Deno.rename(staging, dir);
+        await Deno.rename(staging, `${this.#cacheDir}/${dir}`);
       } catch {
         // Another harness installed it meanwhile: use theirs.
-        if (!(await exists(`${dir}/.airlock-installed`))) {
+        if (!(await exists(`${this.#cacheDir}/${dir}/${INSTALLED}`))) {
           throw new NpmPackageError(
-            `Cannot place npm package '${name}' in the cache '${dir}'`,
+            `Cannot place npm package '${name}@${version}' in the cache '${this.#cacheDir}'`,
           );
         }
       }
@@ -186,6 +280,43 @@ export class NpmPackages {
       await Deno.remove(staging, { recursive: true }).catch(() => {});
     }
   }
+}
+
+/** semver's canonical form of a range, or null when it is none. */
+function validRange(range: string): string | null {
+  if (range.length > 256) return null;
+  return (semver.validRange(range) as string | null) ?? null;
+}
+
+/** An exact version that is safe as a path segment. */
+function isVersion(text: string): boolean {
+  return /^[0-9A-Za-z.+-]{1,128}$/.test(text) && semver.valid(text) === text;
+}
+
+/** The version in an installed package's package.json, if valid. */
+async function installedVersion(
+  staging: string,
+  dir: string,
+): Promise<string | null> {
+  try {
+    // The installer wrote this tree: a link out of it (to a host file, a
+    // FIFO) must not make the harness read anything else.
+    const real = await Deno.realPath(`${dir}/package.json`);
+    const root = await Deno.realPath(staging);
+    if (!real.startsWith(`${root}/`) || !(await Deno.lstat(real)).isFile) {
+      return null;
+    }
+    const text = await Deno.readTextFile(real);
+    if (text.length > 4 * 1024 * 1024) return null;
+    const version = (JSON.parse(text) as { version?: unknown }).version;
+    return typeof version === "string" && isVersion(version) ? version : null;
+  } catch {
+    return null;
+  }
+}
+
+function dirName(name: string, version: string): string {
+  return `${safeName(name)}@${version}`;
 }
 
 function defaultCacheDir(): string {
@@ -207,15 +338,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function digest(text: string): Promise<string> {
-  const hash = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(text),
-  );
-  return Array.from(
-    new Uint8Array(hash).slice(0, 8),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
 }

@@ -32,7 +32,11 @@ import {
   NetworkPolicySchema,
 } from "../injector/network_policy.ts";
 import type { ConnectTo } from "../injector/resolver.ts";
-import { bundleProgram, type ProgramSource } from "./bundle.ts";
+import {
+  bundleProgram,
+  prepareBundler,
+  type ProgramSource,
+} from "./bundle.ts";
 import {
   closeEgress,
   needsEgress,
@@ -98,6 +102,12 @@ export interface SandboxOptions {
   learn?: { mirror?: string };
   /**
    * Warm start (default true): while the sandbox is idle, the next run's
+  /**
+   * Whether the policy may name npm packages (default true). A server whose
+   * clients must not make the harness install and bundle packages sets it
+   * to false: a policy with `npm.allow` entries is then a PolicyError.
+   */
+  allowNpm?: boolean;
    * process is already started and waits for its program (see
    * `runtime/warm_boot.ts`), which takes a short run from ~34 ms to a few.
    * It costs one idle Deno process (~35 MB) per idle sandbox; it never
@@ -281,6 +291,13 @@ export class Sandbox implements AsyncDisposable {
       );
       // A unix socket path holds at most 107 bytes; the run sockets live in
       // the workspace, so a deep tmpDir would only fail at the first run.
+    if (options.allowNpm === false && policy.npm.allow.length > 0) {
+      throw new PolicyError([{
+        path: "npm.allow",
+        message:
+          "npm packages are turned off for this harness: remove npm.allow (the operator decides whether programs may use npm)",
+      }]);
+    }
       const longest = `${workspace.boxDir}/run-9999999/broker.sock`;
       if (new TextEncoder().encode(longest).length > 107) {
         throw new SandboxSetupError(
@@ -350,6 +367,8 @@ export class Sandbox implements AsyncDisposable {
    */
   get fs(): SandboxFs {
     const root = this.#scratch;
+      // The bundler's sandbox starts while the caller prepares its first run.
+      void prepareBundler(sandbox.#npm);
     if (root === null) {
       throw new SandboxFsError(
         `Sandbox '${this.id}' has no scratch directory: create it with policy { scratch: true }`,
@@ -471,7 +490,18 @@ export class Sandbox implements AsyncDisposable {
     await this.#checkScratchQuota();
     // Bundling and starting the sandbox are independent: do both at once
     // (or take the process started while the sandbox was idle).
-    const bundling = bundleProgram(source, { npm: this.#npm });
+    const bundling = bundleProgram(source, {
+      npm: this.#npm,
+      // A refused import is an attempt the operator should see.
+      onRefused: (refusal) =>
+        this.#record({
+          time: new Date().toISOString(),
+          source: "harness",
+          kind: "import-refused",
+          sandboxId: this.id,
+          ...refusal,
+        }, []),
+    });
     const [bundled, prepared] = await Promise.allSettled([
       bundling,
       this.#takeWarm(env).then((warm) => warm ?? this.#prepare(env)),

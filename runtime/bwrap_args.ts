@@ -41,6 +41,12 @@ export interface BwrapOptions {
   cwd: string;
   /** Hostname inside the UTS namespace. */
   hostname?: string;
+  /**
+   * "host" keeps the host's network namespace (every other namespace is
+   * still new). Only for the npm package installer, which must reach the
+   * registry; default "none": an empty network namespace.
+   */
+  network?: "none" | "host";
   /** File descriptor bubblewrap reads the seccomp BPF program from. */
   seccompFd: number;
   /**
@@ -97,6 +103,8 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
     // New user, pid, network, ipc, uts and cgroup namespaces: the program
     // sees no host process, no host network, no host IPC objects.
     "--unshare-all",
+    // Opt-in only (the package installer): it must reach the npm registry.
+    ...(options.network === "host" ? ["--share-net"] : []),
     // --unshare-all only *tries* the user namespace; insist on it so a host
     // that refuses one fails the launch instead of running with host ids.
     "--unshare-user",

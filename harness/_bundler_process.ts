@@ -1,0 +1,493 @@
+/**
+ * The harness's side of the sandboxed bundler: starts `_bundler_worker.ts`
+ * in a helper sandbox (see `_bundler_sandbox.ts`), once per package cache,
+ * and keeps it for every later bundle (a start costs ~0.2 s; a bundle over
+ * the pipe a millisecond or two). Requests are multiplexed by id; the
+ * worker's questions (program files on disk, packages) are answered by the
+ * caller's {@linkcode BundleHost}.
+ *
+ * The worker reads hostile input, so what it sends back is checked like any
+ * other program-controlled data: lines are bounded, fields are type-checked,
+ * questions for a bundle that did not ask for that kind of answer are
+ * refused, and a worker that dies fails only the bundles in flight (the next
+ * one starts a new worker).
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import type { Mount } from "../runtime/bwrap_args.ts";
+import { discoverHostTools } from "../runtime/host_tools.ts";
+import { HELPER_DENO, helperCommand } from "./_bundler_sandbox.ts";
+
+/** Where the package cache is mounted inside the bundler's sandbox. */
+export const BUNDLER_NPM_ROOT = "/npm";
+
+/** A problem as esbuild or the plugin reported it. */
+export interface WorkerProblem {
+  message: string;
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+/** An import the bundler refused. */
+export interface WorkerRefusal {
+  specifier: string;
+  importer: string;
+  reason: string;
+}
+
+/** What a bundle came to. */
+export type WorkerResult =
+  | { ok: true; code: string; packages: boolean }
+  | { ok: false; problems: WorkerProblem[]; refusals: WorkerRefusal[] };
+
+/** A package import refused by policy (as opposed to an install failure). */
+export class PackageRefusal extends Error {
+  /** @param message What was refused and why. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PackageRefusal";
+  }
+}
+
+/** Answers the worker's questions for one bundle. */
+export interface BundleHost {
+  /** Program files on the harness's disk (contained), or null (sent along). */
+  files: {
+    has(path: string): Promise<boolean>;
+    read(path: string): Promise<string | undefined>;
+  } | null;
+  /**
+   * Installs (or finds) an allowed package; returns its install directory
+   * relative to the cache. Throws {@linkcode PackageRefusal} for policy.
+   */
+  package:
+    | ((name: string, range: string | null) => Promise<string>)
+    | null;
+}
+
+/** Longest line accepted from the worker (a bundle's output is one line). */
+const MAX_LINE = 256 * 1024 * 1024;
+const NAME = /^(?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*$/;
+const WORKER_DIR = "/opt/airlock";
+
+interface Pending {
+  resolve(result: WorkerResult): void;
+  reject(error: Error): void;
+  host: BundleHost | null;
+}
+
+const processes = new Map<string, BundlerProcess>();
+
+/**
+ * The bundler process for a package cache (or for no cache), started on
+ * first use and kept.
+ *
+ * @param cacheDir The npm cache directory (must exist), or null.
+ * @returns The shared process handle.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const result = await bundlerFor(null).transform("let x: number = 1", "main.ts");
+ * ```
+ */
+export function bundlerFor(cacheDir: string | null): BundlerProcess {
+  const key = cacheDir ?? "";
+  let process = processes.get(key);
+  if (!process) {
+    process = new BundlerProcess(cacheDir);
+    processes.set(key, process);
+  }
+  return process;
+}
+
+/**
+ * Stops every bundler process (the next bundle starts new ones).
+ *
+ * @example Usage
+ * ```ts ignore
+ * await stopBundlerProcesses();
+ * ```
+ */
+export async function stopBundlerProcesses(): Promise<void> {
+  const all = [...processes.values()];
+  processes.clear();
+  await Promise.all(all.map((p) => p.stop()));
+}
+
+/** One sandboxed bundler. */
+export class BundlerProcess {
+  #cacheDir: string | null;
+  #child: Deno.ChildProcess | null = null;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  #starting: Promise<void> | null = null;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #stderrTail = "";
+  #exited: Promise<void> = Promise.resolve();
+
+  /** @param cacheDir The package cache to mount, or null. */
+  constructor(cacheDir: string | null) {
+    this.#cacheDir = cacheDir;
+  }
+
+  /** Host pid of the worker's bwrap, when running (tests look inside). */
+  get pid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
+  /** Starts the worker now (it otherwise starts with the first bundle). */
+  start(): Promise<void> {
+    if (this.#child) return Promise.resolve();
+    this.#starting ??= this.#start().finally(() => (this.#starting = null));
+    return this.#starting;
+  }
+
+  /**
+   * Compiles one module with nothing to resolve.
+   *
+   * @param code TypeScript or JavaScript.
+   * @param sourcefile Its name in the source map.
+   */
+  transform(code: string, sourcefile: string): Promise<WorkerResult> {
+    return this.#request({ t: "transform", code, sourcefile }, null);
+  }
+
+  /**
+   * Bundles a program.
+   *
+   * @param entry The entry's normalised path (`/main.ts`).
+   * @param files The program's files by normalised path, or null when
+   *   `host.files` serves them.
+   * @param host Answers for files on disk and packages.
+   */
+  bundle(
+    entry: string,
+    files: Record<string, string> | null,
+    host: BundleHost,
+  ): Promise<WorkerResult> {
+    return this.#request(
+      { t: "bundle", entry, files, npm: host.package !== null },
+      host,
+    );
+  }
+
+  /** Stops the worker; bundles in flight fail. */
+  async stop(): Promise<void> {
+    await this.#starting?.catch(() => {});
+    const child = this.#child;
+    if (!child) return;
+    try {
+      await this.#writer?.close();
+    } catch { /* gone */ }
+    const ended = await Promise.race([
+      child.status.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 2000)),
+    ]);
+    if (!ended) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    await this.#exited;
+  }
+
+  async #request(
+    message: Record<string, unknown>,
+    host: BundleHost | null,
+  ): Promise<WorkerResult> {
+    await this.start();
+    const id = this.#nextId++;
+    const result = new Promise<WorkerResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, host });
+    });
+    // Keep the harness alive while a bundle is in flight, not while idle.
+    if (this.#pending.size === 1) this.#child?.ref();
+    this.#send({ ...message, id });
+    try {
+      return await result;
+    } finally {
+      this.#pending.delete(id);
+      if (this.#pending.size === 0) this.#child?.unref();
+    }
+  }
+
+  #send(message: unknown): void {
+    const writer = this.#writer;
+    if (!writer) return;
+    writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n"))
+      .catch(() => {/* the exit handler fails the pending bundles */});
+  }
+
+  async #start(): Promise<void> {
+    const [tools, esbuild, worker] = await Promise.all([
+      discoverHostTools(),
+      locateEsbuild(),
+      workerSource(),
+    ]);
+    const mounts: Mount[] = [
+      { kind: "ro-bind", source: worker, dest: `${WORKER_DIR}/worker.ts` },
+      { kind: "ro-bind", source: esbuild.dir, dest: `${WORKER_DIR}/esbuild` },
+      {
+        kind: "ro-bind",
+        source: esbuild.binary,
+        dest: `${WORKER_DIR}/esbuild-bin`,
+      },
+    ];
+    if (this.#cacheDir !== null) {
+      // The cache, read-only: the only package files the bundler can see.
+      mounts.push({
+        kind: "ro-bind",
+        source: this.#cacheDir,
+        dest: BUNDLER_NPM_ROOT,
+      });
+    }
+    const { command, args } = await helperCommand({
+      tools,
+      mounts,
+      // Nothing of the harness's environment: no secret, no proxy, no home.
+      env: {
+        DENO_DIR: "/tmp/deno",
+        DENO_NO_UPDATE_CHECK: "1",
+        NO_COLOR: "1",
+        HOME: "/tmp",
+        ESBUILD_BINARY_PATH: `${WORKER_DIR}/esbuild-bin`,
+      },
+      cwd: "/",
+      network: "none",
+      command: [
+        HELPER_DENO,
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--no-remote",
+        "--no-npm",
+        "--no-prompt",
+        "--deny-net",
+        `--allow-read=${WORKER_DIR},${BUNDLER_NPM_ROOT}`,
+        `--allow-run=${WORKER_DIR}/esbuild-bin`,
+        "--allow-env",
+        "--v8-flags=--max-old-space-size=1024",
+        `${WORKER_DIR}/worker.ts`,
+        `${WORKER_DIR}/esbuild/lib/main.js`,
+      ],
+    });
+    const child = new Deno.Command(command, {
+      args,
+      clearEnv: true,
+      env: {},
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    child.unref();
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#stderrTail = "";
+    const reading = Promise.all([
+      this.#readStdout(child),
+      this.#readStderr(child),
+    ]);
+    this.#exited = (async () => {
+      const status = await child.status;
+      await reading.catch(() => {});
+      if (this.#child === child) {
+        this.#child = null;
+        this.#writer = null;
+      }
+      const tail = this.#stderrTail.trim().split("\n").slice(-3).join(" ");
+      const why = `the bundler process exited (code ${status.code}${
+        tail ? `: ${tail}` : ""
+      })`;
+      for (const pending of this.#pending.values()) {
+        pending.resolve({
+          ok: false,
+          problems: [{ message: why }],
+          refusals: [],
+        });
+      }
+      this.#pending.clear();
+    })();
+  }
+
+  async #readStdout(child: Deno.ChildProcess): Promise<void> {
+    let buffer = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffer.indexOf("\n")) !== -1) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        this.#onLine(line);
+      }
+      // A worker that writes without end must not fill the harness's RAM.
+      if (buffer.length > MAX_LINE) {
+        this.#stderrTail += "\nline from the bundler too long";
+        child.kill("SIGKILL");
+        return;
+      }
+    }
+  }
+
+  async #readStderr(child: Deno.ChildProcess): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      this.#stderrTail = (this.#stderrTail + decoder.decode(chunk)).slice(
+        -2048,
+      );
+    }
+  }
+
+  #onLine(line: string): void {
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return; // not ours (a stray write); the bundle it belongs to times out
+    }
+    if (typeof message !== "object" || message === null) return;
+    const id = message.id;
+    const pending = typeof id === "number" ? this.#pending.get(id) : undefined;
+    if (!pending) return;
+    switch (message.t) {
+      case "done":
+        if (typeof message.code === "string") {
+          pending.resolve({
+            ok: true,
+            code: message.code,
+            packages: message.packages === true,
+          });
+        }
+        return;
+      case "failed":
+        pending.resolve({
+          ok: false,
+          problems: problemsOf(message.problems),
+          refusals: refusalsOf(message.refusals),
+        });
+        return;
+      case "ask":
+        this.#answer(pending.host, message);
+        return;
+    }
+  }
+
+  #answer(host: BundleHost | null, message: Record<string, unknown>): void {
+    const rid = message.rid;
+    if (typeof rid !== "number") return;
+    const reply = (answer: Promise<unknown>) =>
+      answer.then(
+        (value) => this.#send({ t: "reply", rid, ok: true, value }),
+        (error) =>
+          this.#send({
+            t: "reply",
+            rid,
+            ok: false,
+            error: (error as Error).message,
+            refused: error instanceof PackageRefusal,
+          }),
+      );
+    const path = message.path;
+    switch (message.op) {
+      case "has":
+      case "read": {
+        // Only a program on disk is read by the harness, and only by a
+        // normalised path below its own directory (the reader checks again).
+        if (
+          !host?.files || typeof path !== "string" || !path.startsWith("/") ||
+          path.includes("\0") || path.split("/").includes("..")
+        ) {
+          reply(Promise.reject(new Error("Cannot read that program file")));
+          return;
+        }
+        reply(
+          message.op === "has" ? host.files.has(path) : host.files.read(path),
+        );
+        return;
+      }
+      case "package": {
+        const { name, range } = message;
+        if (
+          !host?.package || typeof name !== "string" || !NAME.test(name) ||
+          !(range === null || (typeof range === "string" &&
+            range.length <= 256))
+        ) {
+          reply(Promise.reject(new PackageRefusal("Cannot use that package")));
+          return;
+        }
+        reply(
+          host.package(name, range).then((dir) => ({
+            root: `${BUNDLER_NPM_ROOT}/${dir}`,
+            name,
+          })),
+        );
+        return;
+      }
+    }
+  }
+}
+
+function problemsOf(value: unknown): WorkerProblem[] {
+  const list = Array.isArray(value) ? value.slice(0, 100) : [];
+  const problems: WorkerProblem[] = [];
+  for (const item of list) {
+    if (typeof item?.message !== "string") continue;
+    const problem: WorkerProblem = { message: item.message.slice(0, 4096) };
+    if (typeof item.file === "string") problem.file = item.file.slice(0, 1024);
+    if (Number.isInteger(item.line)) problem.line = item.line;
+    if (Number.isInteger(item.column)) problem.column = item.column;
+    problems.push(problem);
+  }
+  return problems.length > 0
+    ? problems
+    : [{ message: "the bundler failed without saying why" }];
+}
+
+function refusalsOf(value: unknown): WorkerRefusal[] {
+  const list = Array.isArray(value) ? value.slice(0, 100) : [];
+  return list.filter((r) =>
+    typeof r?.specifier === "string" && typeof r.importer === "string" &&
+    typeof r.reason === "string"
+  ).map((r) => ({
+    specifier: r.specifier.slice(0, 1024),
+    importer: r.importer.slice(0, 1024),
+    reason: r.reason.slice(0, 4096),
+  }));
+}
+
+let esbuildLocation: Promise<{ dir: string; binary: string }> | null = null;
+
+/**
+ * Host paths of esbuild's JavaScript API package and of its native binary
+ * (the ones the harness's import map names); loading the API does not
+ * start esbuild.
+ */
+function locateEsbuild(): Promise<{ dir: string; binary: string }> {
+  esbuildLocation ??= (async () => {
+    await import("esbuild");
+    const main = createRequire(import.meta.url).resolve("esbuild");
+    const arch = { x86_64: "x64", aarch64: "arm64" }[Deno.build.arch];
+    const binary = createRequire(main).resolve(
+      `@esbuild/${Deno.build.os}-${arch}/bin/esbuild`,
+    );
+    return {
+      dir: main.replace(/\/lib\/main\.js$/, ""),
+      binary: await Deno.realPath(binary),
+    };
+  })();
+  esbuildLocation.catch(() => (esbuildLocation = null));
+  return esbuildLocation;
+}
+
+/** The worker's source as a host file (copied out when not a local file). */
+async function workerSource(): Promise<string> {
+  const url = new URL("./_bundler_worker.ts", import.meta.url);
+  if (url.protocol === "file:") return url.pathname;
+  const text = await (await fetch(url)).text();
+  const dir = await Deno.makeTempDir({ prefix: "airlock-bundler-" });
+  await Deno.writeTextFile(`${dir}/worker.ts`, text);
+  return `${dir}/worker.ts`;
+}
