@@ -480,7 +480,8 @@ export type Group =
   | "proxy-bypass"
   | "credentials"
   | "resources"
-  | "kernel";
+  | "kernel"
+  | "names";
 
 /**
  * Where the attempt is recorded. `broker`: a permission event with decision
