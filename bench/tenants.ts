@@ -140,11 +140,11 @@ async function main(): Promise<void> {
       ? {
         ceilings: {
           ...config?.app.ceilings,
-          runsPerToken: 10_000,
-          runsPerSandbox: 10_000,
-          queuedRunsPerToken: 0,
+          runsPerToken: 1_000,
+          runsPerSandbox: 1_000,
+          queuedRunsPerToken: 1_000,
         },
-        maxConcurrentRuns: 10_000,
+        runSlots: 10_000,
       }
       : {}),
   };
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
           `  B trivial run alone:          median ${report.alone.medianMs} ms, p90 ${report.alone.p90Ms} ms (n=${report.alone.n})\n` +
           `  B during A's burst of ${burst}:  median ${report.duringBurst.medianMs} ms, p90 ${report.duringBurst.p90Ms} ms (n=${report.duringBurst.n})\n` +
           `  slowdown: ${report.slowdown}x\n` +
-          `  A's burst: ${ran} ran, ${refused} refused (429), at most ${peak} running at once`,
+          `  A's burst: ${ran} ran, ${refused} refused (429), at most ${peak} running at once (seen by the client)`,
       );
     }
   } finally {
