@@ -16,7 +16,7 @@ import {
 import type { ResourceLimits } from "../runtime/limits.ts";
 import { BROKER_WARNING } from "./_run_channels.ts";
 import { type CappedStream, capStream } from "./_output_cap.ts";
-import { watchQuota } from "./_scratch_quota.ts";
+import type { ScratchQuota } from "./_scratch_quota.ts";
 
 /** Why the harness ended a run itself (null: it ended on its own). */
 export type KilledFor = ExitFacts["killedFor"];
@@ -62,8 +62,8 @@ export interface SuperviseOptions {
   limits: ResourceLimits;
   /** The caller's abort signal. */
   signal?: AbortSignal | undefined;
-  /** Directories under the scratch quota (the scratch and the run's TMPDIR). */
-  quotaRoots: readonly string[];
+  /** The scratch quota (the scratch and the run's TMPDIR), or null. */
+  quota: ScratchQuota | null;
   /** What to feed the program's stdin. */
   stdin?:
     | string
@@ -82,7 +82,7 @@ export interface SuperviseOptions {
  *
  * @example Usage
  * ```ts ignore
- * const run = superviseRun(launchSandbox(options), { statusPath, limits, scratch: null });
+ * const run = superviseRun(launchSandbox(options), { statusPath, limits, quota: null });
  * const exit = await run.exited;
  * ```
  */
@@ -125,13 +125,8 @@ export function superviseRun(
   const onAbort = () => kill("killed");
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
-  const stopQuota = options.quotaRoots.length > 0
-    ? watchQuota(
-      options.quotaRoots,
-      limits.scratchMb * 1024 * 1024,
-      () => kill("disk-limit"),
-    )
-    : () => {};
+  const stopQuota = options.quota?.watch(() => kill("disk-limit")) ??
+    (() => {});
   const stdin = feedStdin(child, options.stdin);
   const exit = child.status.then(async (status): Promise<SupervisedExit> => {
     exited = true;

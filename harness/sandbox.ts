@@ -60,7 +60,17 @@ import {
   redactPolicy,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
-import { directorySize } from "./_scratch_quota.ts";
+import {
+  type ScratchQuota,
+  type ScratchUsage,
+  volumeQuota,
+  walkQuota,
+} from "./_scratch_quota.ts";
+import { lockOf } from "./_sandbox_lock.ts";
+import type {
+  ScratchFsRequest,
+  ScratchQuotaMode,
+} from "../runtime/scratch_volume.ts";
 import { SandboxSetupError, superviseRun } from "./_supervise.ts";
 import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
 import { NpmPackages } from "./npm_packages.ts";
@@ -93,6 +103,12 @@ export interface SandboxOptions {
   /** Where npm packages are installed; default `/var/tmp/airlock-npm-<uid>`. */
   npmCacheDir?: string;
   /**
+   * Whether the policy may name npm packages (default true). A server whose
+   * clients must not make the harness install and bundle packages sets it
+   * to false: a policy with `npm.allow` entries is then a PolicyError.
+   */
+  allowNpm?: boolean;
+  /**
    * Learn mode (for `deno task audit --learn`): the broker allows and
    * records reads, writes, env and sys; the injector records each request
    * and answers it locally with 503 instead of sending it; no secret or
@@ -102,12 +118,6 @@ export interface SandboxOptions {
   learn?: { mirror?: string };
   /**
    * Warm start (default true): while the sandbox is idle, the next run's
-  /**
-   * Whether the policy may name npm packages (default true). A server whose
-   * clients must not make the harness install and bundle packages sets it
-   * to false: a policy with `npm.allow` entries is then a PolicyError.
-   */
-  allowNpm?: boolean;
    * process is already started and waits for its program (see
    * `runtime/warm_boot.ts`), which takes a short run from ~34 ms to a few.
    * It costs one idle Deno process (~35 MB) per idle sandbox; it never
@@ -115,6 +125,15 @@ export interface SandboxOptions {
    * process cap). Each process still runs exactly one program.
    */
   warm?: boolean;
+  /**
+   * How the scratch quota is enforced (see `runtime/scratch_volume.ts`):
+   * "auto" (default) makes each scratch a loop-mounted filesystem of the
+   * quota's size where the harness can (root, loop devices, mkfs.ext4) and
+   * falls back to "walk" (measuring, with known limits) where it cannot;
+   * "loop" or "tmpfs" (RAM) refuse to create a sandbox without it. The mode
+   * in force is `sandbox.quotaMode`; `deno task doctor` reports it.
+   */
+  scratchFs?: ScratchFsRequest;
 }
 
 /** What to run and how. */
@@ -201,6 +220,7 @@ export class Sandbox implements AsyncDisposable {
   #filterPath: string;
   #inputMounts: Mount[];
   #scratch: string | null;
+  #quota: ScratchQuota | null;
   #egress: SandboxEgress | null;
   #options: SandboxOptions;
   #network: NetworkPolicy;
@@ -240,6 +260,12 @@ export class Sandbox implements AsyncDisposable {
     this.#filterPath = init.filterPath;
     this.#inputMounts = init.inputMounts;
     this.#scratch = init.scratch;
+    const quotaBytes = init.policy.limits.scratchMb * 1024 * 1024;
+    this.#quota = init.workspace.volume
+      ? volumeQuota(init.workspace.volume)
+      : init.scratch
+      ? walkQuota([init.scratch], quotaBytes)
+      : null;
     this.#egress = init.egress;
     this.#options = init.options;
     this.#network = init.policy.network;
@@ -265,6 +291,13 @@ export class Sandbox implements AsyncDisposable {
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const policy = parsePolicy(options.policy ?? {});
+    if (options.allowNpm === false && policy.npm.allow.length > 0) {
+      throw new PolicyError([{
+        path: "npm.allow",
+        message:
+          "npm packages are turned off for this harness: remove npm.allow (the operator decides whether programs may use npm)",
+      }]);
+    }
     assertValidLimits(policy.limits);
     const tools = options.tools ??
       await discoverHostTools(
@@ -278,6 +311,15 @@ export class Sandbox implements AsyncDisposable {
       workspace = await Workspace.create({
         identity,
         ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+        // The scratch quota as a filesystem of its own (where possible).
+        ...(policy.scratch
+          ? {
+            scratch: {
+              quotaBytes: policy.limits.scratchMb * 1024 * 1024,
+              fs: options.scratchFs ?? "auto",
+            },
+          }
+          : {}),
       });
       seccompFilter ??= buildSeccompFilter();
       const filterPath = await workspace.writeShared(
@@ -291,13 +333,6 @@ export class Sandbox implements AsyncDisposable {
       );
       // A unix socket path holds at most 107 bytes; the run sockets live in
       // the workspace, so a deep tmpDir would only fail at the first run.
-    if (options.allowNpm === false && policy.npm.allow.length > 0) {
-      throw new PolicyError([{
-        path: "npm.allow",
-        message:
-          "npm packages are turned off for this harness: remove npm.allow (the operator decides whether programs may use npm)",
-      }]);
-    }
       const longest = `${workspace.boxDir}/run-9999999/broker.sock`;
       if (new TextEncoder().encode(longest).length > 107) {
         throw new SandboxSetupError(
@@ -332,6 +367,8 @@ export class Sandbox implements AsyncDisposable {
         options,
       });
       sandbox.#refillWarm(policy.env);
+      // The bundler's sandbox starts while the caller prepares its first run.
+      void prepareBundler(sandbox.#npm);
       return sandbox;
     } catch (error) {
       await workspace?.close();
@@ -367,8 +404,6 @@ export class Sandbox implements AsyncDisposable {
    */
   get fs(): SandboxFs {
     const root = this.#scratch;
-      // The bundler's sandbox starts while the caller prepares its first run.
-      void prepareBundler(sandbox.#npm);
     if (root === null) {
       throw new SandboxFsError(
         `Sandbox '${this.id}' has no scratch directory: create it with policy { scratch: true }`,
@@ -382,9 +417,29 @@ export class Sandbox implements AsyncDisposable {
         ? null
         : { uid: hostUid, gid: hostGid ?? hostUid },
       running: () => this.#active.size > 0 || this.closed,
-      quotaBytes: this.#policy.limits.scratchMb * 1024 * 1024,
-      usedBytes: () => directorySize(root),
+      lock: lockOf(this),
+      quota: this.#quota!,
     });
+  }
+
+  /**
+   * How the scratch quota is enforced: "loop" (a filesystem of the quota's
+   * size: writes past it fail with ENOSPC), "tmpfs" (the same, in RAM) or
+   * "walk" (measured by the harness, with known limits); null without a
+   * scratch directory.
+   */
+  get quotaMode(): ScratchQuotaMode | null {
+    return this.#quota?.mode ?? null;
+  }
+
+  /**
+   * The scratch's usage: bytes used, room left, whether it is full, and
+   * what it costs the host.
+   *
+   * @returns The usage, or null without a scratch directory.
+   */
+  scratchUsage(): Promise<ScratchUsage | null> {
+    return this.#quota?.usage() ?? Promise.resolve(null);
   }
 
   /** Whether `close()` has been called. */
@@ -518,36 +573,36 @@ export class Sandbox implements AsyncDisposable {
     }
     const js = (bundled as PromiseFulfilledResult<string>).value;
     let prepare = (prepared as PromiseFulfilledResult<PreparedRun>).value;
+    // A harness file operation (sandbox.fs) checks "no run is live" and
+    // acts under this lock; the run becomes live under it too, so it cannot
+    // start in the middle of one (a write landing inside a live run).
+    const release = await lockOf(this).acquire();
     const startedAt = new Date();
     const started = performance.now();
-    if (!(await deliverProgram(prepare, js, args))) {
-      // The waiting process died (killed from outside): start another one;
-      // if that one cannot take the program either, supervision reports why.
-      this.#discard(prepare);
-      prepare = await this.#prepare(env);
-      await deliverProgram(prepare, js, args);
+    let run: ReturnType<typeof superviseRun>;
+    let live: LiveRun;
+    try {
+      if (!(await deliverProgram(prepare, js, args))) {
+        // The waiting process died (killed from outside): start another
+        // one; if that one cannot take the program either, supervision
+        // reports why.
+        this.#discard(prepare);
+        prepare = await this.#prepare(env);
+        await deliverProgram(prepare, js, args);
+      }
+      // Gone from the pending set means close() killed it meanwhile.
+      if (!this.#pending.delete(prepare)) {
+        this.#assertOpen();
+        throw new Error(
+          `Cannot start run '${prepare.runId}': it was discarded`,
+        );
+      }
+      ({ run, live } = this.#supervise(prepare, limits, options));
+    } finally {
+      release();
     }
-    // Gone from the pending set means close() killed it meanwhile.
-    if (!this.#pending.delete(prepare)) {
-      this.#assertOpen();
-      throw new Error(`Cannot start run '${prepare.runId}': it was discarded`);
-    }
-    const { child, channels, runDir, statusPath, runId, runTmp } = prepare;
+    const { channels, runDir, statusPath, runId } = prepare;
     const runAudit = prepare.audit;
-
-    const run = superviseRun(child, {
-      statusPath,
-      limits,
-      signal: options.signal,
-      quotaRoots: [this.#scratch, runTmp].filter((d): d is string =>
-        d !== null
-      ),
-      stdin: options.stdin,
-    });
-    // Registered before anything can await, and removed before `status`
-    // resolves: a caller that awaited `status` sees the run as ended.
-    const live: LiveRun = { kill: run.kill, done: Promise.resolve() };
-    this.#active.add(live);
     const status = (async (): Promise<RunStatus> => {
       const exit = await run.exited.finally(() => this.#active.delete(live));
       // Every process is gone: the channels hold every event of the run.
@@ -590,6 +645,34 @@ export class Sandbox implements AsyncDisposable {
       status,
       kill: () => run.kill("killed"),
     };
+  }
+
+  /**
+   * Puts a run that has its program under supervision and registers it as
+   * live (synchronously: nothing can interleave).
+   */
+  #supervise(
+    prepare: PreparedRun,
+    limits: ResourceLimits,
+    options: RunOptions,
+  ): { run: ReturnType<typeof superviseRun>; live: LiveRun } {
+    const run = superviseRun(prepare.child, {
+      statusPath: prepare.statusPath,
+      limits,
+      signal: options.signal,
+      // A scratch filesystem (which also holds every run's TMPDIR) needs
+      // no watcher: the kernel refuses writes past it. A walk measures this
+      // run's two directories.
+      quota: !this.#workspace.volume && this.#scratch && prepare.runTmp
+        ? walkQuota([this.#scratch, prepare.runTmp], this.#quota!.quotaBytes)
+        : null,
+      stdin: options.stdin,
+    });
+    // Registered before anything can await, and removed before `status`
+    // resolves: a caller that awaited `status` sees the run as ended.
+    const live: LiveRun = { kill: run.kill, done: Promise.resolve() };
+    this.#active.add(live);
+    return { run, live };
   }
 
   /**
@@ -713,16 +796,18 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * A scratch already over its quota (files left by earlier runs) gets no
-   * new run: the quota bounds the directory, not only one run.
+   * A scratch already full (files left by earlier runs) gets no new run:
+   * the quota bounds the directory, not only one run.
    */
   async #checkScratchQuota(): Promise<void> {
-    if (!this.#scratch) return;
-    const used = await directorySize(this.#scratch);
-    const quota = this.#policy.limits.scratchMb * 1024 * 1024;
-    if (used > quota) {
+    if (!this.#quota) return;
+    const usage = await this.#quota.usage();
+    if (usage.full) {
+      const held = Number.isFinite(usage.usedBytes)
+        ? `${usage.usedBytes} bytes used of ${usage.quotaBytes}, or no file left to create`
+        : "part of it cannot be measured: a path too long to walk";
       throw new ScratchQuotaError(
-        `Cannot start a run in sandbox '${this.id}' as its scratch directory holds ${used} bytes, over its quota of ${quota}: delete files with sandbox.fs first`,
+        `Cannot start a run in sandbox '${this.id}' as its scratch directory is full (${held}): delete files with sandbox.fs first`,
       );
     }
   }

@@ -10,10 +10,20 @@
  * - no access while a run of the sandbox is live: a running program could
  *   swap a checked directory for a symlink between our check and our open.
  *   When no run is live, no process of the sandbox exists, so nothing can
- *   change the tree under us.
+ *   change the tree under us. The check and the whole operation hold the
+ *   sandbox's lock (`_sandbox_lock.ts`), which a run's start also takes:
+ *   no run can start while an operation is under way, however long it
+ *   takes.
+ *
+ * Writes stay within the scratch quota: the same filesystem holds them
+ * where the quota is one (`runtime/scratch_volume.ts`), and they are
+ * checked against the room left before writing.
  *
  * @module
  */
+
+import type { SandboxLock } from "./_sandbox_lock.ts";
+import type { ScratchQuota } from "./_scratch_quota.ts";
 
 /** A sandbox filesystem operation was refused. */
 export class SandboxFsError extends Error {
@@ -60,10 +70,10 @@ export interface SandboxFsHost {
   owner: { uid: number; gid: number } | null;
   /** Whether a run is live (then every operation is refused). */
   running(): boolean;
-  /** The scratch quota in bytes. */
-  quotaBytes: number;
-  /** Current scratch size in bytes. */
-  usedBytes(): Promise<number>;
+  /** Held across each operation; a run's start takes it too. */
+  lock: SandboxLock;
+  /** The scratch quota. */
+  quota: ScratchQuota;
 }
 
 /**
@@ -100,9 +110,8 @@ export class SandboxFs {
    * @param path Sandbox path.
    * @returns The bytes.
    */
-  async readFile(path: string): Promise<Uint8Array> {
-    const host = await this.#resolve(path, "read");
-    return await Deno.readFile(host);
+  readFile(path: string): Promise<Uint8Array> {
+    return this.#locked(path, "read", (host) => Deno.readFile(host));
   }
 
   /**
@@ -132,20 +141,21 @@ export class SandboxFs {
     data: Uint8Array,
     options: { append?: boolean } = {},
   ): Promise<void> {
-    const host = await this.#resolve(path, "write");
-    const used = await this.#host.usedBytes();
-    if (used + data.length > this.#host.quotaBytes) {
-      throw new SandboxFsError(
-        `Cannot write '${path}' as the scratch quota would be exceeded: ${
-          used + data.length
-        } of ${this.#host.quotaBytes} bytes`,
-      );
-    }
-    await Deno.writeFile(host, data, {
-      append: options.append ?? false,
-      mode: 0o644,
+    await this.#locked(path, "write", async (host) => {
+      // The harness writes as root: without this check it could go past
+      // what the sandbox itself may write (its share of the filesystem).
+      const { roomBytes, quotaBytes } = await this.#host.quota.usage();
+      if (data.length > roomBytes) {
+        throw new SandboxFsError(
+          `Cannot write '${path}' as the scratch quota would be exceeded: ${data.length} bytes to write, ${roomBytes} left of ${quotaBytes}; delete files first`,
+        );
+      }
+      await Deno.writeFile(host, data, {
+        append: options.append ?? false,
+        mode: 0o644,
+      });
+      await this.#give(host);
     });
-    await this.#give(host);
   }
 
   /**
@@ -158,27 +168,28 @@ export class SandboxFs {
     path: string,
     options: { recursive?: boolean } = {},
   ): Promise<void> {
-    const host = await this.#resolve(path, "write");
-    if (!options.recursive) {
-      await Deno.mkdir(host, { mode: 0o755 });
-      await this.#give(host);
-      return;
-    }
-    // Every existing component was checked by #resolve: none is a symlink.
-    let current = this.#host.root;
-    for (
-      const part of host.slice(this.#host.root.length).split("/").filter(
-        Boolean,
-      )
-    ) {
-      current += `/${part}`;
-      try {
-        await Deno.mkdir(current, { mode: 0o755 });
-        await this.#give(current);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    await this.#locked(path, "write", async (host) => {
+      if (!options.recursive) {
+        await Deno.mkdir(host, { mode: 0o755 });
+        await this.#give(host);
+        return;
       }
-    }
+      // Every existing component was checked by #resolve: none is a symlink.
+      let current = this.#host.root;
+      for (
+        const part of host.slice(this.#host.root.length).split("/").filter(
+          Boolean,
+        )
+      ) {
+        current += `/${part}`;
+        try {
+          await Deno.mkdir(current, { mode: 0o755 });
+          await this.#give(current);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        }
+      }
+    });
   }
 
   /**
@@ -187,18 +198,19 @@ export class SandboxFs {
    * @param path Sandbox path.
    * @returns The entries.
    */
-  async readDir(path: string): Promise<SandboxDirEntry[]> {
-    const host = await this.#resolve(path, "read");
-    const entries: SandboxDirEntry[] = [];
-    for await (const entry of Deno.readDir(host)) {
-      entries.push({
-        name: entry.name,
-        isFile: entry.isFile,
-        isDirectory: entry.isDirectory,
-        isSymlink: entry.isSymlink,
-      });
-    }
-    return entries.sort((a, b) => a.name.localeCompare(b.name));
+  readDir(path: string): Promise<SandboxDirEntry[]> {
+    return this.#locked(path, "read", async (host) => {
+      const entries: SandboxDirEntry[] = [];
+      for await (const entry of Deno.readDir(host)) {
+        entries.push({
+          name: entry.name,
+          isFile: entry.isFile,
+          isDirectory: entry.isDirectory,
+          isSymlink: entry.isSymlink,
+        });
+      }
+      return entries.sort((a, b) => a.name.localeCompare(b.name));
+    });
   }
 
   /**
@@ -211,12 +223,13 @@ export class SandboxFs {
     path: string,
     options: { recursive?: boolean } = {},
   ): Promise<void> {
-    const host = await this.#resolve(path, "remove");
-    if (host === this.#host.root) {
-      throw new SandboxFsError("Cannot remove the scratch directory itself");
-    }
-    // Deno.remove never follows a symlink: it removes the link.
-    await Deno.remove(host, { recursive: options.recursive ?? false });
+    await this.#locked(path, "remove", async (host) => {
+      if (host === this.#host.root) {
+        throw new SandboxFsError("Cannot remove the scratch directory itself");
+      }
+      // Deno.remove never follows a symlink: it removes the link.
+      await Deno.remove(host, { recursive: options.recursive ?? false });
+    });
   }
 
   /**
@@ -225,16 +238,44 @@ export class SandboxFs {
    * @param path Sandbox path.
    * @returns Its type, size and time.
    */
-  async stat(path: string): Promise<SandboxFileInfo> {
-    const host = await this.#resolve(path, "stat");
-    const info = await Deno.lstat(host);
-    return {
-      isFile: info.isFile,
-      isDirectory: info.isDirectory,
-      isSymlink: info.isSymlink,
-      size: info.size,
-      mtime: info.mtime,
-    };
+  stat(path: string): Promise<SandboxFileInfo> {
+    return this.#locked(path, "stat", async (host) => {
+      const info = await Deno.lstat(host);
+      return {
+        isFile: info.isFile,
+        isDirectory: info.isDirectory,
+        isSymlink: info.isSymlink,
+        size: info.size,
+        mtime: info.mtime,
+      };
+    });
+  }
+
+  /**
+   * Runs one operation with the sandbox's lock held: the "no run is live"
+   * check, the path checks and the operation itself, so a run cannot start
+   * between them (a program could otherwise swap a checked directory for a
+   * symlink, or read a half-written file).
+   */
+  #locked<T>(
+    path: string,
+    op: "read" | "write" | "remove" | "stat",
+    fn: (host: string) => Promise<T>,
+  ): Promise<T> {
+    return this.#host.lock.hold(async () => {
+      const host = await this.#resolve(path, op);
+      try {
+        return await fn(host);
+      } catch (error) {
+        if (isNoSpace(error)) {
+          // The scratch filesystem itself refused (ENOSPC).
+          throw new SandboxFsError(
+            `Cannot ${op} '${path}' as the scratch quota is used up: delete files first`,
+          );
+        }
+        throw error;
+      }
+    });
   }
 
   /**
@@ -305,4 +346,10 @@ export class SandboxFs {
     const owner = this.#host.owner;
     if (owner) await Deno.chown(path, owner.uid, owner.gid);
   }
+}
+
+function isNoSpace(error: unknown): boolean {
+  return error instanceof Error &&
+    ((error as { code?: string }).code === "ENOSPC" ||
+      /\(os error 28\)/.test(error.message));
 }

@@ -20,7 +20,11 @@ export type ExitReason =
   | "cpu"
   /** A file grew past the file-size limit (SIGXFSZ). */
   | "file-size"
-  /** The scratch directory outgrew its quota; the harness killed the run. */
+  /**
+   * The scratch directory outgrew its quota and the harness killed the run
+   * (only where the quota is measured, `quotaMode` "walk"; a scratch
+   * filesystem refuses the write instead, ENOSPC, and the run goes on).
+   */
   | "disk-limit"
   /** stdout or stderr passed the output cap; the harness killed the run. */
   | "output-limit"

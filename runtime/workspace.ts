@@ -10,12 +10,27 @@
  * - `root/private/` (harness, 0700): files only the harness reads, e.g. the
  *   seccomp filter.
  * - `root/box/` (sandbox uid, 0700): bundled code of each run, the scratch
- *   directory, sockets the sandbox connects to.
+ *   directory, sockets the sandbox connects to. With a scratch quota
+ *   enforced by a filesystem (`scratch_volume.ts`), `box/` is that
+ *   filesystem's mount point, so everything a sandbox can write on the host
+ *   is inside it; its loop image is `root/private/scratch.img`.
+ * - `root/private/owner`: who created the workspace, so that a later
+ *   harness can sweep it if this one and its watchdog both died.
  *
  * @module
  */
 
 import type { SandboxIdentity } from "./host_identity.ts";
+import { findOnPath } from "./host_tools.ts";
+import {
+  chooseScratchFs,
+  currentOwner,
+  mountAuto,
+  type ScratchFsRequest,
+  type ScratchQuotaMode,
+  ScratchVolume,
+  sweepLeftoverWorkspaces,
+} from "./scratch_volume.ts";
 
 /** Options for {@linkcode Workspace.create}. */
 export interface WorkspaceOptions {
@@ -23,6 +38,11 @@ export interface WorkspaceOptions {
   identity: SandboxIdentity;
   /** Parent directory; default `$TMPDIR` or `/tmp`. */
   tmpDir?: string;
+  /**
+   * A scratch quota: `box/` becomes a filesystem of `quotaBytes` when `fs`
+   * allows (see `scratch_volume.ts`); default: no scratch, no filesystem.
+   */
+  scratch?: { quotaBytes: number; fs?: ScratchFsRequest };
 }
 
 /**
@@ -44,6 +64,10 @@ export class Workspace {
   readonly privateDir: string;
   /** Files the sandbox's bind mounts come from. */
   readonly boxDir: string;
+  /** The size-capped filesystem mounted on `boxDir`, if any. */
+  readonly volume: ScratchVolume | null;
+  /** How the scratch quota is enforced (null: no scratch was asked for). */
+  readonly quotaMode: ScratchQuotaMode | null;
   #identity: SandboxIdentity;
   #watchdog: Deno.ChildProcess | null;
   #watchdogPipe: WritableStreamDefaultWriter<Uint8Array> | null;
@@ -54,10 +78,14 @@ export class Workspace {
     root: string,
     identity: SandboxIdentity,
     watchdog: Deno.ChildProcess | null,
+    volume: ScratchVolume | null,
+    quotaMode: ScratchQuotaMode | null,
   ) {
     this.root = root;
     this.privateDir = `${root}/private`;
     this.boxDir = `${root}/box`;
+    this.volume = volume;
+    this.quotaMode = quotaMode;
     this.#identity = identity;
     this.#watchdog = watchdog;
     this.#watchdogPipe = watchdog?.stdin.getWriter() ?? null;
@@ -81,17 +109,48 @@ export class Workspace {
         );
       }
     }
+    const scratch = options.scratch;
+    // Fails before anything exists when an explicit mode cannot work here.
+    let mode = scratch ? chooseScratchFs(scratch.fs ?? "auto") : null;
+    if (!swept.has(parent)) {
+      // Once per process and directory: workspaces (and mounted images) of
+      // harnesses that died with their watchdog.
+      swept.add(parent);
+      await sweepLeftoverWorkspaces(parent);
+    }
     const root = await Deno.makeTempDir({ dir: parent, prefix: "airlock-" });
     let watchdog: Deno.ChildProcess | null = null;
+    let volume: ScratchVolume | null = null;
     try {
-      watchdog = startWatchdog(root);
+      watchdog = startWatchdog(root, mode === "loop" || mode === "tmpfs");
       await Deno.chmod(root, 0o711);
       await Deno.mkdir(`${root}/private`, { mode: 0o700 });
+      await Deno.writeTextFile(
+        `${root}/private/owner`,
+        JSON.stringify(currentOwner()),
+        { mode: 0o600 },
+      );
       await Deno.mkdir(`${root}/box`, { mode: 0o700 });
       const { hostUid, hostGid } = options.identity;
+      if (scratch && (mode === "loop" || mode === "tmpfs")) {
+        const volumeOptions = {
+          dir: `${root}/box`,
+          quotaBytes: scratch.quotaBytes,
+          mode,
+          imagePath: `${root}/private/scratch.img`,
+          owner: hostUid === null
+            ? null
+            : { uid: hostUid, gid: hostGid ?? hostUid },
+        };
+        volume = (scratch.fs ?? "auto") === "auto"
+          ? await mountAuto(volumeOptions)
+          : await ScratchVolume.mount(volumeOptions);
+        if (volume === null) mode = "walk";
+      }
       if (hostUid !== null) await Deno.chown(`${root}/box`, hostUid, hostGid);
-      return new Workspace(root, options.identity, watchdog);
+      return new Workspace(root, options.identity, watchdog, volume, mode);
     } catch (error) {
+      await volume?.unmount().catch(() => {});
       await Deno.remove(root, { recursive: true }).catch(() => {});
       watchdog?.stdin.close();
       throw error;
@@ -166,10 +225,24 @@ export class Workspace {
     if (hostUid !== null) await Deno.chown(path, hostUid, hostGid);
   }
 
-  /** Deletes the whole tree and stops the watchdog. Idempotent. */
+  /**
+   * Unmounts the scratch filesystem (its loop device detaches with it),
+   * deletes the whole tree (the image too) and stops the watchdog.
+   * Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A failed unmount is retried lazily by the watchdog (its pipe closes
+    // here) before its rm: never an rm through a mounted filesystem.
+    const unmounted = this.volume
+      ? await this.volume.unmount().then(() => true, () => false)
+      : true;
+    if (!unmounted) {
+      await this.#watchdogPipe?.close().catch(() => {});
+      this.#watchdog = null;
+      return;
+    }
     await Deno.remove(this.root, { recursive: true }).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
@@ -209,6 +282,9 @@ function untraversable(path: string): string | null {
   return null;
 }
 
+/** Parent directories already swept by this process. */
+const swept = new Set<string>();
+
 function tmpDir(): string {
   try {
     return Deno.env.get("TMPDIR") || "/tmp";
@@ -222,13 +298,20 @@ function tmpDir(): string {
  * for any reason, the kernel closes the pipe, `read` returns and the shell
  * deletes the tree. It ignores the terminal's signals so a Ctrl-C that kills
  * the harness's process group does not also kill the cleanup. The second rm
- * catches files a dying sandbox wrote while the first one ran.
+ * catches files a dying sandbox wrote while the first one ran. With a
+ * scratch filesystem mounted on `box/`, it first unmounts it lazily (a
+ * dying sandbox may still hold it; the loop device detaches once it is
+ * released), so rm never deletes through a mount and the image goes too.
  */
-function startWatchdog(root: string): Deno.ChildProcess {
+function startWatchdog(root: string, mounted: boolean): Deno.ChildProcess {
+  const umount = mounted
+    ? findOnPath("umount", "/usr/sbin:/usr/bin:/sbin:/bin") ?? ""
+    : "";
   const script = 'trap "" INT TERM HUP QUIT; read _ignored; ' +
+    'if [ -n "$1" ]; then "$1" -l -- "$0/box" 2>/dev/null; fi; ' +
     'rm -rf -- "$0"; sleep 1; rm -rf -- "$0"';
   const child = new Deno.Command("/bin/sh", {
-    args: ["-c", script, root],
+    args: ["-c", script, root, umount],
     clearEnv: true,
     stdin: "piped",
     stdout: "null",
