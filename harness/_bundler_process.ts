@@ -18,7 +18,11 @@
 import { createRequire } from "node:module";
 import type { Mount } from "../runtime/bwrap_args.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
-import { HELPER_DENO, helperCommand } from "./_bundler_sandbox.ts";
+import {
+  HELPER_DENO,
+  helperCommand,
+  type HelperSandbox,
+} from "./_bundler_sandbox.ts";
 
 /** Where the package cache is mounted inside the bundler's sandbox. */
 export const BUNDLER_NPM_ROOT = "/npm";
@@ -222,58 +226,9 @@ export class BundlerProcess {
   }
 
   async #start(): Promise<void> {
-    const [tools, esbuild, worker] = await Promise.all([
-      discoverHostTools(),
-      locateEsbuild(),
-      workerSource(),
-    ]);
-    const mounts: Mount[] = [
-      { kind: "ro-bind", source: worker, dest: `${WORKER_DIR}/worker.ts` },
-      { kind: "ro-bind", source: esbuild.dir, dest: `${WORKER_DIR}/esbuild` },
-      {
-        kind: "ro-bind",
-        source: esbuild.binary,
-        dest: `${WORKER_DIR}/esbuild-bin`,
-      },
-    ];
-    if (this.#cacheDir !== null) {
-      // The cache, read-only: the only package files the bundler can see.
-      mounts.push({
-        kind: "ro-bind",
-        source: this.#cacheDir,
-        dest: BUNDLER_NPM_ROOT,
-      });
-    }
-    const { command, args } = await helperCommand({
-      tools,
-      mounts,
-      // Nothing of the harness's environment: no secret, no proxy, no home.
-      env: {
-        DENO_DIR: "/tmp/deno",
-        DENO_NO_UPDATE_CHECK: "1",
-        NO_COLOR: "1",
-        HOME: "/tmp",
-        ESBUILD_BINARY_PATH: `${WORKER_DIR}/esbuild-bin`,
-      },
-      cwd: "/",
-      network: "none",
-      command: [
-        HELPER_DENO,
-        "run",
-        "--no-config",
-        "--no-lock",
-        "--no-remote",
-        "--no-npm",
-        "--no-prompt",
-        "--deny-net",
-        `--allow-read=${WORKER_DIR},${BUNDLER_NPM_ROOT}`,
-        `--allow-run=${WORKER_DIR}/esbuild-bin`,
-        "--allow-env",
-        "--v8-flags=--max-old-space-size=1024",
-        `${WORKER_DIR}/worker.ts`,
-        `${WORKER_DIR}/esbuild/lib/main.js`,
-      ],
-    });
+    const { command, args } = await helperCommand(
+      await bundlerSandbox(this.#cacheDir),
+    );
     const child = new Deno.Command(command, {
       args,
       clearEnv: true,
@@ -430,6 +385,76 @@ export class BundlerProcess {
   }
 }
 
+/**
+ * The bundler's sandbox: what the worker sees and may do (tests start probes
+ * in it with another `command`).
+ *
+ * @param cacheDir The package cache to mount read-only at `/npm`, or null.
+ * @returns The sandbox description for `helperCommand`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const sandbox = await bundlerSandbox(null);
+ * console.log(sandbox.network); // "none"
+ * ```
+ */
+export async function bundlerSandbox(
+  cacheDir: string | null,
+): Promise<HelperSandbox> {
+  const [tools, esbuild, worker] = await Promise.all([
+    discoverHostTools(),
+    locateEsbuild(),
+    workerSource(),
+  ]);
+  const mounts: Mount[] = [
+    { kind: "ro-bind", source: worker, dest: `${WORKER_DIR}/worker.ts` },
+    { kind: "ro-bind", source: esbuild.dir, dest: `${WORKER_DIR}/esbuild` },
+    {
+      kind: "ro-bind",
+      source: esbuild.binary,
+      dest: `${WORKER_DIR}/esbuild-bin`,
+    },
+  ];
+  if (cacheDir !== null) {
+    // The cache, read-only: the only package files the bundler can see.
+    mounts.push({
+      kind: "ro-bind",
+      source: cacheDir,
+      dest: BUNDLER_NPM_ROOT,
+    });
+  }
+  return {
+    tools,
+    mounts,
+    // Nothing of the harness's environment: no secret, no proxy, no home.
+    env: {
+      DENO_DIR: "/tmp/deno",
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+      HOME: "/tmp",
+      ESBUILD_BINARY_PATH: `${WORKER_DIR}/esbuild-bin`,
+    },
+    cwd: "/",
+    network: "none",
+    command: [
+      HELPER_DENO,
+      "run",
+      "--no-config",
+      "--no-lock",
+      "--no-remote",
+      "--no-npm",
+      "--no-prompt",
+      "--deny-net",
+      `--allow-read=${WORKER_DIR},${BUNDLER_NPM_ROOT}`,
+      `--allow-run=${WORKER_DIR}/esbuild-bin`,
+      "--allow-env",
+      "--v8-flags=--max-old-space-size=1024",
+      `${WORKER_DIR}/worker.ts`,
+      `${WORKER_DIR}/esbuild/lib/main.js`,
+    ],
+  };
+}
+
 function problemsOf(value: unknown): WorkerProblem[] {
   const list = Array.isArray(value) ? value.slice(0, 100) : [];
   const problems: WorkerProblem[] = [];
@@ -485,7 +510,7 @@ function locateEsbuild(): Promise<{ dir: string; binary: string }> {
 /** The worker's source as a host file (copied out when not a local file). */
 async function workerSource(): Promise<string> {
   const url = new URL("./_bundler_worker.ts", import.meta.url);
-  if (url.protocol === "file:") return url.pathname;
+  if (url.protocol === "file:") return decodeURIComponent(url.pathname);
   const text = await (await fetch(url)).text();
   const dir = await Deno.makeTempDir({ prefix: "airlock-bundler-" });
   await Deno.writeTextFile(`${dir}/worker.ts`, text);

@@ -199,6 +199,17 @@ function parsePackage(
   };
 }
 
+/**
+ * Whether a package subpath (`/sub/file.js`) walks or hides anything:
+ * `.`, `..` or empty segments, backslashes, NUL. A subpath names a file
+ * inside the package; `ms/../../etc/shadow` is no such name.
+ */
+function badSubpath(subpath: string): boolean {
+  return subpath.split("/").slice(1).some((p) =>
+    p === "" || p === "." || p === ".."
+  ) || /[\\\0]/.test(subpath);
+}
+
 /** Where a cached file lies: its install and its package's directory. */
 interface PackageHome {
   /** `/npm/<install>` */
@@ -239,6 +250,20 @@ function packageHome(real: string): PackageHome | null {
     name,
     version,
   };
+}
+
+/**
+ * Whether `path` is a link whose target the bundler cannot see: a link out
+ * of the cache (to a host file), which esbuild reports as "not found". The
+ * caller turns that into a refusal the audit trail records.
+ */
+async function linkOut(path: string): Promise<boolean> {
+  try {
+    if (!(await Deno.lstat(path)).isSymlink) return false;
+  } catch {
+    return false;
+  }
+  return (await realFile(path)) === null;
 }
 
 async function realFile(path: string): Promise<string | null> {
@@ -364,11 +389,7 @@ function plugin(
       ) => {
         // `ms/../../x`, `ms//x`, `ms/./x`: a subpath names a file of the
         // package, never a walk out of it (checked again by real path below).
-        if (
-          pkg.subpath.split("/").slice(1).some((p) =>
-            p === "" || p === "." || p === ".."
-          ) || /[\\\0]/.test(pkg.subpath)
-        ) {
+        if (badSubpath(pkg.subpath)) {
           return refuse(
             spec,
             importer,
@@ -396,6 +417,15 @@ function plugin(
           with: args.with,
         });
         if (found.errors.length > 0) {
+          const literal =
+            `${install.root}/node_modules/${pkg.name}${pkg.subpath}`;
+          if (pkg.subpath && await linkOut(literal)) {
+            return refuse(
+              spec,
+              importer,
+              `Cannot import '${spec}': it is a link to a file outside every installed package`,
+            );
+          }
           return {
             errors: [{
               text: `Cannot resolve '${spec}' in the installed package: ${
@@ -432,6 +462,26 @@ function plugin(
             `Cannot import '${spec}' from '${importer}': URL imports are refused (the sandbox never fetches code)`,
           );
         }
+        // No package names a file by absolute path: that is a reach for
+        // whatever the bundler can see (its own files, /proc).
+        if (spec.startsWith("/")) {
+          return refuse(
+            spec,
+            importer,
+            `Cannot import '${spec}' from '${importer}': a package may not import an absolute path`,
+          );
+        }
+        // `dep/../../x` from a package file: as from the program.
+        const bare = !spec.startsWith(".") && !spec.startsWith("#")
+          ? parsePackage(spec)
+          : null;
+        if (bare && badSubpath(bare.subpath)) {
+          return refuse(
+            spec,
+            importer,
+            `Cannot import '${spec}' from '${importer}': a package path may not contain '.', '..' or empty segments (it names a file inside the package)`,
+          );
+        }
         const found = await build.resolve(spec, {
           importer: args.importer,
           resolveDir: args.resolveDir,
@@ -441,6 +491,16 @@ function plugin(
           with: args.with,
         });
         if (found.errors.length > 0) {
+          if (
+            (spec.startsWith("./") || spec.startsWith("../")) &&
+            await linkOut(`${args.resolveDir}/${spec}`)
+          ) {
+            return refuse(
+              spec,
+              importer,
+              `Cannot import '${spec}' from '${importer}': it is a link to a file outside every installed package`,
+            );
+          }
           return { errors: found.errors.map((e) => ({ text: e.text })) };
         }
         if (found.external) return found;

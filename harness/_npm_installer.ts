@@ -12,7 +12,11 @@
 
 import type { Mount } from "../runtime/bwrap_args.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
-import { HELPER_DENO, helperCommand } from "./_bundler_sandbox.ts";
+import {
+  HELPER_DENO,
+  helperCommand,
+  type HelperSandbox,
+} from "./_bundler_sandbox.ts";
 
 /** Where the staging directory is inside the installer's sandbox. */
 const STAGING = "/install";
@@ -73,6 +77,67 @@ export async function installInSandbox(
   staging: string,
   options: { timeoutMs?: number } = {},
 ): Promise<InstallOutcome> {
+  const { command, args } = await helperCommand(
+    await installerSandbox(staging, [
+      HELPER_DENO,
+      "install",
+      "--quiet",
+      "--node-modules-dir=auto",
+    ]),
+  );
+  const child = new Deno.Command(command, {
+    args,
+    clearEnv: true,
+    env: {},
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+  }, options.timeoutMs ?? INSTALL_TIMEOUT_MS);
+  let stderr = "";
+  try {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      stderr = (stderr + decoder.decode(chunk)).slice(-4096);
+    }
+    const status = await child.status;
+    return {
+      success: status.success,
+      why: status.success
+        ? ""
+        : stderr.trim().split("\n").slice(-3).join(" ") ||
+          (status.signal === "SIGKILL"
+            ? `deno install took longer than ${
+              (options.timeoutMs ?? INSTALL_TIMEOUT_MS) / 1000
+            } s`
+            : `deno install failed (exit code ${status.code})`),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The installer's sandbox for `staging`, running `command` (tests run
+ * probes in it to show what an install can reach).
+ *
+ * @param staging Host path of the staging directory (the one writable place).
+ * @param command The command, as seen inside.
+ * @returns The sandbox description for `helperCommand`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const sandbox = await installerSandbox(staging, ["/usr/bin/deno", "--version"]);
+ * ```
+ */
+export async function installerSandbox(
+  staging: string,
+  command: readonly string[],
+): Promise<HelperSandbox> {
   const tools = await discoverHostTools();
   const env: Record<string, string> = {
     DENO_DIR: `${STAGING}/.deno-dir`,
@@ -109,53 +174,7 @@ export async function installInSandbox(
     }
   }
   mounts.push({ kind: "bind", source: staging, dest: STAGING });
-  const { command, args } = await helperCommand({
-    tools,
-    mounts,
-    env,
-    cwd: STAGING,
-    network: "host",
-    command: [
-      HELPER_DENO,
-      "install",
-      "--quiet",
-      "--node-modules-dir=auto",
-    ],
-  });
-  const child = new Deno.Command(command, {
-    args,
-    clearEnv: true,
-    env: {},
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* ended */ }
-  }, options.timeoutMs ?? INSTALL_TIMEOUT_MS);
-  let stderr = "";
-  try {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      stderr = (stderr + decoder.decode(chunk)).slice(-4096);
-    }
-    const status = await child.status;
-    return {
-      success: status.success,
-      why: status.success
-        ? ""
-        : stderr.trim().split("\n").slice(-3).join(" ") ||
-          (status.signal === "SIGKILL"
-            ? `deno install took longer than ${
-              (options.timeoutMs ?? INSTALL_TIMEOUT_MS) / 1000
-            } s`
-            : `deno install failed (exit code ${status.code})`),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  return { tools, mounts, env, cwd: STAGING, network: "host", command };
 }
 
 function envValue(name: string): string | undefined {
