@@ -216,6 +216,7 @@ export class CertificateAuthority {
   #caNotAfterMs: number;
   #leafKeys: CryptoKeyPair;
   #leafKeyPem: string;
+  #leafKeyId: x509.SubjectKeyIdentifierExtension;
   #leafValidityMs: number;
   #cache: LeafStore = {
     entries: new Map(),
@@ -231,6 +232,7 @@ export class CertificateAuthority {
     caNotAfterMs: number;
     leafKeys: CryptoKeyPair;
     leafKeyPem: string;
+    leafKeyId: x509.SubjectKeyIdentifierExtension;
     leafValidityMs: number;
   }) {
     this.certificatePem = init.certificate.toString("pem");
@@ -241,6 +243,7 @@ export class CertificateAuthority {
     this.#caNotAfterMs = init.caNotAfterMs;
     this.#leafKeys = init.leafKeys;
     this.#leafKeyPem = init.leafKeyPem;
+    this.#leafKeyId = init.leafKeyId;
     this.#leafValidityMs = init.leafValidityMs;
   }
 
@@ -337,6 +340,11 @@ export class CertificateAuthority {
       caNotAfterMs: notAfterMs,
       leafKeys,
       leafKeyPem,
+      // One leaf key for every leaf: its identifier is computed once, not
+      // per issuance (~0.7 ms of the ~5 ms a leaf costs).
+      leafKeyId: await x509.SubjectKeyIdentifierExtension.create(
+        leafKeys.publicKey,
+      ),
       leafValidityMs,
     });
   }
@@ -452,9 +460,7 @@ export class CertificateAuthority {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
         new x509.AuthorityKeyIdentifierExtension(this.#caKeyId),
-        await x509.SubjectKeyIdentifierExtension.create(
-          this.#leafKeys.publicKey,
-        ),
+        this.#leafKeyId,
       ],
     });
     return {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import { CertificateAuthority, type LeafCredentials } from "./ca.ts";
+import { CertificateAuthority, LeafCache, type LeafCredentials } from "./ca.ts";
 
 // --- helpers: real openssl, a real node:tls server, a real Deno TLS client ---
 
@@ -461,6 +461,62 @@ Deno.test("CertificateAuthority.leafFor() re-issues a leaf close to its expiry",
   ]);
   assert.notEqual(concurrent[0].certPem, first.certPem);
   assert.equal(concurrent[1], concurrent[0]);
+});
+
+Deno.test("CertificateAuthority.leafFor() with separate LeafCaches issues separately and shares nothing", async () => {
+  const local = await CertificateAuthority.create();
+  const a = new LeafCache();
+  const b = new LeafCache();
+  const shared = await local.leafFor("tenant.example.test");
+  const forA = await local.leafFor("tenant.example.test", { cache: a });
+  const forB = await local.leafFor("tenant.example.test", { cache: b });
+  // Another party's cache (or the CA's own) never answers for this one: a
+  // cached leaf would tell it that someone contacted the host, and when.
+  assert.notEqual(forA.certPem, shared.certPem);
+  assert.notEqual(forB.certPem, forA.certPem);
+  assert.equal(await local.leafFor("tenant.example.test", { cache: a }), forA);
+  assert.equal(a.size, 1);
+  assert.equal(b.size, 1);
+  // Each verifies for its host.
+  await withFiles(
+    { "ca.pem": local.certificatePem, "leaf.pem": forB.certPem },
+    async (path) => {
+      const run = await openssl([
+        "verify",
+        "-CAfile",
+        path("ca.pem"),
+        path("leaf.pem"),
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+    },
+  );
+});
+
+Deno.test("LeafCache keeps at most maxEntries leaves, least recently used first out", async () => {
+  const local = await CertificateAuthority.create();
+  const cache = new LeafCache({ maxEntries: 2 });
+  const one = await local.leafFor("one.example.test", { cache });
+  await local.leafFor("two.example.test", { cache });
+  // Touch "one": "two" is now the least recently used.
+  assert.equal(await local.leafFor("one.example.test", { cache }), one);
+  await local.leafFor("three.example.test", { cache });
+  assert.equal(cache.size, 2);
+  assert.equal(await local.leafFor("one.example.test", { cache }), one);
+  cache.clear();
+  assert.equal(cache.size, 0);
+  assert.throws(() => new LeafCache({ maxEntries: 0 }), RangeError);
+});
+
+Deno.test("LeafCache belongs to one certificate authority", async () => {
+  const first = await CertificateAuthority.create();
+  const second = await CertificateAuthority.create();
+  const cache = new LeafCache();
+  await first.leafFor("owned.example.test", { cache });
+  // A leaf of the first CA served as the second's would fail every handshake.
+  await assert.rejects(
+    () => second.leafFor("owned.example.test", { cache }),
+    TypeError,
+  );
 });
 
 // --- input validation (a security boundary) ---
