@@ -1,13 +1,21 @@
 /**
  * The injector's upstream side: TLS verification against `caCerts` and the
- * requested name, keep-alive pooling, and dropping pooled connections the
- * server closed.
+ * requested name, keep-alive pooling (bounded per owner), and dropping
+ * pooled connections the server closed. Isolation between sandboxes is in
+ * pool_isolation_test.ts.
  */
 
 import assert from "node:assert/strict";
 import {
+  compileEgressPolicy,
+  PlaceholderSecretsSchema,
+} from "./egress_policy.ts";
+import { NetworkPolicySchema } from "./network_policy.ts";
+import { UpstreamPool } from "./upstream.ts";
+import {
   connectUnix,
   createTestPki,
+  fixedResolver,
   proxyFetch,
   proxyTls,
   sharedTestPki,
@@ -280,4 +288,68 @@ Deno.test("upstream: interim 1xx responses are consumed and the final response r
   }
   assert.equal(upstream.requests[0]!.get("expect"), undefined);
   assert.equal(new TextDecoder().decode(upstream.requests[0]!.body), "body");
+});
+
+Deno.test("UpstreamPool keeps at most 64 idle connections per owner, and none of another owner's", async () => {
+  // A bare TCP server: counts what is open (the pool never writes here).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      open.add(conn);
+      (async () => {
+        const buf = new Uint8Array(16);
+        try {
+          while ((await conn.read(buf)) !== null) { /* nothing to do */ }
+        } catch { /* reset */ }
+        open.delete(conn);
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const { active } = await compileEgressPolicy({
+    network: NetworkPolicySchema.parse({ allow: ["api.example.test"] }),
+    secrets: PlaceholderSecretsSchema.parse({}),
+    upstream: {
+      connectTo: [`api.example.test:80:127.0.0.1:${port}`],
+      caCerts: [],
+    },
+  }, { sources: {}, resolver: fixedResolver({}), caCerts: [] });
+  const pool = new UpstreamPool();
+  const target = { host: "api.example.test", port: 80, tls: false };
+  const owner = {};
+  try {
+    // 70 distinct injections: 70 keys, one connection each.
+    const taken = [];
+    for (let i = 0; i < 70; i++) {
+      taken.push(
+        await pool.acquire(target, active.dial, {
+          owner,
+          injected: [["authorization", `Bearer token-${i}`]],
+        }),
+      );
+    }
+    for (const upstream of taken) pool.release(upstream, true);
+    await waitFor(() => open.size === 64, "64 idle connections kept");
+    // Reused only by its owner, with the same injection.
+    const again = await pool.acquire(target, active.dial, {
+      owner,
+      injected: [["authorization", "Bearer token-0"]],
+    });
+    assert.equal(again.reused, true);
+    pool.release(again, true);
+    const stranger = await pool.acquire(target, active.dial, {
+      owner: {},
+      injected: [["authorization", "Bearer token-0"]],
+    });
+    assert.equal(stranger.reused, false);
+    pool.release(stranger, false);
+    pool.drop(owner);
+    await waitFor(() => open.size === 0, "the owner's connections closed");
+  } finally {
+    pool.close();
+    listener.close();
+    await serving;
+  }
 });

@@ -95,6 +95,9 @@ export interface Upstream {
 }
 
 const MAX_IDLE_PER_KEY = 16;
+// One sandbox cannot hold the harness's file descriptors in idle upstream
+// connections (one per allowed subdomain, say) at the others' expense.
+const MAX_IDLE_PER_OWNER = 64;
 const IDLE_TIMEOUT_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -226,7 +229,9 @@ export class UpstreamPool {
       return;
     }
     const list = partition.idle.get(upstream.key) ?? [];
-    if (list.length >= MAX_IDLE_PER_KEY) {
+    let held = 0;
+    for (const idle of partition.idle.values()) held += idle.length;
+    if (list.length >= MAX_IDLE_PER_KEY || held >= MAX_IDLE_PER_OWNER) {
       upstream.channel.close();
       return;
     }
