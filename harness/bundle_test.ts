@@ -259,7 +259,37 @@ Deno.test("bundleProgram() refuses a symlink that points outside the path's dire
   }
 });
 
-Deno.test("stopBundler() stops esbuild's helper process", async () => {
+Deno.test("BundleError makes every program-controlled character printable", () => {
+  const error = new BundleError([{
+    message: "Cannot import './\x1b[2J\u202eevil.ts'",
+    file: "lib/\x9b31m.ts",
+    line: 1,
+    column: 2,
+  }]);
+  assert.equal(
+    error.problems[0]!.message,
+    "Cannot import './\\x1b[2J\\u202eevil.ts'",
+  );
+  assert.equal(error.problems[0]!.file, "lib/\\x9b31m.ts");
+  // deno-lint-ignore no-control-regex -- the raw characters are the point
+  assert.doesNotMatch(error.message, /[\x1b\x9b\u202e]/);
+});
+
+Deno.test("bundleProgram() names package-free programs' sources airlock:/ in the source map", async () => {
+  const js = await bundleProgram({
+    files: {
+      "main.ts": 'import "./b.ts";\nconsole.log(2);',
+      "b.ts": "console.log(1);",
+    },
+    entry: "main.ts",
+  });
+  const map = JSON.parse(
+    atob(js.slice(js.lastIndexOf("base64,") + 7).trim()),
+  ) as { sources: string[] };
+  assert.deepEqual(map.sources.sort(), ["airlock:/b.ts", "airlock:/main.ts"]);
+});
+
+Deno.test("stopBundler() stops the sandboxed bundler process", async () => {
   await stopBundler();
   // The next bundle starts a fresh helper.
   const js = await bundleProgram({ code: "export const x = 1;" });

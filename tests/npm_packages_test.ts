@@ -115,3 +115,62 @@ Deno.test("npm: a package that does not exist fails clearly, naming it", async (
     await Deno.remove(cacheDir, { recursive: true });
   }
 });
+
+Deno.test("npm: the policy's range is a ceiling: a program's range outside it is refused naming both, before any install", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "airlock-npm-test-" });
+  try {
+    await using sandbox = await Sandbox.create({
+      policy: { npm: { allow: ["ms@^2.1.0"] } },
+      npmCacheDir: cacheDir,
+    });
+    for (const range of ["0.7.1", "^2.0.0", "*"]) {
+      await assert.rejects(
+        () =>
+          sandbox.run({
+            code: `import ms from "npm:ms@${range}"; console.log(ms(1));`,
+          }),
+        (error: unknown) =>
+          error instanceof BundleError &&
+          error.message.includes(`'ms@${range}'`) &&
+          error.message.includes("'ms@^2.1.0'"),
+      );
+    }
+    const refused = sandbox.auditTrail.filter((e) =>
+      e.kind === "import-refused"
+    );
+    assert.equal(refused.length, 3, JSON.stringify(refused));
+    assert.deepEqual(
+      [...Deno.readDirSync(cacheDir)].filter((e) => !e.name.startsWith(".")),
+      [],
+      "nothing installed",
+    );
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("npm: ranges that resolve to one version share one install, placed by version, without the installer's own cache", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "airlock-npm-test-" });
+  try {
+    await using sandbox = await Sandbox.create({
+      policy: { npm: { allow: ["ms@^2"] } },
+      npmCacheDir: cacheDir,
+    });
+    for (const spec of ["npm:ms@^2.1", "npm:ms@2", "ms", "npm:ms@>=2.0.0 <3"]) {
+      const result = await sandbox.run({
+        code: `import ms from "${spec}"; console.log(ms(60000));`,
+      });
+      assert.equal(result.stdout, "1m\n", result.stderr);
+    }
+    const installs = [...Deno.readDirSync(cacheDir)].map((e) => e.name);
+    assert.equal(installs.length, 1, JSON.stringify(installs));
+    assert.match(installs[0]!, /^ms@2\.\d+\.\d+$/);
+    const inside = [...Deno.readDirSync(`${cacheDir}/${installs[0]}`)].map((
+      e,
+    ) => e.name).sort();
+    assert.ok(inside.includes("node_modules"), JSON.stringify(inside));
+    assert.ok(!inside.includes(".deno-dir"), "the installer's cache is gone");
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
