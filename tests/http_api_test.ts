@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createApp } from "../harness/http/app.ts";
+import { type AppOptions, createApp } from "../harness/http/app.ts";
 import {
   AirlockApiError,
   AirlockClient,
@@ -19,6 +19,7 @@ import {
   processesMentioning,
   startedRun,
 } from "./_sandbox_processes.ts";
+import { startUpstreams } from "./_upstreams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SERVE = `${ROOT}harness/http/serve.ts`;
@@ -33,10 +34,11 @@ async function workspaceParent(): Promise<string> {
   return dir;
 }
 
-function serve(tmpDir: string) {
+function serve(tmpDir: string, options: Partial<AppOptions> = {}) {
   const api = createApp({
     tokens: new Map([[TOKEN, { name: "e2e", maxSandboxes: 4 }]]),
     sandboxDefaults: { tmpDir },
+    ...options,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -398,5 +400,167 @@ Deno.test("deno task serve: SIGTERM closes every sandbox, removes its files and 
     await child.stderr.cancel();
     await child.status;
     await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: npm packages are refused unless the operator allows them (400 npm_not_allowed)", async () => {
+  const parent = await workspaceParent();
+  const policy = { npm: { allow: ["ms@^2.1.0"] } };
+  const closed = serve(parent);
+  try {
+    const error = await closed.client.createSandbox({ policy })
+      .catch((e) => e);
+    assert.ok(error instanceof AirlockApiError, String(error));
+    assert.equal(error.status, 400);
+    assert.equal(error.code, "npm_not_allowed");
+    assert.deepEqual(error.issues.map((i) => i.path), ["policy.npm.allow"]);
+    assert.match(error.message, /server config 'clients\.npm'/);
+    assert.equal(closed.api.sandboxes.size, 0);
+  } finally {
+    await closed.close();
+  }
+  // Control: the same policy on a server whose operator allows npm.
+  const open = serve(parent, { clients: { npm: true } });
+  try {
+    const created = await open.client.createSandbox({ policy });
+    assert.deepEqual(created.policy.npm.allow, ["ms@^2.1.0"]);
+  } finally {
+    await open.close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: limits a client leaves out get the server's defaults; its default policy applies when none is given", async () => {
+  const parent = await workspaceParent();
+  const { client, close } = serve(parent, {
+    ceilings: { limits: { memoryMb: 512 }, defaults: { timeoutMs: 7_000 } },
+    sandboxDefaults: { tmpDir: parent, policy: { scratch: true } },
+  });
+  try {
+    const own = await client.createSandbox({
+      policy: { limits: { cpuSeconds: 5 } },
+    });
+    assert.equal(own.policy.limits.timeoutMs, 7_000);
+    assert.equal(own.policy.limits.cpuSeconds, 5);
+    assert.equal(own.policy.scratch, false);
+    const byDefault = await client.createSandbox();
+    assert.equal(byDefault.policy.scratch, true);
+    assert.equal(byDefault.policy.limits.timeoutMs, 7_000);
+    const over = await client.createSandbox({
+      policy: { limits: { memoryMb: 1024 } },
+    }).catch((e) => e);
+    assert.equal(over.code, "over_ceiling");
+    assert.match(over.message, /ceiling of 512 MiB/);
+    // A run within the ceilings runs, with the server's default timeout.
+    const result = await client.run(byDefault.id, { code: "console.log(2)" });
+    assert.equal(result.stdout, "2\n");
+    assert.equal(result.limits.timeoutMs, 7_000);
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+/** Starts serve.ts with `args`; resolves once it listens. */
+async function startServe(args: string[], env: Record<string, string>) {
+  const child = serveCommand(args, env).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let printed = "";
+  while (!printed.includes("\n")) {
+    const { done, value } = await lines.read();
+    if (done) break;
+    printed += value;
+  }
+  const url = printed.match(/listening on (http:\/\/\S+?)\/? /)?.[1];
+  return {
+    url,
+    printed,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      await lines.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+      return await child.status;
+    },
+  };
+}
+
+Deno.test("deno task serve --config: the operator's mappings and CAs reach a local HTTPS upstream; clients can set neither and see neither", async () => {
+  await using upstreams = await startUpstreams(["api.example.test"]);
+  const parent = await workspaceParent();
+  const config = `${parent}/server.jsonc`;
+  try {
+    await Deno.writeTextFile(`${parent}/tokens`, `ops ${TOKEN}\n`, {
+      mode: 0o600,
+    });
+    await Deno.writeTextFile(
+      config,
+      `{
+        // the operator's upstream: clients may not point anywhere themselves
+        "tokenFile": "tokens",
+        "upstream": {
+          "connectTo": ${JSON.stringify(upstreams.connectTo)},
+          "caCerts": [${JSON.stringify(upstreams.caFile)}],
+        },
+        "ceilings": { "runsPerToken": 1 },
+      }`,
+    );
+    const check = await serveOutput(["--config", config, "--check"]);
+    assert.equal(check.code, 0, check.stderr);
+    const server = await startServe(
+      ["--config", config, "--port", "0"],
+      { TMPDIR: parent },
+    );
+    try {
+      assert.ok(server.url, server.printed);
+      assert.match(server.printed, /\(1 token\)/);
+      const client = new AirlockClient({ baseUrl: server.url, token: TOKEN });
+      const created = await client.createSandbox({
+        policy: { network: { allow: ["api.example.test"] } },
+      });
+      assert.deepEqual(created.policy.upstream, { connectTo: [], caCerts: [] });
+      const result = await client.run(created.id, {
+        code:
+          `const r = await fetch("https://api.example.test/hello"); console.log(r.status, (await r.json()).path);`,
+      });
+      assert.equal(result.stdout, "200 /hello\n", result.stderr);
+      assert.equal(upstreams.get("api.example.test").seen.length, 1);
+      const own = await client.createSandbox({
+        policy: { upstream: { connectTo: upstreams.connectTo } },
+      }).catch((e) => e);
+      assert.equal(own.code, "invalid_policy");
+      assert.match(own.issues[0]?.message ?? "", /operator sets mappings/);
+    } finally {
+      assert.equal((await server.stop()).code, 0);
+    }
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("deno task serve --config: a bad config is refused with every problem by path (exit 125)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-serve-config-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/bad.jsonc`,
+      `{ "listen": { "port": -1 }, "ceilings": { "limits": { "tmpMb": 99999 } }, "clients": { "everything": true } }`,
+    );
+    const bad = await serveOutput(["--config", `${dir}/bad.jsonc`]);
+    assert.equal(bad.code, 125, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /Cannot use server config '.*bad\.jsonc': 3 problems/,
+    );
+    for (const path of ["listen.port", "ceilings.limits.tmpMb", "clients"]) {
+      assert.match(bad.stderr, new RegExp(`- ${path.replace(/\./g, "\\.")}: `));
+    }
+    const missing = await serveOutput(["--config", `${dir}/none.jsonc`]);
+    assert.equal(missing.code, 125);
+    assert.match(missing.stderr, /cannot read the file/);
+    const help = await serveOutput(["--help"]);
+    assert.equal(help.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

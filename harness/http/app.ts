@@ -354,6 +354,14 @@ export function createApp(options: AppOptions): AirlockApp {
     // The client's limits over the server's defaults; checked against the
     // caller's ceilings below (a 1 GiB output, a 4 GiB /tmp in RAM or a
     // 64 GiB heap would otherwise be each client's choice).
+    // Checked as sent first: a 1 GiB outputBytes is over this server's
+    // ceiling before it is over the policy's own maximum.
+    const asked = ceilingIssues(
+      (body.policy as { limits?: unknown } | undefined)?.limits,
+      caller.ceilings,
+      "policy.limits",
+    );
+    if (asked.length > 0) throw overCeiling(asked);
     const policy = withOperatorCas(
       withDefaultLimits(
         body.policy ?? defaults.policy,
@@ -363,16 +371,13 @@ export function createApp(options: AppOptions): AirlockApp {
     );
     let parsed;
     try {
-      // Checked before the limit, so a bad policy is always a 400.
+      // Checked before the sandbox count, so a bad policy is always a 400.
       parsed = parsePolicy(policy);
     } catch (error) {
       throw error instanceof PolicyError ? invalidPolicy(error) : error;
     }
-    const over = ceilingIssues(
-      parsed.limits,
-      caller.ceilings,
-      "policy.limits",
-    );
+    // The server's default policy is held to the caller's ceilings too.
+    const over = ceilingIssues(parsed.limits, caller.ceilings, "policy.limits");
     if (over.length > 0) throw overCeiling(over);
     if (caller.count >= caller.maxSandboxes) {
       throw new ApiError(
@@ -709,7 +714,18 @@ async function readBody<S extends z.ZodType>(
     }
   }
   const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    if (!deferred || !isRecord(value) || !(deferred in value)) {
+      return parsed.data;
+    }
+    // The deferred part as sent, not with the schema's defaults filled in:
+    // limits the client left out take the server's defaults, not the
+    // policy's.
+    return {
+      ...(parsed.data as Record<string, unknown>),
+      [deferred]: value[deferred],
+    } as z.output<S>;
+  }
   const issues = parsed.error.issues;
   if (deferred && issues.every((i) => i.path[0] === deferred)) {
     // Every other field is valid as sent (they have no defaults).

@@ -196,8 +196,10 @@ export function withDefaultLimits(
 
 /**
  * The limits over their ceilings, one issue each, naming the ceiling.
+ * Values that are not numbers are skipped (the policy parser reports them),
+ * so a client's limits can be checked as sent.
  *
- * @param limits Validated limits.
+ * @param limits Limits as sent, or validated.
  * @param ceilings The caller's ceilings.
  * @param prefix Path of `limits` in the request (`policy.limits`).
  * @returns Every limit over its ceiling.
@@ -210,15 +212,16 @@ export function withDefaultLimits(
  * ```
  */
 export function ceilingIssues(
-  limits: Partial<ResourceLimits>,
+  limits: unknown,
   ceilings: Readonly<Ceilings>,
   prefix: string,
 ): PolicyIssue[] {
+  if (!isRecord(limits)) return [];
   const issues: PolicyIssue[] = [];
   for (const name of LIMIT_NAMES) {
     const value = limits[name];
     const most = ceilings.limits[name];
-    if (value !== undefined && value > most) {
+    if (typeof value === "number" && value > most) {
       issues.push({
         path: prefix ? `${prefix}.${name}` : name,
         message: `${value}${
