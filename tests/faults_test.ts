@@ -495,7 +495,7 @@ Deno.test("a SIGKILLed harness leaves no sandbox process, workspace or socket be
 
 // --- the scratch disk fills up -----------------------------------------------
 
-Deno.test("a full scratch quota ends the run as disk-limit, the harness stays healthy, and the sandbox runs again once files are deleted", async () => {
+Deno.test("a full scratch quota stops the writes (ENOSPC, or disk-limit where measured), the harness stays healthy, and the sandbox runs again once files are deleted", async () => {
   await using sandbox = await Sandbox.create({
     policy: { scratch: true, limits: { scratchMb: 1, timeoutMs: 30_000 } },
   });
@@ -503,14 +503,21 @@ Deno.test("a full scratch quota ends the run as disk-limit, the harness stays he
     code: `const chunk = new Uint8Array(64 * 1024).fill(7);
       for (let i = 0; ; i++) Deno.writeFileSync("/scratch/f" + i, chunk);`,
   });
-  assert.ok(
-    full.reason === "disk-limit" || full.reason === "file-size",
-    `reason ${full.reason}; stderr: ${full.stderr}`,
-  );
+  if (sandbox.quotaMode === "walk") {
+    assert.ok(
+      full.reason === "disk-limit" || full.reason === "file-size",
+      `reason ${full.reason}; stderr: ${full.stderr}`,
+    );
+  } else {
+    // A scratch filesystem refuses the write itself: the program sees it.
+    assert.equal(full.reason, "exit", full.stderr);
+    assert.match(full.stderr, /No space left on device/);
+  }
   assert.equal(full.success, false);
   assert.ok(full.durationMs < 30_000, "stopped before its timeout");
   const written = await sandbox.fs.readDir("/scratch");
-  assert.ok(written.length >= 16, `only ${written.length} files written`);
+  // The filesystem's own metadata takes a few percent of the quota.
+  assert.ok(written.length >= 12, `only ${written.length} files written`);
 
   // The harness is healthy: another sandbox runs meanwhile.
   await using bystander = await Sandbox.create();

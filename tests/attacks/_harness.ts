@@ -481,7 +481,8 @@ export type Group =
   | "credentials"
   | "resources"
   | "kernel"
-  | "names";
+  | "names"
+  | "quota";
 
 /**
  * Where the attempt is recorded. `broker`: a permission event with decision
@@ -1127,6 +1128,10 @@ async function runBatch(
       bytes: encoder.encode(JSON.stringify(result.audit)),
     });
     if (sandbox.scratchPath) {
+      // How the quota was enforced, and what the scratch cost the host
+      // (a loop image's blocks never shrink: the most the run ever used).
+      extra.quotaMode = sandbox.quotaMode;
+      extra.scratchUsage = await sandbox.scratchUsage();
       extra.scratch = await scratchEntries(sandbox.scratchPath);
       const files = await filesUnder(sandbox.scratchPath).catch(() => []);
       for (const file of files) {
