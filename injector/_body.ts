@@ -227,20 +227,32 @@ const DECODABLE = new Map<string, CompressionFormat>([
 ]);
 
 /**
- * Whether the echo guard can look inside a body with this Content-Encoding.
+ * The content coding the echo guard decodes a response body with, from all
+ * of the response's `Content-Encoding` field lines; null when it cannot
+ * check the body. Two lines ("identity", then "gzip") or a list ("gzip,
+ * br") are refused, not resolved: the guard would decode one way while the
+ * program, which gets the relayed bytes, can decode them another way.
  *
- * @param encoding The header's value, or undefined.
- * @returns True for no coding, identity, gzip, deflate and br.
+ * @param values Every `Content-Encoding` value, in order.
+ * @returns "identity", or one of gzip, x-gzip, deflate, br; or null.
  *
  * @example Usage
  * ```ts
- * import { canGuard } from "./_body.ts";
- * console.log(canGuard("gzip"), canGuard("zstd")); // true false
+ * import assert from "node:assert/strict";
+ * import { guardableCoding } from "./_body.ts";
+ * assert.equal(guardableCoding([]), "identity");
+ * assert.equal(guardableCoding(["GZIP"]), "gzip");
+ * assert.equal(guardableCoding(["zstd"]), null);
+ * assert.equal(guardableCoding(["identity", "gzip"]), null);
+ * assert.equal(guardableCoding(["gzip, br"]), null);
  * ```
  */
-export function canGuard(encoding: string | undefined): boolean {
-  const coding = encoding?.trim().toLowerCase();
-  return !coding || coding === "identity" || DECODABLE.has(coding);
+export function guardableCoding(values: readonly string[]): string | null {
+  if (values.length === 0) return "identity";
+  if (values.length > 1) return null;
+  const coding = values[0]!.trim().toLowerCase();
+  if (coding === "" || coding === "identity") return "identity";
+  return DECODABLE.has(coding) ? coding : null;
 }
 
 /**
@@ -255,7 +267,7 @@ export const SCANNABLE_ENCODINGS = "gzip, deflate, br";
  * every occurrence of a secret.
  *
  * @param chunks The raw body.
- * @param encoding The response's Content-Encoding, or undefined.
+ * @param encoding The coding from {@linkcode guardableCoding}, or undefined.
  * @param redactor The guard.
  * @returns Plain (decoded) body chunks, safe for the sandbox.
  * @throws {UpstreamError} 502 for a coding the guard cannot look inside.
@@ -275,9 +287,10 @@ export async function* guardBody(
   if (coding && coding !== "identity") {
     const format = DECODABLE.get(coding);
     if (!format) {
+      // The coding is not quoted: it is the upstream's text.
       throw new UpstreamError(
         502,
-        `cannot check a '${coding}'-encoded response for echoed secrets`,
+        "cannot check the response for echoed secrets: unsupported content-encoding",
       );
     }
     plain = ReadableStream.from(chunks).pipeThrough(

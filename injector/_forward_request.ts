@@ -15,8 +15,8 @@
 import { type EgressEvent, redactQuery } from "./audit.ts";
 import { auditEvent as event } from "./_audit_event.ts";
 import {
-  canGuard,
   chunkedWriter,
+  guardableCoding,
   guardBody,
   rawWriter,
   readAhead,
@@ -24,10 +24,11 @@ import {
   SCANNABLE_ENCODINGS,
 } from "./_body.ts";
 import { type BufferedReader, type ByteChannel, concat } from "./_channel.ts";
-import { EchoRedactor, redactString } from "./echo_guard.ts";
+import { credentialForms, EchoRedactor, redactString } from "./echo_guard.ts";
 import {
   type BodyFraming,
   getHeader,
+  getHeaders,
   type Headers1,
   HttpParseError,
   parseResponseHead,
@@ -227,8 +228,10 @@ export async function handleRequest(
     secure,
     injected,
   );
-  for (const p of substituted) secrets.push(p.value);
-  prepareUpstreamHeaders(headers, websocket);
+  for (const p of substituted) {
+    secrets.push(p.value, ...credentialForms(p.value));
+  }
+  prepareUpstreamHeaders(headers, websocket, injected);
   if (secrets.length > 0 && !websocket) {
     // Only codings the echo guard can decode, so an echoed secret cannot
     // hide in a compressed body.
@@ -355,6 +358,13 @@ export async function handleRequest(
     const responseHeaders: Headers1 = [];
     for (const [name, value] of responseHead.headers) {
       if (redactor) {
+        // A name can carry the secret too ("X-Seen-<token>: 1"); a name
+        // cannot hold the marker, so such a field is dropped.
+        const inName = redactString(name, secrets).count;
+        if (inName > 0) {
+          headerRedactions += inName;
+          continue;
+        }
         const { text, count } = redactString(value, secrets);
         headerRedactions += count;
         responseHeaders.push([name, text]);
@@ -403,14 +413,17 @@ export async function handleRequest(
     removeHeader(responseHeaders, "content-length");
     const close = wantsClose(request);
     const guarded = redactor !== null && responseBody.kind !== "none";
-    const coding = getHeader(responseHead.headers, "content-encoding");
-    if (guarded && !canGuard(coding)) {
-      // Decided before any byte goes out: never a 200 the guard cannot see into.
+    const coding = guardableCoding(
+      getHeaders(responseHead.headers, "content-encoding"),
+    ) ?? undefined;
+    if (guarded && coding === undefined) {
+      // Decided before any byte goes out: never a 200 the guard cannot see
+      // into (an unknown coding, a list, or two lines: the guard would
+      // decode one way, the program another). The value is not quoted: it
+      // is the upstream's text and may hold the echoed secret.
       throw new UpstreamError(
         502,
-        `cannot check a '${
-          coding?.slice(0, 40)
-        }'-encoded response from '${target.host}' for echoed secrets`,
+        `cannot check the response from '${target.host}' for echoed secrets: unsupported content-encoding`,
       );
     }
     if (guarded) removeHeader(responseHeaders, "content-encoding");
@@ -500,7 +513,10 @@ export async function handleRequest(
       ? new UpstreamError(502, `invalid HTTP response from '${target.host}'`)
       : new UpstreamError(
         502,
-        `exchange with '${target.host}' failed: ${(error as Error).message}`,
+        // Redacted: no message may carry an echoed secret onwards.
+        `exchange with '${target.host}' failed: ${
+          redactString(String((error as Error)?.message), secrets).text
+        }`,
       );
     if (answered !== null && client.closed) {
       // The upstream answered but the program had gone: the request WAS

@@ -8,6 +8,7 @@
 
 import {
   getHeader,
+  getHeaders,
   type Headers1,
   removeHeader,
   type RequestHead,
@@ -44,15 +45,46 @@ export function wantsClose(request: RequestHead): boolean {
   return request.version === "HTTP/1.0" && !/\bkeep-alive\b/i.test(connection);
 }
 
-/** Strips hop-by-hop headers (and those Connection names) before forwarding. */
+/**
+ * Headers a `Connection` field may never remove: `Host` (without it a
+ * shared upstream serves its default site, with our credential on the
+ * request) and the framing the injector sets itself after this.
+ */
+const NEVER_HOP_BY_HOP = ["host", "content-length"];
+
+/**
+ * Strips hop-by-hop headers before forwarding: the fixed list and the names
+ * the request's `Connection` fields list (RFC 9110 7.6.1), except `Host`,
+ * the framing and the injected headers.
+ *
+ * @param headers The request's headers (changed in place).
+ * @param websocket Whether the request is a WebSocket upgrade (its
+ *   `Connection`/`Upgrade` are set again, without extensions).
+ * @param injected Lower-case names of the headers the policy injected.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { prepareUpstreamHeaders } from "./_upstream_request.ts";
+ * const headers: [string, string][] = [["Host", "a.example"], ["Connection", "HOST, Authorization, x-trace"], ["Authorization", "Bearer s3cr3t-t0ken"], ["X-Trace", "1"]];
+ * prepareUpstreamHeaders(headers, false, ["authorization"]);
+ * assert.deepEqual(headers, [["Host", "a.example"], ["Authorization", "Bearer s3cr3t-t0ken"]]);
+ * ```
+ */
 export function prepareUpstreamHeaders(
   headers: Headers1,
   websocket: boolean,
+  injected: readonly string[] = [],
 ): void {
-  const listed = (getHeader(headers, "connection") ?? "").split(",").map((s) =>
-    s.trim().toLowerCase()
-  )
-    .filter((s) => s && s !== "close" && s !== "keep-alive" && s !== "upgrade");
+  // Every Connection line counts (a second one is no less hop-by-hop).
+  const listed = getHeaders(headers, "connection").join(",").split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) =>
+      s && s !== "close" && s !== "keep-alive" && s !== "upgrade" &&
+      // "Connection: host, authorization" would strip the Host the
+      // decision was checked against, or the credential just injected.
+      !NEVER_HOP_BY_HOP.includes(s) && !injected.includes(s)
+    );
   for (const name of [...HOP_BY_HOP, ...listed]) removeHeader(headers, name);
   if (websocket) {
     setHeader(headers, "Connection", "Upgrade");

@@ -5,16 +5,25 @@
  * the sandbox never sees. An upstream that reflects its request (httpbin's
  * `/headers` or `/anything`, a debug endpoint, an error page quoting the
  * header) would hand the secret straight to the sandbox. Every response
- * header value and body byte passes through here first, and every
- * occurrence of a secret, in the encodings such echoes typically use, is
- * replaced by {@linkcode REDACTION_MARKER}.
+ * header name and value and every body byte passes through here first, and
+ * every occurrence of a secret is replaced by {@linkcode REDACTION_MARKER}:
+ *
+ * - as the raw bytes, with `+` for a space (form encoding), and as base64
+ *   and base64url at each of the three byte alignments;
+ * - after decoding the escape sequences an echo typically carries (see
+ *   `_escapes.ts`): JSON, JavaScript and Python backslash escapes (`\u002B`,
+ *   `\/`, `\x2b`), percent-encoding of any subset of the characters,
+ *   HTML/XML character references (`&#43;`, `&#x2b;`, `&plus;`) and
+ *   quoted-printable (`=3D`, soft line breaks), in any mix, also inside a
+ *   base64 form. The bytes cut out are the original escape sequences.
  *
  * This is defense in depth, not a proof: it cannot see a secret that the
- * upstream compressed, encrypted, hex-encoded, reversed or split across
- * fragments shorter than 4 characters. The proxy should therefore ask for
- * identity responses (drop `Accept-Encoding`, or decode before the guard),
- * drop `Range` on requests that carry a secret (a range request can cut an
- * echo into fragments too short to recognise), and only inject secrets for
+ * upstream transforms on purpose (hex, reversal, encryption, compression
+ * inside the body), spreads over separate responses, or splits into
+ * fragments shorter than 4 characters. The proxy therefore asks for
+ * identity or decodable responses only, refuses framing it cannot check,
+ * drops `Range` on requests that carry a secret (a range request can cut an
+ * echo into fragments too short to recognise), and only injects secrets for
  * hosts the policy trusts.
  *
  * Matching works on bytes: each byte maps to the char with the same code
@@ -36,6 +45,17 @@
 
 import { Buffer } from "node:buffer";
 import { concat } from "./_channel.ts";
+import {
+  decodeAll,
+  decodeRange,
+  type Escapes,
+  escapesFor,
+  findEscapes,
+  lowerBound,
+  MAX_ESCAPE,
+  MAX_RAW_PER_BYTE,
+  rawSpan,
+} from "./_escapes.ts";
 
 /**
  * What replaces a redacted secret.
@@ -69,28 +89,25 @@ function latin1(bytes: Uint8Array): string {
   );
 }
 
-function hex4(c: string): string {
-  return "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0");
-}
-
 /**
- * The forms in which an echo may carry `secret`.
+ * The forms of `secret` that are searched for as they are, in the raw bytes
+ * and in the decoded view of them (escape sequences decoded, see the module
+ * doc): JSON-, percent-, HTML- or quoted-printable-escaped echoes need no
+ * form of their own, they decode to one of these.
  *
- * - the raw value;
- * - JSON string escapes: JavaScript's, Python's `ensure_ascii` (non-ASCII as
- *   `\uXXXX`), PHP's (`\/` and `\uXXXX`) and Go's (`<`, `>`, `&` as `\u003c`...);
- * - percent-encoding: `encodeURIComponent`, with lower-case hex, and form
- *   encoding (`+` for space);
+ * - the raw value, and the value with its own escape sequences decoded (a
+ *   secret holding `%2B` whose echo escapes something else);
+ * - form encoding's `+` for a space;
  * - base64 and base64url: the inner part of the encoding at each of the three
  *   byte alignments (the secret's base64 depends on its position in the
  *   encoded data, e.g. `user:secret` in Basic auth; the characters that mix
  *   in neighbouring bytes are cut off both ends), kept when at least 8 chars.
  *
- * Variants shorter than 4 characters are dropped: a 3-byte "secret" would
+ * Forms shorter than 4 characters are dropped: a 3-byte "secret" would
  * cause redactions everywhere. A secret that short gets no protection.
  *
  * @param secret The secret value.
- * @returns The distinct variants, raw value first.
+ * @returns The distinct forms, raw value first.
  *
  * @example Usage
  * ```ts
@@ -98,8 +115,8 @@ function hex4(c: string): string {
  * import { secretVariants } from "./echo_guard.ts";
  * const variants = secretVariants("a/b c+d=efgh");
  * assert.ok(variants.includes("a/b c+d=efgh"));
- * assert.ok(variants.includes("a%2Fb%20c%2Bd%3Defgh"));
- * assert.ok(variants.includes("a\\/b c+d=efgh"));
+ * assert.ok(variants.includes("a/b+c+d=efgh"));
+ * assert.ok(variants.includes("YS9iIGMrZD1lZmdo"));
  * assert.deepEqual(secretVariants("abc"), []);
  * ```
  */
@@ -109,21 +126,13 @@ export function secretVariants(secret: string): string[] {
     if (value.length >= min) variants.add(value);
   };
   add(secret);
-  const json = JSON.stringify(secret).slice(1, -1);
-  const asciiJson = json.replace(/[\u0080-\uffff]/g, hex4);
-  add(json);
-  add(asciiJson);
-  add(asciiJson.replaceAll("/", "\\/"));
-  add(json.replace(/[<>&\u2028\u2029]/g, hex4));
-  try {
-    const percent = encodeURIComponent(secret);
-    add(percent);
-    add(percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
-    add(new URLSearchParams([["", secret]]).toString().slice(1));
-  } catch {
-    // A lone surrogate has no percent-encoding; the other forms still apply.
-  }
+  add(secret.replaceAll(" ", "+"));
   const bytes = utf8.encode(secret);
+  const wire = latin1(bytes);
+  for (const withQp of [true, false]) {
+    const decoded = decodeAll(wire, withQp);
+    if (decoded !== wire) add(new TextDecoder().decode(fromLatin1(decoded)));
+  }
   for (let shift = 0; shift < 3; shift++) {
     let binary = "\0".repeat(shift);
     for (const b of bytes) binary += String.fromCharCode(b);
@@ -139,11 +148,23 @@ export function secretVariants(secret: string): string[] {
   return [...variants];
 }
 
+function fromLatin1(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
 interface Patterns {
   /** Variants as latin1 strings of their UTF-8 bytes, for byte streams. */
   bytes: string[];
   /** The above plus the variants as JS strings, for header values. */
   text: string[];
+  /** The longest of `bytes`. */
+  longest: number;
+  /** Flags (1) the byte values that occur in `bytes`. */
+  alphabet: Uint8Array;
+  /** Finds the escape sequences that can denote those bytes. */
+  escapes: RegExp;
 }
 
 const cache = new Map<string, Patterns>();
@@ -163,7 +184,21 @@ function patternsFor(secrets: readonly string[]): Patterns {
         text.add(encoded).add(variant);
       }
     }
-    patterns = { bytes: [...bytes], text: [...text] };
+    let longest = 0;
+    const alphabet = new Uint8Array(256);
+    for (const pattern of bytes) {
+      longest = Math.max(longest, pattern.length);
+      for (let i = 0; i < pattern.length; i++) {
+        alphabet[pattern.charCodeAt(i)] = 1;
+      }
+    }
+    patterns = {
+      bytes: [...bytes],
+      text: [...text],
+      longest,
+      alphabet,
+      escapes: escapesFor(alphabet),
+    };
     if (cache.size >= 64) cache.clear();
     cache.set(key, patterns);
   }
@@ -182,11 +217,9 @@ function findMatches(
   from: number,
 ): number[] | null {
   let found: number[] | null = null;
-  let sorted = true;
   for (const pattern of patterns) {
     let at = text.indexOf(pattern, Math.max(0, from - pattern.length + 1));
     if (at === -1) continue;
-    if (found !== null) sorted = false;
     found ??= [];
     let start = at;
     let end = at + pattern.length;
@@ -205,15 +238,223 @@ function findMatches(
     }
     found.push(start, end, count);
   }
-  if (found !== null && !sorted) {
-    const triples: number[][] = [];
-    for (let i = 0; i < found.length; i += 3) {
-      triples.push(found.slice(i, i + 3));
-    }
-    triples.sort((a, b) => a[0]! - b[0]!);
-    found = triples.flat();
-  }
   return found;
+}
+
+/**
+ * Occurrences of the patterns in the decoded view of `text` that involve at
+ * least one escape sequence (the others are the raw matches) and end after
+ * `from`, as raw `[start, end, count]` triples appended to `out`.
+ *
+ * Only stretches near escape sequences are decoded: escapes closer than
+ * `longest` bytes form a cluster, and a match involving a cluster's escapes
+ * cannot reach more than `longest` plain bytes beyond it (it has at most
+ * `longest` decoded chars). Sparse escapes (binary data) cost little.
+ */
+function findDecoded(
+  text: string,
+  escapes: Escapes,
+  patterns: readonly string[],
+  longest: number,
+  from: number,
+  withQp: boolean,
+  out: number[],
+): void {
+  const { starts, ends, qp } = escapes;
+  const n = starts.length;
+  let i = lowerBound(ends, from - longest + 1);
+  while (i < n) {
+    if (!withQp && qp[i]) {
+      i++;
+      continue;
+    }
+    let clusterEnd = ends[i]!;
+    let j = i + 1;
+    for (; j < n; j++) {
+      if (!withQp && qp[j]) continue;
+      if (starts[j]! - clusterEnd >= longest) break;
+      clusterEnd = ends[j]!;
+    }
+    const a = Math.max(0, starts[i]! - longest);
+    const b = Math.min(text.length, clusterEnd + longest);
+    if (!withQp && !hasQp(escapes, a, b)) {
+      i = j; // reads the same as with quoted-printable: already searched
+      continue;
+    }
+    const decoded = decodeRange(text, escapes, a, b, withQp);
+    for (const pattern of patterns) {
+      let start = -1;
+      let end = -1;
+      let count = 0;
+      for (
+        let at = decoded.text.indexOf(pattern);
+        at !== -1;
+        at = decoded.text.indexOf(pattern, at + 1)
+      ) {
+        const [rawStart, rawEnd] = rawSpan(decoded, at, at + pattern.length);
+        // Every escape is longer than what it denotes: a raw span as long
+        // as the pattern is plain text, already found by the raw search.
+        if (rawEnd - rawStart === pattern.length || rawEnd <= from) continue;
+        if (count > 0 && rawStart <= end) {
+          end = Math.max(end, rawEnd);
+          count++;
+        } else {
+          if (count > 0) out.push(start, end, count);
+          start = rawStart;
+          end = rawEnd;
+          count = 1;
+        }
+      }
+      if (count > 0) out.push(start, end, count);
+    }
+    i = j;
+  }
+}
+
+/** Whether a quoted-printable escape lies in `[from, to)`. */
+function hasQp(escapes: Escapes, from: number, to: number): boolean {
+  for (
+    let k = lowerBound(escapes.starts, from);
+    k < escapes.starts.length && escapes.starts[k]! < to;
+    k++
+  ) {
+    if (escapes.qp[k]) return true;
+  }
+  return false;
+}
+
+/**
+ * Every occurrence of the patterns in `text`, raw or after decoding escape
+ * sequences, that ends after `from`: flat `[start, end, count]` triples
+ * sorted by start, and the escape sequences found (or null if none).
+ */
+function findAll(
+  text: string,
+  raw: readonly string[],
+  patterns: Patterns,
+  from: number,
+): { matches: number[] | null; escapes: Escapes | null } {
+  let matches = findMatches(text, raw, from);
+  let escapes: Escapes | null = findEscapes(
+    text,
+    patterns.escapes,
+    patterns.alphabet,
+  );
+  if (escapes.tokenStarts.length === 0) {
+    escapes = null;
+  } else {
+    const decoded: number[] = [];
+    const { bytes, longest } = patterns;
+    // (An escape that denotes a byte no pattern holds is not decoded: it
+    // cannot be inside a match, and a JSON body's \n and \" stay cheap.)
+    // All escapes decoded; and, if both kinds occur, all but
+    // quoted-printable ones: "key=AB…" is no QP escape in a JSON or URL
+    // echo, and decoding it would hide a secret starting "AB…" that is
+    // escaped further on.
+    findDecoded(text, escapes, bytes, longest, from, true, decoded);
+    if (escapes.anyQp && escapes.anyOther) {
+      const again: number[] = [];
+      findDecoded(text, escapes, bytes, longest, from, false, again);
+      // An occurrence both readings find is one occurrence.
+      const seen = new Set<number>();
+      for (let i = 0; i < decoded.length; i += 3) {
+        seen.add(decoded[i]! * 0x100000 + decoded[i + 1]!);
+      }
+      for (let i = 0; i < again.length; i += 3) {
+        if (!seen.has(again[i]! * 0x100000 + again[i + 1]!)) {
+          decoded.push(again[i]!, again[i + 1]!, again[i + 2]!);
+        }
+      }
+    }
+    if (decoded.length > 0) matches = [...(matches ?? []), ...decoded];
+  }
+  if (matches !== null && matches.length > 3) {
+    const triples: number[][] = [];
+    for (let i = 0; i < matches.length; i += 3) {
+      triples.push(matches.slice(i, i + 3));
+    }
+    triples.sort((x, y) => x[0]! - y[0]!);
+    matches = triples.flat();
+  }
+  return { matches, escapes };
+}
+
+/** `<scheme> <credentials>`: an auth-scheme token (RFC 9110) and one word. */
+const SCHEME_AND_CREDENTIALS =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)[ \t]*$/;
+
+/**
+ * The values the echo guard looks for once `value` was injected as a header
+ * value, whether the policy wrote it literally or through a secret
+ * reference: an upstream may echo the whole value or only the credential
+ * in it.
+ *
+ * - the whole value;
+ * - the credential after an authentication scheme word (`Bearer <token>`,
+ *   `token <token>`, `Basic <base64>`);
+ * - for `Basic`, the decoded `user:password` and the password; the user
+ *   name too when the password is empty (API keys sent as the user name).
+ *
+ * Forms shorter than `minLength` are left out: the guard cannot tell them
+ * from ordinary text.
+ *
+ * @param value The header value as sent.
+ * @param options `minLength`: shortest form kept (default 8).
+ * @returns The distinct forms, the whole value first.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { credentialForms } from "./echo_guard.ts";
+ * assert.deepEqual(credentialForms("Bearer ghp_0123456789"), ["Bearer ghp_0123456789", "ghp_0123456789"]);
+ * assert.deepEqual(credentialForms("Basic " + btoa("bot:pa55-w0rd-x")), [
+ *   "Basic Ym90OnBhNTUtdzByZC14",
+ *   "Ym90OnBhNTUtdzByZC14",
+ *   "bot:pa55-w0rd-x",
+ *   "pa55-w0rd-x",
+ * ]);
+ * ```
+ */
+export function credentialForms(
+  value: string,
+  options: { minLength?: number } = {},
+): string[] {
+  const min = options.minLength ?? 8;
+  const forms = new Set<string>();
+  const add = (form: string) => {
+    if (form.length >= min) forms.add(form);
+  };
+  add(value);
+  const credentials = SCHEME_AND_CREDENTIALS.exec(value)?.[1];
+  if (credentials !== undefined) {
+    add(credentials);
+    if (/^basic[ \t]/i.test(value)) {
+      const decoded = decodeBase64Text(credentials);
+      if (decoded !== null) {
+        add(decoded);
+        const colon = decoded.indexOf(":");
+        if (colon !== -1) {
+          const password = decoded.slice(colon + 1);
+          add(password);
+          if (password === "") add(decoded.slice(0, colon));
+        }
+      }
+    }
+  }
+  return [...forms];
+}
+
+/** Base64 (or base64url) of UTF-8 text, decoded; null if it is not. */
+function decodeBase64Text(text: string): string | null {
+  if (!/^[A-Za-z0-9+/_-]+=*$/.test(text)) return null;
+  try {
+    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+    return new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(binary, (c) => c.charCodeAt(0)),
+    );
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -235,7 +476,7 @@ function findMatches(
  * ```
  */
 export class EchoRedactor {
-  #patterns: string[];
+  #patterns: Patterns;
   #hold: number;
   #marker: Uint8Array<ArrayBuffer>;
   #redactions = 0;
@@ -257,15 +498,14 @@ export class EchoRedactor {
    * @param marker What replaces each occurrence.
    */
   constructor(secrets: readonly string[], marker: string = REDACTION_MARKER) {
-    this.#patterns = patternsFor(secrets).bytes;
+    this.#patterns = patternsFor(secrets);
     this.#marker = utf8.encode(marker);
-    let longest = 0;
-    for (const pattern of this.#patterns) {
-      longest = Math.max(longest, pattern.length);
-    }
-    // A match can start at most longest - 1 bytes before the end of what
-    // has arrived; anything earlier is final.
-    this.#hold = Math.max(0, longest - 1);
+    const longest = this.#patterns.longest;
+    // A match spans at most `longest` decoded bytes, each from at most
+    // MAX_RAW_PER_BYTE raw ones, so it starts at most that far before the
+    // end of what has arrived; anything earlier is final. MAX_ESCAPE more:
+    // an escape sequence at the very end may still grow (`&#43` + `;`).
+    this.#hold = longest === 0 ? 0 : longest * MAX_RAW_PER_BYTE + MAX_ESCAPE;
   }
 
   /** How many occurrences have been replaced so far. */
@@ -285,7 +525,7 @@ export class EchoRedactor {
   push<T extends ArrayBufferLike>(
     chunk: Uint8Array<T>,
   ): Uint8Array<T | ArrayBuffer> {
-    if (this.#patterns.length === 0) return chunk;
+    if (this.#patterns.bytes.length === 0) return chunk;
     if (chunk.length <= BLOCK) return this.#process(chunk, false);
     const parts: Uint8Array<T | ArrayBuffer>[] = [];
     for (let at = 0; at < chunk.length; at += BLOCK) {
@@ -303,7 +543,7 @@ export class EchoRedactor {
    * @returns The held-back bytes, redacted.
    */
   flush(): Uint8Array<ArrayBuffer> {
-    if (this.#patterns.length === 0) return new Uint8Array(0);
+    if (this.#patterns.bytes.length === 0) return new Uint8Array(0);
     const out = this.#process(new Uint8Array(0), true);
     this.#window = "";
     this.#windowBytes = new Uint8Array(0);
@@ -338,7 +578,12 @@ export class EchoRedactor {
         );
       }
     };
-    const matches = findMatches(text, this.#patterns, emitted);
+    const { matches, escapes } = findAll(
+      text,
+      this.#patterns.bytes,
+      this.#patterns,
+      emitted,
+    );
     if (matches !== null) {
       for (let i = 0; i < matches.length; i += 3) {
         const start = matches[i]!;
@@ -363,7 +608,16 @@ export class EchoRedactor {
     }
     // Keep `hold` bytes of lookbehind: a secret overlapping a marker may
     // start up to that far before the first unsent byte.
-    const keep = Math.max(0, emitted - this.#hold);
+    let keep = Math.max(0, emitted - this.#hold);
+    if (escapes !== null) {
+      // Never start the next window inside an escape sequence: "\\u0041"
+      // cut after the first backslash would decode differently.
+      const { tokenStarts, tokenEnds } = escapes;
+      const k = lowerBound(tokenEnds, keep + 1);
+      if (k < tokenStarts.length && tokenStarts[k]! < keep) {
+        keep = tokenStarts[k]!;
+      }
+    }
     this.#window = text.slice(keep);
     const windowBytes = new Uint8Array(text.length - keep);
     if (keep < old.length) windowBytes.set(old.subarray(keep));
@@ -413,7 +667,8 @@ export function redactString(
       "Cannot redact with a marker that contains NUL, CR or LF",
     );
   }
-  const matches = findMatches(text, patternsFor(secrets).text, 0);
+  const patterns = patternsFor(secrets);
+  const { matches } = findAll(text, patterns.text, patterns, 0);
   if (matches === null) return { text, count: 0 };
   let out = "";
   let emitted = 0;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  credentialForms,
   EchoRedactor,
   REDACTION_MARKER,
   redactString,
@@ -53,18 +54,17 @@ const SECRET = "sk-live-0123456789abcdef";
 
 // ---- secretVariants -------------------------------------------------------
 
-Deno.test("secretVariants() gives the raw, JSON-escaped and percent-encoded forms", () => {
-  const secret = 'p"a\\ss/w+rd é';
+Deno.test("secretVariants() gives the raw, form-encoded, decoded and base64 forms (escaped forms are decoded, not listed)", () => {
+  const secret = "a/b c+d%2Be=fgh";
   const variants = secretVariants(secret);
   assert.equal(variants[0], secret);
-  assert.ok(variants.includes(JSON.stringify(secret).slice(1, -1)));
-  assert.ok(variants.includes(encodeURIComponent(secret)));
   assert.ok(
-    variants.includes('p\\"a\\\\ss/w+rd \\u00e9'),
-    "Python ensure_ascii form",
+    variants.includes("a/b+c+d%2Be=fgh"),
+    "form encoding's + for space",
   );
-  assert.ok(variants.includes('p\\"a\\\\ss\\/w+rd \\u00e9'), "PHP form");
-  assert.ok(variants.includes("p%22a%5Css%2Fw%2Brd+%C3%A9"), "form encoding");
+  assert.ok(variants.includes("a/b c+d+e=fgh"), "the secret's own %2B decoded");
+  assert.ok(variants.includes(base64(utf8.encode(secret)).slice(0, 20)));
+  assert.ok(!variants.includes(JSON.stringify(secret).slice(1, -1) + "x"));
   assert.equal(new Set(variants).size, variants.length, "deduplicated");
 });
 
@@ -285,23 +285,32 @@ Deno.test("EchoRedactor changes only the secret's bytes inside binary data", () 
   assert.deepEqual(out, concat([before, utf8.encode(REDACTION_MARKER), after]));
 });
 
-Deno.test("EchoRedactor holds back fewer bytes than the longest variant", () => {
+Deno.test("EchoRedactor holds back a bounded tail and releases it as more bytes arrive", () => {
   const secret = "abcdefgh";
-  const longest = Math.max(...secretVariants(secret).map((v) => v.length));
-  const hold = longest - 1;
   const redactor = new EchoRedactor([secret], "#");
-  const digits = "0123456789".repeat(3);
-  assert.equal(
-    latin1(redactor.push(utf8.encode(digits))),
-    digits.slice(0, -hold),
+  const filler = "0123456789".repeat(100);
+  const first = latin1(redactor.push(utf8.encode(filler)));
+  // Enough of a longest form's worth of escaped bytes stays back (a secret
+  // may start there, escaped), never the whole stream.
+  assert.ok(
+    first.length > 0 && first.length < filler.length,
+    `${first.length}`,
   );
-  // The secret now ends the stream: it is only decided once more bytes (or
-  // the end) show whether a longer variant continues there.
+  assert.equal(first, filler.slice(0, first.length));
+  const second = latin1(redactor.push(utf8.encode(filler)));
   assert.equal(
-    latin1(redactor.push(utf8.encode("abcdefgh!"))),
-    digits.slice(-hold),
+    first + second,
+    (filler + filler).slice(0, first.length + second.length),
   );
-  assert.equal(latin1(redactor.flush()), "#!");
+  assert.ok(
+    first.length + second.length >= filler.length,
+    "the first push's tail is released",
+  );
+  assert.equal(
+    first + second + latin1(redactor.push(utf8.encode("abcdefgh!"))) +
+      latin1(redactor.flush()),
+    filler + filler + "#!",
+  );
   assert.equal(redactor.redactions, 1);
 });
 
@@ -402,4 +411,235 @@ Deno.test("redactString() refuses a marker with CR, LF or NUL (header injection)
     () => redactString("v", [SECRET], "x\r\nSet-Cookie: a"),
     TypeError,
   );
+});
+
+// ---- escaped echoes -------------------------------------------------------
+
+/** One char of an echo written the way an encoder of `family` may write it. */
+function escapeChar(
+  c: string,
+  family: "json" | "html" | "percent" | "qp",
+  random: () => number,
+): string {
+  const code = c.charCodeAt(0);
+  const hex = code.toString(16);
+  const pick = <T>(options: T[]): T =>
+    options[Math.floor(random() * options.length)]!;
+  switch (family) {
+    case "json":
+      return pick([
+        `\\u${hex.padStart(4, "0")}`,
+        `\\u${hex.padStart(4, "0").toUpperCase()}`,
+        `\\x${hex.padStart(2, "0")}`,
+        `\\u{${hex}}`,
+        ...(c === "/" ? ["\\/"] : []),
+      ]);
+    case "html":
+      return pick([
+        `&#${code};`,
+        `&#00${code};`,
+        `&#x${hex};`,
+        `&#X${hex.toUpperCase()};`,
+        ...({ "+": ["&plus;"], "/": ["&sol;"], "=": ["&equals;"] }[c] ?? []),
+      ]);
+    case "percent":
+      return pick([`%${hex.toUpperCase()}`, `%${hex}`, `%u00${hex}`]);
+    case "qp":
+      return `=${hex.toUpperCase().padStart(2, "0")}`;
+  }
+}
+
+Deno.test("EchoRedactor finds a secret with +, / and = under any mix of JSON, HTML, percent and quoted-printable escapes, split anywhere", () => {
+  const random = mulberry32(21);
+  const alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_.~:!$";
+  const families = ["json", "html", "percent", "qp", "mixed"] as const;
+  for (let round = 0; round < 600; round++) {
+    const length = 12 + Math.floor(random() * 30);
+    const secret = Array.from(
+      { length },
+      () => alphabet[Math.floor(random() * alphabet.length)],
+    ).join("");
+    const family = families[round % families.length]!;
+    let echo = "";
+    for (const c of secret) {
+      const f = family === "mixed"
+        ? (["json", "html", "percent"] as const)[Math.floor(random() * 3)]!
+        : family;
+      // Quoted-printable must escape "="; the others escape any subset.
+      const escape = (f === "qp" && c === "=") || random() < 0.4;
+      // A soft line break between two chars.
+      if (f === "qp" && echo !== "" && random() < 0.1) echo += "=\r\n";
+      echo += escape ? escapeChar(c, f, random) : c;
+    }
+    const text = ` <${echo}> `;
+    const data = utf8.encode(text);
+    const cuts: number[] = [];
+    for (let at = 1; at < data.length; at += 1 + Math.floor(random() * 9)) {
+      cuts.push(at);
+    }
+    const { out, count } = redactStream([secret], data, cuts, "#");
+    assert.equal(
+      latin1(out),
+      " <#> ",
+      JSON.stringify({ family, secret, echo, cuts }),
+    );
+    assert.equal(count, 1);
+    assert.deepEqual(redactString(text, [secret], "#"), {
+      text: " <#> ",
+      count: 1,
+    });
+  }
+});
+
+Deno.test("EchoRedactor finds the base64 of Basic credentials when its +, / and = are escaped", () => {
+  const secret = "pa~ss/w0rd?>>x";
+  const basic = base64(utf8.encode(`user:${secret}`));
+  assert.match(basic, /[+/=]/);
+  for (
+    const escaped of [
+      basic.replaceAll("+", "\\u002B").replaceAll("/", "\\/"),
+      basic.replaceAll("+", "&#43;").replaceAll("=", "&#x3d;"),
+      basic.replaceAll("/", "%2f").replaceAll("=", "%3D"),
+    ]
+  ) {
+    const { out } = redactStream(
+      [secret],
+      utf8.encode(`{"auth":"Basic ${escaped}"}`),
+      [20],
+    );
+    const text = latin1(out);
+    assert.ok(text.includes(REDACTION_MARKER), text);
+    // What is left is base64 of "user:" and bits mixed with the padding.
+    const left = /Basic ([^"]*)/.exec(text)![1]!.split(REDACTION_MARKER);
+    assert.ok(left[0]!.length <= 7, text);
+    assert.ok(left[1]!.replace(/\\u003d|&#x3d;|%3D|=/gi, "").length <= 2, text);
+  }
+});
+
+Deno.test("EchoRedactor reads escapes as their decoders do: an escaped backslash starts no escape", () => {
+  const secret = "ABCDEFGH+1";
+  // JSON "\\u0041BCDEFGH+1" is a backslash and the text "u0041BCDEFGH+1".
+  assert.equal(redactString("\\\\u0041BCDEFGH+1", [secret], "#").count, 0);
+  assert.equal(redactString("\\u0041BCDEFGH\\u002b1", [secret], "#").text, "#");
+  assert.equal(
+    redactString("\\\\\\u0041BCDEFGH+1", [secret], "#").text,
+    "\\\\#",
+  );
+  // Not escapes: an unknown name, a code point beyond U+10FFFF.
+  assert.equal(redactString("&foo;&#x110000;", [secret], "#").count, 0);
+});
+
+Deno.test("EchoRedactor: 'key=AB…' in a URL is not taken for quoted-printable when the secret starts with hex digits", () => {
+  const secret = "AB12cdef+ghij/kl";
+  const echo =
+    `{"next":"https://a.example/?tok=AB12cdef\\u002Bghij\\/kl","qp":"x=\r\ny"}`;
+  const { out, count } = redactStream([secret], utf8.encode(echo), [30]);
+  assert.equal(count, 1);
+  assert.equal(
+    latin1(out),
+    `{"next":"https://a.example/?tok=${REDACTION_MARKER}","qp":"x=\r\ny"}`,
+  );
+});
+
+Deno.test("EchoRedactor output is the same for every way of splitting an escape-laden stream", () => {
+  const random = mulberry32(12);
+  const pieces = [
+    "a",
+    "b",
+    "+",
+    "=",
+    "%2B",
+    "%2b",
+    "\\u002B",
+    "\\u0061",
+    "&#43;",
+    "&#x61;",
+    "&plus;",
+    "=3D",
+    "=\r\n",
+    "\\\\",
+    "\\",
+    "%",
+    "&",
+    "x",
+  ];
+  const pick = (n: number) =>
+    Array.from(
+      { length: n },
+      () => pieces[Math.floor(random() * pieces.length)],
+    ).join("");
+  for (let round = 0; round < 1500; round++) {
+    const secrets = [
+      Array.from(
+        { length: 4 + Math.floor(random() * 4) },
+        () => "ab+="[Math.floor(random() * 4)],
+      ).join(""),
+    ];
+    const data = utf8.encode(pick(Math.floor(random() * 40)));
+    const whole = redactString(latin1(data), secrets, "#");
+    const cuts: number[] = [];
+    for (let at = 0; at < data.length; at += 1 + Math.floor(random() * 6)) {
+      cuts.push(at);
+    }
+    const { out, count } = redactStream(secrets, data, cuts, "#");
+    const context = JSON.stringify({ secrets, data: latin1(data), cuts });
+    assert.equal(latin1(out), whole.text, context);
+    assert.equal(count, whole.count, context);
+  }
+});
+
+Deno.test("EchoRedactor leaves escape-laden text without a secret byte-exact", () => {
+  const text = `{"a":"line\\nwith \\"quotes\\" \\u00e9 &amp; &#43; %2B =3D",` +
+    `"url":"https://x.example/?a=1&b=%2F2"}`.repeat(50);
+  const data = utf8.encode(text);
+  const { out, count } = redactStream([SECRET, "Zm9v+YmFy/YmF6="], data, [
+    7,
+    100,
+    1000,
+  ]);
+  assert.equal(count, 0);
+  assert.deepEqual(out, data);
+});
+
+// ---- credentialForms ------------------------------------------------------
+
+Deno.test("credentialForms() guards the whole value and the credential after its scheme", () => {
+  assert.deepEqual(credentialForms("Bearer ghp_0123456789abcdef"), [
+    "Bearer ghp_0123456789abcdef",
+    "ghp_0123456789abcdef",
+  ]);
+  assert.deepEqual(credentialForms("token  xoxb-1234-5678 "), [
+    "token  xoxb-1234-5678 ",
+    "xoxb-1234-5678",
+  ]);
+  // No scheme word: the value is the credential.
+  assert.deepEqual(credentialForms("sk-live-0123456789"), [
+    "sk-live-0123456789",
+  ]);
+  // Too short to recognise without redacting ordinary text.
+  assert.deepEqual(credentialForms("v1"), []);
+  assert.deepEqual(credentialForms("Bearer abc"), ["Bearer abc"]);
+});
+
+Deno.test("credentialForms() decodes Basic credentials: user:password, the password, the user name when the password is empty", () => {
+  const basic = btoa("octo-user:pa+ss/w0rd=99");
+  assert.deepEqual(credentialForms(`Basic ${basic}`), [
+    `Basic ${basic}`,
+    basic,
+    "octo-user:pa+ss/w0rd=99",
+    "pa+ss/w0rd=99",
+  ]);
+  const key = btoa("sk_test_4eC39HqLyjWDarjtT1zdp7dc:");
+  assert.deepEqual(credentialForms(`basic ${key}`), [
+    `basic ${key}`,
+    key,
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc:",
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+  ]);
+  // Not base64 of text: only the raw forms.
+  assert.deepEqual(credentialForms("Basic not*base64!"), [
+    "Basic not*base64!",
+    "not*base64!",
+  ]);
 });

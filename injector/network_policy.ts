@@ -30,6 +30,7 @@ import {
   parseHostPattern,
 } from "./host_pattern.ts";
 import { parseCidr } from "./address_guard.ts";
+import { credentialForms } from "./echo_guard.ts";
 import {
   REDACTED,
   resolveSecretRefs,
@@ -237,8 +238,9 @@ export interface CompiledRule {
   carriesSecret: boolean;
   /**
    * What the echo guard looks for in responses after this rule injected:
-   * each referenced secret on its own, and each whole header value that
-   * contains one.
+   * each referenced secret on its own, and every injected value, literal
+   * or not, with the credential in it (see `credentialForms`), when at
+   * least {@linkcode MIN_SECRET_LENGTH} characters long.
    */
   secrets: string[];
 }
@@ -443,10 +445,16 @@ function compileRule(
           });
         }
       }
-      if (referenced.length > 0) {
-        secrets.push(...referenced, value);
-        secretValues.push(...referenced, value);
-      }
+      // Every injected value is a credential to the echo guard, referenced
+      // or written literally (`--inject "h:Authorization=Bearer $TOKEN"`
+      // after the shell expanded it): an echoing upstream must not hand
+      // either back. Also the credential alone, after its scheme word.
+      const guarded = [
+        ...referenced,
+        ...credentialForms(value, { minLength: MIN_SECRET_LENGTH }),
+      ];
+      secrets.push(...guarded);
+      secretValues.push(...guarded);
       headers.push([name, value]);
     }
   });

@@ -217,7 +217,8 @@ Deno.test("network policy resolves ${secret:…} and ${env:…} and records secr
   assert.equal(rule.carriesSecret, true);
   assert.ok(policy.secretValues.some((v) => v.includes(SECRET)));
   assert.ok(policy.secretValues.some((v) => v.includes("env-value-123456")));
-  assert.ok(!policy.secretValues.includes("not-a-reference"));
+  // A literal value is a credential too (a pasted or shell-expanded token).
+  assert.ok(policy.secretValues.includes("not-a-reference"));
 });
 
 Deno.test("network policy treats literal header values as credentials for the cleartext rule", () => {

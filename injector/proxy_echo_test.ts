@@ -248,7 +248,9 @@ Deno.test("echo guard: an unknown content-encoding (zstd) on a credentialed resp
   );
   const event = await env.proxy.waitForEvent((e) => e.decision === "error");
   assert.equal(event.status, 502);
-  assert.match(event.reason ?? "", /zstd/);
+  // Said generically: the upstream's header value is never quoted.
+  assert.match(event.reason ?? "", /unsupported content-encoding/);
+  assert.ok(!raw.includes("zstd"), raw);
 });
 
 Deno.test("echo guard: a response to an uncredentialed request is relayed untouched (coding kept, no redaction)", async () => {

@@ -1,0 +1,476 @@
+/**
+ * The escape sequences the echo guard decodes before it looks for a secret.
+ *
+ * An upstream that echoes a credential rarely sends it byte for byte: a JSON
+ * encoder writes `+` as `\u002B` (.NET) or `/` as `\/` (PHP), an HTML or XML
+ * encoder writes `&#43;`, `&#x2b;` or `&plus;`, a URL encoder writes `%2B` for
+ * any subset of the characters (Python's `quote()` keeps `/`), a mail API
+ * writes quoted-printable (`=3D`, and a soft line break `=\r\n` anywhere).
+ * Listing every combination of these per secret cannot end; decoding them
+ * can. This module finds every escape sequence of those families in a latin1
+ * text (one char per byte) in one regular-expression pass, and decodes a
+ * stretch of text into what it denotes, with a map back to the raw bytes so
+ * the guard can cut the original escape sequences out.
+ *
+ * A decoded code point is written as its UTF-8 bytes (one char per byte),
+ * the same form in which the guard holds its secrets.
+ *
+ * @module
+ */
+
+/** The longest escape sequence decoded, in bytes (`&#x0010FFFF;`). */
+export const MAX_ESCAPE = 12;
+
+/**
+ * The most raw bytes one decoded byte of a secret can come from: one escape
+ * sequence plus one quoted-printable soft line break (`=\r\n`) next to it.
+ */
+export const MAX_RAW_PER_BYTE = MAX_ESCAPE + 3;
+
+/**
+ * One pass finds every escape sequence; at each position the alternatives
+ * are tried in order, so `\\u0041` is an escaped backslash followed by
+ * `u0041`, as a JSON parser reads it. With an alphabet, the one-letter,
+ * percent, quoted-printable and named escapes of bytes outside it are left
+ * out of the expression (none of them holds an introducer char, so the
+ * rest still pairs up the same), which keeps the pass inside the regular
+ * expression engine on JSON bodies full of `\n` and `\"`.
+ */
+function escapeExpression(alphabet?: Uint8Array): RegExp {
+  const ok = (byte: number) => alphabet === undefined || alphabet[byte] === 1;
+  const simple = Object.entries(SIMPLE).filter(([c, v]) =>
+    c === "\\" || ok(v.charCodeAt(0))
+  ).map(([c]) => c === "\\" ? "\\\\" : c === "/" ? "\\/" : c).join("");
+  const percent = hexBytes(ok, true);
+  const qp = hexBytes(ok, false);
+  const names = Object.entries(NAMED).filter(([, v]) =>
+    [...v].every((c) => ok(c.charCodeAt(0)))
+  ).map(([name]) => name);
+  return new RegExp(
+    [
+      // JSON, JavaScript, Python, C: a UTF-16 surrogate pair, \UXXXXXXXX,
+      // \u{X..}, \uXXXX, \xXX and the one-letter escapes (hex in any case).
+      String
+        .raw`\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|U[0-9a-fA-F]{8}|u\{[0-9a-fA-F]{1,6}\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[${simple}])`,
+      // Percent-encoding (RFC 3986) and JavaScript's escape() (%uXXXX).
+      String.raw`%(?:u[0-9a-fA-F]{4}` + (percent ? `|${percent})` : ")"),
+      // HTML and XML character references: hex, decimal (the ';' is
+      // optional to an HTML parser) and named ones.
+      String.raw`&#(?:[xX][0-9a-fA-F]{1,8}|[0-9]{1,8});?`,
+      ...(names.length > 0 ? [`&(?:${names.join("|")});`] : []),
+      // Quoted-printable (RFC 2045: upper-case hex) and its soft line break.
+      String.raw`=(?:\r?\n` + (qp ? `|${qp})` : ")"),
+    ].join("|"),
+    "g",
+  );
+}
+
+/** An expression for two hex digits denoting a byte `ok` accepts. */
+function hexBytes(ok: (byte: number) => boolean, lower: boolean): string {
+  const digit = (n: number) => {
+    const upper = n.toString(16).toUpperCase();
+    return lower && n > 9 ? upper + upper.toLowerCase() : upper;
+  };
+  const parts: string[] = [];
+  for (let high = 0; high < 16; high++) {
+    let lows = "";
+    for (let low = 0; low < 16; low++) {
+      if (ok(high * 16 + low)) lows += digit(low);
+    }
+    if (lows !== "") parts.push(`[${digit(high)}][${lows}]`);
+  }
+  return parts.join("|");
+}
+
+/** Named character references for the characters a credential may hold. */
+const NAMED: Record<string, string> = {
+  amp: "&",
+  AMP: "&",
+  lt: "<",
+  LT: "<",
+  gt: ">",
+  GT: ">",
+  quot: '"',
+  QUOT: '"',
+  apos: "'",
+  excl: "!",
+  num: "#",
+  dollar: "$",
+  percnt: "%",
+  lpar: "(",
+  rpar: ")",
+  ast: "*",
+  midast: "*",
+  plus: "+",
+  comma: ",",
+  period: ".",
+  sol: "/",
+  colon: ":",
+  semi: ";",
+  equals: "=",
+  quest: "?",
+  commat: "@",
+  lsqb: "[",
+  lbrack: "[",
+  bsol: "\\",
+  rsqb: "]",
+  rbrack: "]",
+  Hat: "^",
+  lowbar: "_",
+  UnderBar: "_",
+  grave: "`",
+  lcub: "{",
+  lbrace: "{",
+  verbar: "|",
+  vert: "|",
+  rcub: "}",
+  rbrace: "}",
+  Tab: "\t",
+  NewLine: "\n",
+  nbsp: "\xc2\xa0",
+};
+
+const SIMPLE: Record<string, string> = {
+  "\\": "\\",
+  "/": "/",
+  '"': '"',
+  "'": "'",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+};
+
+/** Every escape sequence of the families above. */
+const ALL_ESCAPES = escapeExpression();
+
+/**
+ * The expression {@linkcode findEscapes} uses for patterns made of the
+ * bytes flagged in `alphabet`.
+ *
+ * @param alphabet Flags (1) the byte values the patterns hold.
+ * @returns A global regular expression.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { escapesFor, findEscapes } from "./_escapes.ts";
+ * const alphabet = new Uint8Array(256);
+ * for (const c of "ab+") alphabet[c.charCodeAt(0)] = 1;
+ * const found = findEscapes("a%2Bb\\n%20", escapesFor(alphabet));
+ * assert.deepEqual(found.values, ["+"]);
+ * ```
+ */
+export function escapesFor(alphabet: Uint8Array): RegExp {
+  return escapeExpression(alphabet);
+}
+
+/** A code point as its UTF-8 bytes, one char per byte; null if out of range. */
+function utf8Of(cp: number): string | null {
+  if (!(cp >= 0 && cp <= 0x10ffff)) return null;
+  if (cp < 0x80) return String.fromCharCode(cp);
+  if (cp < 0x800) {
+    return String.fromCharCode(0xc0 | (cp >> 6), 0x80 | (cp & 63));
+  }
+  if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd; // a lone surrogate
+  if (cp < 0x10000) {
+    return String.fromCharCode(
+      0xe0 | (cp >> 12),
+      0x80 | ((cp >> 6) & 63),
+      0x80 | (cp & 63),
+    );
+  }
+  return String.fromCharCode(
+    0xf0 | (cp >> 18),
+    0x80 | ((cp >> 12) & 63),
+    0x80 | ((cp >> 6) & 63),
+    0x80 | (cp & 63),
+  );
+}
+
+/** What one escape sequence denotes, or null if it denotes nothing valid. */
+function decodeEscape(text: string): string | null {
+  const next = text[1]!;
+  switch (text[0]) {
+    case "\\":
+      if (next === "u") {
+        if (text[2] === "{") return utf8Of(parseInt(text.slice(3, -1), 16));
+        if (text.length === 12) {
+          const high = parseInt(text.slice(2, 6), 16);
+          const low = parseInt(text.slice(8), 16);
+          return utf8Of(0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00));
+        }
+        return utf8Of(parseInt(text.slice(2), 16));
+      }
+      if (next === "U" || next === "x") {
+        return utf8Of(parseInt(text.slice(2), 16));
+      }
+      return SIMPLE[next] ?? null;
+    case "%":
+      return next === "u"
+        ? utf8Of(parseInt(text.slice(2), 16))
+        : String.fromCharCode(parseInt(text.slice(1), 16));
+    case "&": {
+      if (next === "#") {
+        const digits = text.slice(2).replace(";", "");
+        return digits[0] === "x" || digits[0] === "X"
+          ? utf8Of(parseInt(digits.slice(1), 16))
+          : utf8Of(parseInt(digits, 10));
+      }
+      const name = text.slice(1, -1);
+      return Object.hasOwn(NAMED, name) ? NAMED[name]! : null;
+    }
+    default: // "=": quoted-printable
+      return next === "\r" || next === "\n"
+        ? "" // a soft line break
+        : String.fromCharCode(parseInt(text.slice(1), 16));
+  }
+}
+
+/** Escape sequences found in a text, in order, as parallel arrays. */
+export interface Escapes {
+  /**
+   * Where every escape sequence the scan went over starts and ends, decoded
+   * or not: the places a streaming caller may not cut at.
+   */
+  tokenStarts: number[];
+  tokenEnds: number[];
+  /** Where each decoded sequence starts. */
+  starts: number[];
+  /** Where each decoded sequence ends (exclusive). */
+  ends: number[];
+  /** What each denotes (UTF-8 bytes, one char per byte; "" for a soft line break). */
+  values: string[];
+  /** Whether each is quoted-printable (`=XX`, `=\r\n`). */
+  qp: boolean[];
+  /** Whether any decoded one is quoted-printable. */
+  anyQp: boolean;
+  /** Whether any decoded one is not. */
+  anyOther: boolean;
+}
+
+const BACKSLASH = 92;
+const EQUALS = 61;
+
+/**
+ * Finds every escape sequence in `text`, scanning from its start (a caller
+ * that streams must start each text at a sequence boundary of the previous
+ * scan, or `\\` runs would pair differently).
+ *
+ * @param text Latin1 text (one char per byte).
+ * @param expression From {@linkcode escapesFor}: only sequences that can
+ *   denote bytes of the searched patterns (an escaped quote or newline in a
+ *   JSON body cannot be part of a token-shaped secret); default all.
+ * @param alphabet The same alphabet: sequences denoting other bytes are
+ *   not decoded (they cannot be inside a match).
+ * @returns The sequences found (those denoting a code point beyond
+ *   U+10FFFF or an unknown name are plain text).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findEscapes } from "./_escapes.ts";
+ * const found = findEscapes("a\\u002Bb&#x2f;c%3d");
+ * assert.deepEqual(found.values, ["+", "/", "="]);
+ * assert.deepEqual(found.starts, [1, 8, 15]);
+ * ```
+ */
+export function findEscapes(
+  text: string,
+  expression: RegExp = ALL_ESCAPES,
+  alphabet?: Uint8Array,
+): Escapes {
+  const found: Escapes = {
+    tokenStarts: [],
+    tokenEnds: [],
+    starts: [],
+    ends: [],
+    values: [],
+    qp: [],
+    anyQp: false,
+    anyOther: false,
+  };
+  expression.lastIndex = 0;
+  for (let match; (match = expression.exec(text)) !== null;) {
+    const start = match.index;
+    const end = expression.lastIndex;
+    found.tokenStarts.push(start);
+    found.tokenEnds.push(end);
+    const first = text.charCodeAt(start);
+    let value: string | null;
+    if (first === BACKSLASH && end - start === 2) {
+      // The common case in JSON bodies: \n, \", \\, \/ ...
+      value = SIMPLE[text[start + 1]!] ?? null;
+    } else {
+      value = decodeEscape(match[0]);
+    }
+    if (value === null) continue; // not valid after all: plain text
+    if (alphabet !== undefined && !within(value, alphabet)) continue;
+    const qp = first === EQUALS;
+    found.starts.push(start);
+    found.ends.push(end);
+    found.values.push(value);
+    found.qp.push(qp);
+    if (qp) found.anyQp = true;
+    else found.anyOther = true;
+  }
+  return found;
+}
+
+function within(value: string, alphabet: Uint8Array): boolean {
+  for (let i = 0; i < value.length; i++) {
+    if (alphabet[value.charCodeAt(i)] !== 1) return false;
+  }
+  return true;
+}
+
+/** A decoded stretch of text, and where its bytes came from. */
+export interface Decoded {
+  /** The decoded text. */
+  text: string;
+  /** Raw offset of the stretch's first byte. */
+  from: number;
+  /** Per decoded escape: where its value starts in `text`. */
+  at: number[];
+  /** Per decoded escape: its value's length. */
+  length: number[];
+  /** Per decoded escape: its raw start and end. */
+  rawStart: number[];
+  rawEnd: number[];
+}
+
+/**
+ * Decodes `text[from, to)`: the escape sequences of `escapes` that lie
+ * inside it (all of them, or all but the quoted-printable ones) become what
+ * they denote; everything else is copied.
+ *
+ * @param text The raw text.
+ * @param escapes Its escape sequences ({@linkcode findEscapes}).
+ * @param from Raw start.
+ * @param to Raw end (exclusive).
+ * @param withQp Whether quoted-printable sequences are decoded too.
+ * @returns The decoded stretch with its map.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeRange, findEscapes } from "./_escapes.ts";
+ * const raw = "k=a%2Bb=3D";
+ * assert.equal(decodeRange(raw, findEscapes(raw), 0, raw.length, true).text, "k=a+b=");
+ * assert.equal(decodeRange(raw, findEscapes(raw), 0, raw.length, false).text, "k=a+b=3D");
+ * ```
+ */
+export function decodeRange(
+  text: string,
+  escapes: Escapes,
+  from: number,
+  to: number,
+  withQp: boolean,
+): Decoded {
+  const out: Decoded = {
+    text: "",
+    from,
+    at: [],
+    length: [],
+    rawStart: [],
+    rawEnd: [],
+  };
+  let i = lowerBound(escapes.starts, from);
+  let copied = from;
+  let decoded = "";
+  for (; i < escapes.starts.length && escapes.ends[i]! <= to; i++) {
+    if (!withQp && escapes.qp[i]) continue;
+    const start = escapes.starts[i]!;
+    decoded += text.slice(copied, start);
+    out.at.push(decoded.length);
+    out.length.push(escapes.values[i]!.length);
+    out.rawStart.push(start);
+    out.rawEnd.push(escapes.ends[i]!);
+    decoded += escapes.values[i]!;
+    copied = escapes.ends[i]!;
+  }
+  out.text = decoded + text.slice(copied, to);
+  return out;
+}
+
+/**
+ * The raw span `[start, end)` that the decoded span `[from, to)` of `decoded`
+ * came from (a decoded char inside an escape's value maps to the whole
+ * escape sequence).
+ *
+ * @param decoded A decoded stretch.
+ * @param from Decoded start.
+ * @param to Decoded end (exclusive, > from).
+ * @returns The raw span.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeRange, findEscapes, rawSpan } from "./_escapes.ts";
+ * const raw = "x a%2Bb y";
+ * const decoded = decodeRange(raw, findEscapes(raw), 0, raw.length, true);
+ * assert.deepEqual(rawSpan(decoded, 2, 5), [2, 7]);
+ * ```
+ */
+export function rawSpan(
+  decoded: Decoded,
+  from: number,
+  to: number,
+): [number, number] {
+  return [rawOffset(decoded, from, false), rawOffset(decoded, to - 1, true)];
+}
+
+function rawOffset(decoded: Decoded, at: number, end: boolean): number {
+  // The last escape whose value starts at or before `at`.
+  const k = upperBound(decoded.at, at) - 1;
+  if (k < 0) return decoded.from + at + (end ? 1 : 0);
+  const inside = at < decoded.at[k]! + decoded.length[k]!;
+  if (inside) return end ? decoded.rawEnd[k]! : decoded.rawStart[k]!;
+  return decoded.rawEnd[k]! + (at - decoded.at[k]! - decoded.length[k]!) +
+    (end ? 1 : 0);
+}
+
+/**
+ * Decodes every escape sequence of a whole text (a secret's own escapes, so
+ * the guard also knows what a secret that contains `%2B` looks like after
+ * decoding).
+ *
+ * @param text Latin1 text.
+ * @param withQp Whether quoted-printable sequences are decoded too.
+ * @returns The decoded text.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeAll } from "./_escapes.ts";
+ * assert.equal(decodeAll("a&amp;b\\/c", true), "a&b/c");
+ * ```
+ */
+export function decodeAll(text: string, withQp: boolean): string {
+  return decodeRange(text, findEscapes(text), 0, text.length, withQp).text;
+}
+
+/** First index whose value is >= `value` (sorted ascending). */
+export function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index whose value is > `value` (sorted ascending). */
+function upperBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
