@@ -179,6 +179,7 @@ export async function prepareRun(
       ownerUid: setup.identity.hostUid,
       base: { read, write },
       cwd,
+      statusPath,
       ...(scratch ? { tmp: SANDBOX_TMP } : {}),
       env,
       egress: setup.egress,

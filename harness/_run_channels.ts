@@ -15,9 +15,11 @@ import { bindRun, type SandboxEgress } from "./_egress.ts";
 import {
   type BrokerMode,
   type PermissionBroker,
+  sandboxProcessCwd,
   startPermissionBroker,
 } from "./permission_broker.ts";
-import type { PermissionEvent } from "./run_result.ts";
+import type { AuditEvent } from "./run_result.ts";
+import { RunAuditLog } from "./_audit_bounds.ts";
 import { SandboxSetupError } from "./_supervise.ts";
 
 /** What the program is allowed, before channels are added. */
@@ -81,8 +83,13 @@ export async function openRunChannels(options: {
   runId: string;
   ownerUid: number | null;
   base: BaseGrants;
-  /** The program's working directory inside the sandbox. */
+  /** The program's working directory inside the sandbox (at start). */
   cwd: string;
+  /**
+   * The run's bwrap status file: the broker reads the program's current
+   * directory through it (relative paths after `Deno.chdir`).
+   */
+  statusPath?: string;
   /** Plain environment variables from the policy (never secrets). */
   env: Readonly<Record<string, string>>;
   /** The temp directory inside the sandbox (`<TMP>` to Deno), if writable. */
@@ -90,8 +97,14 @@ export async function openRunChannels(options: {
   egress: SandboxEgress | null;
   /** Broker mode, or null for no broker (Deno's flags decide). */
   broker: BrokerMode | null;
-  audit: (event: EgressEvent | PermissionEvent) => void;
+  audit: (event: AuditEvent) => void;
 }): Promise<RunChannels> {
+  // One bound for everything the run records (permission checks and
+  // requests): past it, attempts are counted per kind and decision.
+  const log = new RunAuditLog(options.audit, {
+    sandboxId: options.sandboxId,
+    runId: options.runId,
+  });
   const mounts: Mount[] = [];
   let env: Record<string, string> = {
     ...options.env,
@@ -114,7 +127,7 @@ export async function openRunChannels(options: {
         sandboxId: options.sandboxId,
         runId: options.runId,
         ownerUid: options.ownerUid,
-        audit: options.audit,
+        audit: (event: EgressEvent) => log.record(event),
       });
       egressClose = () => egress.binding.close();
       egressSocket = egress.binding.socketPath;
@@ -145,7 +158,10 @@ export async function openRunChannels(options: {
         sandboxId: options.sandboxId,
         runId: options.runId,
         ownerUid: options.ownerUid,
-        onEvent: options.audit,
+        log,
+        ...(options.statusPath
+          ? { processCwd: sandboxProcessCwd(options.statusPath) }
+          : {}),
       });
       mounts.push({
         kind: "bind",

@@ -11,11 +11,28 @@
  * up in the program as `NotCapable: <reason>`. Deno fails closed (exit 87) if
  * the socket is missing, closes, or answers garbage.
  *
+ * Everything in a request is the program's choice (Deno passes on the value
+ * the program wrote), so the broker holds each line to {@link MAX_LINE}
+ * characters without buffering more (a longer check is denied and recorded,
+ * cut), records values cut to 1,024 characters, and keeps a run's records
+ * within the run's audit bound (`_audit_bounds.ts`).
+ *
+ * Relative paths are resolved against the directory the Deno process is
+ * in when it asks (read from its `/proc` entry), not the one it started
+ * in: after `Deno.chdir("/inputs/data")`, `creds.txt` is
+ * `/inputs/data/creds.txt`.
+ *
  * @module
  */
 
 import net from "node:net";
-import type { PermissionEvent, PermissionKind } from "./run_result.ts";
+import { readSandboxPid } from "../runtime/launcher.ts";
+import { boundedValue, detached, RunAuditLog } from "./_audit_bounds.ts";
+import type {
+  AuditEvent,
+  PermissionEvent,
+  PermissionKind,
+} from "./run_result.ts";
 
 /** What a run may do, in sandbox terms (the same grants as Deno's flags). */
 export interface BrokerGrants {
@@ -28,8 +45,10 @@ export interface BrokerGrants {
   /** Readable environment variable names. */
   env: readonly string[];
   /**
-   * The program's working directory: Deno sends paths as the program wrote
-   * them, so relative ones are resolved against it. (A later `Deno.chdir`
+   * The program's starting directory: Deno sends paths as the program wrote
+   * them, so relative ones are resolved against the directory the program
+   * is in. The broker reads that from the process when it can
+   * (`BrokerOptions.processCwd`); this is the fallback. (`Deno.chdir`
    * needs a read grant for its target, so the cwd stays inside the grants;
    * inputs may not hold symlinks leading out of them, see `_inputs.ts`.)
    */
@@ -104,8 +123,10 @@ export function decidePermission(
       return {
         decision: "deny",
         reason: list.length === 0
-          ? `${permission} access to '${value}' is not granted: the sandbox has no ${permission}able paths`
-          : `${permission} access to '${value}' is not granted: only ${
+          ? `${permission} access to '${
+            shown(value)
+          }' is not granted: the sandbox has no ${permission}able paths`
+          : `${permission} access to '${shown(value)}' is not granted: only ${
             list.join(", ")
           }`,
       };
@@ -122,7 +143,7 @@ export function decidePermission(
       return {
         decision: "deny",
         reason: `network access to '${
-          value ?? "any host"
+          value === null ? "any host" : shown(value)
         }' is not in the sandbox's allowlist`,
       };
     }
@@ -134,7 +155,9 @@ export function decidePermission(
         decision: "deny",
         reason: value === null
           ? "the environment cannot be listed in the sandbox"
-          : `environment variable '${value}' is not available in the sandbox`,
+          : `environment variable '${
+            shown(value)
+          }' is not available in the sandbox`,
       };
     }
     case "run":
@@ -151,22 +174,37 @@ export function decidePermission(
       return {
         decision: "deny",
         reason: `system information ('${
-          value ?? "all"
+          value === null ? "all" : shown(value)
         }') is not available in the sandbox`,
       };
     case "import":
       return {
         decision: "deny",
         reason: `remote imports ('${
-          value ?? "any"
+          value === null ? "any" : shown(value)
         }') are not allowed: the sandbox never fetches code`,
       };
     default:
       return {
         decision: "deny",
-        reason: `unknown permission '${permission}' is denied`,
+        reason: `unknown permission '${shown(permission)}' is denied`,
       };
   }
+}
+
+/** Longest value quoted in a reason (the program sees it in NotCapable). */
+const REASON_VALUE_CHARS = 200;
+
+/**
+ * A value as quoted in a reason: a long one is cut, and detached from the
+ * original so the reason (kept in the record) never holds it all.
+ */
+function shown(value: string): string {
+  return value.length <= REASON_VALUE_CHARS
+    ? value
+    : `${
+      detached(value.slice(0, REASON_VALUE_CHARS))
+    }… (${value.length} characters)`;
 }
 
 function resolvePath(
@@ -247,22 +285,106 @@ export interface BrokerOptions {
   runId: string;
   /** Host uid that must be able to connect (the sandbox's); null: keep. */
   ownerUid: number | null;
-  /** Called once per new (kind, value, decision), with the live record. */
-  onEvent?: (event: PermissionEvent) => void;
+  /**
+   * Called once per new (kind, value, decision) record kept, with the live
+   * record, and once per "and N more like this" summary. Not used when
+   * `log` is given (the log's sink receives them).
+   */
+  onEvent?: (event: AuditEvent) => void;
+  /**
+   * The run's audit log, shared with the run's other recorders so one
+   * bound covers them all; default: a log of the broker's own around
+   * `onEvent`.
+   */
+  log?: RunAuditLog;
+  /**
+   * The directory the asking Deno process is in, given the pid from its
+   * request (a pid in the sandbox's namespace, so the program's choice if
+   * anyone but Deno writes to the socket); null when it cannot be told,
+   * which denies relative paths. Default: `grants.cwd` (see
+   * {@linkcode sandboxProcessCwd}).
+   */
+  processCwd?: (pid: number) => string | null;
 }
 
 /** A running broker. */
 export interface PermissionBroker {
   /** The socket's host path. */
   readonly socketPath: string;
-  /** Records so far (live objects; counts grow until the run ends). */
+  /** Records kept so far (live objects; counts grow until the run ends). */
   readonly events: readonly PermissionEvent[];
   /** Stops the broker. */
   close(): Promise<void>;
 }
 
-/** Longest request line accepted (a path is at most 4096 bytes). */
-const MAX_LINE = 16 * 1024;
+/**
+ * Longest request line read whole, in characters. A path is at most 4,096
+ * bytes, and Deno's JSON escapes a control byte as six characters: 64 KiB
+ * holds any check a real path can make.
+ *
+ * @example Usage
+ * ```ts
+ * import { MAX_LINE } from "./permission_broker.ts";
+ * console.log(MAX_LINE); // 65536
+ * ```
+ */
+export const MAX_LINE = 64 * 1024;
+
+/** What is kept of a longer line: the fields before the value, its start. */
+const HEAD_CHARS = 8 * 1024;
+
+/**
+ * Replies the broker may have queued for a client that does not read them.
+ * Deno asks one question at a time and waits for each answer; a backlog
+ * means something else is writing (a flood meant to grow harness memory).
+ */
+const MAX_PENDING_REPLIES = 1024 * 1024;
+
+const KINDS: ReadonlySet<string> = new Set<PermissionKind>([
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "sys",
+  "ffi",
+  "import",
+]);
+
+/**
+ * Reads the working directory of a process of a running sandbox, as the
+ * sandbox sees it, from the host: the sandbox's own `/proc`, reached through
+ * its pid 1 (whose host pid bwrap writes to the status file), names its
+ * processes by the pids Deno puts in its requests. The sandbox cannot move
+ * its `/proc` (read-only root, no mount syscalls).
+ *
+ * @param statusPath The run's bwrap status file.
+ * @returns A reader for `BrokerOptions.processCwd`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const cwdOf = sandboxProcessCwd(statusPath);
+ * console.log(cwdOf(2)); // "/inputs/data" after Deno.chdir("/inputs/data")
+ * ```
+ */
+export function sandboxProcessCwd(
+  statusPath: string,
+): (pid: number) => string | null {
+  let pid1: number | null = null;
+  return (pid) => {
+    if (!Number.isSafeInteger(pid) || pid < 1) return null;
+    pid1 ??= readSandboxPid(statusPath);
+    if (pid1 === null) return null;
+    let cwd: string;
+    try {
+      cwd = Deno.readLinkSync(`/proc/${pid1}/root/proc/${pid}/cwd`);
+    } catch {
+      return null;
+    }
+    // A removed directory reads as "/path (deleted)": no path to decide on.
+    return cwd.startsWith("/") && !cwd.endsWith(" (deleted)") ? cwd : null;
+  };
+}
 
 /**
  * Starts a broker for one run. Fails (throws) if the socket cannot be
@@ -280,42 +402,96 @@ const MAX_LINE = 16 * 1024;
 export async function startPermissionBroker(
   options: BrokerOptions,
 ): Promise<PermissionBroker> {
+  const log = options.log ??
+    new RunAuditLog(options.onEvent ?? (() => {}), {
+      sandboxId: options.sandboxId,
+      runId: options.runId,
+    });
   const events: PermissionEvent[] = [];
-  const index = new Map<string, PermissionEvent>();
+  // (kind, decision) -> value -> record. The value is the map key and the
+  // record's field at once: one string, never a second copy.
+  const index = new Map<string, Map<string | null, PermissionEvent>>();
   const record = (
     permission: string,
     value: string | null,
     answer: BrokerDecision,
+    valueLength?: number,
   ) => {
     const now = new Date().toISOString();
-    const key = `${permission}\0${value ?? "\u0001"}\0${answer.decision}`;
-    const existing = index.get(key);
+    const kind =
+      (KINDS.has(permission) ? permission : "unknown") as PermissionKind;
+    const group = `${kind}\0${answer.decision}`;
+    let values = index.get(group);
+    if (!values) index.set(group, values = new Map());
+    const bounded: { value: string | null; valueLength?: number } =
+      value === null ? { value: null } : boundedValue(value);
+    const existing = values.get(bounded.value);
     if (existing) {
       existing.count++;
       existing.lastTime = now;
       return;
     }
+    const length = valueLength ?? bounded.valueLength;
     const event: PermissionEvent = {
       time: now,
       source: "broker",
       kind: "permission",
       sandboxId: options.sandboxId,
       runId: options.runId,
-      permission: permission as PermissionKind,
-      value,
+      permission: kind,
+      value: bounded.value,
+      ...(length !== undefined ? { valueLength: length } : {}),
       decision: answer.decision,
       reason: answer.reason,
       count: 1,
       firstTime: now,
       lastTime: now,
     };
-    index.set(key, event);
+    // Past the run's bound the attempt is counted, not kept.
+    if (!log.record(event)) return;
+    values.set(bounded.value, event);
     events.push(event);
-    try {
-      options.onEvent?.(event);
-    } catch {
-      // A failing listener must not stop the answers Deno waits for.
+  };
+  const decide = (request: Record<string, unknown>): BrokerDecision => {
+    const permission = typeof request.permission === "string"
+      ? request.permission
+      : "unknown";
+    const value = typeof request.value === "string" ? request.value : null;
+    let target = value;
+    if (
+      (permission === "read" || permission === "write") && value !== null &&
+      !value.startsWith("/")
+    ) {
+      // Recorded and decided as the absolute path it refers to: "a.txt"
+      // alone does not say which directory the program touched.
+      const cwd = value.startsWith("<")
+        ? "/"
+        : options.processCwd
+        ? options.processCwd(Number(request.pid))
+        : options.grants.cwd ?? "/";
+      if (cwd === null) {
+        // Attack: after Deno.chdir, resolving against the starting
+        // directory audits (and decides) a path the program did not touch.
+        const answer: BrokerDecision = {
+          decision: "deny",
+          reason: `${permission} access to '${
+            shown(value)
+          }' is refused: the sandbox cannot tell which directory it is relative to; use an absolute path`,
+        };
+        record(permission, value, answer);
+        return answer;
+      }
+      const tmp = options.grants.tmp;
+      target = resolvePath(value, { cwd, ...(tmp ? { tmp } : {}) }) ?? value;
     }
+    const answer = decidePermission(
+      options.grants,
+      permission,
+      target,
+      options.mode,
+    );
+    record(permission, target, answer);
+    return answer;
   };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -323,51 +499,51 @@ export async function startPermissionBroker(
     socket.setNoDelay(true);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    let buffer = "";
     socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > MAX_LINE && !buffer.includes("\n")) {
-        socket.destroy(); // Deno then fails closed (exit 87)
-        return;
-      }
-      let newline: number;
-      while ((newline = buffer.indexOf("\n")) !== -1) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        let request: { id?: unknown; permission?: unknown; value?: unknown };
+    const reply = (id: unknown, answer: BrokerDecision) => {
+      socket.write(
+        JSON.stringify({ id, result: answer.decision, reason: answer.reason }) +
+          "\n",
+      );
+      if (socket.writableLength > MAX_PENDING_REPLIES) socket.destroy();
+    };
+    socket.on(
+      "data",
+      lineReader((line) => {
+        let request: unknown;
         try {
           request = JSON.parse(line);
         } catch {
+          request = null;
+        }
+        if (typeof request !== "object" || request === null) {
+          // Not from Deno, which writes JSON objects only: recorded, then
+          // the connection ends (Deno would fail closed, exit 87).
+          record("unknown", line, {
+            decision: "deny",
+            reason: "the broker cannot read this request: not a JSON object",
+          });
           socket.destroy();
           return;
         }
-        const permission = typeof request.permission === "string"
-          ? request.permission
-          : "unknown";
-        const value = typeof request.value === "string" ? request.value : null;
-        const answer = decidePermission(
-          options.grants,
-          permission,
-          value,
-          options.mode,
-        );
-        // Recorded as the absolute path it refers to: "a.txt" alone would not
-        // say which directory the program touched.
-        const shown = (permission === "read" || permission === "write") &&
-            value !== null && !value.startsWith("/")
-          ? resolvePath(value, options.grants) ?? value
-          : value;
-        record(permission, shown, answer);
-        socket.write(
-          JSON.stringify({
-            id: request.id,
-            result: answer.decision,
-            reason: answer.reason,
-          }) + "\n",
-        );
-      }
-    });
+        const fields = request as Record<string, unknown>;
+        reply(fields.id, decide(fields));
+      }, (head, length) => {
+        // Attack: a multi-megabyte path (or name) in a permission check. It
+        // ended the run with no record while lines were read whole; now only
+        // the head is kept, the check is denied and recorded, cut, with its
+        // length, and the program carries on (NotCapable).
+        const over = readHead(head, length);
+        const answer: BrokerDecision = {
+          decision: "deny",
+          reason:
+            `${over.permission} access is refused: the check is ${length} characters long, over the ${MAX_LINE} a permission check may have`,
+        };
+        record(over.permission, over.value, answer, over.valueLength);
+        if (over.id === null) socket.destroy();
+        else reply(over.id, answer);
+      }),
+    );
   });
   server.on("error", () => {});
   await new Promise<void>((resolve, reject) => {
@@ -389,5 +565,92 @@ export async function startPermissionBroker(
       });
       return closing;
     },
+  };
+}
+
+/**
+ * Splits a socket's data into lines of at most {@link MAX_LINE}
+ * characters. A longer line is not buffered: its first `HEAD_CHARS`
+ * characters and its length go to `onOverlong` once it ends.
+ */
+function lineReader(
+  onLine: (line: string) => void,
+  onOverlong: (head: string, length: number) => void,
+): (chunk: string) => void {
+  let buffer = "";
+  let overlong: { head: string; length: number } | null = null;
+  return (chunk) => {
+    while (chunk.length > 0) {
+      const newline = chunk.indexOf("\n");
+      const piece = newline === -1 ? chunk : chunk.slice(0, newline);
+      chunk = newline === -1 ? "" : chunk.slice(newline + 1);
+      if (overlong) {
+        overlong.length += piece.length;
+      } else if (buffer.length + piece.length > MAX_LINE) {
+        overlong = {
+          head: detached((buffer + piece).slice(0, HEAD_CHARS)),
+          length: buffer.length + piece.length,
+        };
+        buffer = "";
+      } else {
+        buffer += piece;
+      }
+      if (newline === -1) return;
+      if (overlong) {
+        const { head, length } = overlong;
+        overlong = null;
+        onOverlong(head, length);
+      } else {
+        const line = buffer;
+        buffer = "";
+        onLine(line);
+      }
+    }
+  };
+}
+
+/**
+ * What can be read from the head of an overlong request: Deno writes `id`
+ * and `permission` before `value`, so they are whole; the value is its
+ * decoded start. `valueLength` counts the value's characters as sent.
+ */
+function readHead(head: string, length: number): {
+  id: number | null;
+  permission: string;
+  value: string | null;
+  valueLength?: number;
+} {
+  const id = head.match(/"id":(\d{1,15})[,}]/)?.[1];
+  const permission = head.match(/"permission":"([a-z]{1,16})"/)?.[1] ??
+    "unknown";
+  const marker = '"value":"';
+  const at = head.indexOf(marker);
+  if (at === -1) {
+    return { id: id ? Number(id) : null, permission, value: null };
+  }
+  // Up to the last complete character or escape: a cut `\u00` would not
+  // parse.
+  const start = at + marker.length;
+  let end = start;
+  for (let i = start; i < head.length;) {
+    const ch = head[i];
+    if (ch === '"') break;
+    const step = ch === "\\" ? (head[i + 1] === "u" ? 6 : 2) : 1;
+    if (i + step > head.length) break;
+    i += step;
+    end = i;
+  }
+  let value: string | null = null;
+  try {
+    value = JSON.parse(`"${head.slice(start, end)}"`);
+  } catch {
+    // not a JSON string after all: recorded without a value
+  }
+  return {
+    id: id ? Number(id) : null,
+    permission,
+    value,
+    // Everything after the value's opening quote but its closing `"}`.
+    valueLength: length - start - 2,
   };
 }

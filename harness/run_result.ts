@@ -11,8 +11,13 @@ import type { ResourceLimits } from "../runtime/limits.ts";
 export type { ExitReason };
 
 /** One entry of a run's audit trail: an egress request, a permission check
- * (aggregated), or another record. */
-export type AuditEvent = EgressEvent | PermissionEvent | OtherAuditEvent;
+ * (aggregated), a count of attempts past the run's audit bound, or another
+ * record. */
+export type AuditEvent =
+  | EgressEvent
+  | PermissionEvent
+  | AuditOverflowEvent
+  | OtherAuditEvent;
 
 /** The Deno permission kinds the broker is asked about. */
 export type PermissionKind =
@@ -42,8 +47,13 @@ export interface PermissionEvent {
   runId: string;
   /** What Deno asked for. */
   permission: PermissionKind;
-  /** The path, `host:port`, variable or command; null for "any". */
+  /**
+   * The path, `host:port`, variable or command; null for "any". At most
+   * 1,024 characters: a longer value is cut (see `valueLength`).
+   */
   value: string | null;
+  /** The value's length in characters, when `value` holds only its start. */
+  valueLength?: number;
   /** The broker's answer. */
   decision: "allow" | "deny";
   /** Why (what the program sees in a NotCapable error when denied). */
@@ -57,6 +67,37 @@ export interface PermissionEvent {
 }
 
 export type { EgressEvent };
+
+/**
+ * "And N more like this": attempts of one kind and decision that a run did
+ * not record one by one, because its audit had reached its bound (records
+ * or bytes kept per run). Counted, never dropped silently; one per kind and
+ * decision, updated in place while the run lasts.
+ */
+export interface AuditOverflowEvent {
+  /** ISO time of the first such attempt. */
+  time: string;
+  /** Always "harness". */
+  source: "harness";
+  /** Always "audit-overflow". */
+  kind: "audit-overflow";
+  /** The sandbox. */
+  sandboxId: string;
+  /** The run. */
+  runId: string;
+  /** What was attempted: a permission kind, or "egress" for requests. */
+  of: PermissionKind | "egress";
+  /** The decision they had (a permission's, or the injector's). */
+  decision: "allow" | "deny" | "respond" | "error";
+  /** How many attempts were counted here instead of recorded. */
+  count: number;
+  /** ISO time of the first. */
+  firstTime: string;
+  /** ISO time of the last. */
+  lastTime: string;
+  /** Why they were not recorded one by one. */
+  reason: string;
+}
 
 /** An audit record from the harness itself. */
 export interface OtherAuditEvent {

@@ -60,6 +60,7 @@ import {
   redactPolicy,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
+import { AuditTrail } from "./_audit_bounds.ts";
 import {
   type ScratchQuota,
   type ScratchUsage,
@@ -188,9 +189,6 @@ export class ScratchQuotaError extends Error {
   }
 }
 
-/** Most audit events one sandbox keeps (older ones are dropped). */
-const MAX_TRAIL = 10_000;
-
 const decoder = new TextDecoder();
 
 interface LiveRun {
@@ -224,7 +222,8 @@ export class Sandbox implements AsyncDisposable {
   #egress: SandboxEgress | null;
   #options: SandboxOptions;
   #network: NetworkPolicy;
-  #trail: AuditEvent[] = [];
+  /** The latest records, within a count and a byte bound (`_audit_bounds.ts`). */
+  #trail = new AuditTrail();
   #fs: SandboxFs | undefined;
   #npm: NpmPackages | null;
   /** Runs whose process is alive. */
@@ -452,9 +451,12 @@ export class Sandbox implements AsyncDisposable {
     return this.#egress?.active.network.redacted ?? this.#network;
   }
 
-  /** Every audit event of this sandbox so far (the last 10,000), in order. */
+  /**
+   * The sandbox's latest audit events, in order: at most 10,000 and about
+   * 16 MiB (the oldest are dropped first).
+   */
   get auditTrail(): readonly AuditEvent[] {
-    return this.#trail;
+    return this.#trail.events;
   }
 
   /**
@@ -838,9 +840,6 @@ export class Sandbox implements AsyncDisposable {
   #record(event: AuditEvent, run: AuditEvent[]): void {
     run.push(event);
     this.#trail.push(event);
-    if (this.#trail.length > MAX_TRAIL) {
-      this.#trail.splice(0, this.#trail.length - MAX_TRAIL);
-    }
     try {
       this.#options.onAudit?.(event);
     } catch {

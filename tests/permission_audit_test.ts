@@ -287,3 +287,59 @@ Deno.test("permission broker: Deno fails closed (exit 87) when the broker goes a
   assert.equal(status.code, 87);
   assert.ok(!seen.includes("UNREACHABLE"));
 });
+
+Deno.test("broker audits and decides relative paths against the directory Deno.chdir moved to", async () => {
+  const data = await Deno.makeTempDir();
+  await Deno.mkdir(`${data}/sub`);
+  await Deno.writeTextFile(`${data}/creds.txt`, "input creds");
+  await Deno.writeTextFile(`${data}/sub/deep.txt`, "deep");
+  for (const path of [data, `${data}/sub`]) await Deno.chmod(path, 0o755);
+  for (const path of [`${data}/creds.txt`, `${data}/sub/deep.txt`]) {
+    await Deno.chmod(path, 0o644);
+  }
+  try {
+    await using sandbox = await Sandbox.create({
+      policy: { scratch: true, inputs: [`${data}:/inputs/data`] },
+    });
+    const result = await sandbox.run({
+      code: `
+        Deno.writeTextFileSync("creds.txt", "scratch creds"); // cwd: /scratch
+        Deno.chdir("/inputs/data");
+        console.log(Deno.readTextFileSync("creds.txt"));
+        try { Deno.writeTextFileSync("planted.txt", "x"); } catch (e) { console.log("write:", e.name); }
+        Deno.chdir("sub");
+        console.log(Deno.readTextFileSync("deep.txt"));
+        console.log(Deno.readTextFileSync("../../../scratch/creds.txt"));
+      `,
+    });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "input creds\nwrite: NotCapable\ndeep\nscratch creds\n",
+    );
+    const seen = permissions(result.audit).map((e) =>
+      `${e.permission} ${e.value} ${e.decision}`
+    );
+    for (
+      const expected of [
+        "write /scratch/creds.txt allow",
+        "read /inputs/data allow",
+        "read /inputs/data/creds.txt allow",
+        // Decided against the input directory (read-only), not /scratch.
+        "write /inputs/data/planted.txt deny",
+        "read /inputs/data/sub allow",
+        "read /inputs/data/sub/deep.txt allow",
+        "read /scratch/creds.txt allow",
+      ]
+    ) {
+      assert.ok(seen.includes(expected), `missing '${expected}' in ${seen}`);
+    }
+    // Nothing was resolved against the starting directory.
+    assert.ok(
+      !seen.some((s) => /\/scratch\/(planted|deep|sub)/.test(s)),
+      `${seen}`,
+    );
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});
