@@ -57,6 +57,23 @@ function edgesOf(node: number): number[] {
   return edges;
 }
 
+// Each node's children by label, built on first use (the root has ~1,500).
+const childrenByLabel = new Map<number, Map<string, number[]>>();
+
+function childrenOf(node: number, label: string): number[] {
+  let byLabel = childrenByLabel.get(node);
+  if (!byLabel) {
+    byLabel = new Map();
+    for (const edge of edgesOf(node)) {
+      const text = labelOf(edge);
+      byLabel.set(text, [...(byLabel.get(text) ?? []), edgeChild[edge]!]);
+    }
+    childrenByLabel.set(node, byLabel);
+  }
+  // A "*" edge stands for any one label: follow it too.
+  return [...(byLabel.get(label) ?? []), ...(byLabel.get("*") ?? [])];
+}
+
 /**
  * Says whether `domain` is itself a public suffix, counting the private
  * section (`vercel.app`) and wildcard rules (`*.ck` makes `foo.ck` one).
@@ -107,19 +124,11 @@ export function isPublicSuffix(domain: string): boolean {
  */
 export function publicSuffixUnder(domain: string): string | null {
   if (isPublicSuffix(domain)) return domain;
-  // Walk the trie from the root, last label first; a "*" edge stands for
-  // any one label, so follow it too.
+  // Walk the trie from the root, last label first.
   let nodes = [rulesRoot];
   for (const label of domain.split(".").reverse()) {
-    const next: number[] = [];
-    for (const node of nodes) {
-      for (const edge of edgesOf(node)) {
-        const text = labelOf(edge);
-        if (text === label || text === "*") next.push(edgeChild[edge]!);
-      }
-    }
-    if (next.length === 0) return null;
-    nodes = next;
+    nodes = nodes.flatMap((node) => childrenOf(node, label));
+    if (nodes.length === 0) return null;
   }
   // Every path in the trie ends in a rule, so any edge below the node is a
   // public suffix below `domain`. Breadth first for the shortest example;
