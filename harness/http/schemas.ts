@@ -333,7 +333,7 @@ export const ROUTES: readonly RouteDoc[] = [
     path: "/sandboxes/{id}/runs",
     operationId: "run",
     summary:
-      "Run a program to completion (a client that disconnects kills the run)",
+      "Run a program to completion (a client that disconnects kills the run). It waits for a run slot of the token (429 too_many_runs when the token's queue is full)",
     auth: true,
     request: json(RunRequestSchema),
     status: 200,
@@ -344,7 +344,7 @@ export const ROUTES: readonly RouteDoc[] = [
     path: "/sandboxes/{id}/runs/stream",
     operationId: "runStream",
     summary:
-      "Run a program, streaming server-sent events: 'stdout' and 'stderr' (StreamChunk), 'audit' (AuditEvent, as it happens), then 'status' (RunStatus) or 'error' (ErrorBody). A client that disconnects kills the run",
+      "Run a program, streaming server-sent events: 'stdout' and 'stderr' (StreamChunk), 'audit' (AuditEvent, as it happens), then 'status' (RunStatus) or 'error' (ErrorBody). A client that disconnects kills the run; a slow reader makes the program wait on its output. It waits for a run slot as /runs does",
     auth: true,
     request: json(RunRequestSchema),
     status: 200,

@@ -8,8 +8,13 @@
 import { parseArgs } from "node:util";
 import { stopBundler } from "../bundle.ts";
 import { EXIT_CODES } from "../cli/exit_codes.ts";
-import { type AppOptions, createApp, type TokenInfo } from "./app.ts";
-import { DEFAULT_CEILINGS } from "./ceilings.ts";
+import {
+  type AppOptions,
+  createApp,
+  defaultRunSlots,
+  type TokenInfo,
+} from "./app.ts";
+import { DEFAULT_CEILINGS, resolveCeilings } from "./ceilings.ts";
 import {
   loadServerConfig,
   MIN_TOKEN_LENGTH,
@@ -191,18 +196,21 @@ function isLoopback(host: string): boolean {
 
 /** What --check prints: the config as the server will use it (no tokens). */
 function summary(args: ServeArgs): string {
-  const app = createApp({ ...args.app, tokens: null });
-  void app.shutdown();
+  const { ceilings } = resolveCeilings(args.app.ceilings);
   const names = [...args.tokens.values()].map((t) => t.name);
   const clients = Object.entries(args.app.clients ?? {})
     .filter(([, on]) => on).map(([name]) => name);
+  const limits = Object.entries(ceilings.limits)
+    .map(([name, most]) => `${name} ${most}`).join(", ");
   return [
     `listen: ${args.host}:${args.port}`,
     `tokens: ${names.length ? names.join(", ") : "none (loopback only)"}`,
+    `ceilings: ${limits}`,
+    `per token: ${ceilings.sandboxes} sandboxes, ${ceilings.runsPerToken} runs at once (${ceilings.runsPerSandbox} per sandbox), ${ceilings.queuedRunsPerToken} waiting`,
+    `run slots: ${args.app.runSlots ?? defaultRunSlots()}`,
     `clients may use: ${
       clients.length ? clients.join(", ") : "nothing that reaches the server"
     }`,
-    `run slots: ${args.app.runSlots ?? "default"}`,
     `default policy: ${
       args.app.sandboxDefaults?.policy ? "from the config" : "deny everything"
     }`,
