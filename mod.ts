@@ -32,6 +32,7 @@ export type { InjectorOptions } from "./injector/injector.ts";
 export type { Resolver } from "./injector/resolver.ts";
 export type {
   AuditEvent,
+  AuditOverflowEvent,
   EgressEvent,
   ExitReason,
   PermissionEvent,

@@ -83,7 +83,9 @@ export function renderAuditText(
   const absent: ReportKind[] = [];
   for (const kind of REPORT_KINDS) {
     const entries = report.entries.filter((e) => e.kind === kind);
-    if (entries.length === 0) {
+    if (
+      entries.length === 0 && !report.unrecorded?.some((u) => u.kind === kind)
+    ) {
       absent.push(kind);
       continue;
     }
@@ -258,6 +260,14 @@ function table(
       paint(pad(row.decision, decisionWidth)),
       row.count.padStart(countWidth),
       cut(row.reason, reasonWidth),
+    ));
+  }
+  for (const more of report.unrecorded ?? []) {
+    if (more.kind !== kind) continue;
+    out.push(style.dim(
+      `${INDENT}… and ${more.count} more ${
+        more.decision === "deny" ? "denied" : "allowed"
+      }, counted but not recorded one by one (the run's audit bound)`,
     ));
   }
   return out;

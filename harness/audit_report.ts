@@ -11,6 +11,7 @@
 import type { EgressEvent } from "../injector/audit.ts";
 import type {
   AuditEvent,
+  AuditOverflowEvent,
   PermissionEvent,
   PermissionKind,
   RunResult,
@@ -73,8 +74,17 @@ export interface AuditReport {
   events: AuditEvent[];
   /** Distinct attempts, in time order. */
   entries: ReportEntry[];
-  /** Allowed/denied counts per kind. */
+  /** Allowed/denied counts per kind (unrecorded attempts included). */
   summary: Partial<Record<ReportKind, { allowed: number; denied: number }>>;
+  /**
+   * Attempts past the run's audit bound, counted per kind and decision but
+   * not recorded one by one (so not in `entries`): "and N more like this".
+   */
+  unrecorded?: {
+    kind: ReportKind;
+    decision: "allow" | "deny";
+    count: number;
+  }[];
   /** The minimal flags for plain `deno run` (e.g. `--allow-net=api.github.com:443`). */
   minimalFlags: string[];
   /** A complete `deno run …` command line with those flags (every part
@@ -145,8 +155,18 @@ export function buildAuditReport(
   const relativeTo = options.relativeTo ?? Deno.cwd();
   const entries: ReportEntry[] = [];
   const egressSeen = new Map<string, ReportEntry>();
+  const unrecorded: NonNullable<AuditReport["unrecorded"]> = [];
   for (const event of events) {
-    if (event.source === "broker") {
+    if (event.source === "harness" && event.kind === "audit-overflow") {
+      const over = event as AuditOverflowEvent;
+      unrecorded.push({
+        kind: over.of,
+        decision: over.decision === "deny" || over.decision === "error"
+          ? "deny"
+          : "allow",
+        count: over.count,
+      });
+    } else if (event.source === "broker") {
       const value = event.value ?? "(any)";
       entries.push({
         kind: event.permission,
@@ -191,7 +211,7 @@ export function buildAuditReport(
     }
   }
   const summary: AuditReport["summary"] = {};
-  for (const entry of entries) {
+  for (const entry of [...entries, ...unrecorded]) {
     const slot = summary[entry.kind] ??= { allowed: 0, denied: 0 };
     if (entry.decision === "allow") slot.allowed += entry.count;
     else slot.denied += entry.count;
@@ -209,6 +229,7 @@ export function buildAuditReport(
     events,
     entries,
     summary,
+    ...(unrecorded.length > 0 ? { unrecorded } : {}),
     minimalFlags,
     // Every part quoted: values come from the program (a path it chose could
     // carry shell syntax into a command people paste).
