@@ -44,13 +44,12 @@ function serve(tmpDir: string, options: Partial<AppOptions> = {}) {
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     api.app.fetch,
   );
-  const client = new AirlockClient({
-    baseUrl: `http://127.0.0.1:${server.addr.port}`,
-    token: TOKEN,
-  });
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const client = new AirlockClient({ baseUrl: url, token: TOKEN });
   return {
     api,
     client,
+    url,
     async close() {
       await api.shutdown();
       await server.shutdown();
@@ -562,5 +561,66 @@ Deno.test("deno task serve --config: a bad config is refused with every problem 
     assert.equal(help.code, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HTTP API: a client that goes away gives up its place in the queue, and an unread answer gives back its slot and spool", async () => {
+  const parent = await workspaceParent();
+  const { api, client, url, close } = serve(parent, {
+    ceilings: { runsPerToken: 1, queuedRunsPerToken: 1 },
+  });
+  try {
+    const { id } = await client.createSandbox({
+      policy: { limits: { outputBytes: 16 * 1024 * 1024 } },
+    });
+    const live = client.runStream(id, { code: FOREVER });
+    assert.equal((await live.next()).value?.type, "stdout");
+    const controller = new AbortController();
+    const waiting = client.run(id, { code: "1" }, {
+      signal: controller.signal,
+    }).catch((e) => e);
+    assert.ok(await pollUntil(() => api.runUsage("e2e").queued === 1));
+    controller.abort();
+    assert.equal((await waiting).name, "AbortError");
+    assert.ok(await pollUntil(() => api.runUsage("e2e").queued === 0));
+    await live.return();
+    assert.ok(await pollUntil(() => api.runUsage("e2e").running === 0));
+
+    // 15 MiB of output (more than loopback's socket buffers hold), spooled
+    // past 256 KiB. Only the head is read.
+    const response = await fetch(
+      `${url}/sandboxes/${id}/runs`,
+      {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({
+          code:
+            `for (let i = 0; i < 15; i++) await Deno.stdout.write(new Uint8Array(1024 * 1024).fill(65));`,
+        }),
+      },
+    );
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    assert.match(
+      new TextDecoder().decode((await reader.read()).value),
+      /^\{"sandboxId"/,
+    );
+    const spools = () =>
+      [...Deno.readDirSync(parent)]
+        .filter((e) => e.name.startsWith("airlock-spool-"))
+        .flatMap((e) => [...Deno.readDirSync(`${parent}/${e.name}`)]);
+    assert.equal(spools().length, 1);
+    assert.equal(api.runUsage("e2e").running, 1);
+    await reader.cancel();
+    assert.ok(await pollUntil(() => api.runUsage("e2e").running === 0));
+    assert.ok(await pollUntil(() => spools().length === 0));
+    const after = await client.run(id, { code: "console.log('next')" });
+    assert.equal(after.stdout, "next\n");
+  } finally {
+    await close();
+    await Deno.remove(parent, { recursive: true });
   }
 });

@@ -128,6 +128,11 @@ export interface AirlockApp {
   shutdown(): Promise<void>;
   /** Live sandboxes by id. */
   sandboxes: ReadonlyMap<string, ManagedSandbox>;
+  /**
+   * Runs of a token holding a slot (live, or their answer being sent) and
+   * waiting for one.
+   */
+  runUsage(tokenName: string): { running: number; queued: number };
 }
 
 /** Who is calling: one per token (or the anonymous loopback caller). */
@@ -480,17 +485,20 @@ export function createApp(options: AppOptions): AirlockApp {
       for (const o of collected) if (o.status === "rejected") throw o.reason;
       const [stdout, stderr] = outputs as [Spooled, Spooled];
       outputs = [];
-      // A client gone before the body was read never pulls it: `completed`
-      // then rejects, and the spool files go with the slot.
       const answer = resultBody(
         status as unknown as Record<string, unknown>,
         stdout,
         stderr,
         release,
       );
-      c.env?.completed?.catch(() => {}).finally(() =>
-        answer.cancel().catch(() => {})
-      );
+      // A client gone before the body was read may never pull it to its
+      // end: once the server is done with the response, whatever happened,
+      // the spool files and the slot go (both are idempotent).
+      c.env?.completed?.catch(() => {}).finally(() => {
+        void stdout.dispose();
+        void stderr.dispose();
+        release();
+      });
       return new Response(answer, {
         headers: { "content-type": "application/json" },
       });
@@ -637,6 +645,12 @@ export function createApp(options: AppOptions): AirlockApp {
       const over = ceilingIssues({ timeoutMs: body.timeoutMs }, ceilings, "");
       if (over.length > 0) throw overCeiling(over);
     }
+    const gone = () =>
+      new ApiError(
+        400,
+        "invalid_request",
+        "The client closed the connection before the run started",
+      );
     let release: Release;
     try {
       release = await scheduler.acquire(
@@ -649,12 +663,13 @@ export function createApp(options: AppOptions): AirlockApp {
       if (error instanceof TooManyRunsError) {
         throw new ApiError(429, "too_many_runs", error.message);
       }
+      // Gave up its place in the queue: not a server error.
+      if (signal.aborted) throw gone();
       throw error;
     }
     if (signal.aborted || entry.sandbox.closed) {
       release();
-      signal.throwIfAborted();
-      throw deleted(entry);
+      throw signal.aborted ? gone() : deleted(entry);
     }
     return release;
   }
@@ -677,7 +692,12 @@ export function createApp(options: AppOptions): AirlockApp {
     return closing;
   }
 
-  return { app, shutdown, sandboxes: registry };
+  return {
+    app,
+    shutdown,
+    sandboxes: registry,
+    runUsage: (name) => scheduler.usage(name),
+  };
 }
 
 /**
