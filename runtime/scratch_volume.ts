@@ -396,6 +396,49 @@ export async function mountAuto(
   }
 }
 
+/**
+ * Mounts, writes past and unmounts a 1 MiB loop volume in a throwaway
+ * directory: whether "auto" will give sandboxes a scratch filesystem here
+ * (for `deno task doctor`).
+ *
+ * @param tmpDir Where to try (default `/tmp`).
+ * @returns Null when it works, else why not.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { trialScratchFs } from "./scratch_volume.ts";
+ * console.log((await trialScratchFs()) ?? "loop-mounted scratch works");
+ * ```
+ */
+export async function trialScratchFs(tmpDir = "/tmp"): Promise<string | null> {
+  const why = scratchFsSupport().loop;
+  if (why !== null) return why;
+  const dir = await Deno.makeTempDir({ dir: tmpDir, prefix: "airlock-fs-" });
+  try {
+    await Deno.mkdir(`${dir}/mnt`);
+    const volume = await ScratchVolume.mount({
+      dir: `${dir}/mnt`,
+      quotaBytes: MIN_VOLUME_BYTES,
+      mode: "loop",
+      imagePath: `${dir}/image`,
+      owner: null,
+    });
+    try {
+      const refused = await Deno.writeFile(
+        `${dir}/mnt/fill`,
+        new Uint8Array(2 * MIN_VOLUME_BYTES),
+      ).then(() => false, () => true);
+      return refused ? null : "a 1 MiB scratch filesystem took 2 MiB";
+    } finally {
+      await volume.unmount();
+    }
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Leftovers of dead harnesses
 

@@ -160,6 +160,7 @@ async function runChecks(): Promise<Check[]> {
       });
     }
   }
+  checks.push(await scratchQuotaCheck());
   const cgroup = await capture("sh", [
     "-c",
     "cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null",
@@ -173,6 +174,33 @@ async function runChecks(): Promise<Check[]> {
       : "not available (not needed: limits are rlimits)",
   });
   return checks;
+}
+
+/** How sandboxes' scratch quotas will be enforced here (a real trial mount). */
+async function scratchQuotaCheck(): Promise<Check> {
+  const { trialScratchFs } = await import("../../runtime/scratch_volume.ts");
+  const why = await trialScratchFs();
+  if (why === null) {
+    return {
+      name: "scratch quota",
+      ok: true,
+      required: false,
+      detail:
+        "each scratch is a loop-mounted filesystem of its quota (writes past it fail with ENOSPC)",
+    };
+  }
+  const noMkfs = !findOnPath("mkfs.ext4", SEARCH_PATH);
+  return {
+    name: "scratch quota",
+    ok: false,
+    required: false,
+    detail:
+      `measured by walking the scratch (files unlinked while held open escape it; see SECURITY.md): ${why}`,
+    fix: noMkfs
+      ? "apt-get install -y e2fsprogs"
+      : "run the harness as root on a host with loop devices (/dev/loop-control)",
+    ...(noMkfs ? { apt: "e2fsprogs" } : {}),
+  };
 }
 
 async function sandboxSmokeTest(): Promise<Check> {
