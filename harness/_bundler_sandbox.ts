@@ -33,6 +33,11 @@ export interface HelperSandbox {
   command: readonly string[];
   /** Size of the private /tmp, in MiB (default 64). */
   tmpMb?: number;
+  /**
+   * false: no Deno, no /proc, /dev or /tmp, only `mounts` (for a static
+   * binary such as esbuild's). Default true.
+   */
+  withDeno?: boolean;
 }
 
 let filterFile: Promise<{ dir: string; path: string }> | null = null;
@@ -88,7 +93,7 @@ export async function helperCommand(
 ): Promise<{ command: string; args: string[] }> {
   const { tools } = sandbox;
   const filter = await seccompFile();
-  const mounts: Mount[] = [
+  const base: Mount[] = sandbox.withDeno === false ? [] : [
     { kind: "ro-bind", source: tools.deno, dest: HELPER_DENO },
     ...[...new Set(tools.libraries.deno)].map((path): Mount => ({
       kind: "ro-bind",
@@ -107,6 +112,9 @@ export async function helperCommand(
       sizeBytes: (sandbox.tmpMb ?? 64) * 1024 * 1024,
       mode: 0o1777,
     },
+  ];
+  const mounts: Mount[] = [
+    ...base,
     ...sandbox.mounts,
     // Nothing is writable but /tmp and the caller's own `bind` mounts.
     { kind: "remount-ro", dest: "/" },

@@ -22,7 +22,9 @@ import { printable } from "./audit_render_text.ts";
 import {
   type BundleHost,
   bundlerFor,
+  runningBundler,
   stopBundlerProcesses,
+  transformOnce,
   type WorkerRefusal,
   type WorkerResult,
 } from "./_bundler_process.ts";
@@ -145,14 +147,7 @@ export async function bundleProgram(
   if (source.code !== undefined && !IMPORTS.test(source.code)) {
     // Nothing to resolve: one transform instead of a bundle (each plugin
     // callback of a bundle is a round trip to esbuild's process).
-    if (npm) await npm.ready();
-    return settle(
-      await bundlerFor(npm?.cacheDir ?? null).transform(
-        source.code,
-        `${NAMESPACE}:/${INLINE_ENTRY}`,
-      ),
-      options,
-    );
+    return settle(await transform(source.code, INLINE_ENTRY), options);
   }
   let files: Record<string, string> | null = null;
   let disk: FileSource | null = null;
@@ -169,10 +164,14 @@ export async function bundleProgram(
     const root = real.slice(0, real.lastIndexOf("/"));
     disk = diskFiles(root);
     entry = real.slice(root.length);
-    if (!(await disk.has(entry))) {
+    const text = await disk.read(entry);
+    if (text === undefined) {
       throw new BundleError([{
         message: `program file '${source.path}' is not a regular file`,
       }]);
+    }
+    if (/\.(?:ts|mts|js|mjs)$/.test(entry) && !IMPORTS.test(text)) {
+      return settle(await transform(text, entry.slice(1)), options);
     }
   } else {
     files = {};
@@ -208,8 +207,32 @@ export async function bundleProgram(
 }
 
 /**
+ * Compiles one module: in the long-lived bundler when one is up (~2 ms),
+ * else in a one-shot sandbox holding only esbuild's binary (~10 ms), which
+ * spares a one-program harness (the CLI) the bundler's start (~0.2 s).
+ */
+async function transform(code: string, name: string): Promise<WorkerResult> {
+  const sourcefile = `${NAMESPACE}:/${name}`;
+  const bundler = runningBundler();
+  if (bundler) return await bundler.transform(code, sourcefile);
+  // A harness that compiles a second program will compile more: start the
+  // long-lived bundler for them (in the background; never awaited).
+  if (++oneShots === 2) void bundlerFor(null).start().catch(() => {});
+  return await transformOnce(code, sourcefile);
+}
+
+let oneShots = 0;
+
+/** How long after a sandbox's creation its bundler starts (see below). */
+const PREPARE_DELAY_MS = 100;
+const preparing = new Set<ReturnType<typeof setTimeout>>();
+
+/**
  * Starts the bundler for `npm`'s cache (or for programs without packages)
- * ahead of the first bundle, so that bundle does not wait for it.
+ * a moment from now, so a later bundle does not wait for it. The moment
+ * lets a one-program harness (the CLI) finish first: it never needs the
+ * bundler for a program without imports. The timer never keeps the harness
+ * alive, and `stopBundler()` cancels it.
  *
  * @param npm The packages the coming bundles may import, or null.
  * @returns When the bundler is up (never rejects: a failed start is
@@ -221,13 +244,21 @@ export async function bundleProgram(
  * await prepareBundler(null);
  * ```
  */
-export async function prepareBundler(npm: NpmPackages | null): Promise<void> {
-  try {
-    if (npm) await npm.ready();
-    await bundlerFor(npm?.cacheDir ?? null).start();
-  } catch {
-    // The first bundle starts it again and reports why it cannot.
-  }
+export function prepareBundler(npm: NpmPackages | null): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(async () => {
+      preparing.delete(timer);
+      try {
+        if (npm) await npm.ready();
+        await bundlerFor(npm?.cacheDir ?? null).start();
+      } catch {
+        // The first bundle starts it again and reports why it cannot.
+      }
+      resolve();
+    }, PREPARE_DELAY_MS);
+    preparing.add(timer);
+    Deno.unrefTimer(timer as unknown as number);
+  });
 }
 
 function settle(result: WorkerResult, options: BundleOptions): string {
@@ -267,6 +298,9 @@ const IMPORTS =
  * ```
  */
 export async function stopBundler(): Promise<void> {
+  for (const timer of preparing) clearTimeout(timer);
+  preparing.clear();
+  oneShots = 0;
   await stopBundlerProcesses();
   await removeHelperFiles();
 }
