@@ -76,10 +76,13 @@ export interface Upstreams extends AsyncDisposable {
   /**
    * Starts a hand-written TLS upstream for `name` (port 443): for each
    * connection it reads one request head and writes `respond(head)` as the
-   * raw response bytes, then closes. Request heads are recorded in `seen`
-   * (headers parsed, body not read).
+   * raw response bytes (a string is sent as UTF-8), then closes. Request
+   * heads are recorded in `seen` (headers parsed, body not read).
    */
-  addRaw(name: string, respond: (head: string) => string): Promise<Upstream>;
+  addRaw(
+    name: string,
+    respond: (head: string) => string | Uint8Array,
+  ): Promise<Upstream>;
   /** `connectTo` entries: `name:publicPort:127.0.0.1:realPort` for each. */
   readonly connectTo: string[];
   /** Every request any upstream saw. */
@@ -169,7 +172,7 @@ export async function startUpstreams(
   const rawListeners: { listener: Deno.Listener; loop: Promise<void> }[] = [];
   const addRaw = async (
     name: string,
-    respond: (head: string) => string,
+    respond: (head: string) => string | Uint8Array,
   ): Promise<Upstream> => {
     const leaf = await ca.leafFor(name);
     const listener = Deno.listenTls({
@@ -204,7 +207,10 @@ export async function startUpstreams(
           body: "",
           websocket: false,
         });
-        await conn.write(encoder.encode(respond(head)));
+        const response = respond(head);
+        await conn.write(
+          typeof response === "string" ? encoder.encode(response) : response,
+        );
       } catch {
         // the client went away
       } finally {

@@ -482,7 +482,8 @@ export type Group =
   | "resources"
   | "kernel"
   | "names"
-  | "quota";
+  | "quota"
+  | "echo";
 
 /**
  * Where the attempt is recorded. `broker`: a permission event with decision
