@@ -5,6 +5,7 @@ import {
   type ProgramSource,
   stopBundler,
 } from "./bundle.ts";
+import { bundlerFor } from "./_bundler_process.ts";
 
 /** Imports bundled JS as a module (the bundle must stand on its own). */
 async function load(js: string): Promise<Record<string, unknown>> {
@@ -287,6 +288,45 @@ Deno.test("bundleProgram() names package-free programs' sources airlock:/ in the
     atob(js.slice(js.lastIndexOf("base64,") + 7).trim()),
   ) as { sources: string[] };
   assert.deepEqual(map.sources.sort(), ["airlock:/b.ts", "airlock:/main.ts"]);
+});
+
+Deno.test("bundleProgram() reports a syntax error in import-free code alike from the one-shot and the long-lived bundler", async () => {
+  const code = "const ok = 1;\n\nconst = 2;\n";
+  await stopBundler();
+  // No bundler is up: the one-shot sandbox (esbuild's binary alone).
+  const once = await refused({ code });
+  await bundlerFor(null).start();
+  assert.ok(bundlerFor(null).running, "control: the bundler is up");
+  const worker = await refused({ code });
+  for (const error of [once, worker]) {
+    assert.equal(error.problems.length, 1, error.message);
+    const [problem] = error.problems;
+    assert.equal(problem!.file, "main.ts");
+    assert.equal(problem!.line, 3);
+    assert.equal(problem!.column, 7);
+    assert.match(problem!.message, /Expected identifier/);
+  }
+  await stopBundler();
+});
+
+Deno.test("bundleProgram() survives a bundler killed from outside: the next bundle starts a new one", async () => {
+  const files = {
+    "main.ts": 'import { a } from "./a.ts"; export { a };',
+    "a.ts": "export const a = 1;",
+  };
+  await bundleProgram({ files, entry: "main.ts" });
+  const pid = bundlerFor(null).pid;
+  assert.ok(pid !== null, "control: the bundler runs");
+  Deno.kill(pid, "SIGKILL");
+  // Whatever was in flight fails with a clear error; later bundles work.
+  const deadline = Date.now() + 10_000;
+  while (bundlerFor(null).pid === pid && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const js = await bundleProgram({ files, entry: "main.ts" });
+  assert.equal((await load(js)).a, 1);
+  assert.notEqual(bundlerFor(null).pid, pid);
+  await stopBundler();
 });
 
 Deno.test("stopBundler() stops the sandboxed bundler process", async () => {
