@@ -3,6 +3,11 @@
  * tried and why it was allowed or refused, never a secret value (header
  * NAMES only; query VALUES redacted).
  *
+ * One record per request, written when its outcome is known. A run's end
+ * does not lose one: closing the run's binding waits (about a second) for
+ * requests in flight, then records each one still open as what was sent so
+ * far (forwarded, with the injected header names, `status: null`).
+ *
  * @module
  */
 
@@ -36,13 +41,21 @@ export interface EgressEvent {
   rule: string;
   /** The transform rules that set headers on the request (`host#index`). */
   appliedRules?: string[];
-  /** Why, for refusals and errors. */
+  /**
+   * Why, for refusals and errors; and for a request whose answer the
+   * program did not receive (the run ended first, or the program closed its
+   * connection).
+   */
   reason?: string;
   /** Names of headers the injector set (never values). */
   injected: string[];
   /** Names of placeholder secrets substituted. */
   placeholders: string[];
-  /** Status returned to the sandbox. */
+  /**
+   * Status returned to the sandbox; the upstream's status when the program
+   * had gone before the answer reached it; null when no answer came before
+   * the run ended (the request WAS forwarded if `decision` is "allow").
+   */
   status: number | null;
   /** Body bytes from the sandbox to the upstream. */
   bytesOut: number;
