@@ -1032,7 +1032,7 @@ function formatSandbox(sb: Report["sandbox"]): string[] {
   if ("unavailable" in sb) return [`${title}: not measured: ${sb.unavailable}`];
   return [
     `${title} (median of ${sb.runs}; the program's own fetch via the in-sandbox socat bridge;`,
-    "  shared injector: leaf certificate cached, upstream connection pooled)",
+    "  shared injector, but each sandbox issues its own leaf and opens its own upstream connection)",
     `  Sandbox.create ${fix(sb.createMs)} ms; sandbox.run total ${
       fix(sb.runMs)
     } ms; program starts at ${fix(sb.programStartMs)} ms; first fetch ${
