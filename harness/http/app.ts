@@ -356,11 +356,11 @@ export function createApp(options: AppOptions): AirlockApp {
         },
       );
     }
-    // The client's limits over the server's defaults; checked against the
-    // caller's ceilings below (a 1 GiB output, a 4 GiB /tmp in RAM or a
-    // 64 GiB heap would otherwise be each client's choice).
-    // Checked as sent first: a 1 GiB outputBytes is over this server's
-    // ceiling before it is over the policy's own maximum.
+    // Each limit is held to the caller's ceiling (a 1 GiB output held in
+    // memory, a 4 GiB /tmp in RAM or a 64 GiB heap were each a client's
+    // choice). Checked as sent first: a 1 GiB outputBytes is over this
+    // server's ceiling before it is over the policy's own maximum. Limits
+    // the client left out take the server's defaults.
     const asked = ceilingIssues(
       (body.policy as { limits?: unknown } | undefined)?.limits,
       caller.ceilings,

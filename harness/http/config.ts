@@ -330,6 +330,17 @@ export async function loadServerConfig(
       });
     }
   }
+  if (config.tmpDir !== undefined) {
+    const dir = resolve(config.tmpDir);
+    const info = await Deno.stat(dir).catch(() => null);
+    if (!info?.isDirectory) {
+      issues.push({
+        path: "tmpDir",
+        message:
+          `'${dir}' is not a directory: create it (mode 0755, so sandbox users can reach their workspaces)`,
+      });
+    }
+  }
   if (issues.length > 0) throw fail(issues);
 
   const sandboxDefaults: NonNullable<AppOptions["sandboxDefaults"]> = {

@@ -63,6 +63,7 @@ Deno.test("loadServerConfig() resolves tokens, ceilings, rules, mappings and CAs
       "tmpDir": "work",
     }`,
   });
+  await Deno.mkdir(`${dir}/work`);
   try {
     const config = await loadServerConfig(`${dir}/server.jsonc`, {
       env: (name) => name === "CI_TOKEN" ? `${TOKEN}-ci` : undefined,
@@ -150,6 +151,7 @@ Deno.test("loadServerConfig() lists every problem by path", async () => {
     ],
     "ceilings": { "limits": { "tmpMb": 8 }, "defaults": { "tmpMb": 16 } },
     "upstream": { "caCerts": ["missing.pem", "not-a-cert.pem"] },
+    "tmpDir": "nowhere",
   }`,
     { "not-a-cert.pem": "hello" },
   );
@@ -161,6 +163,7 @@ Deno.test("loadServerConfig() lists every problem by path", async () => {
     "tokens.4",
     "upstream.caCerts.0",
     "upstream.caCerts.1",
+    "tmpDir",
   ]);
   assert.match(later[1]!.message, /at least 16 characters/);
   assert.match(later[2]!.message, /'NOT_SET' is unset or empty/);
