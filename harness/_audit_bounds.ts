@@ -38,7 +38,7 @@ export const AUDIT_BOUNDS = {
   /** Records a sandbox retains across runs. */
   trailRecords: 10_000,
   /** Estimated bytes of the records a sandbox retains across runs. */
-  trailBytes: 16 * 1024 * 1024,
+  trailBytes: 8 * 1024 * 1024,
 } as const;
 
 /** The limits a {@linkcode RunAuditLog} enforces (tests shrink them). */
@@ -95,7 +95,7 @@ export function boundedValue(
  * decision, published once and updated in place.
  */
 export class RunAuditLog {
-  #sink: (event: AuditEvent) => void;
+  #sink: ((event: AuditEvent) => void) | null;
   #ids: { sandboxId: string; runId: string };
   #limits: RunAuditLimits;
   #records = 0;
@@ -123,6 +123,7 @@ export class RunAuditLog {
    * @returns Whether it was kept (a kept record may be updated in place).
    */
   record(event: PermissionEvent | EgressEvent): boolean {
+    if (this.#sink === null) return false;
     const bytes = auditEventBytes(event);
     if (
       this.#records < this.#limits.runRecords &&
@@ -153,6 +154,7 @@ export class RunAuditLog {
     decision: AuditOverflowEvent["decision"],
     time: string,
   ): void {
+    if (this.#sink === null) return;
     const key = `${of}\0${decision}`;
     const existing = this.#summaries.get(key);
     if (existing) {
@@ -176,6 +178,18 @@ export class RunAuditLog {
     };
     this.#summaries.set(key, summary);
     publish(this.#sink, summary);
+  }
+
+  /**
+   * Ends the log once the run's channels are closed: later records are
+   * ignored, and the log lets go of its sink. Something that outlives the
+   * run and still holds the log (seen: Deno's node:net keeps a destroyed
+   * socket's handle, and with it the broker's closures, when a write was
+   * pending) then holds neither the sandbox nor its trail.
+   */
+  close(): void {
+    this.#sink = null;
+    this.#summaries.clear();
   }
 }
 

@@ -86,3 +86,16 @@ Deno.test("AuditTrail retains at most its byte bound", () => {
   assert.equal(trail.bytes, sum);
   assert.ok(trail.events.length > 10);
 });
+
+Deno.test("RunAuditLog.close() lets go of its sink: nothing outliving the run reaches the sandbox", () => {
+  const seen: AuditEvent[] = [];
+  const log = new RunAuditLog((e) => seen.push(e), {
+    sandboxId: "s",
+    runId: "s-r1",
+  }, { runRecords: 1, runBytes: 1e9 });
+  assert.equal(log.record(permission("/a")), true);
+  log.close();
+  assert.equal(log.record(permission("/b")), false);
+  log.count("read", "allow", new Date().toISOString());
+  assert.equal(seen.length, 1);
+});

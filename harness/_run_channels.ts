@@ -188,6 +188,7 @@ export async function openRunChannels(options: {
     egressSocket,
     async close() {
       await Promise.all([egressClose?.(), broker?.close()]);
+      log.close();
     },
   };
 }

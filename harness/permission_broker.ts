@@ -311,7 +311,10 @@ export interface BrokerOptions {
 export interface PermissionBroker {
   /** The socket's host path. */
   readonly socketPath: string;
-  /** Records kept so far (live objects; counts grow until the run ends). */
+  /**
+   * Records kept so far (live objects; counts grow until the run ends).
+   * Emptied by `close()`: the run's log has them.
+   */
   readonly events: readonly PermissionEvent[];
   /** Stops the broker. */
   close(): Promise<void>;
@@ -562,6 +565,11 @@ export async function startPermissionBroker(
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const socket of sockets) socket.destroy();
+        // A destroyed socket's handle can outlive it (Deno's node:net,
+        // with a write pending), and with it these closures: they must
+        // not keep the run's records alive.
+        index.clear();
+        events.length = 0;
       });
       return closing;
     },

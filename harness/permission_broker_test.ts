@@ -247,3 +247,28 @@ Deno.test("MAX_LINE holds the longest check a real path can make", () => {
   // PATH_MAX bytes, each escaped by JSON as \u00XX.
   assert.ok(check(1, "read", "\u0001".repeat(4096)).length < MAX_LINE);
 });
+
+Deno.test("PermissionBroker.close() empties its records (the run's log has them)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const broker = await startPermissionBroker({
+      socketPath: `${dir}/broker.sock`,
+      grants,
+      sandboxId: "s",
+      runId: "s-r1",
+      ownerUid: null,
+    });
+    const conn = await Deno.connect({
+      transport: "unix",
+      path: broker.socketPath,
+    });
+    await conn.write(new TextEncoder().encode(check(1, "read", "/scratch/a")));
+    await conn.read(new Uint8Array(512));
+    assert.equal(broker.events.length, 1);
+    conn.close();
+    await broker.close();
+    assert.equal(broker.events.length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -453,7 +453,7 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * The sandbox's latest audit events, in order: at most 10,000 and about
-   * 16 MiB (the oldest are dropped first).
+   * 8 MiB (the oldest are dropped first).
    */
   get auditTrail(): readonly AuditEvent[] {
     return this.#trail.events;
