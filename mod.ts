@@ -44,6 +44,9 @@ export type {
   RunStatus,
   SandboxOptions,
   SandboxProcess,
+  ScratchFsRequest,
+  ScratchQuotaMode,
+  ScratchUsage,
 } from "./harness/mod.ts";
 export { MissingHostToolError } from "./runtime/host_tools.ts";
 export { DEFAULT_LIMITS, type ResourceLimits } from "./runtime/limits.ts";

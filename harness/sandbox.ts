@@ -171,6 +171,11 @@ export interface SandboxProcess {
 }
 
 export { SandboxSetupError } from "./_supervise.ts";
+export type { ScratchUsage } from "./_scratch_quota.ts";
+export type {
+  ScratchFsRequest,
+  ScratchQuotaMode,
+} from "../runtime/scratch_volume.ts";
 
 // uids are a host-wide resource, so their allocator is process-wide: two
 // sandboxes must never share one (they would share RLIMIT_NPROC and files).

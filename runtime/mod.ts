@@ -19,6 +19,7 @@ export * from "./host_identity.ts";
 export * from "./host_tools.ts";
 export * from "./launcher.ts";
 export * from "./limits.ts";
+export * from "./scratch_volume.ts";
 export * from "./seccomp_filter.ts";
 export * from "./workspace.ts";
 export * from "./warm_boot.ts";
