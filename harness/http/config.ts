@@ -135,6 +135,8 @@ export class ServerConfigError extends Error {
   /** Every problem found. */
   readonly issues: PolicyIssue[];
   /**
+   * Makes the error of one config file.
+   *
    * @param source The file.
    * @param issues The problems.
    */
