@@ -259,6 +259,8 @@ export async function handleRequest(
   });
 
   const placeholders = substituted.map((p) => p.name);
+  // The run has ended: nothing more is dialled or sent for it.
+  if (ctx.exchange?.cancelled) return false;
   // If the run ends while this request waits for a connection, the audit
   // says so (and nothing is sent: see the `cancelled` check below).
   ctx.exchange?.hold(() =>
