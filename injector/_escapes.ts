@@ -60,6 +60,8 @@ function escapeExpression(alphabet?: Uint8Array): RegExp {
       ...(names.length > 0 ? [`&(?:${names.join("|")});`] : []),
       // Quoted-printable (RFC 2045: upper-case hex) and its soft line break.
       String.raw`=(?:\r?\n` + (qp ? `|${qp})` : ")"),
+      // (Line breaks inside base64 are found apart, see lineBreaks(): as an
+      // alternative here, with a lookbehind, they halve the scan's speed.)
     ].join("|"),
     "g",
   );
@@ -144,13 +146,30 @@ const SIMPLE: Record<string, string> = {
 
 /** Every escape sequence of the families above. */
 const ALL_ESCAPES = escapeExpression();
+const DEFAULT_SCANNER = {
+  expression: ALL_ESCAPES,
+  anchored: new RegExp(ALL_ESCAPES.source, "y"),
+  alphabet: new Uint8Array(256).fill(1),
+};
+
+/** What {@linkcode findEscapes} looks for, made by {@linkcode escapesFor}. */
+export interface EscapeScanner {
+  /** Finds the sequences (global). */
+  expression: RegExp;
+  /** The same, anchored (sticky): does an escape start here? */
+  anchored: RegExp;
+  /** The bytes the searched patterns hold. */
+  alphabet: Uint8Array;
+}
 
 /**
- * The expression {@linkcode findEscapes} uses for patterns made of the
- * bytes flagged in `alphabet`.
+ * A scanner for patterns made of the bytes flagged in `alphabet`: it
+ * decodes the escape sequences that denote those bytes, and escaped
+ * introducers (`%25`, `&amp;`, `\\\\`, `=3D`) where they open another
+ * escape (`%252B`), so text escaped twice can be decoded twice.
  *
  * @param alphabet Flags (1) the byte values the patterns hold.
- * @returns A global regular expression.
+ * @returns The scanner.
  *
  * @example Usage
  * ```ts
@@ -158,12 +177,19 @@ const ALL_ESCAPES = escapeExpression();
  * import { escapesFor, findEscapes } from "./_escapes.ts";
  * const alphabet = new Uint8Array(256);
  * for (const c of "ab+") alphabet[c.charCodeAt(0)] = 1;
- * const found = findEscapes("a%2Bb\\n%20", escapesFor(alphabet));
- * assert.deepEqual(found.values, ["+"]);
+ * const found = findEscapes("a%2Bb\\n%20%252B%25x", escapesFor(alphabet));
+ * assert.deepEqual(found.values, ["+", "%"]);
  * ```
  */
-export function escapesFor(alphabet: Uint8Array): RegExp {
-  return escapeExpression(alphabet);
+export function escapesFor(alphabet: Uint8Array): EscapeScanner {
+  const wide = alphabet.slice();
+  for (const c of INTRODUCERS) wide[c.charCodeAt(0)] = 1;
+  const expression = escapeExpression(wide);
+  return {
+    expression,
+    anchored: new RegExp(expression.source, "y"),
+    alphabet,
+  };
 }
 
 /** A code point as its UTF-8 bytes, one char per byte; null if out of range. */
@@ -244,6 +270,8 @@ export interface Escapes {
   values: string[];
   /** Whether each is quoted-printable (`=XX`, `=\r\n`). */
   qp: boolean[];
+  /** Whether each denotes an introducer that opens another escape. */
+  nests: boolean[];
   /** Whether any decoded one is quoted-printable. */
   anyQp: boolean;
   /** Whether any decoded one is not. */
@@ -251,6 +279,8 @@ export interface Escapes {
 }
 
 const BACKSLASH = 92;
+/** The chars that start an escape sequence. */
+export const INTRODUCERS = "\\%&=";
 const EQUALS = 61;
 
 /**
@@ -259,11 +289,10 @@ const EQUALS = 61;
  * scan, or `\\` runs would pair differently).
  *
  * @param text Latin1 text (one char per byte).
- * @param expression From {@linkcode escapesFor}: only sequences that can
- *   denote bytes of the searched patterns (an escaped quote or newline in a
- *   JSON body cannot be part of a token-shaped secret); default all.
- * @param alphabet The same alphabet: sequences denoting other bytes are
- *   not decoded (they cannot be inside a match).
+ * @param scanner From {@linkcode escapesFor}: only sequences that can
+ *   denote bytes of the searched patterns are decoded (an escaped quote or
+ *   newline in a JSON body cannot be part of a token-shaped secret, and
+ *   skipping them keeps such bodies cheap); default every sequence.
  * @returns The sequences found (those denoting a code point beyond
  *   U+10FFFF or an unknown name are plain text).
  *
@@ -278,9 +307,9 @@ const EQUALS = 61;
  */
 export function findEscapes(
   text: string,
-  expression: RegExp = ALL_ESCAPES,
-  alphabet?: Uint8Array,
+  scanner: EscapeScanner = DEFAULT_SCANNER,
 ): Escapes {
+  const { expression, anchored, alphabet } = scanner;
   const found: Escapes = {
     tokenStarts: [],
     tokenEnds: [],
@@ -288,34 +317,114 @@ export function findEscapes(
     ends: [],
     values: [],
     qp: [],
+    nests: [],
     anyQp: false,
     anyOther: false,
+  };
+  const add = (start: number, end: number, value: string, nests: boolean) => {
+    const qp = text.charCodeAt(start) === EQUALS;
+    found.starts.push(start);
+    found.ends.push(end);
+    found.values.push(value);
+    found.qp.push(qp);
+    found.nests.push(nests);
+    if (qp) found.anyQp = true;
+    else found.anyOther = true;
+  };
+  const breaks = lineBreaks(text);
+  let nextBreak = 0;
+  let lastEnd = 0;
+  // Line breaks before `limit` that overlap no escape sequence, in order.
+  const addBreaks = (limit: number) => {
+    for (
+      ;
+      nextBreak < breaks.length && breaks[nextBreak]! < limit;
+      nextBreak += 2
+    ) {
+      const start = breaks[nextBreak]!;
+      const end = breaks[nextBreak + 1]!;
+      if (start < lastEnd || end > limit) continue; // inside "=\r\n", "\\\\n"
+      found.tokenStarts.push(start);
+      found.tokenEnds.push(end);
+      add(start, end, "", false);
+    }
   };
   expression.lastIndex = 0;
   for (let match; (match = expression.exec(text)) !== null;) {
     const start = match.index;
     const end = expression.lastIndex;
+    if (breaks.length > 0) addBreaks(start);
+    lastEnd = end;
     found.tokenStarts.push(start);
     found.tokenEnds.push(end);
-    const first = text.charCodeAt(start);
-    let value: string | null;
-    if (first === BACKSLASH && end - start === 2) {
+    const value = text.charCodeAt(start) === BACKSLASH && end - start === 2
       // The common case in JSON bodies: \n, \", \\, \/ ...
-      value = SIMPLE[text[start + 1]!] ?? null;
-    } else {
-      value = decodeEscape(match[0]);
-    }
+      ? SIMPLE[text[start + 1]!] ?? null
+      : decodeEscape(match[0]);
     if (value === null) continue; // not valid after all: plain text
-    if (alphabet !== undefined && !within(value, alphabet)) continue;
-    const qp = first === EQUALS;
-    found.starts.push(start);
-    found.ends.push(end);
-    found.values.push(value);
-    found.qp.push(qp);
-    if (qp) found.anyQp = true;
-    else found.anyOther = true;
+    let nests = false;
+    if (value.length === 1 && INTRODUCERS.includes(value)) {
+      anchored.lastIndex = 0;
+      nests = anchored.test(value + text.slice(end, end + MAX_ESCAPE));
+    }
+    if (!nests && !within(value, alphabet)) continue;
+    add(start, end, value, nests);
   }
+  if (breaks.length > 0) addBreaks(Infinity);
   return found;
+}
+
+/** Base64 chars (and padding), flagged. */
+const BASE64 = new Uint8Array(256);
+for (
+  const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+) BASE64[c.charCodeAt(0)] = 1;
+
+/**
+ * Line breaks inside a long base64 run, as flat `[start, end]` pairs in
+ * order: MIME wraps base64 at 76 chars and PEM at 64 (JSON carries such
+ * text with escaped breaks, `\\n`); the break denotes nothing. At least 16
+ * base64 chars before it and one after it, so breaks in ordinary text are
+ * left alone.
+ */
+function lineBreaks(text: string): number[] {
+  const raw: number[] = [];
+  for (
+    let at = text.indexOf("\n");
+    at !== -1;
+    at = text.indexOf("\n", at + 1)
+  ) {
+    const start = at > 0 && text.charCodeAt(at - 1) === 13 ? at - 1 : at;
+    if (insideBase64(text, start, at + 1)) raw.push(start, at + 1);
+  }
+  const escaped: number[] = [];
+  for (
+    let at = text.indexOf("\\n");
+    at !== -1;
+    at = text.indexOf("\\n", at + 1)
+  ) {
+    const start = at >= 2 && text.startsWith("\\r", at - 2) ? at - 2 : at;
+    if (insideBase64(text, start, at + 2)) escaped.push(start, at + 2);
+  }
+  if (escaped.length === 0) return raw;
+  if (raw.length === 0) return escaped;
+  const pairs: number[][] = [];
+  for (const list of [raw, escaped]) {
+    for (let i = 0; i < list.length; i += 2) {
+      pairs.push([list[i]!, list[i + 1]!]);
+    }
+  }
+  return pairs.sort((x, y) => x[0]! - y[0]!).flat();
+}
+
+function insideBase64(text: string, start: number, end: number): boolean {
+  if (start < 16 || end >= text.length) return false;
+  const next = text.charCodeAt(end);
+  if (BASE64[next] !== 1 || next === EQUALS) return false;
+  for (let i = start - 16; i < start; i++) {
+    if (BASE64[text.charCodeAt(i)] !== 1) return false;
+  }
+  return true;
 }
 
 function within(value: string, alphabet: Uint8Array): boolean {
@@ -338,6 +447,11 @@ export interface Decoded {
   /** Per decoded escape: its raw start and end. */
   rawStart: number[];
   rawEnd: number[];
+  /**
+   * Whether a decoded value holds an escape introducer (`%25`, `&amp;`,
+   * `\\\\`, `=3D`): the text may be escaped twice, decode it again.
+   */
+  nested: boolean;
 }
 
 /**
@@ -375,6 +489,7 @@ export function decodeRange(
     length: [],
     rawStart: [],
     rawEnd: [],
+    nested: false,
   };
   let i = lowerBound(escapes.starts, from);
   let copied = from;
@@ -387,7 +502,9 @@ export function decodeRange(
     out.length.push(escapes.values[i]!.length);
     out.rawStart.push(start);
     out.rawEnd.push(escapes.ends[i]!);
-    decoded += escapes.values[i]!;
+    const value = escapes.values[i]!;
+    if (escapes.nests[i]) out.nested = true;
+    decoded += value;
     copied = escapes.ends[i]!;
   }
   out.text = decoded + text.slice(copied, to);

@@ -49,6 +49,7 @@ import {
   decodeAll,
   decodeRange,
   type Escapes,
+  type EscapeScanner,
   escapesFor,
   findEscapes,
   lowerBound,
@@ -164,7 +165,7 @@ interface Patterns {
   /** Flags (1) the byte values that occur in `bytes`. */
   alphabet: Uint8Array;
   /** Finds the escape sequences that can denote those bytes. */
-  escapes: RegExp;
+  escapes: EscapeScanner;
 }
 
 const cache = new Map<string, Patterns>();
@@ -254,13 +255,13 @@ function findMatches(
 function findDecoded(
   text: string,
   escapes: Escapes,
-  patterns: readonly string[],
-  longest: number,
+  patterns: Patterns,
   from: number,
   withQp: boolean,
   out: number[],
 ): void {
   const { starts, ends, qp } = escapes;
+  const { longest } = patterns;
   const n = starts.length;
   let i = lowerBound(ends, from - longest + 1);
   while (i < n) {
@@ -275,40 +276,95 @@ function findDecoded(
       if (starts[j]! - clusterEnd >= longest) break;
       clusterEnd = ends[j]!;
     }
-    const a = Math.max(0, starts[i]! - longest);
-    const b = Math.min(text.length, clusterEnd + longest);
+    // Never cut an escape sequence: its tail read as plain text ("b" of
+    // "%2b") could complete a pattern the whole text does not hold.
+    const a = tokenStart(escapes, Math.max(0, starts[i]! - longest));
+    const b = tokenEnd(escapes, Math.min(text.length, clusterEnd + longest));
     if (!withQp && !hasQp(escapes, a, b)) {
       i = j; // reads the same as with quoted-printable: already searched
       continue;
     }
-    const decoded = decodeRange(text, escapes, a, b, withQp);
-    for (const pattern of patterns) {
-      let start = -1;
-      let end = -1;
-      let count = 0;
-      for (
-        let at = decoded.text.indexOf(pattern);
-        at !== -1;
-        at = decoded.text.indexOf(pattern, at + 1)
-      ) {
-        const [rawStart, rawEnd] = rawSpan(decoded, at, at + pattern.length);
-        // Every escape is longer than what it denotes: a raw span as long
-        // as the pattern is plain text, already found by the raw search.
-        if (rawEnd - rawStart === pattern.length || rawEnd <= from) continue;
-        if (count > 0 && rawStart <= end) {
-          end = Math.max(end, rawEnd);
-          count++;
-        } else {
-          if (count > 0) out.push(start, end, count);
-          start = rawStart;
-          end = rawEnd;
-          count = 1;
-        }
+    const once = decodeRange(text, escapes, a, b, withQp);
+    search(once.text, patterns.bytes, from, out, (s, e) => rawSpan(once, s, e));
+    if (once.nested) {
+      // Escaped twice ("%252B", "&amp;#43;", a JSON string inside a JSON
+      // string): decode the decoded text once more.
+      const inner = findEscapes(once.text, patterns.escapes);
+      if (inner.starts.length > 0) {
+        const twice = decodeRange(
+          once.text,
+          inner,
+          0,
+          once.text.length,
+          withQp,
+        );
+        search(twice.text, patterns.bytes, from, out, (s, e) => {
+          const [onceStart, onceEnd] = rawSpan(twice, s, e);
+          // Found without the second decoding: the first search has it.
+          if (onceEnd - onceStart === e - s) return null;
+          return rawSpan(once, onceStart, onceEnd);
+        });
       }
-      if (count > 0) out.push(start, end, count);
     }
     i = j;
   }
+}
+
+/**
+ * Appends to `out` the occurrences of `patterns` in `decoded` whose raw span
+ * (`toRaw`) involves an escape and ends after `from`, joining overlapping
+ * occurrences of one pattern.
+ */
+function search(
+  decoded: string,
+  patterns: readonly string[],
+  from: number,
+  out: number[],
+  toRaw: (start: number, end: number) => [number, number] | null,
+): void {
+  for (const pattern of patterns) {
+    let start = -1;
+    let end = -1;
+    let count = 0;
+    for (
+      let at = decoded.indexOf(pattern);
+      at !== -1;
+      at = decoded.indexOf(pattern, at + 1)
+    ) {
+      const span = toRaw(at, at + pattern.length);
+      if (span === null) continue;
+      const [rawStart, rawEnd] = span;
+      // Every escape is longer than what it denotes: a raw span as long as
+      // the pattern is plain text, already found by the raw search.
+      if (rawEnd - rawStart === pattern.length || rawEnd <= from) continue;
+      if (count > 0 && rawStart <= end) {
+        end = Math.max(end, rawEnd);
+        count++;
+      } else {
+        if (count > 0) out.push(start, end, count);
+        start = rawStart;
+        end = rawEnd;
+        count = 1;
+      }
+    }
+    if (count > 0) out.push(start, end, count);
+  }
+}
+
+/** `at`, or the start of the escape sequence it lies inside. */
+function tokenStart(escapes: Escapes, at: number): number {
+  const k = lowerBound(escapes.tokenEnds, at + 1);
+  return k < escapes.tokenStarts.length && escapes.tokenStarts[k]! < at
+    ? escapes.tokenStarts[k]!
+    : at;
+}
+
+/** `at`, or the end of the escape sequence it lies inside. */
+function tokenEnd(escapes: Escapes, at: number): number {
+  const k = lowerBound(escapes.tokenEnds, at + 1);
+  return k < escapes.tokenStarts.length && escapes.tokenStarts[k]! < at
+    ? escapes.tokenEnds[k]!
+    : at;
 }
 
 /** Whether a quoted-printable escape lies in `[from, to)`. */
@@ -335,38 +391,37 @@ function findAll(
   from: number,
 ): { matches: number[] | null; escapes: Escapes | null } {
   let matches = findMatches(text, raw, from);
-  let escapes: Escapes | null = findEscapes(
-    text,
-    patterns.escapes,
-    patterns.alphabet,
-  );
+  let escapes: Escapes | null = findEscapes(text, patterns.escapes);
   if (escapes.tokenStarts.length === 0) {
     escapes = null;
   } else {
     const decoded: number[] = [];
-    const { bytes, longest } = patterns;
     // (An escape that denotes a byte no pattern holds is not decoded: it
     // cannot be inside a match, and a JSON body's \n and \" stay cheap.)
     // All escapes decoded; and, if both kinds occur, all but
     // quoted-printable ones: "key=AB…" is no QP escape in a JSON or URL
     // echo, and decoding it would hide a secret starting "AB…" that is
     // escaped further on.
-    findDecoded(text, escapes, bytes, longest, from, true, decoded);
+    findDecoded(text, escapes, patterns, from, true, decoded);
     if (escapes.anyQp && escapes.anyOther) {
-      const again: number[] = [];
-      findDecoded(text, escapes, bytes, longest, from, false, again);
-      // An occurrence both readings find is one occurrence.
-      const seen = new Set<number>();
-      for (let i = 0; i < decoded.length; i += 3) {
-        seen.add(decoded[i]! * 0x100000 + decoded[i + 1]!);
-      }
-      for (let i = 0; i < again.length; i += 3) {
-        if (!seen.has(again[i]! * 0x100000 + again[i + 1]!)) {
-          decoded.push(again[i]!, again[i + 1]!, again[i + 2]!);
-        }
-      }
+      findDecoded(text, escapes, patterns, from, false, decoded);
     }
-    if (decoded.length > 0) matches = [...(matches ?? []), ...decoded];
+    if (decoded.length > 0) {
+      // One occurrence found by two readings (raw and decoded, once and
+      // twice decoded, with and without quoted-printable) counts once.
+      const all = matches ?? [];
+      const seen = new Set<number>();
+      for (let i = 0; i < all.length; i += 3) {
+        seen.add(all[i]! * 0x80000000 + all[i + 1]!);
+      }
+      for (let i = 0; i < decoded.length; i += 3) {
+        const key = decoded[i]! * 0x80000000 + decoded[i + 1]!;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        all.push(decoded[i]!, decoded[i + 1]!, decoded[i + 2]!);
+      }
+      matches = all;
+    }
   }
   if (matches !== null && matches.length > 3) {
     const triples: number[][] = [];
@@ -591,7 +646,12 @@ export class EchoRedactor {
         if (start < emitted || (start === emitted && start === markerEnd)) {
           // Overlaps (or touches) the marker just written: cover it too, so
           // no fragment of an overlapping occurrence leaks out after it.
-          if (end > emitted) emitted = markerEnd = end;
+          if (end > emitted) {
+            // Not after a marker: an occurrence an earlier window could not
+            // see whole (it should not happen); mark where its rest is cut.
+            if (emitted !== markerEnd) parts.push(this.#marker);
+            emitted = markerEnd = end;
+          }
         } else if (start < safe) {
           if (start > emitted) raw(emitted, start);
           parts.push(this.#marker);
@@ -612,11 +672,7 @@ export class EchoRedactor {
     if (escapes !== null) {
       // Never start the next window inside an escape sequence: "\\u0041"
       // cut after the first backslash would decode differently.
-      const { tokenStarts, tokenEnds } = escapes;
-      const k = lowerBound(tokenEnds, keep + 1);
-      if (k < tokenStarts.length && tokenStarts[k]! < keep) {
-        keep = tokenStarts[k]!;
-      }
+      keep = tokenStart(escapes, keep);
     }
     this.#window = text.slice(keep);
     const windowBytes = new Uint8Array(text.length - keep);

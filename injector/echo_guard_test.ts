@@ -484,7 +484,7 @@ Deno.test("EchoRedactor finds a secret with +, / and = under any mix of JSON, HT
       " <#> ",
       JSON.stringify({ family, secret, echo, cuts }),
     );
-    assert.equal(count, 1);
+    assert.equal(count, 1, JSON.stringify({ family, secret, echo }));
     assert.deepEqual(redactString(text, [secret], "#"), {
       text: " <#> ",
       count: 1,
@@ -542,6 +542,53 @@ Deno.test("EchoRedactor: 'key=AB…' in a URL is not taken for quoted-printable 
   );
 });
 
+Deno.test("EchoRedactor finds a secret escaped twice (one escape inside another)", () => {
+  const secret = "tw1ce+Esc/aped=42";
+  for (
+    const echo of [
+      // A URL parameter percent-encoded again inside another URL.
+      "tw1ce%252BEsc%252Faped%253D42",
+      // HTML-escaped twice (the double-escaping bug).
+      "tw1ce&amp;#43;Esc&amp;#x2F;aped&amp;#61;42",
+      // A JSON string inside a JSON string.
+      "tw1ce\\u002BEsc\\/aped\\u003d42",
+      // Percent-encoded, then HTML-escaped.
+      "tw1ce%2BEsc%2Faped%3D42".replaceAll("%", "&#37;"),
+    ]
+  ) {
+    assert.deepEqual(
+      redactString(`<${echo}>`, [secret], "#"),
+      { text: "<#>", count: 1 },
+      echo,
+    );
+    const data = utf8.encode(`<${echo}>`);
+    const cuts = Array.from({ length: data.length }, (_, i) => i);
+    assert.equal(latin1(redactStream([secret], data, cuts, "#").out), "<#>");
+  }
+});
+
+Deno.test("EchoRedactor finds a secret's base64 wrapped across lines (MIME, PEM, escaped in JSON)", () => {
+  const secret = "wr4pped-credential-for-mime-bodies+/x";
+  const encoded = base64(utf8.encode(`user:${secret}`));
+  for (const lineBreak of ["\r\n", "\n", "\\n", "\\r\\n"]) {
+    for (let at = 20; at < encoded.length - 4; at += 7) {
+      const wrapped = encoded.slice(0, at) + lineBreak + encoded.slice(at);
+      const { out, count } = redactStream(
+        [secret],
+        utf8.encode(`Content-Transfer-Encoding: base64\r\n\r\n${wrapped}\r\n`),
+        [at + 10],
+      );
+      const text = latin1(out);
+      assert.equal(count, 1, JSON.stringify(wrapped));
+      assert.ok(text.includes(REDACTION_MARKER), text);
+      assert.ok(!text.includes(encoded.slice(12, 30)), text);
+    }
+  }
+  // A line break in ordinary text is left alone.
+  const plain = "some words\nmore words";
+  assert.equal(redactString(plain, [secret]).text, plain);
+});
+
 Deno.test("EchoRedactor output is the same for every way of splitting an escape-laden stream", () => {
   const random = mulberry32(12);
   const pieces = [
@@ -558,6 +605,10 @@ Deno.test("EchoRedactor output is the same for every way of splitting an escape-
     "&plus;",
     "=3D",
     "=\r\n",
+    "%25",
+    "&amp;",
+    "\n",
+    "AAAAAAAAAAAAAAAA",
     "\\\\",
     "\\",
     "%",
