@@ -107,6 +107,8 @@ const stores = new WeakMap<LeafCache, LeafStore>();
  */
 export class LeafCache {
   /**
+   * Makes an empty cache.
+   *
    * @param options `maxEntries`: most leaves kept (least recently used go
    *   first); default 256.
    * @throws {RangeError} If `maxEntries` is not a positive integer.
