@@ -27,7 +27,15 @@ import type {
   PermissionEvent,
 } from "./run_result.ts";
 
-/** The bounds (see the module doc). */
+/**
+ * The bounds (see the module doc).
+ *
+ * @example Usage
+ * ```ts
+ * import { AUDIT_BOUNDS } from "./_audit_bounds.ts";
+ * console.log(AUDIT_BOUNDS.runRecords); // 2000
+ * ```
+ */
 export const AUDIT_BOUNDS = {
   /** Longest value (path, `host:port`, name) a record keeps, in characters. */
   valueChars: 1024,
@@ -52,6 +60,15 @@ export interface RunAuditLimits {
 /**
  * Estimated heap bytes of one record: its strings at two bytes a character
  * plus a fixed cost per field and per object.
+ *
+ * @param event A record.
+ * @returns Its estimated size.
+ *
+ * @example Usage
+ * ```ts
+ * import { auditEventBytes } from "./_audit_bounds.ts";
+ * console.log(auditEventBytes({ time: "t", source: "harness", kind: "k" }) > 0); // true
+ * ```
  */
 export function auditEventBytes(event: AuditEvent): number {
   let bytes = 64;
@@ -71,6 +88,15 @@ export function auditEventBytes(event: AuditEvent): number {
  * A copy of `text` that does not keep a larger string alive. V8 may make a
  * slice a view into its parent: a record holding the first 1,024
  * characters of a 60 KB value would hold all of it.
+ *
+ * @param text Any string.
+ * @returns An equal string of its own.
+ *
+ * @example Usage
+ * ```ts
+ * import { detached } from "./_audit_bounds.ts";
+ * console.log(detached("x".repeat(100_000).slice(0, 3))); // "xxx"
+ * ```
  */
 export function detached(text: string): string {
   return JSON.parse(JSON.stringify(text));
@@ -79,6 +105,16 @@ export function detached(text: string): string {
 /**
  * At most `max` characters of `value`, detached from it; the original
  * length when it was cut.
+ *
+ * @param value A value the program chose.
+ * @param max Most characters kept.
+ * @returns The kept part, and `valueLength` when it was cut.
+ *
+ * @example Usage
+ * ```ts
+ * import { boundedValue } from "./_audit_bounds.ts";
+ * console.log(boundedValue("abcdef", 3)); // { value: "abc", valueLength: 6 }
+ * ```
  */
 export function boundedValue(
   value: string,
@@ -93,6 +129,14 @@ export function boundedValue(
  * The audit of one run: records go to `sink` while the run's budget
  * lasts; past it they are counted in one summary record per kind and
  * decision, published once and updated in place.
+ *
+ * @example Usage
+ * ```ts
+ * import { RunAuditLog } from "./_audit_bounds.ts";
+ * const log = new RunAuditLog(console.log, { sandboxId: "s", runId: "s-r1" });
+ * log.count("read", "deny", new Date().toISOString()); // prints the summary
+ * log.close();
+ * ```
  */
 export class RunAuditLog {
   #sink: ((event: AuditEvent) => void) | null;
@@ -213,6 +257,16 @@ export interface TrailLimits {
  * What a sandbox retains of its audit across runs: the latest records,
  * within a count and a byte bound. Past either, the oldest tenth goes at
  * once (one splice per tenth of the trail, not one per record).
+ *
+ * @example Usage
+ * ```ts
+ * import { AuditTrail } from "./_audit_bounds.ts";
+ * const trail = new AuditTrail({ trailRecords: 10, trailBytes: 1e6 });
+ * for (let i = 0; i < 20; i++) {
+ *   trail.push({ time: String(i), source: "harness", kind: "k" });
+ * }
+ * console.log(trail.events.length <= 10); // true
+ * ```
  */
 export class AuditTrail {
   #events: AuditEvent[] = [];
