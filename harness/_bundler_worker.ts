@@ -21,9 +21,8 @@
 import { builtinModules, createRequire } from "node:module";
 import type * as Esbuild from "esbuild";
 
-const esbuild = createRequire(import.meta.url)(
-  Deno.args[0] ?? "/opt/esbuild/lib/main.js",
-) as typeof Esbuild;
+/** esbuild's JavaScript API, loaded by `serve()`. */
+let esbuild: typeof Esbuild;
 
 /** Where the package cache is mounted (read-only). */
 const NPM_ROOT = "/npm";
@@ -83,7 +82,8 @@ type Request =
   };
 
 const encoder = new TextEncoder();
-const out = Deno.stdout.writable.getWriter();
+/** stdout, taken by `serve()`. */
+let out: WritableStreamDefaultWriter<Uint8Array>;
 function send(message: unknown): void {
   // The writer queues: whole lines never interleave.
   out.write(encoder.encode(JSON.stringify(message) + "\n")).catch(() => {
@@ -703,18 +703,27 @@ function dispatch(line: string): void {
   else if (request.t === "bundle") bundle(request);
 }
 
-let buffer = "";
-for await (
-  const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
-) {
-  buffer += chunk;
-  let newline: number;
-  while ((newline = buffer.indexOf("\n")) !== -1) {
-    const line = buffer.slice(0, newline);
-    buffer = buffer.slice(newline + 1);
-    if (line.trim() !== "") dispatch(line);
+/** Answers requests from stdin until the harness closes it. */
+async function serve(): Promise<void> {
+  out = Deno.stdout.writable.getWriter();
+  esbuild = createRequire(import.meta.url)(
+    Deno.args[0] ?? "/opt/esbuild/lib/main.js",
+  ) as typeof Esbuild;
+  let buffer = "";
+  for await (
+    const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
+  ) {
+    buffer += chunk;
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) !== -1) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (line.trim() !== "") dispatch(line);
+    }
   }
+  // stdin closed: the harness stopped the bundler.
+  await esbuild.stop();
+  Deno.exit(0);
 }
-// stdin closed: the harness stopped the bundler.
-await esbuild.stop();
-Deno.exit(0);
+
+if (import.meta.main) await serve();

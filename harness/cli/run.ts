@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { type AuditEvent, runResultToJson } from "../run_result.ts";
+import { printable } from "../audit_render_text.ts";
 import { type RunOptions, Sandbox } from "../sandbox.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import {
@@ -172,6 +173,11 @@ export async function main(argv: string[]): Promise<number> {
       Deno.removeSignalListener("SIGTERM", onInterrupt);
     }
   } catch (error) {
+    // Error text can quote what the program wrote (an import specifier, a
+    // file name): no control or bidi character reaches the terminal raw.
+    if (error instanceof Error) {
+      error.message = error.message.split("\n").map(printable).join("\n");
+    }
     return reportError(error);
   } finally {
     await sandbox?.close();
