@@ -532,7 +532,10 @@ function decodeBase64Text(text: string): string | null {
  */
 export class EchoRedactor {
   #patterns: Patterns;
+  /** Bytes that may still start an occurrence (escaped), at most. */
   #hold: number;
+  /** The same when no escape sequence is near the end. */
+  #plainHold: number;
   #marker: Uint8Array<ArrayBuffer>;
   #redactions = 0;
   /** Latin1 text of the bytes from #start: lookbehind, then unsent bytes. */
@@ -561,6 +564,7 @@ export class EchoRedactor {
     // end of what has arrived; anything earlier is final. MAX_ESCAPE more:
     // an escape sequence at the very end may still grow (`&#43` + `;`).
     this.#hold = longest === 0 ? 0 : longest * MAX_RAW_PER_BYTE + MAX_ESCAPE;
+    this.#plainHold = longest === 0 ? 0 : longest - 1 + 2 * MAX_ESCAPE;
   }
 
   /** How many occurrences have been replaced so far. */
@@ -615,11 +619,6 @@ export class EchoRedactor {
     const old = this.#windowBytes;
     const base = this.#start;
     const emittedAtStart = this.#emitted - base;
-    // Relative offsets from here on. Bytes before `safe` are final: any
-    // secret containing them lies entirely in `text` and has been found.
-    const safe = final
-      ? text.length
-      : Math.max(emittedAtStart, text.length - this.#hold);
     let emitted = emittedAtStart;
     let markerEnd = this.#markerEnd - base;
     const parts: Uint8Array<T | ArrayBuffer>[] = [];
@@ -639,6 +638,23 @@ export class EchoRedactor {
       this.#patterns,
       emitted,
     );
+    // Relative offsets from here on. Bytes before `safe` are final: any
+    // secret containing them lies entirely in `text` and has been found.
+    // Without a decoded escape near the end, an occurrence still open there
+    // is plain bytes (plus an escape just begun): hold back only that much,
+    // so a stream of small events (server-sent events, a token stream) is
+    // not held back by the whole escaped bound.
+    let hold = this.#hold;
+    if (
+      escapes === null ||
+      escapes.ends.length === 0 ||
+      escapes.ends[escapes.ends.length - 1]! <= text.length - hold
+    ) {
+      hold = Math.min(hold, this.#plainHold);
+    }
+    const safe = final
+      ? text.length
+      : Math.max(emittedAtStart, text.length - hold);
     if (matches !== null) {
       for (let i = 0; i < matches.length; i += 3) {
         const start = matches[i]!;

@@ -314,6 +314,31 @@ Deno.test("EchoRedactor holds back a bounded tail and releases it as more bytes 
   assert.equal(redactor.redactions, 1);
 });
 
+Deno.test("EchoRedactor passes a stream of small events on with only a short tail held back", () => {
+  const secret = "sk-stream-0123456789abcdef";
+  const redactor = new EchoRedactor([secret], "#");
+  const longest = Math.max(...secretVariants(secret).map((v) => v.length));
+  let sent = "";
+  let released = "";
+  for (let i = 0; i < 50; i++) {
+    // A token stream: JSON events, escaped quotes and newlines included.
+    const event = `data: {"delta":"token ${i} \\"quoted\\"\\n"}\n\n`;
+    sent += event;
+    released += latin1(redactor.push(utf8.encode(event)));
+    assert.ok(
+      sent.length - released.length <= longest + 24,
+      `event ${i}: ${sent.length - released.length} bytes held back`,
+    );
+  }
+  released += latin1(redactor.flush());
+  assert.equal(released, sent);
+  // An escape near the end holds back more (it may begin an escaped secret).
+  const escaped = "x".repeat(2000) + "%2d"; // "-", which the secret holds
+  const out = latin1(redactor.push(utf8.encode(escaped)));
+  assert.ok(out.length < escaped.length - longest - 24, `${out.length}`);
+  assert.equal(out + latin1(redactor.flush()), escaped);
+});
+
 Deno.test("EchoRedactor with no usable secret passes chunks through unchanged", () => {
   const redactor = new EchoRedactor(["abc"]);
   const chunk = utf8.encode("abc abc");
