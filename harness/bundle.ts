@@ -29,7 +29,7 @@ import {
   type WorkerResult,
 } from "./_bundler_process.ts";
 import { removeHelperFiles } from "./_bundler_sandbox.ts";
-import type { NpmPackages } from "./npm_packages.ts";
+import { MAX_INSTALLS_PER_BUNDLE, type NpmPackages } from "./npm_packages.ts";
 
 /** A program: inline code, files with an entry point, or a file on disk. */
 export type ProgramSource =
@@ -195,9 +195,13 @@ export async function bundleProgram(
       }]);
     }
   }
+  // Each bundle may cause a bounded number of new installs.
+  const installs = { left: MAX_INSTALLS_PER_BUNDLE };
   const host: BundleHost = {
     files: disk,
-    package: npm ? (name, range) => npm.resolve(name, range) : null,
+    package: npm
+      ? (name, range) => npm.resolve(name, range, { installs })
+      : null,
   };
   if (npm) await npm.ready();
   return settle(

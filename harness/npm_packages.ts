@@ -81,6 +81,37 @@ export class NpmPackageError extends Error {
   }
 }
 
+/** Options for {@linkcode NpmPackages.resolve}. */
+export interface ResolveOptions {
+  /**
+   * New installs this bundle may still cause (decremented); none left is a
+   * refusal. Cached versions cost nothing.
+   */
+  installs?: { left: number };
+}
+
+/** New installs one bundle may cause (see `ResolveOptions.installs`). */
+export const MAX_INSTALLS_PER_BUNDLE = 16;
+
+/** Installs that run at once per harness (each a `deno install`). */
+const INSTALL_SLOTS = 2;
+let installsRunning = 0;
+const installQueue: (() => void)[] = [];
+
+/** Runs `install` when fewer than {@linkcode INSTALL_SLOTS} others run. */
+async function withInstallSlot<T>(install: () => Promise<T>): Promise<T> {
+  while (installsRunning >= INSTALL_SLOTS) {
+    await new Promise<void>((resolve) => installQueue.push(resolve));
+  }
+  installsRunning++;
+  try {
+    return await install();
+  } finally {
+    installsRunning--;
+    installQueue.shift()?.();
+  }
+}
+
 /** The marker a complete install carries (written last, before the move). */
 const INSTALLED = ".airlock-installed";
 
@@ -158,11 +189,16 @@ export class NpmPackages {
    *
    * @param name The package.
    * @param range The program's range, or null for the policy's.
+   * @param options The bundle's install budget.
    * @returns The install's directory name inside the cache (`ms@2.1.3`).
    * @throws {PackageRefusal} When the policy does not allow it.
    * @throws {NpmPackageError} When it cannot be installed.
    */
-  resolve(name: string, range: string | null): Promise<string> {
+  resolve(
+    name: string,
+    range: string | null,
+    options: ResolveOptions = {},
+  ): Promise<string> {
     let wanted: string;
     try {
       wanted = this.#ceiling(name, range);
@@ -172,7 +208,7 @@ export class NpmPackages {
     const key = `${name}@${wanted}`;
     let resolving = this.#resolving.get(key);
     if (!resolving) {
-      resolving = this.#resolve(name, wanted);
+      resolving = this.#resolve(name, wanted, options.installs);
       this.#resolving.set(key, resolving);
       // A failure is retried next time; a success is re-checked against the
       // cache then (cheap), so a removed cache directory is reinstalled.
@@ -207,12 +243,26 @@ export class NpmPackages {
     return asked;
   }
 
-  async #resolve(name: string, range: string): Promise<string> {
+  async #resolve(
+    name: string,
+    range: string,
+    budget: { left: number } | undefined,
+  ): Promise<string> {
     await this.ready();
     const cached = await this.#cachedVersions(name);
     const best = semver.maxSatisfying(cached, range) as string | null;
     if (best !== null) return dirName(name, best);
-    return await this.#install(name, range);
+    // One program must not make the harness run installs without end
+    // (a thousand versions of an allowed package, each a new install).
+    if (budget) {
+      if (budget.left <= 0) {
+        throw new PackageRefusal(
+          `Cannot import npm package '${name}@${range}': the program needs more than ${MAX_INSTALLS_PER_BUNDLE} new package installs in one bundle`,
+        );
+      }
+      budget.left--;
+    }
+    return await withInstallSlot(() => this.#install(name, range));
   }
 
   async #cachedVersions(name: string): Promise<string[]> {

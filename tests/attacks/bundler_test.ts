@@ -372,6 +372,38 @@ Deno.test("bun-006 [bundler] many ranges for one package create no installs: any
   }
 });
 
+Deno.test("bun-013 [bundler] a program asking for many uncached versions gets a bounded number of install attempts, then refusals", async () => {
+  const previous = Deno.env.get("NPM_CONFIG_REGISTRY");
+  // Every install attempt fails fast against a dead registry.
+  Deno.env.set("NPM_CONFIG_REGISTRY", "http://127.0.0.1:9/");
+  try {
+    // No range in the policy: any version is allowed, none but 1.0.0 cached.
+    await using box = await sandbox({ npm: { allow: ["evil", "other"] } });
+    const versions = Array.from({ length: 24 }, (_, i) => `0.0.${i + 1}`);
+    const code = versions.map((v, i) =>
+      `import * as m${i} from "npm:evil@${v}";`
+    ).join("\n") + `\nconsole.log(${
+      versions.map((_, i) => `m${i}`).join(",")
+    });`;
+    const { error, audit } = await refusedRun(box, code);
+    const budget = error.problems.filter((p) =>
+      /more than \d+ new package installs in one bundle/.test(p.message)
+    );
+    const failedInstalls = error.problems.filter((p) =>
+      /Cannot install npm package/.test(p.message)
+    );
+    assert.equal(budget.length + failedInstalls.length, versions.length);
+    assert.ok(budget.length >= versions.length - 16, error.message);
+    assert.ok(failedInstalls.length <= 16, error.message);
+    assert.equal(refusalsOf(audit).length, budget.length);
+    assert.deepEqual(cacheListing(), CACHE_BEFORE, "nothing persisted");
+    await assertHealthy(box);
+  } finally {
+    if (previous === undefined) Deno.env.delete("NPM_CONFIG_REGISTRY");
+    else Deno.env.set("NPM_CONFIG_REGISTRY", previous);
+  }
+});
+
 /** Runs a Deno probe in a helper sandbox; returns its JSON report. */
 async function probe(
   sandbox: Awaited<ReturnType<typeof bundlerSandbox>>,
