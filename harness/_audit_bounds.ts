@@ -178,11 +178,16 @@ export class RunAuditLog {
       publish(this.#sink, event);
       return true;
     }
-    this.count(
-      event.source === "broker" ? event.permission : "egress",
-      event.decision,
-      event.time,
-    );
+    if (event.source === "broker") {
+      this.count(event.permission, event.decision, event.time, {
+        lastValue: event.value,
+      });
+    } else {
+      this.count("egress", event.decision, event.time, {
+        egressKind: event.kind,
+        lastValue: `${event.host}:${event.port}`,
+      });
+    }
     return false;
   }
 
@@ -192,18 +197,33 @@ export class RunAuditLog {
    * @param of The permission kind, or "egress".
    * @param decision What was decided.
    * @param time When.
+   * @param detail The injector's event kind (egress only: an echo guard
+   *   redaction stays apart from plain requests) and the attempt's value
+   *   (kept as the summary's `lastValue`).
    */
   count(
     of: AuditOverflowEvent["of"],
     decision: AuditOverflowEvent["decision"],
     time: string,
+    detail: {
+      egressKind?: EgressEvent["kind"];
+      lastValue?: string | null;
+    } = {},
   ): void {
     if (this.#sink === null) return;
-    const key = `${of}\0${decision}`;
+    const key = `${of}\0${decision}\0${detail.egressKind ?? ""}`;
+    // The flood cannot hide its latest attempt of each kind: the summary
+    // names it (one value, bounded, per summary).
+    const lastValue = detail.lastValue == null
+      ? {}
+      : { lastValue: boundedValue(detail.lastValue).value };
     const existing = this.#summaries.get(key);
     if (existing) {
       existing.count++;
       existing.lastTime = time;
+      if (lastValue.lastValue !== undefined) {
+        existing.lastValue = lastValue.lastValue;
+      }
       return;
     }
     const summary: AuditOverflowEvent = {
@@ -213,12 +233,14 @@ export class RunAuditLog {
       sandboxId: this.#ids.sandboxId,
       runId: this.#ids.runId,
       of,
+      ...(detail.egressKind ? { egressKind: detail.egressKind } : {}),
       decision,
       count: 1,
       firstTime: time,
       lastTime: time,
       reason:
         `not recorded one by one: a run keeps at most ${this.#limits.runRecords} records (${this.#limits.runBytes} bytes) of its audit`,
+      ...lastValue,
     };
     this.#summaries.set(key, summary);
     publish(this.#sink, summary);

@@ -9,6 +9,7 @@ import {
 import type {
   AuditEvent,
   AuditOverflowEvent,
+  EgressEvent,
   PermissionEvent,
 } from "./run_result.ts";
 
@@ -98,4 +99,45 @@ Deno.test("RunAuditLog.close() lets go of its sink: nothing outliving the run re
   assert.equal(log.record(permission("/b")), false);
   log.count("read", "allow", new Date().toISOString());
   assert.equal(seen.length, 1);
+});
+
+function egress(kind: EgressEvent["kind"], host: string): EgressEvent {
+  return {
+    time: new Date().toISOString(),
+    source: "injector",
+    kind,
+    sandboxId: "s",
+    runId: "s-r1",
+    method: "GET",
+    scheme: "https",
+    host,
+    port: 443,
+    path: "/",
+    decision: "allow",
+    rule: "r#0",
+    injected: [],
+    placeholders: [],
+    status: 200,
+    bytesOut: 0,
+    bytesIn: 0,
+    durationMs: 1,
+  };
+}
+
+Deno.test("RunAuditLog keeps an echo-guard redaction apart from plain requests past its bound", () => {
+  const seen: AuditEvent[] = [];
+  const log = new RunAuditLog((e) => seen.push(e), {
+    sandboxId: "s",
+    runId: "s-r1",
+  }, { runRecords: 1, runBytes: 1e9 });
+  log.record(egress("request", "a.example"));
+  for (let i = 0; i < 5; i++) log.record(egress("request", `h${i}.example`));
+  log.record(egress("secret-echo", "echo.example"));
+  const summaries = seen.filter((e): e is AuditOverflowEvent =>
+    e.source === "harness"
+  );
+  assert.deepEqual(
+    summaries.map((s) => [s.egressKind, s.count, s.lastValue]),
+    [["request", 5, "h4.example:443"], ["secret-echo", 1, "echo.example:443"]],
+  );
 });

@@ -264,10 +264,13 @@ function table(
   }
   for (const more of report.unrecorded ?? []) {
     if (more.kind !== kind) continue;
+    const latest = more.lastValue === undefined
+      ? ""
+      : `; the latest: ${cutMiddle(printable(more.lastValue), 60)}`;
     out.push(style.dim(
       `${INDENT}… and ${more.count} more ${
         more.decision === "deny" ? "denied" : "allowed"
-      }, counted but not recorded one by one (the run's audit bound)`,
+      }, counted but not recorded one by one (the run's audit bound)${latest}`,
     ));
   }
   return out;

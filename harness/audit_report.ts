@@ -84,6 +84,8 @@ export interface AuditReport {
     kind: ReportKind;
     decision: "allow" | "deny";
     count: number;
+    /** The latest such attempt's value, when known. */
+    lastValue?: string;
   }[];
   /** The minimal flags for plain `deno run` (e.g. `--allow-net=api.github.com:443`). */
   minimalFlags: string[];
@@ -165,6 +167,7 @@ export function buildAuditReport(
           ? "deny"
           : "allow",
         count: over.count,
+        ...(over.lastValue !== undefined ? { lastValue: over.lastValue } : {}),
       });
     } else if (event.source === "broker") {
       const value = event.value ?? "(any)";

@@ -186,6 +186,11 @@ Deno.test("broker keeps a run's records within its bound and counts the rest per
     ["read allow 15", "read deny 3"],
   );
   assert.match(summaries[0]!.reason, /a run keeps at most 5 records/);
+  // The latest attempt of each kind is still named.
+  assert.deepEqual(
+    summaries.map((s) => s.lastValue),
+    ["/scratch/file-19", "/etc/secret-2"],
+  );
   // Nothing recorded for the client but what the sink saw.
   assert.equal(client.events.length, 0);
 });

@@ -87,6 +87,8 @@ export interface AuditOverflowEvent {
   runId: string;
   /** What was attempted: a permission kind, or "egress" for requests. */
   of: PermissionKind | "egress";
+  /** For egress: the injector's event kind (`secret-echo` stays apart). */
+  egressKind?: EgressEvent["kind"];
   /** The decision they had (a permission's, or the injector's). */
   decision: "allow" | "deny" | "respond" | "error";
   /** How many attempts were counted here instead of recorded. */
@@ -97,6 +99,11 @@ export interface AuditOverflowEvent {
   lastTime: string;
   /** Why they were not recorded one by one. */
   reason: string;
+  /**
+   * The latest such attempt's value (path, name, `host:port`; at most 1,024
+   * characters): a flood cannot hide what came after it entirely.
+   */
+  lastValue?: string;
 }
 
 /** An audit record from the harness itself. */

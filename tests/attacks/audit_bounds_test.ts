@@ -94,6 +94,11 @@ Deno.test("audit: a flood of unique long paths keeps a bounded audit and counts 
   assert.equal(denied.length + summary("deny"), N);
   assert.equal(allowed.length + summary("allow"), N);
   assert.ok(summary("deny") > 0, "control: the flood went past the bound");
+  // What came last is still named: a flood cannot hide it entirely.
+  assert.match(
+    summaries.find((s) => s.decision === "deny")?.lastValue ?? "",
+    new RegExp(`^/etc/flood-${N - 1}/b+$`),
+  );
   // The report says so too.
   const report = buildAuditReport(result, {
     program: "flood.ts",
@@ -104,7 +109,11 @@ Deno.test("audit: a flood of unique long paths keeps a bounded audit and counts 
   assert.match(
     renderAuditText(report),
     new RegExp(
-      `… and ${summary("deny")} more denied, counted but not recorded`,
+      `… and ${
+        summary("deny")
+      } more denied, counted but not recorded .*; the latest: /etc/flood-${
+        N - 1
+      }/`,
     ),
   );
   await assertHealthy(sandbox);
