@@ -513,6 +513,8 @@ export async function startPermissionBroker(
     socket.on(
       "data",
       lineReader((line) => {
+        // Lines after a refused one in the same chunk are not answered.
+        if (socket.destroyed) return;
         let request: unknown;
         try {
           request = JSON.parse(line);
@@ -532,6 +534,7 @@ export async function startPermissionBroker(
         const fields = request as Record<string, unknown>;
         reply(fields.id, decide(fields));
       }, (head, length) => {
+        if (socket.destroyed) return;
         // Attack: a multi-megabyte path (or name) in a permission check. It
         // ended the run with no record while lines were read whole; now only
         // the head is kept, the check is denied and recorded, cut, with its
