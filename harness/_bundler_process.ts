@@ -206,18 +206,13 @@ export class BundlerProcess {
     await this.#starting?.catch(() => {});
     const child = this.#child;
     if (!child) return;
+    // Nothing to save: killing bwrap's monitor ends the whole sandbox
+    // (--die-with-parent), at once, even mid-start (closing stdin would wait
+    // for Deno to load first).
     try {
-      await this.#writer?.close();
+      child.kill("SIGKILL");
     } catch { /* gone */ }
-    const ended = await Promise.race([
-      child.status.then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), 2000)),
-    ]);
-    if (!ended) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    child.ref(); // an unref'd child's exit would not keep this await alive
     await this.#exited;
   }
 

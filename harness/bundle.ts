@@ -228,15 +228,17 @@ async function transform(code: string, name: string): Promise<WorkerResult> {
 let oneShots = 0;
 
 /** How long after a sandbox's creation its bundler starts (see below). */
-const PREPARE_DELAY_MS = 100;
+const PREPARE_DELAY_MS = 1000;
 const preparing = new Set<ReturnType<typeof setTimeout>>();
 
 /**
  * Starts the bundler for `npm`'s cache (or for programs without packages)
- * a moment from now, so a later bundle does not wait for it. The moment
- * lets a one-program harness (the CLI) finish first: it never needs the
- * bundler for a program without imports. The timer never keeps the harness
- * alive, and `stopBundler()` cancels it.
+ * a second from now, so a later bundle does not wait for it (an agent's
+ * next program usually comes after a model call). The second lets a short
+ * one-program harness (the CLI) finish first: it never needs the bundler
+ * for a program without imports, and its start would compete for the CPU
+ * with the run. The timer never keeps the harness alive, and
+ * `stopBundler()` cancels it.
  *
  * @param npm The packages the coming bundles may import, or null.
  * @returns When the bundler is up (never rejects: a failed start is
