@@ -47,7 +47,12 @@ function seccompFile(): Promise<{ dir: string; path: string }> {
   filterFile ??= (async () => {
     // mkdtemp: a directory only the harness's user can write, so nobody can
     // swap the filter for a permissive one between two helper starts.
-    const dir = await Deno.makeTempDir({ prefix: "airlock-helpers-" });
+    // Not under $TMPDIR: that is where the operator puts sandboxes'
+    // workspaces, and these files belong to no sandbox.
+    const dir = await Deno.makeTempDir({
+      dir: "/tmp",
+      prefix: "airlock-helpers-",
+    }).catch(() => Deno.makeTempDir({ prefix: "airlock-helpers-" }));
     const path = `${dir}/seccomp.bpf`;
     await Deno.writeFile(path, buildSeccompFilter(), { mode: 0o600 });
     return { dir, path };

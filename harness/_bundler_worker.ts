@@ -226,30 +226,30 @@ interface PackageHome {
  * The package a real path belongs to. Every file a bundle may read from the
  * cache has this shape:
  * `/npm/<install>/node_modules/.deno/<key>/node_modules/<name>/<file>`
- * (`<name>` is one segment or `@scope/name`). Anything else is no package
- * file: the store's bookkeeping, another install's, or no cache at all.
+ * (`<name>` is one segment or `@scope/name`; a package nested in another's
+ * `node_modules` is a package of its own: the last `node_modules` names it).
+ * Anything else is no package file: the store's bookkeeping, another
+ * install's, or no cache at all.
  */
 function packageHome(real: string): PackageHome | null {
   const m = real.match(
-    /^(\/npm\/[^/]+)\/node_modules\/\.deno\/([^/]+)\/node_modules\/((?:@[^/]+\/)?[^/@.][^/]*)\/./,
+    /^(\/npm\/[^/]+)\/node_modules\/\.deno\/([^/]+)\/node_modules\/./,
   );
   if (!m) return null;
-  const [, install, key, name] = m as unknown as [
-    string,
-    string,
-    string,
-    string,
-  ];
+  const [, install, key] = m as unknown as [string, string, string];
+  const at = real.lastIndexOf("/node_modules/") + "/node_modules/".length;
+  const parts = real.slice(at).split("/");
+  const size = parts[0]!.startsWith("@") ? 2 : 1;
+  // A file inside the package, never the package directory itself.
+  if (parts.length <= size) return null;
+  const name = parts.slice(0, size).join("/");
+  if (!NAME.test(name)) return null;
   const prefix = `${name.replace("/", "+")}@`;
-  const version = key.startsWith(prefix)
+  const top = at === m[0].length - 1;
+  const version = top && key.startsWith(prefix)
     ? key.slice(prefix.length).split("_")[0]!
     : "";
-  return {
-    install: install,
-    root: `${install}/node_modules/.deno/${key}/node_modules/${name}`,
-    name,
-    version,
-  };
+  return { install, root: real.slice(0, at) + name, name, version };
 }
 
 /**
@@ -569,7 +569,8 @@ function npmName(path: string): string {
   if (home === null || !path.startsWith(home.root + "/")) {
     return path.startsWith(`${NPM_ROOT}/`) ? "npm:(cache)" : path;
   }
-  return `npm:${home.name}@${home.version}${path.slice(home.root.length)}`;
+  const version = home.version ? `@${home.version}` : "";
+  return `npm:${home.name}${version}${path.slice(home.root.length)}`;
 }
 
 // ---- requests --------------------------------------------------------------

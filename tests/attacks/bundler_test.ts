@@ -81,6 +81,15 @@ await plant("evil", "1.0.0", {
   "throws.js":
     'export function boom() { throw new Error("boom from the package"); }',
   "dir/inner.js": 'export const inner = "inner";',
+  // A dependency bundled inside the package (its own node_modules).
+  "node_modules/nested/package.json": JSON.stringify({
+    name: "nested",
+    version: "0.1.0",
+    main: "index.js",
+  }),
+  "node_modules/nested/index.js": 'export const y = "nested";',
+  "uses-nested.js": 'export { y } from "nested";',
+  "nested-escape.js": 'export { ok } from "nested/../../index.js";',
   // Links planted in the package (a tarball or a tampered cache).
   "link-host.txt": { link: hostSecretFile },
   "link-environ.txt": { link: "/proc/self/environ" },
@@ -255,6 +264,7 @@ Deno.test("bun-003 [bundler] package files cannot import out of their package: r
       /may not contain '\.', '\.\.'/,
     ],
     ["escape-link.js", "./link-host.txt", /outside every installed package/],
+    ["nested-escape.js", "nested/../../index.js", /may not contain/],
   ];
   for (const [file, specPart, reason] of cases) {
     const { error, audit } = await refusedRun(
@@ -267,6 +277,11 @@ Deno.test("bun-003 [bundler] package files cannot import out of their package: r
     // The importer is named as the program sees packages, not by cache path.
     assert.equal(event?.importer, `npm:evil@1.0.0/${file}`);
   }
+  // Control: a dependency nested in the package is a package of its own.
+  const nested = await box.run({
+    code: 'import { y } from "evil/uses-nested.js"; console.log(y);',
+  });
+  assert.equal(nested.stdout, "nested\n", nested.stderr);
   await assertHealthy(box);
 });
 
