@@ -75,6 +75,9 @@ const utf8 = new TextEncoder();
 /** `<scheme> <credentials>`: an auth-scheme token (RFC 9110) and one word. */
 const SCHEME_AND_CREDENTIALS =
   /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)[ \t]*$/;
+/** `name=value` in a list (cookies, auth-params), the value maybe quoted. */
+const PARAMETER =
+  /(?:^|[\s;,])[!#$%&'*+.^_`|~0-9A-Za-z-]+=(?:"([^"]*)"|([^\s;,"]*))/g;
 
 /**
  * The values the echo guard looks for once `value` was injected as a header
@@ -86,7 +89,9 @@ const SCHEME_AND_CREDENTIALS =
  * - the credential after an authentication scheme word (`Bearer <token>`,
  *   `token <token>`, `Basic <base64>`);
  * - for `Basic`, the decoded `user:password` and the password; the user
- *   name too when the password is empty (API keys sent as the user name).
+ *   name too when the password is empty (API keys sent as the user name);
+ * - each parameter's value (`session=<v>; csrf=<v>` in a cookie,
+ *   `response="<v>"` in Digest): an upstream echoes cookies one by one.
  *
  * Forms shorter than `minLength` are left out: the guard cannot tell them
  * from ordinary text.
@@ -133,6 +138,9 @@ export function credentialForms(
         }
       }
     }
+  }
+  for (const [, quoted, plain] of value.matchAll(PARAMETER)) {
+    add(quoted ?? plain ?? "");
   }
   return [...forms];
 }

@@ -698,6 +698,32 @@ Deno.test("credentialForms() guards the whole value and the credential after its
   assert.deepEqual(credentialForms("Bearer abc"), ["Bearer abc"]);
 });
 
+Deno.test("credentialForms() guards each parameter value: cookies one by one, auth-params", () => {
+  assert.deepEqual(
+    credentialForms(
+      'session=s3ss10n-v4lue-77; theme=dark; csrf="c5rf-t0ken-99"',
+    ),
+    [
+      'session=s3ss10n-v4lue-77; theme=dark; csrf="c5rf-t0ken-99"',
+      "s3ss10n-v4lue-77",
+      "c5rf-t0ken-99",
+    ],
+  );
+  assert.deepEqual(
+    credentialForms(
+      'Digest username="bot", response="6629fae49393a05397450978507c4ef1"',
+    ),
+    [
+      'Digest username="bot", response="6629fae49393a05397450978507c4ef1"',
+      "6629fae49393a05397450978507c4ef1",
+    ],
+  );
+  // A list without parameters is not split: "Accept: a/b, c/d" stays whole.
+  assert.deepEqual(credentialForms("application/json, text/plain"), [
+    "application/json, text/plain",
+  ]);
+});
+
 Deno.test("credentialForms() decodes Basic credentials: user:password, the password, the user name when the password is empty", () => {
   const basic = btoa("octo-user:pa+ss/w0rd=99");
   assert.deepEqual(credentialForms(`Basic ${basic}`), [

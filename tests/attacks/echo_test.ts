@@ -103,6 +103,9 @@ const ENCODE: Record<string, (value: string) => string> = {
 
 const authOf = (head: string) =>
   head.match(/\r\nauthorization: *([^\r]*)/i)?.[1] ?? "";
+/** The `sid` cookie's value, as a cookie-echoing endpoint returns it. */
+const sidOf = (head: string) =>
+  head.match(/\r\ncookie: *(?:[^\r]*; *)?sid=([^;\r]*)/i)?.[1] ?? "";
 const pathOf = (head: string) => head.split(" ")[1] ?? "/";
 
 /** A whole raw response (UTF-8 text, or bytes). */
@@ -129,15 +132,18 @@ function response(
  * (the value percent-encoded into a field name), `/two-codings`,
  * `/coding-list`, `/coding-is-credential`. Under `/token/` it echoes only
  * the credential after the scheme word, under `/decoded/` that credential
- * base64-decoded (Basic's `user:password`).
+ * base64-decoded (Basic's `user:password`), under `/cookie/` the value of
+ * the `sid` cookie.
  */
 function mirror(head: string): Uint8Array {
   const path = pathOf(head);
   const auth = authOf(head);
   const [, part = "", where = "", name = ""] =
-    /^\/(?:(token|decoded)\/)?([a-z-]+)\/?([a-z-]*)/.exec(path) ?? [];
+    /^\/(?:(token|decoded|cookie)\/)?([a-z-]+)\/?([a-z-]*)/.exec(path) ?? [];
   const credential = auth.replace(/^\S+ /, "");
-  const value = part === "token"
+  const value = part === "cookie"
+    ? sidOf(head)
+    : part === "token"
     ? credential
     : part === "decoded"
     ? new TextDecoder().decode(
@@ -209,7 +215,10 @@ corpus.batch("literal", {
       // expanded $TOKEN: no ${secret:…} reference anywhere.
       [LITERAL_MIRROR]: [{
         transform: [{
-          headers: { authorization: `Bearer ${INJECTED_CANARY}` },
+          headers: {
+            authorization: `Bearer ${INJECTED_CANARY}`,
+            cookie: `lang=en; sid=${INJECTED_CANARY}; seen=1`,
+          },
         }],
       }],
       [BASIC_MIRROR]: [{
@@ -409,6 +418,25 @@ for (const name of ["json-upper", "html-named", "percent-every"]) {
     audit: echoAudit(LITERAL_MIRROR, path),
   });
 }
+corpus.add({
+  id: nextId(),
+  batch: "literal",
+  title:
+    "read back one literal cookie's value on its own (as a cookie-echoing endpoint lists them), JSON-escaped",
+  code: fetchCode(`https://${LITERAL_MIRROR}/cookie/body/json-upper`),
+  expect: (v) => {
+    const got = valueOf<Fetched>(v);
+    assert.equal(got.body, `{"you sent":"${MARKER}"}`);
+    const seen = v.fx.ups.get(LITERAL_MIRROR).seen.filter((s) =>
+      s.path === "/cookie/body/json-upper"
+    );
+    assert.deepEqual(
+      seen[0]?.headers.filter(([n]) => n === "cookie").map(([, x]) => x),
+      [`lang=en; sid=${INJECTED_CANARY}; seen=1`],
+    );
+  },
+  audit: echoAudit(LITERAL_MIRROR, "/cookie/body/json-upper"),
+});
 corpus.add({
   id: nextId(),
   batch: "literal",
