@@ -75,6 +75,11 @@ export function latin1(bytes: Uint8Array): string {
  * ```
  */
 export function secretVariants(secret: string): string[] {
+  return [...new Set([...plainForms(secret), ...base64Forms(secret)])];
+}
+
+/** The raw, form-encoded and self-decoded forms (see secretVariants). */
+function plainForms(secret: string): Set<string> {
   const variants = new Set<string>();
   const add = (value: string, min = MIN_VARIANT) => {
     if (value.length >= min) variants.add(value);
@@ -87,6 +92,13 @@ export function secretVariants(secret: string): string[] {
     const decoded = decodeAll(wire, withQp);
     if (decoded !== wire) add(new TextDecoder().decode(fromLatin1(decoded)));
   }
+  return variants;
+}
+
+/** The base64 and base64url forms at each alignment (see secretVariants). */
+function base64Forms(secret: string): Set<string> {
+  const variants = new Set<string>();
+  const bytes = utf8.encode(secret);
   for (let shift = 0; shift < 3; shift++) {
     let binary = "\0".repeat(shift);
     for (const b of bytes) binary += String.fromCharCode(b);
@@ -96,10 +108,13 @@ export function secretVariants(secret: string): string[] {
       Math.ceil(shift * 8 / 6),
       Math.floor((shift + bytes.length) * 8 / 6),
     );
-    add(inner, MIN_BASE64);
-    add(inner.replaceAll("+", "-").replaceAll("/", "_"), MIN_BASE64);
+    for (
+      const form of [inner, inner.replaceAll("+", "-").replaceAll("/", "_")]
+    ) {
+      if (form.length >= MIN_BASE64) variants.add(form);
+    }
   }
-  return [...variants];
+  return variants;
 }
 
 function fromLatin1(text: string): Uint8Array {
@@ -134,18 +149,19 @@ export function patternsFor(secrets: readonly string[]): Patterns {
     const bytes = new Set<string>();
     const text = new Set<string>();
     const distinct = [...new Set(secrets)];
-    // "Bearer <token>" needs no forms of its own next to "<token>": every
-    // form of it holds the same form of the token (base64 at every
-    // alignment included), so the token's occurrence is found and cut.
-    // Half the patterns for the usual header, half the search.
-    const needed = distinct.filter((secret) =>
-      !distinct.some((inner) =>
+    for (const secret of distinct) {
+      // "Bearer <token>" needs no base64 forms next to "<token>": each of
+      // them holds one of the token's (at every alignment), which is found
+      // and cut. Its plain forms stay, so a plain echo loses the whole
+      // value. A third of the patterns for the usual header.
+      const holdsAnother = distinct.some((inner) =>
         inner !== secret && inner.length >= MIN_CONTAINED &&
         secret.includes(inner)
-      )
-    );
-    for (const secret of needed) {
-      for (const variant of secretVariants(secret)) {
+      );
+      const forms = holdsAnother
+        ? plainForms(secret)
+        : [...plainForms(secret), ...base64Forms(secret)];
+      for (const variant of forms) {
         const encoded = latin1(utf8.encode(variant));
         bytes.add(encoded);
         text.add(encoded).add(variant);
