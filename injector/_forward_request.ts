@@ -375,6 +375,17 @@ export async function handleRequest(
       }
     }
     if (websocket && responseHead.status === 101) {
+      if (
+        redactor &&
+        getHeaders(responseHead.headers, "sec-websocket-extensions").length > 0
+      ) {
+        // None was offered: an upstream that compresses anyway (RSV1) would
+        // hand the program frames the guard cannot read and it can inflate.
+        throw new UpstreamError(
+          502,
+          `cannot check the WebSocket from '${target.host}' for echoed secrets: unsupported extension`,
+        );
+      }
       const head = serializeResponseHead({
         ...responseHead,
         version: "HTTP/1.1",

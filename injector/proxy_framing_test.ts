@@ -19,6 +19,8 @@ import {
   type TestProxy,
   type UpstreamHandler,
   type UpstreamServer,
+  wsAccept,
+  wsUpgrade,
 } from "./_test_util.ts";
 
 const MARKER = "[airlock:redacted]";
@@ -326,4 +328,27 @@ Deno.test("Connection naming Host or the injected header (any case, any line) re
   assert.equal(seen.get("x-hop-one"), undefined);
   assert.equal(seen.get("x-hop-two"), undefined);
   assert.equal(seen.get("connection"), undefined);
+});
+
+Deno.test("a credentialed WebSocket whose upstream answers with an extension nobody offered (compressed frames) is refused before the 101", async () => {
+  await using env = await setup(async (request, respond) => {
+    const accept = await wsAccept(request.get("sec-websocket-key") ?? "");
+    await respond.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+        `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    );
+    respond.close();
+  });
+  const conn = await proxyTls(env.proxy, "api.example.test");
+  try {
+    const { response } = await wsUpgrade(conn, "/ws", "api.example.test");
+    assert.equal(response.status, 502);
+    assert.match(response.text, /unsupported extension/);
+    assert.ok(!response.text.includes("deflate"), response.text);
+  } finally {
+    conn.close();
+  }
+  const event = await env.proxy.waitForEvent((e) => e.decision === "error");
+  assert.equal(event.status, 502);
 });
