@@ -480,7 +480,7 @@ const MAX_TRANSFORM_OUTPUT = 64 * 1024 * 1024;
  * Compiles one module with nothing to resolve in a one-shot sandbox that
  * holds nothing but esbuild's static binary: no Deno, no /proc, no file of
  * the host, no network, no environment. It costs a bwrap and an esbuild
- * start (~10 ms), where the long-lived worker costs ~0.2 s to start: the
+ * start (~30 ms), where the long-lived worker costs ~0.2 s to start: the
  * first programs of a harness (and a one-run CLI) use this.
  *
  * @param code TypeScript or JavaScript.

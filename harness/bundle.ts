@@ -212,7 +212,7 @@ export async function bundleProgram(
 
 /**
  * Compiles one module: in the long-lived bundler when one is up (~2 ms),
- * else in a one-shot sandbox holding only esbuild's binary (~10 ms), which
+ * else in a one-shot sandbox holding only esbuild's binary (~30 ms), which
  * spares a one-program harness (the CLI) the bundler's start (~0.2 s).
  */
 async function transform(code: string, name: string): Promise<WorkerResult> {
