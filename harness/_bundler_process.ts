@@ -21,8 +21,11 @@ import { discoverHostTools } from "../runtime/host_tools.ts";
 import {
   HELPER_DENO,
   helperCommand,
+  helperIdentity,
   type HelperSandbox,
 } from "./_bundler_sandbox.ts";
+import type { SandboxIdentity } from "../runtime/host_identity.ts";
+import { readableByAnyone, readableCopy } from "../runtime/_readable_copy.ts";
 
 /** Where the package cache is mounted inside the bundler's sandbox. */
 export const BUNDLER_NPM_ROOT = "/npm";
@@ -244,17 +247,26 @@ export class BundlerProcess {
   }
 
   async #start(): Promise<void> {
-    const { command, args } = await helperCommand(
-      await bundlerSandbox(this.#cacheDir),
-    );
-    const child = new Deno.Command(command, {
-      args,
-      clearEnv: true,
-      env: {},
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const identity = helperIdentity();
+    let child: Deno.ChildProcess;
+    try {
+      const { command, args, ...ids } = await helperCommand(
+        await bundlerSandbox(this.#cacheDir, identity),
+      );
+      child = new Deno.Command(command, {
+        args,
+        ...ids,
+        clearEnv: true,
+        cwd: "/", // nothing of the harness's working directory follows
+        env: {},
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      identity.release();
+      throw error;
+    }
     child.unref();
     this.#child = child;
     this.#writer = child.stdin.getWriter();
@@ -266,6 +278,9 @@ export class BundlerProcess {
     this.#exited = (async () => {
       const status = await child.status;
       await reading.catch(() => {});
+      // bwrap's monitor has exited, and with it (--die-with-parent) every
+      // process of the helper: its uid is free again.
+      identity.release();
       if (this.#child === child) {
         this.#child = null;
         this.#writer = null;
@@ -408,7 +423,11 @@ export class BundlerProcess {
  * in it with another `command`).
  *
  * @param cacheDir The package cache to mount read-only at `/npm`, or null.
+ * @param identity The host uid the worker runs as (every mount source is
+ *   made readable by it); default the harness's.
  * @returns The sandbox description for `helperCommand`.
+ * @throws {Error} If the cache directory's parents are closed to other
+ *   uids (the worker, under a uid of its own, could not mount it).
  *
  * @example Usage
  * ```ts ignore
@@ -418,22 +437,32 @@ export class BundlerProcess {
  */
 export async function bundlerSandbox(
   cacheDir: string | null,
+  identity?: SandboxIdentity,
 ): Promise<HelperSandbox> {
   const [tools, esbuild, worker] = await Promise.all([
     discoverHostTools(),
     locateEsbuild(),
     workerSource(),
   ]);
+  // Copies readable by any uid where the originals are not (a Deno cache
+  // under /root): the worker runs as a uid of its own.
+  const [workerFile, apiFile, binary] = await Promise.all([
+    readableCopy(worker, "/var/tmp"),
+    readableCopy(esbuild.api, "/var/tmp"),
+    readableCopy(esbuild.binary, "/var/tmp"),
+  ]);
   const mounts: Mount[] = [
-    { kind: "ro-bind", source: worker, dest: `${WORKER_DIR}/worker.ts` },
-    { kind: "ro-bind", source: esbuild.dir, dest: `${WORKER_DIR}/esbuild` },
+    { kind: "ro-bind", source: workerFile, dest: `${WORKER_DIR}/worker.ts` },
+    // esbuild's JavaScript API is this one file (node built-ins aside).
     {
       kind: "ro-bind",
-      source: esbuild.binary,
-      dest: `${WORKER_DIR}/esbuild-bin`,
+      source: apiFile,
+      dest: `${WORKER_DIR}/esbuild/lib/main.js`,
     },
+    { kind: "ro-bind", source: binary, dest: `${WORKER_DIR}/esbuild-bin` },
   ];
   if (cacheDir !== null) {
+    if (identity?.hostUid != null) await openToHelpers(cacheDir);
     // The cache, read-only: the only package files the bundler can see.
     mounts.push({
       kind: "ro-bind",
@@ -444,6 +473,7 @@ export async function bundlerSandbox(
   return {
     tools,
     mounts,
+    ...(identity ? { identity } : {}),
     // Nothing of the harness's environment: no secret, no proxy, no home.
     env: {
       DENO_DIR: "/tmp/deno",
@@ -500,31 +530,48 @@ export async function transformOnce(
     discoverHostTools(),
     locateEsbuild(),
   ]);
-  const { command, args } = await helperCommand({
-    tools,
-    withDeno: false,
-    mounts: [{ kind: "ro-bind", source: esbuild.binary, dest: "/esbuild" }],
-    env: {},
-    cwd: "/",
-    network: "none",
-    command: [
-      "/esbuild",
-      "--loader=ts",
-      "--format=esm",
-      "--target=esnext",
-      "--charset=utf8",
-      "--sourcemap=inline",
-      `--sourcefile=${sourcefile}`,
-      "--legal-comments=none",
-      '--define:process.env.NODE_ENV="production"',
-      "--color=false",
-      "--log-level=error",
-      "--log-limit=0",
-    ],
-  });
+  const binary = await readableCopy(esbuild.binary, "/var/tmp");
+  const identity = helperIdentity();
+  try {
+    return await runOnce(code, {
+      tools,
+      identity,
+      withDeno: false,
+      mounts: [{ kind: "ro-bind", source: binary, dest: "/esbuild" }],
+      env: {},
+      cwd: "/",
+      network: "none",
+      command: [
+        "/esbuild",
+        "--loader=ts",
+        "--format=esm",
+        "--target=esnext",
+        "--charset=utf8",
+        "--sourcemap=inline",
+        `--sourcefile=${sourcefile}`,
+        "--legal-comments=none",
+        '--define:process.env.NODE_ENV="production"',
+        "--color=false",
+        "--log-level=error",
+        "--log-limit=0",
+      ],
+    });
+  } finally {
+    // runOnce returned after the process exited: its uid is free again.
+    identity.release();
+  }
+}
+
+async function runOnce(
+  code: string,
+  sandbox: HelperSandbox,
+): Promise<WorkerResult> {
+  const { command, args, ...ids } = await helperCommand(sandbox);
   const child = new Deno.Command(command, {
     args,
+    ...ids,
     clearEnv: true,
+    cwd: "/", // nothing of the harness's working directory follows
     env: {},
     stdin: "piped",
     stdout: "piped",
@@ -596,6 +643,21 @@ function cliProblems(stderr: string): WorkerProblem[] | null {
   return problems.length > 0 ? problems : null;
 }
 
+/**
+ * Makes the package cache readable by helper uids: the directory itself is
+ * opened to others (its contents are public npm code, written readable);
+ * its parents must already be traversable.
+ */
+async function openToHelpers(cacheDir: string): Promise<void> {
+  const info = await Deno.stat(cacheDir);
+  if (((info.mode ?? 0) & 0o005) !== 0o005) await Deno.chmod(cacheDir, 0o755);
+  if (!readableByAnyone(cacheDir)) {
+    throw new Error(
+      `Cannot let the bundler read the npm cache '${cacheDir}': a directory above it is closed to other users, and the bundler runs as a uid of its own; choose a cache under /var/tmp (npmCacheDir)`,
+    );
+  }
+}
+
 function problemsOf(value: unknown): WorkerProblem[] {
   const list = Array.isArray(value) ? value.slice(0, 100) : [];
   const problems: WorkerProblem[] = [];
@@ -624,14 +686,14 @@ function refusalsOf(value: unknown): WorkerRefusal[] {
   }));
 }
 
-let esbuildLocation: Promise<{ dir: string; binary: string }> | null = null;
+let esbuildLocation: Promise<{ api: string; binary: string }> | null = null;
 
 /**
  * Host paths of esbuild's JavaScript API package and of its native binary
  * (the ones the harness's import map names); loading the API does not
  * start esbuild.
  */
-function locateEsbuild(): Promise<{ dir: string; binary: string }> {
+function locateEsbuild(): Promise<{ api: string; binary: string }> {
   esbuildLocation ??= (async () => {
     const require = createRequire(import.meta.url);
     let main: string;
@@ -647,7 +709,7 @@ function locateEsbuild(): Promise<{ dir: string; binary: string }> {
       `@esbuild/${Deno.build.os}-${arch}/bin/esbuild`,
     );
     return {
-      dir: main.replace(/\/lib\/main\.js$/, ""),
+      api: await Deno.realPath(main),
       binary: await Deno.realPath(binary),
     };
   })();

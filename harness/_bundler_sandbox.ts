@@ -5,13 +5,20 @@
  * program controls, so neither runs with the harness's rights: each gets
  * every namespace, no capabilities, the seccomp filter sandboxes get, an
  * environment holding only what is passed here, and a filesystem of the
- * Deno binary, its libraries and the mounts named by the caller.
+ * Deno binary, its libraries and the mounts named by the caller. When the
+ * harness is root, each helper also runs as a host uid of its own (claimed
+ * from the same host-wide pool as sandboxes'), so an escape from its mount
+ * namespace meets plain DAC walls, as a sandbox's does.
  *
  * @module
  */
 
 import { buildBwrapArgs, type Mount } from "../runtime/bwrap_args.ts";
 import type { HostTools } from "../runtime/host_tools.ts";
+import {
+  type SandboxIdentity,
+  SandboxIdentityPool,
+} from "../runtime/host_identity.ts";
 import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
 
 /** Where the Deno binary is inside a helper's sandbox. */
@@ -38,6 +45,32 @@ export interface HelperSandbox {
    * binary such as esbuild's). Default true.
    */
   withDeno?: boolean;
+  /**
+   * The host uid to run as (from {@linkcode helperIdentity}); without it,
+   * the harness's own. Every mount source must be readable by it.
+   */
+  identity?: SandboxIdentity;
+}
+
+let pool: SandboxIdentityPool | null = null;
+
+/**
+ * A host uid of its own for one helper process (null ids when the harness
+ * is not root: the helper then runs as the harness's user). Release it when
+ * the helper has exited.
+ *
+ * @returns The identity.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const identity = helperIdentity();
+ * // ... start the helper with helperCommand({ ..., identity }) ...
+ * identity.release(); // once it has exited
+ * ```
+ */
+export function helperIdentity(): SandboxIdentity {
+  pool ??= new SandboxIdentityPool();
+  return pool.acquire();
 }
 
 let filterFile: Promise<{ dir: string; path: string }> | null = null;
@@ -54,7 +87,11 @@ function seccompFile(): Promise<{ dir: string; path: string }> {
       prefix: "airlock-helpers-",
     }).catch(() => Deno.makeTempDir({ prefix: "airlock-helpers-" }));
     const path = `${dir}/seccomp.bpf`;
-    await Deno.writeFile(path, buildSeccompFilter(), { mode: 0o600 });
+    // Readable by the helpers' own uids (they open it after the uid drop);
+    // writable only by the harness.
+    await Deno.writeFile(path, buildSeccompFilter(), { mode: 0o644 });
+    await Deno.chmod(path, 0o644);
+    await Deno.chmod(dir, 0o755);
     return { dir, path };
   })();
   filterFile.catch(() => (filterFile = null));
@@ -85,7 +122,8 @@ export async function removeHelperFiles(): Promise<void> {
  * The host command line that starts a helper inside its sandbox.
  *
  * @param sandbox What the helper gets.
- * @returns `command` and `args` for `Deno.Command` (use `clearEnv: true`).
+ * @returns `command`, `args` and the ids (`uid`, `gid`, when the helper
+ *   has its own) for `Deno.Command` (use `clearEnv: true`).
  *
  * @example Usage
  * ```ts ignore
@@ -95,7 +133,7 @@ export async function removeHelperFiles(): Promise<void> {
  */
 export async function helperCommand(
   sandbox: HelperSandbox,
-): Promise<{ command: string; args: string[] }> {
+): Promise<{ command: string; args: string[]; uid?: number; gid?: number }> {
   const { tools } = sandbox;
   const filter = await seccompFile();
   const base: Mount[] = sandbox.withDeno === false ? [] : [
@@ -134,7 +172,13 @@ export async function helperCommand(
     seccompFd: 3,
     command: sandbox.command,
   });
+  const { hostUid, hostGid } = sandbox.identity ?? { hostUid: null };
   return {
+    // The spawn itself drops to the helper's uid (and clears root's
+    // supplementary groups) before the first exec, as for sandboxes.
+    ...(hostUid !== null && hostUid !== undefined
+      ? { uid: hostUid, gid: hostGid ?? hostUid }
+      : {}),
     command: tools.sh,
     args: [
       "-c",

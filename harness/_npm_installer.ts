@@ -15,8 +15,10 @@ import { discoverHostTools } from "../runtime/host_tools.ts";
 import {
   HELPER_DENO,
   helperCommand,
+  helperIdentity,
   type HelperSandbox,
 } from "./_bundler_sandbox.ts";
+import type { SandboxIdentity } from "../runtime/host_identity.ts";
 
 /** Where the staging directory is inside the installer's sandbox. */
 const STAGING = "/install";
@@ -62,7 +64,11 @@ export interface InstallOutcome {
 
 /**
  * Installs `name@range` into `staging` (which must hold nothing yet but a
- * package.json the caller wrote) inside the installer's sandbox.
+ * package.json the caller wrote) inside the installer's sandbox. When the
+ * harness is root the installer runs as a uid of its own, which owns the
+ * staging directory while it works; everything in it is given back to the
+ * harness's user afterwards (a uid later handed to a sandbox owns nothing
+ * in the cache).
  *
  * @param staging Host path of the staging directory (written to).
  * @param options Timeout.
@@ -77,17 +83,64 @@ export async function installInSandbox(
   staging: string,
   options: { timeoutMs?: number } = {},
 ): Promise<InstallOutcome> {
-  const { command, args } = await helperCommand(
+  const identity = helperIdentity();
+  try {
+    if (identity.hostUid !== null) {
+      await Deno.chown(staging, identity.hostUid, identity.hostGid);
+    }
+    return await install(staging, identity, options);
+  } finally {
+    await giveBack(staging);
+    identity.release();
+  }
+}
+
+/**
+ * Hands every file and directory under `dir` back to the harness's user,
+ * readable by all (the bundler reads them as a uid of its own; npm code is
+ * public) and writable by none but the harness (no setuid bit survives).
+ * Links are skipped, never followed (chown follows them: a link the
+ * installer planted could name any host file); who owns a link does not
+ * matter, its directory decides who may replace it. The installer's
+ * processes are all gone by now (its pid namespace ended with it).
+ */
+async function giveBack(dir: string): Promise<void> {
+  const uid = Deno.uid()!;
+  const gid = Deno.gid()!;
+  const walk = async (path: string): Promise<void> => {
+    const info = await Deno.lstat(path).catch(() => null);
+    if (!info || info.isSymlink) return;
+    await Deno.chown(path, uid, gid).catch(() => {});
+    const mode = info.isDirectory || ((info.mode ?? 0) & 0o111) !== 0
+      ? 0o755
+      : 0o644;
+    await Deno.chmod(path, mode).catch(() => {});
+    if (!info.isDirectory) return;
+    for await (const entry of Deno.readDir(path)) {
+      await walk(`${path}/${entry.name}`);
+    }
+  };
+  await walk(dir);
+}
+
+async function install(
+  staging: string,
+  identity: SandboxIdentity,
+  options: { timeoutMs?: number },
+): Promise<InstallOutcome> {
+  const { command, args, ...ids } = await helperCommand(
     await installerSandbox(staging, [
       HELPER_DENO,
       "install",
       "--quiet",
       "--node-modules-dir=auto",
-    ]),
+    ], identity),
   );
   const child = new Deno.Command(command, {
     args,
+    ...ids,
     clearEnv: true,
+    cwd: "/", // nothing of the harness's working directory follows
     env: {},
     stdin: "null",
     stdout: "null",
@@ -137,6 +190,7 @@ export async function installInSandbox(
 export async function installerSandbox(
   staging: string,
   command: readonly string[],
+  identity?: SandboxIdentity,
 ): Promise<HelperSandbox> {
   const tools = await discoverHostTools();
   const env: Record<string, string> = {
@@ -174,7 +228,15 @@ export async function installerSandbox(
     }
   }
   mounts.push({ kind: "bind", source: staging, dest: STAGING });
-  return { tools, mounts, env, cwd: STAGING, network: "host", command };
+  return {
+    tools,
+    mounts,
+    env,
+    cwd: STAGING,
+    network: "host",
+    command,
+    ...(identity ? { identity } : {}),
+  };
 }
 
 function envValue(name: string): string | undefined {

@@ -174,9 +174,11 @@ export class NpmPackages {
 
   /** Creates the cache directory if needed. */
   ready(): Promise<void> {
+    // Readable by all: the bundler reads it as a uid of its own, and what
+    // it holds is public npm code. Writable by the harness alone.
     this.#ready ??= Deno.mkdir(this.#cacheDir, {
       recursive: true,
-      mode: 0o700,
+      mode: 0o755,
     });
     this.#ready.catch(() => (this.#ready = null));
     return this.#ready;

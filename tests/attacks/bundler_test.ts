@@ -27,7 +27,11 @@ import type { AuditEvent } from "../../mod.ts";
 import { ENV_CANARY, ENV_CANARY_NAME, findCanaries } from "./_harness.ts";
 import { bundlerSandbox } from "../../harness/_bundler_process.ts";
 import { installerSandbox } from "../../harness/_npm_installer.ts";
-import { HELPER_DENO, helperCommand } from "../../harness/_bundler_sandbox.ts";
+import {
+  HELPER_DENO,
+  helperCommand,
+  helperIdentity,
+} from "../../harness/_bundler_sandbox.ts";
 import { printable } from "../../harness/audit_render_text.ts";
 
 // ---------------------------------------------------------------------------
@@ -424,13 +428,15 @@ async function probe(
   sandbox: Awaited<ReturnType<typeof bundlerSandbox>>,
   script: string,
 ): Promise<Record<string, unknown>> {
-  const { command, args } = await helperCommand({
+  const { command, args, ...ids } = await helperCommand({
     ...sandbox,
     // One line: bwrap's argv builder refuses line breaks.
     command: [HELPER_DENO, "eval", "--quiet", script.replaceAll("\n", " ")],
   });
   const out = await new Deno.Command(command, {
     args,
+    ...ids,
+    cwd: "/",
     clearEnv: true,
     env: {},
     stdout: "piped",
@@ -474,9 +480,11 @@ Deno.test("bun-007 [bundler] the bundler's sandbox has no host file, no network,
       conn.close();
     }
   })().catch(() => {});
+  // The worker's own uid (when the harness is root), as in production.
+  const identity = helperIdentity();
   try {
     const report = await probe(
-      await bundlerSandbox(cacheDir),
+      await bundlerSandbox(cacheDir, identity),
       PROBE(listener.addr.port),
     );
     for (const name of ["secret", "shadow", "home", "net", "write"]) {
@@ -502,6 +510,7 @@ Deno.test("bun-007 [bundler] the bundler's sandbox has no host file, no network,
     );
     assert.equal(accepted, 0, "no connection reached the host listener");
   } finally {
+    identity.release();
     listener.close();
     await serving;
   }
@@ -509,8 +518,13 @@ Deno.test("bun-007 [bundler] the bundler's sandbox has no host file, no network,
 
 Deno.test("bun-008 [bundler] the installer's sandbox writes only its staging directory and sees no host secret or harness variable", async () => {
   const staging = await Deno.makeTempDir({ prefix: "airlock-bun-staging-" });
+  const identity = helperIdentity();
   try {
-    const sandbox = await installerSandbox(staging, []);
+    // As installInSandbox does: the installer's own uid owns the staging.
+    if (identity.hostUid !== null) {
+      await Deno.chown(staging, identity.hostUid, identity.hostGid);
+    }
+    const sandbox = await installerSandbox(staging, [], identity);
     assert.equal(sandbox.network, "host", "it must reach the registry");
     const report = await probe(
       sandbox,
@@ -529,6 +543,7 @@ Deno.test("bun-008 [bundler] the installer's sandbox writes only its staging dir
     const root = report.root as string[];
     assert.ok(!root.includes("root") && !root.includes("home"), `${root}`);
   } finally {
+    identity.release();
     await Deno.remove(staging, { recursive: true });
   }
 });
@@ -550,6 +565,17 @@ Deno.test("bun-009 [bundler] the running bundler process holds none of the harne
   }
   assert.ok(workers.length > 0, "control: the worker is running");
   for (const pid of workers) {
+    // A root harness runs its helpers as uids of their own, like sandboxes.
+    if (Deno.uid() === 0) {
+      let status = "";
+      try {
+        status = Deno.readTextFileSync(`/proc/${pid}/status`);
+      } catch {
+        continue; // exited
+      }
+      const uid = Number(status.match(/^Uid:\s+(\d+)/m)?.[1]);
+      assert.ok(uid >= 1000, `the worker runs as host uid ${uid}`);
+    }
     let environ: string;
     try {
       environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
