@@ -592,10 +592,10 @@ Deno.test("EchoRedactor finds a secret escaped twice (one escape inside another)
   }
 });
 
-Deno.test("EchoRedactor finds a secret's base64 wrapped across lines (MIME, PEM, escaped in JSON)", () => {
+Deno.test("EchoRedactor finds a secret's base64 wrapped across lines (MIME, PEM)", () => {
   const secret = "wr4pped-credential-for-mime-bodies+/x";
   const encoded = base64(utf8.encode(`user:${secret}`));
-  for (const lineBreak of ["\r\n", "\n", "\\n", "\\r\\n"]) {
+  for (const lineBreak of ["\r\n", "\n"]) {
     for (let at = 20; at < encoded.length - 4; at += 7) {
       const wrapped = encoded.slice(0, at) + lineBreak + encoded.slice(at);
       const { out, count } = redactStream(
