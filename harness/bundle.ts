@@ -76,7 +76,11 @@ export interface BundleProblem {
 export class BundleError extends Error {
   /** Every problem found; program-controlled text is made printable. */
   readonly problems: BundleProblem[];
-  /** @param problems What went wrong. */
+  /**
+   * Builds the error from esbuild's and the resolver's problems.
+   *
+   * @param problems What went wrong.
+   */
   constructor(problems: BundleProblem[]) {
     // Import specifiers and file names are the program's: an ESC or a bidi
     // override in them must not reach the operator's terminal as such.

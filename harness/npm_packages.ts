@@ -74,7 +74,11 @@ export interface NpmOptions {
 
 /** A package could not be used; the message names it. */
 export class NpmPackageError extends Error {
-  /** @param message What failed and how to fix it. */
+  /**
+   * Builds the error.
+   *
+   * @param message What failed and how to fix it.
+   */
   constructor(message: string) {
     super(message);
     this.name = "NpmPackageError";
@@ -135,6 +139,8 @@ export class NpmPackages {
   #ready: Promise<void> | null = null;
 
   /**
+   * Reads the allowlist (nothing is installed yet).
+   *
    * @param options The allowlist and cache location.
    * @throws {NpmPackageError} For an entry that is not `name` or
    *   `name@range` with a semver range.
