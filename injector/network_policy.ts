@@ -196,6 +196,9 @@ export const NetworkPolicyObjectSchema = z.strictObject({
     ),
   }).optional(),
 }).check(z.superRefine((policy, ctx) => {
+  // Runs also when the input failed to parse (see `when` below), so it may
+  // see anything: only a well-formed object has entries to check.
+  if (typeof policy !== "object" || policy === null) return;
   if (policy.allowPublicSuffixWildcards === true) return;
   for (const issue of publicSuffixIssues(policy.allow)) {
     ctx.addIssue({ code: "custom", ...issue });
