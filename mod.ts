@@ -48,5 +48,8 @@ export type {
   ScratchQuotaMode,
   ScratchUsage,
 } from "./harness/mod.ts";
-export { MissingHostToolError } from "./runtime/host_tools.ts";
+export {
+  HarnessAccessError,
+  MissingHostToolError,
+} from "./runtime/host_tools.ts";
 export { DEFAULT_LIMITS, type ResourceLimits } from "./runtime/limits.ts";

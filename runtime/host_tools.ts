@@ -89,6 +89,11 @@ const cache = new Map<string, Promise<HostTools>>();
 export function discoverHostTools(
   options: DiscoverOptions = {},
 ): Promise<HostTools> {
+  try {
+    assertHarnessAccess();
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const denoPath = options.denoPath ?? Deno.execPath();
   const searchPath = options.path ?? defaultSearchPath();
   const key = `${denoPath}\0${searchPath}`;
@@ -100,6 +105,44 @@ export function discoverHostTools(
     found.catch(() => cache.delete(key));
   }
   return found;
+}
+
+/** The harness runs without the Deno permissions it needs (`--allow-all`). */
+export class HarnessAccessError extends Error {
+  /** @param message What is missing and how to run the harness instead. */
+  constructor(message: string) {
+    super(message);
+    this.name = "HarnessAccessError";
+  }
+}
+
+/**
+ * The harness manages sandboxes through `/proc` (a sandbox's working
+ * directory for the broker, leftover processes of a sandbox uid, mounts of
+ * scratch volumes), which Deno opens only to `--allow-all`. Without it
+ * those reads would fail one by one, each as a quietly weaker behaviour
+ * (a relative path denied, a leftover not found): refuse up front instead.
+ * Spawning bwrap (`--allow-run`) is full host access anyway.
+ *
+ * @throws {HarnessAccessError} When the harness runs without `--allow-all`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { assertHarnessAccess } from "./host_tools.ts";
+ * assertHarnessAccess();
+ * ```
+ */
+export function assertHarnessAccess(): void {
+  try {
+    Deno.readTextFileSync("/proc/self/status");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new HarnessAccessError(
+        "Cannot start sandboxes: the harness needs Deno's --allow-all (-A) to manage them through /proc (spawning bwrap is full host access anyway); run it with 'deno run -A'",
+      );
+    }
+    // No /proc at all is a host problem the tools check reports.
+  }
 }
 
 function defaultSearchPath(): string {
