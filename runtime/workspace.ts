@@ -246,9 +246,15 @@ export class Workspace {
     await Deno.remove(this.root, { recursive: true }).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
-    // Closing the pipe lets the watchdog run its (now no-op) rm and exit.
-    await this.#watchdogPipe?.close().catch(() => {});
+    // Everything is gone: tell the watchdog so (it exits without cleaning
+    // up) and wait for it, so nothing of the workspace outlives close().
+    const watchdog = this.#watchdog;
     this.#watchdog = null;
+    await this.#watchdogPipe?.write(DONE).catch(() => {});
+    await this.#watchdogPipe?.close().catch(() => {});
+    // Awaited, so it must hold the event loop open meanwhile.
+    watchdog?.ref();
+    await watchdog?.status;
   }
 
   async #ensureOwnedDir(dir: string): Promise<void> {
@@ -293,6 +299,9 @@ function tmpDir(): string {
   }
 }
 
+/** What close() tells the watchdog: nothing is left to clean up. */
+const DONE = new TextEncoder().encode("done\n");
+
 /**
  * A shell that blocks reading a pipe from the harness. When the harness exits
  * for any reason, the kernel closes the pipe, `read` returns and the shell
@@ -307,7 +316,9 @@ function startWatchdog(root: string, mounted: boolean): Deno.ChildProcess {
   const umount = mounted
     ? findOnPath("umount", "/usr/sbin:/usr/bin:/sbin:/bin") ?? ""
     : "";
-  const script = 'trap "" INT TERM HUP QUIT; read _ignored; ' +
+  const script = 'trap "" INT TERM HUP QUIT; read line; ' +
+    // "done": the harness cleaned up itself (close()).
+    '[ "$line" = done ] && exit 0; ' +
     'if [ -n "$1" ]; then "$1" -l -- "$0/box" 2>/dev/null; fi; ' +
     'rm -rf -- "$0"; sleep 1; rm -rf -- "$0"';
   const child = new Deno.Command("/bin/sh", {
