@@ -36,7 +36,7 @@
 import { parseArgs } from "node:util";
 import { type MachineInfo, machineInfo, quantile } from "./start.ts";
 import { Sandbox } from "../mod.ts";
-import { stopBundler } from "../harness/bundle.ts";
+import { stopBundler } from "../harness/bundle/bundle.ts";
 import { parsePolicy, type PolicyInput } from "../harness/policy.ts";
 import { CertificateAuthority } from "../injector/ca.ts";
 import { compileEgressPolicy } from "../injector/egress_policy.ts";

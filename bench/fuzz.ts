@@ -31,8 +31,8 @@
  * @module
  */
 
-import { runHostFuzz } from "../injector/_host_fuzz.ts";
-import { runHttp1Fuzz } from "../injector/_http1_fuzz.ts";
+import { runHostFuzz } from "../tests/kits/host_fuzz.ts";
+import { runHttp1Fuzz } from "../tests/kits/http1_fuzz.ts";
 import { canonicalHost, HostError } from "../injector/host_pattern.ts";
 import { publicSuffixUnder } from "../injector/_public_suffix.ts";
 import {

@@ -12,7 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { run, Sandbox } from "../mod.ts";
-import { stopBundler } from "../harness/bundle.ts";
+import { stopBundler } from "../harness/bundle/bundle.ts";
 
 /** Uncounted warm-up rounds (one run of each series) before the counted ones. */
 export const WARMUP_RUNS = 3;
@@ -214,7 +214,7 @@ function cliRun(file: string): () => Promise<void> {
       ...CLI_FLAGS,
       "--config",
       `${REPO}/deno.json`,
-      `${REPO}/harness/cli/run.ts`,
+      `${REPO}/cli/run.ts`,
       file,
     ]);
 }
@@ -448,7 +448,7 @@ export function formatReport(r: Report): string {
     ["(b)  sandbox.run, one Sandbox", r.results.b],
     ["(bc) same, warm: false", r.results.bc],
     ["(b2) run(), one-shot", r.results.b2],
-    ["(c)  CLI harness/cli/run.ts", r.results.c],
+    ["(c)  CLI cli/run.ts", r.results.c],
   ];
   const half = Math.ceil(r.runs / 2);
   return [

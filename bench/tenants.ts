@@ -20,10 +20,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { type AppOptions, createApp } from "../harness/http/app.ts";
-import { AirlockApiError, AirlockClient } from "../harness/http/client.ts";
-import { loadServerConfig } from "../harness/http/config.ts";
-import { stopBundler } from "../harness/bundle.ts";
+import { type AppOptions, createApp } from "../http/app.ts";
+import { AirlockApiError, AirlockClient } from "../http/client.ts";
+import { loadServerConfig } from "../http/config.ts";
+import { stopBundler } from "../harness/bundle/bundle.ts";
 
 const TOKEN_A = "bench-tenant-a-0123456789abcdef";
 const TOKEN_B = "bench-tenant-b-0123456789abcdef";

@@ -11,13 +11,13 @@
  * @module
  */
 
-export * from "./bundle.ts";
+export * from "./bundle/bundle.ts";
 export * from "./policy.ts";
 export * from "./run_result.ts";
 export * from "./sandbox.ts";
 export * from "./sandbox_fs.ts";
-export * from "./audit_report.ts";
-export { renderAuditText } from "./audit_render_text.ts";
-export { renderAuditHtml } from "./audit_render_html.ts";
+export * from "../audit/report.ts";
+export { renderAuditText } from "../audit/render_text.ts";
+export { renderAuditHtml } from "../audit/render_html.ts";
 export * from "./permission_broker.ts";
-export { InputError } from "./_inputs.ts";
+export { InputError } from "./_run/inputs.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_LIMITS } from "../runtime/limits.ts";
-import { schemaText } from "./cli/schema.ts";
+import { schemaText } from "../cli/schema.ts";
 import {
   loadPolicyFile,
   parsePolicy,

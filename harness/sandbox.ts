@@ -8,8 +8,8 @@
  * This file holds the session's lifecycle (create, spawn, the waiting
  * process of warm start, close) and the public option types with their
  * docs, which is why it is longer than the ~400 lines most modules keep to;
- * what one run is made of lives in `_prepared_run.ts` (files, channels,
- * launch), `_supervise.ts` (limits, kill) and `_run_channels.ts` (sockets).
+ * what one run is made of lives in `_run/prepare.ts` (files, channels,
+ * launch), `_run/supervise.ts` (limits, kill) and `_run/channels.ts` (sockets).
  *
  * @module
  */
@@ -36,21 +36,21 @@ import {
   bundleProgram,
   prepareBundler,
   type ProgramSource,
-} from "./bundle.ts";
+} from "./bundle/bundle.ts";
 import {
   closeEgress,
   needsEgress,
   type SandboxEgress,
   setupEgress,
   updateEgress,
-} from "./_egress.ts";
+} from "./_run/egress.ts";
 import {
   deliverProgram,
   discardPrepared,
   type PreparedRun,
   prepareRun,
-} from "./_prepared_run.ts";
-import { prepareInputs } from "./_inputs.ts";
+} from "./_run/prepare.ts";
+import { prepareInputs } from "./_run/inputs.ts";
 import {
   EnvSchema,
   parsePolicy,
@@ -66,15 +66,15 @@ import {
   type ScratchUsage,
   volumeQuota,
   walkQuota,
-} from "./_scratch_quota.ts";
+} from "./_run/scratch_quota.ts";
 import { lockOf } from "./_sandbox_lock.ts";
 import type {
   ScratchFsRequest,
   ScratchQuotaMode,
 } from "../runtime/scratch_volume.ts";
-import { SandboxSetupError, superviseRun } from "./_supervise.ts";
+import { SandboxSetupError, superviseRun } from "./_run/supervise.ts";
 import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
-import { NpmPackages } from "./npm_packages.ts";
+import { NpmPackages } from "./bundle/npm_packages.ts";
 
 /** Options for {@linkcode Sandbox.create}. */
 export interface SandboxOptions {
@@ -170,8 +170,8 @@ export interface SandboxProcess {
   kill(): void;
 }
 
-export { SandboxSetupError } from "./_supervise.ts";
-export type { ScratchUsage } from "./_scratch_quota.ts";
+export { SandboxSetupError } from "./_run/supervise.ts";
+export type { ScratchUsage } from "./_run/scratch_quota.ts";
 export type {
   ScratchFsRequest,
   ScratchQuotaMode,

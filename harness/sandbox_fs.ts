@@ -23,7 +23,7 @@
  */
 
 import type { SandboxLock } from "./_sandbox_lock.ts";
-import type { ScratchQuota } from "./_scratch_quota.ts";
+import type { ScratchQuota } from "./_run/scratch_quota.ts";
 
 /** A sandbox filesystem operation was refused. */
 export class SandboxFsError extends Error {

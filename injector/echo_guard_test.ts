@@ -6,7 +6,7 @@ import {
   redactString,
   secretVariants,
 } from "./echo_guard.ts";
-import { mulberry32 } from "./_http1_fuzz.ts";
+import { mulberry32 } from "../tests/kits/http1_fuzz.ts";
 
 const utf8 = new TextEncoder();
 

@@ -11,7 +11,7 @@ import {
   NetworkPolicySchema,
 } from "./network_policy.ts";
 import { parseConnectTo } from "./resolver.ts";
-import { fixedResolver, sharedTestPki } from "./_test_util.ts";
+import { fixedResolver, sharedTestPki } from "../tests/kits/injector.ts";
 
 const resolver = fixedResolver({});
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runHostFuzz } from "./_host_fuzz.ts";
+import { runHostFuzz } from "../tests/kits/host_fuzz.ts";
 
 Deno.test("canonicalHost(), parseHostPattern() and matchHost() hold their properties on 20,000 fuzzed inputs", () => {
   const { inputs, failures } = runHostFuzz(0x5eed, 20_000);

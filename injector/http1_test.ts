@@ -20,7 +20,7 @@ import {
   serializeResponseHead,
   setHeader,
 } from "./http1.ts";
-import { runHttp1Fuzz } from "./_http1_fuzz.ts";
+import { runHttp1Fuzz } from "../tests/kits/http1_fuzz.ts";
 
 /** Latin1 string to bytes (one byte per char). */
 function bytes(text: string): Uint8Array {

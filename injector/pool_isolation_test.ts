@@ -4,7 +4,7 @@
  * update drops a sandbox's pooled connections, leaf certificates are per
  * sandbox, and a run's end leaves a record of every request it sent.
  *
- * The upstream authenticates the CONNECTION (tests/_session_upstream.ts):
+ * The upstream authenticates the CONNECTION (tests/kits/session_upstream.ts):
  * served on a connection someone else's credential opened, a request gets
  * their identity, and the who-am-I answer quotes their raw secret.
  */
@@ -31,11 +31,11 @@ import {
   openTlsTunnel,
   openTunnel,
   waitFor,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 import {
   type SessionUpstream,
   startSessionUpstream,
-} from "../tests/_session_upstream.ts";
+} from "../tests/kits/session_upstream.ts";
 
 const HOST = "session.example.test";
 const SECRET_A = "sk-tenant-a-7f3a9c2e51d04b86aa";

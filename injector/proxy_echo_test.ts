@@ -18,7 +18,7 @@ import {
   type TestProxy,
   type UpstreamHandler,
   type UpstreamServer,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 const SECRET = "sk-echo-7d1f0b9a3c5e2468";
 const MARKER = "[airlock:redacted]";

@@ -21,7 +21,7 @@ import {
   type UpstreamServer,
   wsAccept,
   wsUpgrade,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 const MARKER = "[airlock:redacted]";
 const utf8 = new TextEncoder();

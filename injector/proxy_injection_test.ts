@@ -23,7 +23,7 @@ import {
   startUpstream,
   type TestProxy,
   type UpstreamServer,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 const SECRET = "sk-test-5f3a9c2e7b1d4680";
 const OTHER_SECRET = "gh-real-0a1b2c3d4e5f6789";

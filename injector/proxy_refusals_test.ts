@@ -20,7 +20,7 @@ import {
   startProxy,
   startUpstream,
   type TestProxy,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 /** Status of a CONNECT to `authority` (the tunnel is dropped at once). */
 async function connectStatus(

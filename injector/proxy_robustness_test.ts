@@ -29,7 +29,7 @@ import {
   type UpstreamHandler,
   type UpstreamServer,
   waitFor,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 const MB = 1024 * 1024;
 

@@ -23,7 +23,7 @@ import {
   startProxy,
   startUpstream,
   waitFor,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 Deno.test("upstream TLS: a certificate from a CA not in caCerts gets 502 upstream-error and is audited", async () => {
   const trusted = await sharedTestPki();

@@ -20,7 +20,7 @@ import {
   wsFrame,
   WsReader,
   wsUpgrade,
-} from "./_test_util.ts";
+} from "../tests/kits/injector.ts";
 
 const SECRET = "sk-ws-3e8d1c6b9a2f4057";
 const MARKER = "[airlock:redacted]";

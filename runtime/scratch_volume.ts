@@ -15,7 +15,7 @@
  *   handed back before the sandbox closes (no `discard`), so they are also
  *   the most it ever used.
  * - `"walk"`: no filesystem of its own; the harness measures the
- *   directories (`harness/_scratch_quota.ts`) and stops the run. Used where
+ *   directories (`harness/_run/scratch_quota.ts`) and stops the run. Used where
  *   the harness cannot mount (not root, no loop devices: most containers).
  *   Files unlinked while held open escape it (see SECURITY.md).
  * - `"tmpfs"` (only when asked for): a sized tmpfs. It costs RAM, not disk,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { BundleError, Sandbox, SandboxSetupError } from "../mod.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
-import { pathExists, pollUntil } from "./_sandbox_processes.ts";
+import { pathExists, pollUntil } from "./kits/sandbox_processes.ts";
 
 const MOD_URL = new URL("../mod.ts", import.meta.url).href;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;

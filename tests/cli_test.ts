@@ -4,11 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { EXIT_CODES } from "../harness/cli/exit_codes.ts";
+import { EXIT_CODES } from "../cli/exit_codes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const RUN = `${ROOT}harness/cli/run.ts`;
-const DOCTOR = `${ROOT}harness/cli/doctor.ts`;
+const RUN = `${ROOT}cli/run.ts`;
+const DOCTOR = `${ROOT}cli/doctor.ts`;
 
 interface CliResult {
   code: number;

@@ -19,7 +19,7 @@ import {
   EXFIL_HOST,
   fingerprint,
 } from "../examples/demo/billing_api.ts";
-import { assertNoBytes, randomSecret } from "./_upstreams.ts";
+import { assertNoBytes, randomSecret } from "./kits/upstreams.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FAKE_KEY = "-----BEGIN FAKE KEY-----";

@@ -24,7 +24,7 @@ import {
   tryEach,
   upstreamPolicy,
   type Upstreams,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const LIMITS = { timeoutMs: 60_000 };
 

@@ -14,10 +14,10 @@ import {
   randomSecret,
   startUpstreams,
   type Upstreams,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const RUN = `${ROOT}harness/cli/run.ts`;
+const RUN = `${ROOT}cli/run.ts`;
 
 interface CliResult {
   code: number;

@@ -18,7 +18,7 @@ import {
   randomSecret,
   startUpstreams,
   upstreamPolicy,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const SANDBOXES = 50;
 const REQUESTS = 3;

@@ -17,7 +17,7 @@ import {
   startUpstreams,
   upstreamPolicy,
   type Upstreams,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const LIMITS = { timeoutMs: 60_000 };
 

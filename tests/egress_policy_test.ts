@@ -27,7 +27,7 @@ import {
   statusOf,
   tryEach,
   upstreamPolicy,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const LIMITS = { timeoutMs: 60_000 };
 

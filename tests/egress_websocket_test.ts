@@ -19,7 +19,7 @@ import {
   startUpstreams,
   tryEach,
   upstreamPolicy,
-} from "./_upstreams.ts";
+} from "./kits/upstreams.ts";
 
 const LIMITS = { timeoutMs: 60_000 };
 

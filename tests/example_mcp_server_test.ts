@@ -10,7 +10,7 @@ import {
   processesMentioning,
   startedRun,
   startedRunDirs,
-} from "./_sandbox_processes.ts";
+} from "./kits/sandbox_processes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}examples/mcp_server/main.ts`;

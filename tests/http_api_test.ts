@@ -5,24 +5,24 @@
  */
 
 import assert from "node:assert/strict";
-import { type AppOptions, createApp } from "../harness/http/app.ts";
+import { type AppOptions, createApp } from "../http/app.ts";
 import {
   AirlockApiError,
   AirlockClient,
   type RunStreamEvent,
-} from "../harness/http/client.ts";
-import { RunResultSchema, RunStatusSchema } from "../harness/http/schemas.ts";
+} from "../http/client.ts";
+import { RunResultSchema, RunStatusSchema } from "../http/schemas.ts";
 import {
   anyAlive,
   bwrapProcesses,
   pollUntil,
   processesMentioning,
   startedRun,
-} from "./_sandbox_processes.ts";
-import { startUpstreams } from "./_upstreams.ts";
+} from "./kits/sandbox_processes.ts";
+import { startUpstreams } from "./kits/upstreams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const SERVE = `${ROOT}harness/http/serve.ts`;
+const SERVE = `${ROOT}http/serve.ts`;
 const TOKEN = "e2e-token-0123456789abcdef";
 const FOREVER =
   `console.log("started"); while (true) { await new Promise((r) => setTimeout(r, 50)); }`;

@@ -4,7 +4,7 @@
  * descriptors without close-on-exec from whoever started it (a shell's
  * `exec 200>lock`, a service manager's sockets); neither `Deno.Command` nor
  * bwrap closes them, so the launcher does. Proven with Deno's wall lowered
- * (`tests/_namespace_only.ts`): only the launcher stands in the way.
+ * (`tests/kits/namespace_only.ts`): only the launcher stands in the way.
  */
 
 import assert from "node:assert/strict";
@@ -44,7 +44,8 @@ async function harnessWithInheritedDescriptors(): Promise<{
       return `${info.dev}:${info.ino}`;
     });
     const script = `${dir}/harness.ts`;
-    const namespaceOnly = new URL("./_namespace_only.ts", import.meta.url).href;
+    const namespaceOnly =
+      new URL("./kits/namespace_only.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
       `import { runNamespaceOnly } from ${JSON.stringify(namespaceOnly)};

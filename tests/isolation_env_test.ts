@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Sandbox } from "../mod.ts";
-import { runNamespaceOnly } from "./_namespace_only.ts";
+import { runNamespaceOnly } from "./kits/namespace_only.ts";
 
 const CANARY_NAME = "AIRLOCK_CANARY_SECRET";
 

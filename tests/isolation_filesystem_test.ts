@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { InputError, Sandbox } from "../mod.ts";
 import type { PolicyInput, RunResult } from "../mod.ts";
-import { runNamespaceOnly } from "./_namespace_only.ts";
+import { runNamespaceOnly } from "./kits/namespace_only.ts";
 
 const HOST_PASSWD_LINE = (await Deno.readTextFile("/etc/passwd")).split(
   "\n",

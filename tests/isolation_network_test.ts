@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { Sandbox } from "../mod.ts";
-import { runNamespaceOnly } from "./_namespace_only.ts";
+import { runNamespaceOnly } from "./kits/namespace_only.ts";
 
 /** A host listener that counts the connections it receives. */
 class CountingListener {

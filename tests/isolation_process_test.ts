@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Sandbox } from "../mod.ts";
 import type { PolicyInput, RunResult } from "../mod.ts";
-import { runNamespaceOnly } from "./_namespace_only.ts";
+import { runNamespaceOnly } from "./kits/namespace_only.ts";
 
 async function runIn(
   code: string,

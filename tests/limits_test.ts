@@ -12,7 +12,7 @@ import type {
   RunResult,
   SandboxOptions,
 } from "../mod.ts";
-import { runNamespaceOnly } from "./_namespace_only.ts";
+import { runNamespaceOnly } from "./kits/namespace_only.ts";
 
 /**
  * Runs `code` under `policy` while a bystander sandbox is live (it waits

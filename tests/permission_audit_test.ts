@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { CertificateAuthority } from "../injector/ca.ts";
-import { buildAuditReport } from "../harness/audit_report.ts";
+import { buildAuditReport } from "../audit/report.ts";
 import { startPermissionBroker } from "../harness/permission_broker.ts";
 import type {
   AuditEvent,
@@ -214,7 +214,7 @@ Deno.test("audit CLI prints the report with the denied attempts and the flags", 
         "-A",
         "--config",
         new URL("../deno.json", import.meta.url).pathname,
-        new URL("../harness/cli/audit.ts", import.meta.url).pathname,
+        new URL("../cli/audit.ts", import.meta.url).pathname,
         "--json",
         program,
       ],

@@ -12,7 +12,7 @@ import {
   anyAlive,
   processesMentioning,
   sandboxMonitors,
-} from "./_sandbox_processes.ts";
+} from "./kits/sandbox_processes.ts";
 
 /** Everything a program can see of how it was started. */
 const PROBE = `

@@ -18,8 +18,8 @@ import type {
   RunResult,
 } from "../../mod.ts";
 import { AUDIT_BOUNDS, auditEventBytes } from "../../harness/_audit_bounds.ts";
-import { buildAuditReport } from "../../harness/audit_report.ts";
-import { renderAuditText } from "../../harness/audit_render_text.ts";
+import { buildAuditReport } from "../../audit/report.ts";
+import { renderAuditText } from "../../audit/render_text.ts";
 
 const LIMITS = { timeoutMs: 120_000 };
 

@@ -24,15 +24,15 @@
 import assert from "node:assert/strict";
 import { BundleError, Sandbox } from "../../mod.ts";
 import type { AuditEvent } from "../../mod.ts";
-import { ENV_CANARY, ENV_CANARY_NAME, findCanaries } from "./_harness.ts";
-import { bundlerSandbox } from "../../harness/_bundler_process.ts";
-import { installerSandbox } from "../../harness/_npm_installer.ts";
+import { ENV_CANARY, ENV_CANARY_NAME, findCanaries } from "./_corpus.ts";
+import { bundlerSandbox } from "../../harness/bundle/_process.ts";
+import { installerSandbox } from "../../harness/bundle/_npm_installer.ts";
 import {
   HELPER_DENO,
   helperCommand,
   helperIdentity,
-} from "../../harness/_bundler_sandbox.ts";
-import { printable } from "../../harness/audit_render_text.ts";
+} from "../../harness/bundle/_sandbox.ts";
+import { printable } from "../../audit/render_text.ts";
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -641,7 +641,7 @@ Deno.test("bun-010 [bundler] control characters in specifiers and file names are
       args: [
         "run",
         "-A",
-        new URL("../../harness/cli/run.ts", import.meta.url).pathname,
+        new URL("../../cli/run.ts", import.meta.url).pathname,
         `${dir}/main.ts`,
       ],
       stdout: "piped",

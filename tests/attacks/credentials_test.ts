@@ -25,7 +25,7 @@ import {
   seenWith,
   statusLine,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 /** Raw TLS upstreams that misbehave with the credential they receive. */
 const RAW = {

@@ -29,7 +29,7 @@ import {
   INJECTED_CANARY,
   MARKER,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 /** Answers with the credential, encoded as the path says. */
 const MIRROR = "mirror.attack.test";

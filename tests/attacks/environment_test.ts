@@ -14,7 +14,7 @@ import {
   NOT_CAPABLE,
   PLACEHOLDER_NAME,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 // Side-channel canaries: a harness time zone and locale that a leaked
 // environment would carry into the sandbox.

@@ -2,7 +2,7 @@
  * Filesystem attacks: host paths, /proc tricks, links out of inputs,
  * hardlinks, writes outside /scratch, device nodes, mode and owner tricks,
  * the harness's own sockets. Every program runs with the canaries loaded
- * (see `_harness.ts`); the host secret file is world-readable, so only the
+ * (see `_corpus.ts`); the host secret file is world-readable, so only the
  * sandbox's walls keep it out.
  */
 
@@ -13,7 +13,7 @@ import {
   NOT_CAPABLE,
   scratchEntry,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 import { InputError, Sandbox } from "../../mod.ts";
 
 const corpus = new Corpus("filesystem");

@@ -18,7 +18,7 @@ import {
   Corpus,
   NOT_CAPABLE,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 const corpus = new Corpus("kernel");
 corpus.batch("seccomp", { mode: "seccomp" });

@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { PolicyError, Sandbox } from "../../mod.ts";
 import type { EgressEvent, PolicyInput } from "../../mod.ts";
-import { RAW_PROXY_PRELUDE } from "../_upstreams.ts";
+import { RAW_PROXY_PRELUDE } from "../kits/upstreams.ts";
 import {
   basePolicy,
   Corpus,
@@ -31,7 +31,7 @@ import {
   seenWith,
   statusLine,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 import {
   namespaceUnavailable,
   runInResolverNamespace,

@@ -15,7 +15,7 @@ import {
   type Fixtures,
   NOT_CAPABLE,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 const corpus = new Corpus("network");
 

@@ -13,7 +13,7 @@ import {
   type Fixtures,
   NOT_CAPABLE,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 const corpus = new Corpus("processes");
 

@@ -16,7 +16,7 @@ import {
   seenWith,
   statusLine,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 
 const corpus = new Corpus("proxy-bypass");
 

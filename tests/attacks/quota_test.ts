@@ -20,7 +20,7 @@
  */
 
 import assert from "node:assert/strict";
-import { assertThrew, basePolicy, type CaseView, Corpus } from "./_harness.ts";
+import { assertThrew, basePolicy, type CaseView, Corpus } from "./_corpus.ts";
 import { scratchFsSupport } from "../../runtime/scratch_volume.ts";
 
 const corpus = new Corpus("quota", { concurrency: 2 });

@@ -21,7 +21,7 @@ import {
   type Fixtures,
   NOT_CAPABLE,
   valueOf,
-} from "./_harness.ts";
+} from "./_corpus.ts";
 import { egressBridgeChildren } from "../../runtime/launcher.ts";
 import { DEFAULT_LIMITS } from "../../runtime/limits.ts";
 

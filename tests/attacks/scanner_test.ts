@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ENV_CANARY, findCanaries, INJECTED_CANARY } from "./_harness.ts";
+import { ENV_CANARY, findCanaries, INJECTED_CANARY } from "./_corpus.ts";
 
 const encoder = new TextEncoder();
 

@@ -10,14 +10,14 @@
  */
 
 import assert from "node:assert/strict";
-import { type AppOptions, createApp } from "../../harness/http/app.ts";
+import { type AppOptions, createApp } from "../../http/app.ts";
 import {
   AirlockApiError,
   AirlockClient,
   type RunStreamEvent,
-} from "../../harness/http/client.ts";
-import type { RunResultJson } from "../../harness/http/schemas.ts";
-import { pollUntil } from "../_sandbox_processes.ts";
+} from "../../http/client.ts";
+import type { RunResultJson } from "../../http/schemas.ts";
+import { pollUntil } from "../kits/sandbox_processes.ts";
 
 const TOKEN_A = "tenant-a-token-0123456789abcdef";
 const TOKEN_B = "tenant-b-token-0123456789abcdef";
@@ -214,7 +214,7 @@ Deno.test("tenants (HTTP): a run printing 600 MiB adds bounded memory to the ser
       "-A",
       "--config",
       `${ROOT}deno.json`,
-      `${ROOT}harness/http/serve.ts`,
+      `${ROOT}http/serve.ts`,
       "--config",
       config,
       "--port",

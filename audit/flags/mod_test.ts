@@ -1,0 +1,708 @@
+import assert from "node:assert/strict";
+import type { AuditReport } from "../report.ts";
+import {
+  atOrAbove,
+  auditPath,
+  auditText,
+  findDenoCommands,
+  type Finding,
+  type ParsedDenoCommand,
+  parseDenoCommand,
+  parseTrail,
+  sortFindings,
+  type Trail,
+} from "./mod.ts";
+
+const FIXTURE = new URL("../../tests/fixtures/risky_project", import.meta.url)
+  .pathname;
+
+/** `kind=values` of each grant, values "*" for all. */
+function grants(parsed: ParsedDenoCommand | null): string[] {
+  assert.ok(parsed, "expected a parsed command");
+  return parsed.grants.map((g) => `${g.kind}=${g.values?.join(",") ?? "*"}`);
+}
+
+const parse = (line: string) => parseDenoCommand(line.split(" "));
+
+/** Findings of one deno.json task, as `severity flag`. */
+function rateTask(command: string): string[] {
+  const text = JSON.stringify({ tasks: { t: command } });
+  return auditText(text, "deno.json").map((f) => `${f.severity} ${f.flag}`);
+}
+
+async function tempProject(files: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-flags-audit-" });
+  for (const [name, text] of Object.entries(files)) {
+    const path = `${dir}/${name}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(path, text);
+  }
+  return dir;
+}
+
+Deno.test("auditPath() reports each risky pattern of the fixture project at its file, line and severity", async () => {
+  const findings = await auditPath(FIXTURE);
+  const got = findings.map((f) => `${f.file}:${f.line} ${f.severity} ${f.flag}`)
+    .sort();
+  const expected = [
+    // deno.json tasks, at each task's key line.
+    "deno.json:7 critical -A",
+    "deno.json:8 high --allow-net",
+    "deno.json:8 medium --allow-read=.",
+    "deno.json:9 critical --allow-run=git,bash",
+    "deno.json:13 high --allow-env",
+    "deno.json:14 medium --allow-env=HOME,GITHUB_TOKEN",
+    "deno.json:15 high --allow-read=~/.ssh,./data",
+    "deno.json:16 info --allow-net=localhost:8000",
+    "deno.json:17 high -R",
+    "deno.json:18 high --allow-net",
+    "deno.json:18 low (no --no-prompt)",
+    "deno.json:19 high --allow-read",
+    "deno.json:20 high --allow-write (from -P=build)",
+    "deno.json:20 low --allow-read=./src (from -P=build)",
+    "deno.json:21 critical deno eval",
+    // deno.jsonc with comments and trailing commas, in a subfolder.
+    "sub/deno.jsonc:5 critical --allow-ffi=./libsqlite.so",
+    "sub/deno.jsonc:6 high --allow-write=./src,./out",
+    "sub/deno.jsonc:7 medium --allow-import=jsr.io,evil.example.net",
+    // #!/usr/bin/env -S deno run ...
+    "bin/fetch.ts:1 low --allow-net=api.example.com",
+    "bin/fetch.ts:1 medium --allow-sys",
+    "bin/fetch.ts:1 low (no --no-prompt)",
+    // Shell: continued lines, quoted values, chains, sh -c, combined shorts.
+    "scripts/deploy.sh:5 low --allow-read=./dist",
+    "scripts/deploy.sh:5 high --allow-write=$HOME/.cache/deploy",
+    "scripts/deploy.sh:5 medium --allow-env=AWS_SECRET_ACCESS_KEY,AWS_REGION",
+    "scripts/deploy.sh:10 critical --allow-run=curl",
+    "scripts/deploy.sh:11 info --allow-hrtime",
+    "scripts/deploy.sh:12 high -R (in -RW=./out)",
+    "scripts/deploy.sh:12 low -W=./out (in -RW=./out)",
+    // Makefile recipes with @ and - prefixes.
+    "Makefile:5 medium --allow-import",
+    "Makefile:8 critical --allow-ffi",
+    "Makefile:8 medium --allow-foo",
+    "Makefile:11 info --allow-net=127.0.0.1",
+    "Makefile:11 low (no --no-prompt)",
+    // package.json scripts; -P=ci resolves in the sibling deno.json.
+    "package.json:5 low --allow-read=./data",
+    "package.json:6 high --allow-scripts",
+    "package.json:7 critical --allow-all (from -P=ci)",
+    // GitHub workflow: plain, block scalar with continuations, quoted scalar.
+    ".github/workflows/ci.yml:7 critical -A",
+    ".github/workflows/ci.yml:9 high --allow-net",
+    ".github/workflows/ci.yml:9 high --allow-read=/etc/passwd",
+    ".github/workflows/ci.yml:9 low (no --no-prompt)",
+    ".github/workflows/ci.yml:12 low --allow-write=/tmp/out",
+    // Dockerfile: shell form and exec form.
+    "Dockerfile:5 medium --allow-read=.",
+    "Dockerfile:5 high --allow-write=.",
+    "Dockerfile:6 info --allow-net=0.0.0.0:8000",
+    "Dockerfile:6 low (no --no-prompt)",
+    // Markdown: the fenced block only.
+    "README.md:7 high -R (in -RN)",
+    "README.md:7 high -N (in -RN)",
+  ].sort();
+  assert.deepEqual(got, expected);
+});
+
+Deno.test("auditPath() puts the most severe findings first and commands in them as written", async () => {
+  const findings = await auditPath(FIXTURE);
+  assert.deepEqual(findings, sortFindings(findings));
+  assert.equal(findings[0]!.severity, "critical");
+  const deploy = findings.find((f) =>
+    f.file === "scripts/deploy.sh" && f.line === 5
+  );
+  assert.equal(
+    deploy?.command,
+    "deno run --allow-read=./dist --allow-write=$HOME/.cache/deploy --allow-env=AWS_SECRET_ACCESS_KEY,AWS_REGION deploy.ts",
+  );
+});
+
+Deno.test("auditPath() skips node_modules, .git, vendor and excluded paths, and takes one file", async () => {
+  const risky = '{ "tasks": { "x": "deno run -A --no-prompt x.ts" } }';
+  const dir = await tempProject({
+    "deno.json": risky,
+    "node_modules/pkg/deno.json": risky,
+    ".git/hooks/deno.json": risky,
+    "vendor/lib/deno.json": risky,
+    "fixtures/deno.json": risky,
+    ".github/deno.json": risky,
+  });
+  try {
+    const files = (await auditPath(dir, { exclude: ["fixtures"] })).map((f) =>
+      f.file
+    );
+    assert.deepEqual(files.sort(), [".github/deno.json", "deno.json"]);
+    const one = await auditPath(`${dir}/fixtures/deno.json`);
+    assert.deepEqual(one.map((f) => f.file), ["deno.json"]);
+    // The path given is followed even when it is a link; links inside are not.
+    await Deno.symlink(`${dir}/fixtures`, `${dir}/link`);
+    assert.equal((await auditPath(`${dir}/link`)).length, 1);
+    assert.equal((await auditPath(dir, { exclude: ["fixtures"] })).length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("auditPath() finds nothing at or above low in a clean project", async () => {
+  const dir = await tempProject({
+    "deno.json": JSON.stringify({
+      tasks: {
+        start: "deno run --no-prompt main.ts",
+        dev: "deno run --allow-net=localhost:8000 --no-prompt main.ts",
+        test: "deno test --no-prompt",
+        ok: "deno fmt --check && deno lint && deno task test",
+      },
+    }),
+    "main.ts": "#!/usr/bin/env -S deno run --no-prompt\nconsole.log(1);\n",
+    "README.md":
+      "Run `deno run -A main.ts`? No:\n\n```sh\ndeno task start\n```\n",
+    "ci.sh": "#!/bin/sh\ndeno --version && deno check main.ts\n",
+  });
+  try {
+    const findings = await auditPath(dir);
+    // The localhost grant is the one (info) finding: the audit did run.
+    assert.deepEqual(findings.map((f) => `${f.severity} ${f.flag}`), [
+      "info --allow-net=localhost:8000",
+    ]);
+    assert.ok(findings.every((f) => !atOrAbove(f.severity, "low")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseDenoCommand() reads every permission flag form", () => {
+  const cases: [string, string[]][] = [
+    ["run -A x.ts", ["all=*"]],
+    ["run --allow-all x.ts", ["all=*"]],
+    ["run -R --allow-read=a,b x.ts", ["read=*", "read=a,b"]],
+    ["run -W=out --allow-write x.ts", ["write=out", "write=*"]],
+    ["run -N=h:443 --allow-net x.ts", ["net=h:443", "net=*"]],
+    ["run -E --allow-env=HOME x.ts", ["env=*", "env=HOME"]],
+    ["run -S --allow-sys=hostname x.ts", ["sys=*", "sys=hostname"]],
+    ["run --allow-run --allow-run=git x.ts", ["run=*", "run=git"]],
+    ["run --allow-ffi=./a.so x.ts", ["ffi=./a.so"]],
+    ["run -I --allow-import=jsr.io x.ts", ["import=*", "import=jsr.io"]],
+    ["run --allow-hrtime x.ts", ["hrtime=*"]],
+    ["install --allow-scripts=npm:a", ["scripts=npm:a"]],
+  ];
+  for (const [line, expected] of cases) {
+    assert.deepEqual(grants(parse(line)), expected, line);
+  }
+  const denied = parse("run --allow-read --deny-read=~/.ssh --deny-net x.ts")!;
+  assert.deepEqual(
+    denied.denies.map((d) => `${d.kind}=${d.values ?? "*"}`),
+    ["read=~/.ssh", "net=*"],
+  );
+  assert.equal(parse("run x.ts")!.noPrompt, false);
+  assert.equal(parse("run --no-prompt x.ts")!.noPrompt, true);
+  assert.deepEqual(parse("run -P x.ts")!.permissionSet?.name, "default");
+  assert.deepEqual(
+    parse("run --permission-set=ci x.ts")!.permissionSet?.name,
+    "ci",
+  );
+  assert.deepEqual(parse("test -P=t")!.permissionSet?.name, "t");
+});
+
+Deno.test("parseDenoCommand() takes the word after a bare list flag as the script, as Deno does", () => {
+  const bare = parse("run --allow-net api.example.com main.ts")!;
+  assert.deepEqual(grants(bare), ["net=*"]);
+  assert.equal(bare.script, "api.example.com");
+  assert.deepEqual(bare.misplacedValue, {
+    flag: "--allow-net",
+    word: "api.example.com",
+  });
+  const listed = parse("run --allow-net=api.example.com main.ts")!;
+  assert.deepEqual(grants(listed), ["net=api.example.com"]);
+  assert.equal(listed.script, "main.ts");
+  assert.equal(listed.misplacedValue, null);
+  // A script-looking word is taken as the script it looks like.
+  assert.equal(parse("run -R main.ts")!.misplacedValue, null);
+  // The finding says so, and suggests the '=' form.
+  const [finding] = auditText(
+    JSON.stringify({ tasks: { t: "deno run -N api.example.com main.ts" } }),
+    "deno.json",
+  );
+  assert.equal(finding?.severity, "high");
+  assert.match(
+    finding!.message,
+    /'api\.example\.com' after it is not its list/,
+  );
+  assert.match(finding!.suggestion, /--allow-net=api\.example\.com/);
+});
+
+Deno.test("parseDenoCommand() reads combined short flags as Deno 2.9 does: -RN is -R -N, -R/tmp is -R=/tmp", () => {
+  assert.deepEqual(grants(parse("run -RN x.ts")), ["read=*", "net=*"]);
+  assert.deepEqual(grants(parse("run -NR=/tmp x.ts")), ["net=*", "read=/tmp"]);
+  assert.deepEqual(grants(parse("run -R/tmp x.ts")), ["read=/tmp"]);
+  assert.deepEqual(grants(parse("run -Nfoo.com x.ts")), ["net=foo.com"]);
+  // Which letters continue a cluster depends on the subcommand: -f is
+  // install's --force, not the start of a value.
+  assert.deepEqual(grants(parse("install -g -Nf npm:x")), ["net=*"]);
+  assert.deepEqual(grants(parse("run -qAr x.ts")), ["all=*"]);
+  // -c takes the next word: it is not the script.
+  const config = parse("run -Rc deno.json x.ts")!;
+  assert.deepEqual(grants(config), ["read=*"]);
+  assert.equal(config.script, "x.ts");
+  assert.equal(parse("run --config deno.json x.ts")!.script, "x.ts");
+});
+
+Deno.test("parseDenoCommand() gives flags after the script to the script, except for test and bench", () => {
+  assert.deepEqual(grants(parse("run x.ts -A --allow-net")), []);
+  assert.deepEqual(grants(parse("compile -o app x.ts -A")), []);
+  assert.deepEqual(grants(parse("test a_test.ts -A")), ["all=*"]);
+  assert.deepEqual(grants(parse("bench b.ts -N")), ["net=*"]);
+  assert.deepEqual(grants(parse("test -R -- -A")), ["read=*"]);
+});
+
+Deno.test("parseDenoCommand() reports flags Deno rejects", () => {
+  const problems = (line: string) => parse(line)!.problems.map((p) => p.flag);
+  assert.deepEqual(problems("run --allow-foo x.ts"), ["--allow-foo"]);
+  assert.deepEqual(problems("run --deny-everything x.ts"), [
+    "--deny-everything",
+  ]);
+  assert.deepEqual(problems("run -qZ x.ts"), ["-qZ"]);
+  assert.deepEqual(problems("run --allow-read= x.ts"), ["--allow-read="]);
+  assert.deepEqual(problems("run -R= x.ts"), ["-R="]);
+  assert.deepEqual(problems("run --allow-all=yes x.ts"), ["--allow-all=yes"]);
+  assert.deepEqual(problems("run -R -N x.ts"), []);
+});
+
+Deno.test("parseDenoCommand() ignores commands that grant nothing: deno task, fmt, --version, bare deno", () => {
+  for (
+    const line of [
+      "task dev",
+      "fmt --check",
+      "--version",
+      "",
+      "lint",
+      "cache x.ts",
+    ]
+  ) {
+    assert.equal(parseDenoCommand(line ? line.split(" ") : []), null, line);
+  }
+  // `deno x.ts` is `deno run x.ts`; `deno -A` alone is a REPL with -A.
+  assert.equal(parse("-A x.ts")!.subcommand, "run");
+  assert.equal(parse("x.ts")!.subcommand, "run");
+  assert.equal(parse("-A")!.subcommand, "repl");
+  assert.equal(parse("-q run -A x.ts")!.subcommand, "run");
+  // A local install fetches dependencies: only lifecycle scripts run.
+  assert.deepEqual(grants(parse("install -A")), []);
+  assert.deepEqual(grants(parse("install -g -A npm:cowsay")), ["all=*"]);
+});
+
+Deno.test("findDenoCommands() handles quotes, continuations, chains, redirections, sh -c and comments", () => {
+  const words = (text: string, path = "x.sh") =>
+    findDenoCommands(text, path).map((s) => `${s.line}: ${s.words.join(" ")}`);
+  assert.deepEqual(
+    words(`deno run --allow-read="./a b,./c" 'x.ts'`),
+    ["1: deno run --allow-read=./a b,./c x.ts"],
+  );
+  assert.deepEqual(words("deno run \\\n  -N \\\n  x.ts\ndeno test"), [
+    "1: deno run -N x.ts",
+    "4: deno test",
+  ]);
+  assert.deepEqual(
+    words("a && deno run -R x.ts; deno test -N | tee l || deno bench -E &"),
+    [
+      "1: deno run -R x.ts",
+      "1: deno test -N",
+      "1: deno bench -E",
+    ],
+  );
+  assert.deepEqual(words("deno run -R x.ts 2>&1 >/dev/null < in"), [
+    "1: deno run -R x.ts",
+  ]);
+  assert.deepEqual(words("out=$(deno run -N x.ts)"), ["1: deno run -N x.ts"]);
+  assert.deepEqual(words(`bash -lc "deno run -E x.ts"`), [
+    "1: deno run -E x.ts",
+  ]);
+  assert.deepEqual(words(`echo "deno run -A x.ts" # deno run -A`), []);
+  assert.deepEqual(words(`echo deno run -A x.ts`), []);
+  assert.deepEqual(words("npx -y deno@2.9.6 run -W x.ts"), [
+    "1: deno@2.9.6 run -W x.ts",
+  ]);
+  assert.deepEqual(words("/usr/bin/deno run -W x.ts"), [
+    "1: /usr/bin/deno run -W x.ts",
+  ]);
+  assert.deepEqual(words("cp deno.json out/ && which deno"), ["1: deno"]);
+  // In a file type that is not a script, only the #! line counts.
+  assert.deepEqual(
+    words(
+      "#!/usr/bin/env -S deno run -N\nconst s = 'deno run -A x.ts';",
+      "x.ts",
+    ),
+    [
+      "1: deno run -N",
+    ],
+  );
+});
+
+Deno.test("findDenoCommands() reads deno.jsonc with comments and trailing commas, and a broken deno.json line by line", () => {
+  const lines = (text: string, path: string) =>
+    findDenoCommands(text, path).map((s) => `${s.line}: ${s.words.join(" ")}`);
+  const jsonc =
+    '{\n  // dev\n  "tasks": {\n    /* a */ "a": "deno run -N x.ts",\n  },\n}\n';
+  assert.deepEqual(lines(jsonc, "deno.jsonc"), ["4: deno run -N x.ts"]);
+  const broken =
+    '{\n  "tasks": {\n    "a": "deno run -E x.ts"\n    "b": "deno test -R"\n';
+  assert.deepEqual(lines(broken, "deno.json"), [
+    "3: deno run -E x.ts",
+    "4: deno test -R",
+  ]);
+  // Object tasks, at their key's line.
+  const objects = JSON.stringify(
+    { tasks: { b: "deno task a", a: { command: "deno run -W x.ts" } } },
+    null,
+    2,
+  );
+  assert.deepEqual(lines(objects, "deno.json"), [
+    "3: deno task a",
+    "4: deno run -W x.ts",
+  ]);
+});
+
+Deno.test("findDenoCommands() reads Markdown code blocks only, YAML scalars and Dockerfile exec form", () => {
+  const words = (text: string, path: string) =>
+    findDenoCommands(text, path).map((s) => `${s.line}: ${s.words.join(" ")}`);
+  assert.deepEqual(
+    words(
+      "deno run -A prose\n```sh\n$ deno run -N x.ts\n```\ndeno run -E prose",
+      "a.md",
+    ),
+    ["3: deno run -N x.ts"],
+  );
+  assert.deepEqual(
+    words(
+      `steps:\n  - run: "deno run -N 'x y.ts'"\n  - run: 'deno test -R'`,
+      "ci.yaml",
+    ),
+    ["2: deno run -N x y.ts", "3: deno test -R"],
+  );
+  assert.deepEqual(
+    words(
+      `CMD ["deno", "run", "--allow-net=:8000", "main.ts"]\nRUN ["sh", "-c", "deno run -E x.ts"]`,
+      "Dockerfile",
+    ),
+    ["1: deno run --allow-net=:8000 main.ts", "2: deno run -E x.ts"],
+  );
+  assert.deepEqual(words("web: deno serve -N main.ts", "Procfile"), [
+    "1: deno serve -N main.ts",
+  ]);
+});
+
+Deno.test("auditText() rates each grant by the documented rules", () => {
+  const cases: [string, string[]][] = [
+    ["deno run -A --no-prompt x.ts", ["critical -A"]],
+    ["deno run --allow-run=git --no-prompt x.ts", ["high --allow-run=git"]],
+    ["deno run --allow-run=/usr/bin/python3 --no-prompt x.ts", [
+      "critical --allow-run=/usr/bin/python3",
+    ]],
+    ["deno run --allow-ffi=./a.so --no-prompt x.ts", [
+      "critical --allow-ffi=./a.so",
+    ]],
+    ["deno run --allow-write=./dist --no-prompt x.ts", [
+      "low --allow-write=./dist",
+    ]],
+    ["deno run --allow-write=deno.json --no-prompt x.ts", [
+      "high --allow-write=deno.json",
+    ]],
+    ["deno run --allow-write=~ --no-prompt x.ts", ["high --allow-write=~"]],
+    ["deno run --allow-write=./gen.ts --no-prompt x.ts", [
+      "high --allow-write=./gen.ts",
+    ]],
+    ["deno run --allow-read=./data --no-prompt x.ts", [
+      "low --allow-read=./data",
+    ]],
+    ["deno run --allow-read=$HOME --no-prompt x.ts", [
+      "high --allow-read=$HOME",
+    ]],
+    ["deno run --allow-read=.env --no-prompt x.ts", ["high --allow-read=.env"]],
+    ["deno run --allow-read=/proc/self --no-prompt x.ts", [
+      "high --allow-read=/proc/self",
+    ]],
+    ["deno run --allow-read=~/.aws/credentials --no-prompt x.ts", [
+      "high --allow-read=~/.aws/credentials",
+    ]],
+    ["deno run --allow-read=${HOME}/.config --no-prompt x.ts", [
+      "high --allow-read=${HOME}/.config",
+    ]],
+    ["deno run --allow-env=PORT --no-prompt x.ts", ["low --allow-env=PORT"]],
+    ["deno run --allow-env=AWS_REGION --no-prompt x.ts", [
+      "medium --allow-env=AWS_REGION",
+    ]],
+    ["deno run --allow-env=API_KEY --no-prompt x.ts", [
+      "medium --allow-env=API_KEY",
+    ]],
+    ["deno run --allow-net=api.x.com --no-prompt x.ts", [
+      "low --allow-net=api.x.com",
+    ]],
+    ["deno run --allow-net=[::1]:80,127.0.0.1 --no-prompt x.ts", [
+      "info --allow-net=[::1]:80,127.0.0.1",
+    ]],
+    ["deno run --allow-net=169.254.169.254 --no-prompt x.ts", [
+      "high --allow-net=169.254.169.254",
+    ]],
+    ["deno run --allow-net=unix:/var/run/docker.sock --no-prompt x.ts", [
+      "critical --allow-net=unix:/var/run/docker.sock",
+    ]],
+    ["deno run --allow-sys --no-prompt x.ts", ["medium --allow-sys"]],
+    ["deno run --allow-sys=hostname --no-prompt x.ts", [
+      "low --allow-sys=hostname",
+    ]],
+    ["deno run --allow-import=jsr.io:443,esm.sh --no-prompt x.ts", [
+      "info --allow-import=jsr.io:443,esm.sh",
+    ]],
+    ["deno run --allow-import=evil.dev --no-prompt x.ts", [
+      "medium --allow-import=evil.dev",
+    ]],
+    ["deno run --allow-hrtime --no-prompt x.ts", ["info --allow-hrtime"]],
+  ];
+  for (const [command, expected] of cases) {
+    assert.deepEqual(rateTask(command), expected, command);
+  }
+});
+
+Deno.test("auditText() lets deny beat allow: a bare deny cancels, a listed deny mitigates", () => {
+  assert.deepEqual(
+    rateTask("deno run --allow-net --deny-net --no-prompt x.ts"),
+    ["info --allow-net"],
+  );
+  const [partly] = auditText(
+    JSON.stringify({
+      tasks: { t: "deno run --allow-read --deny-read=~/.ssh --no-prompt x.ts" },
+    }),
+    "deno.json",
+  );
+  assert.equal(partly?.severity, "high");
+  assert.match(partly!.message, /partly mitigated by --deny-read=~\/\.ssh/);
+  // Denying the only risky entry of a list leaves the rest's severity.
+  assert.deepEqual(
+    rateTask(
+      "deno run --allow-read=./data,~/.ssh --deny-read=~/.ssh --no-prompt x.ts",
+    ),
+    ["low --allow-read=./data,~/.ssh"],
+  );
+  assert.deepEqual(
+    rateTask(
+      "deno run --allow-env=PORT,GH_TOKEN --deny-env=GH_* --no-prompt x.ts",
+    ),
+    ["low --allow-env=PORT,GH_TOKEN"],
+  );
+  const [cancelled] = auditText(
+    JSON.stringify({
+      tasks: { t: "deno run --allow-read=./d,~/.ssh --deny-read=~/.ssh x.ts" },
+    }),
+    "deno.json",
+  );
+  assert.equal(
+    cancelled?.message,
+    "reads only the listed paths (~/.ssh cancelled by --deny-read=~/.ssh)",
+  );
+  // -A stays critical: a few denies do not make "everything else" safe.
+  assert.deepEqual(rateTask("deno run -A --deny-read=/etc --no-prompt x.ts"), [
+    "critical -A",
+  ]);
+});
+
+Deno.test("auditText() reports a missing --no-prompt only where nobody can answer a prompt", () => {
+  const noPrompt = (text: string, path: string) =>
+    auditText(text, path).filter((f) => f.flag === "(no --no-prompt)").length;
+  assert.equal(
+    noPrompt(`{ "tasks": { "t": "deno run x.ts" } }`, "deno.json"),
+    1,
+  );
+  assert.equal(
+    noPrompt(`{ "scripts": { "t": "deno test" } }`, "package.json"),
+    1,
+  );
+  assert.equal(noPrompt("- run: deno serve x.ts", "ci.yml"), 1);
+  assert.equal(noPrompt("CMD deno run x.ts", "Dockerfile"), 1);
+  assert.equal(noPrompt("#!/usr/bin/env -S deno run\n", "tool.ts"), 1);
+  assert.equal(noPrompt("- run: DENO_NO_PROMPT=1 deno run x.ts", "ci.yml"), 0);
+  assert.equal(noPrompt("- run: deno run -A x.ts", "ci.yml"), 0);
+  assert.equal(noPrompt("- run: deno compile x.ts", "ci.yml"), 0);
+  assert.equal(noPrompt("deno run x.ts", "dev.sh"), 0);
+  assert.equal(noPrompt("```\ndeno run x.ts\n```", "README.md"), 0);
+});
+
+Deno.test("auditText() rates deno eval critical whatever its flags (Deno 2.9 ignores them)", () => {
+  assert.deepEqual(rateTask("deno eval --deny-run --allow-read=. 'x'"), [
+    "critical deno eval",
+  ]);
+  assert.deepEqual(rateTask("deno eval -p 1"), ["critical deno eval"]);
+});
+
+Deno.test("auditText() resolves -P from the config's permission sets, and flags a set it cannot find", () => {
+  const config = JSON.stringify(
+    {
+      permissions: {
+        default: { net: ["api.x.com"] },
+        wide: { env: { allow: true, deny: ["AWS_SECRET"] }, run: ["sh"] },
+      },
+      test: { permissions: { read: true } },
+      tasks: {
+        a: "deno run -P --no-prompt x.ts",
+        b: "deno run -P=wide --no-prompt x.ts",
+        c: "deno test -P --no-prompt",
+        d: "deno run -P=missing --no-prompt x.ts",
+      },
+    },
+    null,
+    2,
+  );
+  assert.deepEqual(
+    auditText(config, "deno.json").map((f) =>
+      `${f.line} ${f.severity} ${f.flag}`
+    ),
+    [
+      "26 low --allow-net=api.x.com (from -P)",
+      "27 high --allow-env (from -P=wide)",
+      "27 critical --allow-run=sh (from -P=wide)",
+      "28 high --allow-read (from -P)",
+      "29 medium -P=missing",
+    ],
+  );
+});
+
+/** A recorded run of agent.ts: what it read, reached and was refused. */
+function report(learn: boolean): AuditReport {
+  const entry = (
+    kind: AuditReport["entries"][number]["kind"],
+    value: string,
+    decision: "allow" | "deny",
+  ) => ({
+    kind,
+    value,
+    hostValue: null,
+    decision,
+    reason: "test",
+    count: 1,
+    time: "2025-06-12T09:41:07.000Z",
+  });
+  return {
+    program: "agent.ts",
+    generatedAt: "2025-06-12T09:41:09.000Z",
+    learn,
+    run: { exitCode: 0, reason: "exit", durationMs: 10 },
+    events: [],
+    entries: [
+      {
+        ...entry("read", "/inputs/in.csv", "allow"),
+        hostValue: "./data/in.csv",
+      },
+      entry("read", "/etc/hosts", "allow"),
+      entry("read", "/root/.ssh/id_rsa", "deny"),
+      entry("egress", "api.example.com:443", "allow"),
+      entry("egress", "pastebin.com:443", "deny"),
+    ],
+    summary: {},
+    minimalFlags: [
+      "--allow-read=./data/in.csv,/etc/hosts,/root/.ssh/id_rsa",
+      "--allow-net=api.example.com:443,pastebin.com:443",
+    ],
+    denoCommand: "deno run ... agent.ts",
+    flagNotes: [],
+    policySnippet: {},
+  };
+}
+
+Deno.test("auditText() with a trail proposes the flags the run used, never refused or risky values", () => {
+  const text = JSON.stringify(
+    {
+      tasks: {
+        a: "deno run --allow-read --allow-net --allow-env --no-prompt ./agent.ts",
+        b: "deno run -A --no-prompt agent.ts",
+        c: "deno run --allow-net --no-prompt other.ts",
+      },
+    },
+    null,
+    2,
+  );
+  const trails = parseTrail(report(false), "trail.json");
+  // Every AuditReport is a Trail: a change to the report's shape breaks this.
+  const typed: Trail = report(false);
+  assert.equal(typed.program, trails[0]!.program);
+  const fix = (line: number, flag: string) =>
+    auditText(text, "deno.json", { trails }).find((f) =>
+      f.line === line && f.flag === flag
+    )?.suggestion;
+  assert.equal(
+    fix(3, "--allow-read"),
+    "the recorded run of agent.ts used: --allow-read=./data/in.csv; not proposed (refused in the run, or risky): /etc/hosts, /root/.ssh/id_rsa",
+  );
+  assert.equal(
+    fix(3, "--allow-net"),
+    "the recorded run of agent.ts used: --allow-net=api.example.com:443; not proposed (refused in the run, or risky): pastebin.com:443",
+  );
+  assert.equal(
+    fix(3, "--allow-env"),
+    "the recorded run of agent.ts used no env: delete --allow-env",
+  );
+  assert.match(
+    fix(4, "-A")!,
+    /needed only: --allow-read=\.\/data\/in\.csv --allow-net=api\.example\.com:443;/,
+  );
+  // Another program's command keeps the generic advice.
+  assert.equal(
+    fix(5, "--allow-net"),
+    "list the hosts: --allow-net=api.example.com",
+  );
+  // In a learn run nothing was refused, but the risky values stay out.
+  const learned = auditText(text, "deno.json", {
+    trails: parseTrail(report(true), "t"),
+  })
+    .find((f) => f.line === 3 && f.flag === "--allow-net")?.suggestion;
+  assert.equal(
+    learned,
+    "the recorded run of agent.ts used: --allow-net=api.example.com:443,pastebin.com:443",
+  );
+});
+
+Deno.test("parseTrail() accepts a report or an array of them and rejects anything else", () => {
+  assert.equal(parseTrail([report(false), report(true)], "t").length, 2);
+  const bads: unknown[] = [
+    null,
+    42,
+    {},
+    { program: "a.ts", entries: [] },
+    [{ ...report(false), minimalFlags: [1] }],
+    { ...report(false), entries: [{ kind: "read", value: 1 }] },
+  ];
+  for (const bad of bads) {
+    assert.throws(
+      () => parseTrail(bad, "bad.json"),
+      (e: Error) => e instanceof TypeError && /'bad\.json'/.test(e.message),
+    );
+  }
+});
+
+Deno.test("atOrAbove() and sortFindings() order severities critical > high > medium > low > info", () => {
+  assert.equal(atOrAbove("critical", "high"), true);
+  assert.equal(atOrAbove("high", "high"), true);
+  assert.equal(atOrAbove("medium", "high"), false);
+  assert.equal(atOrAbove("info", "low"), false);
+  const f = (
+    severity: Finding["severity"],
+    file: string,
+    line: number,
+  ): Finding => ({
+    file,
+    line,
+    severity,
+    command: "",
+    flag: "",
+    message: "",
+    suggestion: "",
+  });
+  assert.deepEqual(
+    sortFindings([
+      f("low", "a", 1),
+      f("critical", "b", 2),
+      f("critical", "a", 9),
+      f("critical", "a", 3),
+    ])
+      .map((x) => `${x.severity} ${x.file}:${x.line}`),
+    ["critical a:3", "critical a:9", "critical b:2", "low a:1"],
+  );
+});

@@ -1,0 +1,405 @@
+/**
+ * The permission audit as one self-contained HTML page: summary cards per
+ * kind, the minimal `deno run` flags and airlock policy, and a timeline of
+ * every audit event with client-side filters per kind. No network fetches,
+ * no external fonts: the file can be mailed or attached to a ticket.
+ *
+ * Every value comes from the audited program, which is untrusted. Each
+ * interpolated string goes through {@linkcode escapeHtml} (a file named
+ * `<script>alert(1)</script>` renders as text), and the page's CSP allows
+ * only its own inline script by hash: a missed escape could neither run an
+ * injected `<script>` or `onerror=` handler nor load anything.
+ *
+ * @module
+ */
+
+import { type AuditReport, REPORT_KINDS, type ReportKind } from "./report.ts";
+import type { AuditEvent } from "../harness/run_result.ts";
+import { printable } from "./render_text.ts";
+
+/**
+ * Escapes text for HTML element content and quoted attribute values.
+ *
+ * @param value Any string.
+ * @returns The string with `&`, `<`, `>`, `"` and `'` as character references.
+ *
+ * @example Usage
+ * ```ts
+ * import { escapeHtml } from "./render_html.ts";
+ * console.log(escapeHtml("<script>alert(1)</script>"));
+ * // "&lt;script&gt;alert(1)&lt;/script&gt;"
+ * ```
+ */
+export function escapeHtml(value: string): string {
+  return value
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;")
+    .replaceAll("'", "&#39;");
+}
+
+/**
+ * Renders a permission audit report as one self-contained HTML page.
+ *
+ * Open with `?hide=read,net` to start with those kinds filtered out of the
+ * timeline.
+ *
+ * @param report The report (from `buildAuditReport`).
+ * @returns A complete HTML document.
+ *
+ * @example Usage
+ * ```ts
+ * import { renderAuditHtml } from "./render_html.ts";
+ * const html = renderAuditHtml({
+ *   program: "agent.ts",
+ *   generatedAt: "2025-06-12T09:41:09.220Z",
+ *   learn: false,
+ *   run: { exitCode: 0, reason: "exit", durationMs: 120 },
+ *   events: [],
+ *   entries: [],
+ *   summary: {},
+ *   minimalFlags: [],
+ *   denoCommand: "deno run agent.ts",
+ *   flagNotes: [],
+ *   policySnippet: {},
+ * });
+ * console.log(html.startsWith("<!doctype html>")); // true
+ * ```
+ */
+export function renderAuditHtml(report: AuditReport): string {
+  const title = `airlock audit: ${report.program}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${text(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+<h1>Permission audit <span class="program">${text(report.program)}</span></h1>
+${facts(report)}
+</header>
+<main>
+<section aria-labelledby="summary-title">
+<h2 id="summary-title">Summary</h2>
+<div class="cards">
+${REPORT_KINDS.map((kind) => card(kind, report)).join("\n")}
+</div>
+</section>
+<div class="grants">
+<section aria-labelledby="flags-title">
+<h2 id="flags-title">Minimal flags for plain <code>deno run</code></h2>
+${flagNotes(report)}
+<pre id="deno-command">${block(report.denoCommand)}</pre>
+</section>
+<section aria-labelledby="policy-title">
+<h2 id="policy-title">airlock policy</h2>
+<pre id="policy">${
+    block(
+      Object.keys(report.policySnippet).length === 0
+        ? "{}"
+        : JSON.stringify(report.policySnippet, null, 2),
+    )
+  }</pre>
+</section>
+</div>
+<section aria-labelledby="timeline-title">
+<h2 id="timeline-title">Timeline</h2>
+${filters(report.events)}
+<table id="timeline">
+<thead><tr><th class="time">Time</th><th class="kind">Kind</th><th>Value</th><th class="decision">Decision</th><th>Reason / rule</th><th class="num">Count / status</th></tr></thead>
+<tbody>
+${timeline(report)}
+</tbody>
+</table>
+</section>
+</main>
+<footer>Generated ${text(report.generatedAt)} by airlock.</footer>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}
+
+/** Filters the timeline by kind; reads `?hide=a,b` for the starting state.
+ * Static: no report data, so its hash below never changes with a report. */
+const SCRIPT = `
+(() => {
+  const boxes = [...document.querySelectorAll("input[data-filter]")];
+  const rows = [...document.querySelectorAll("#timeline tbody tr")];
+  const shown = document.getElementById("shown");
+  const hide = new Set((new URLSearchParams(location.search).get("hide") || "")
+    .split(",").map((s) => s.trim()).filter(Boolean));
+  for (const box of boxes) box.checked = !hide.has(box.dataset.filter);
+  const apply = () => {
+    const off = new Set(boxes.filter((b) => !b.checked).map((b) => b.dataset.filter));
+    // The attribute mirrors the state, so a DOM dump shows it too.
+    for (const box of boxes) box.toggleAttribute("checked", box.checked);
+    let count = 0;
+    for (const row of rows) {
+      row.hidden = off.has(row.dataset.kind);
+      if (!row.hidden) count++;
+    }
+    shown.textContent = count + " of " + rows.length + " events shown";
+  };
+  for (const box of boxes) box.addEventListener("change", apply);
+  apply();
+})();
+`;
+
+/** SHA-256 of {@linkcode SCRIPT} (base64). `render_html_test.ts`
+ * recomputes it, and the browser test fails if the script is blocked. */
+const SCRIPT_HASH = "sha256-DQljgZfn+9Wk7kfGYEHwhXwDpIIRGZoKuUFpMMjsA2o=";
+
+/** Nothing loads: no fetches, images, fonts, frames or form posts; only
+ * this page's own script (by hash, so an injected `<script>` or inline
+ * event handler would not run). */
+const CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  `script-src '${SCRIPT_HASH}'`,
+  "base-uri 'none'",
+  "form-action 'none'",
+].join("; ");
+
+/** The page's stylesheet, inline so the file stands alone (and the reason
+ * this module runs past 400 lines). Light and dark by `prefers-color-scheme`. */
+const STYLE = `
+:root {
+  color-scheme: light dark;
+  --bg: #f6f7f9; --panel: #fff; --text: #1d232b; --muted: #5d6875;
+  --line: #e2e6eb; --allow: #1a7f37; --allow-bg: #e8f5ec;
+  --deny: #c62828; --deny-bg: #fdecec; --accent: #3b5bdb;
+  --mono: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #14171c; --panel: #1c2027; --text: #e4e8ee; --muted: #98a2b0;
+    --line: #2d333d; --allow: #5cc97b; --allow-bg: #1b2e22;
+    --deny: #ff7b72; --deny-bg: #3a1e1f; --accent: #8ca6ff;
+  }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--text);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; }
+header, main, footer { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
+header { padding-top: 24px; }
+h1 { font-size: 22px; margin: 0 0 8px; font-weight: 650; }
+h1 .program { font-family: var(--mono); font-weight: 500; color: var(--accent); margin-left: 6px; word-break: break-all; }
+h2 { font-size: 15px; margin: 28px 0 10px; font-weight: 650; }
+code, pre, .mono { font-family: var(--mono); font-size: 12.5px; }
+.facts { display: flex; flex-wrap: wrap; gap: 8px; margin: 0; padding: 0; list-style: none; }
+.facts li { background: var(--panel); border: 1px solid var(--line); border-radius: 999px; padding: 3px 12px; color: var(--muted); }
+.facts b { color: var(--text); font-weight: 600; }
+.facts .bad b { color: var(--deny); }
+.facts .good b { color: var(--allow); }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(120px, 1fr)); gap: 8px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 10px 11px; }
+.card h3 { margin: 0 0 6px; font-size: 13px; font-family: var(--mono); font-weight: 600; }
+.card .counts { display: flex; gap: 14px; font-variant-numeric: tabular-nums; }
+.card .n { font-size: 20px; font-weight: 650; line-height: 1.1; display: block; }
+.card .label { font-size: 11.5px; color: var(--muted); }
+.card .ok .n { color: var(--allow); }
+.card .no .n { color: var(--deny); }
+.card .bar { display: flex; height: 4px; border-radius: 2px; overflow: hidden; margin-top: 8px; background: var(--line); }
+.card .bar i { display: block; }
+.card .bar .a { background: var(--allow); }
+.card .bar .d { background: var(--deny); }
+.card.has-denied { box-shadow: inset 3px 0 0 var(--deny); }
+.card.empty { opacity: .55; }
+.card.empty .none { color: var(--muted); font-size: 12px; }
+.grants { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; }
+@media (max-width: 900px) { .grants { grid-template-columns: minmax(0, 1fr); } }
+pre { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin: 0;
+  white-space: pre-wrap; word-break: break-all; }
+.note { margin: 0 0 8px; padding: 6px 10px; border-left: 3px solid #d4a017; background: var(--panel); color: var(--muted); font-size: 13px; }
+.filters { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; margin-bottom: 10px; }
+.filters label { display: inline-flex; align-items: center; gap: 5px; font-family: var(--mono); font-size: 12.5px; cursor: pointer; }
+.filters .count { color: var(--muted); }
+#shown { margin-left: auto; color: var(--muted); font-size: 12.5px; }
+table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; overflow: hidden; table-layout: fixed; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { font-size: 11px; white-space: nowrap; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; background: var(--bg); }
+th.time { width: 104px; } th.kind { width: 112px; } th.decision { width: 84px; } th.num { width: 128px; }
+td { word-break: break-word; }
+td.value { font-family: var(--mono); font-size: 12.5px; word-break: break-all; }
+td.time, td.num { font-variant-numeric: tabular-nums; color: var(--muted); white-space: nowrap; }
+td.num { text-align: right; }
+.sub { display: block; color: var(--muted); font-size: 11.5px; }
+tr.denied { background: var(--deny-bg); }
+tr.denied td:first-child { box-shadow: inset 3px 0 0 var(--deny); }
+tr.denied .badge { background: var(--deny); color: #fff; }
+tr.allowed .badge { background: var(--allow-bg); color: var(--allow); }
+tr.info .badge { background: var(--line); color: var(--muted); }
+.badge { display: inline-block; border-radius: 4px; padding: 1px 7px; font-size: 12px; font-weight: 600; }
+footer { color: var(--muted); font-size: 12px; padding: 24px; }
+`;
+
+/** Text for element content or a quoted attribute: control and bidi
+ * characters made visible, then HTML-escaped. */
+function text(value: string): string {
+  return escapeHtml(printable(value));
+}
+
+/** Like {@linkcode text}, keeping line breaks (for `<pre>`). */
+function block(value: string): string {
+  return value.split("\n").map(text).join("\n");
+}
+
+function facts(report: AuditReport): string {
+  const { run } = report;
+  let allowed = 0;
+  let denied = 0;
+  for (const slot of Object.values(report.summary)) {
+    allowed += slot?.allowed ?? 0;
+    denied += slot?.denied ?? 0;
+  }
+  const ended = run.reason === "exit"
+    ? `exit code ${run.exitCode}`
+    : `${run.reason} (exit code ${run.exitCode})`;
+  const items = [
+    `<li>mode <b>${report.learn ? "learn" : "enforce"}</b></li>`,
+    `<li class="${run.exitCode === 0 ? "good" : "bad"}">run <b>${
+      text(ended)
+    }</b></li>`,
+    `<li>duration <b>${(run.durationMs / 1000).toFixed(2)} s</b></li>`,
+    `<li class="good"><b>${allowed}</b> allowed</li>`,
+    `<li class="${denied > 0 ? "bad" : ""}"><b>${denied}</b> denied</li>`,
+  ];
+  return `<ul class="facts">${items.join("")}</ul>`;
+}
+
+function card(kind: ReportKind, report: AuditReport): string {
+  const slot = report.summary[kind];
+  if (!slot || slot.allowed + slot.denied === 0) {
+    return `<div class="card empty" data-kind="${kind}"><h3>${kind}</h3><span class="none">not attempted</span></div>`;
+  }
+  const total = slot.allowed + slot.denied;
+  const pct = (n: number) => `${((n / total) * 100).toFixed(1)}%`;
+  return `<div class="card${
+    slot.denied > 0 ? " has-denied" : ""
+  }" data-kind="${kind}"><h3>${kind}</h3><div class="counts"><span class="ok"><span class="n">${slot.allowed}</span><span class="label">allowed</span></span><span class="no"><span class="n">${slot.denied}</span><span class="label">denied</span></span></div><div class="bar"><i class="a" style="width:${
+    pct(slot.allowed)
+  }"></i><i class="d" style="width:${pct(slot.denied)}"></i></div></div>`;
+}
+
+function flagNotes(report: AuditReport): string {
+  return report.flagNotes.map((note) => `<p class="note">${text(note)}</p>`)
+    .join("\n");
+}
+
+/** The timeline group of an event, as used by the filters. */
+function groupOf(event: AuditEvent): string {
+  if (event.source === "broker") return event.permission;
+  if (event.source === "injector") return "egress";
+  return "harness";
+}
+
+function filters(events: readonly AuditEvent[]): string {
+  const counts = new Map<string, number>();
+  for (const event of events) {
+    const group = groupOf(event);
+    counts.set(group, (counts.get(group) ?? 0) + 1);
+  }
+  const order = [...REPORT_KINDS, "harness"];
+  const groups = [...counts.keys()].sort((a, b) =>
+    (order.indexOf(a) + 1 || order.length + 1) -
+    (order.indexOf(b) + 1 || order.length + 1)
+  );
+  const boxes = groups.map((group) =>
+    `<label><input type="checkbox" checked data-filter="${text(group)}">${
+      text(group)
+    } <span class="count">${counts.get(group)}</span></label>`
+  );
+  return `<div class="filters" role="group" aria-label="Show kinds">${
+    boxes.join("")
+  }<span id="shown">${events.length} of ${events.length} events shown</span></div>`;
+}
+
+function timeline(report: AuditReport): string {
+  // Broker events and entries are one-to-one; the entry adds the host path.
+  const hostValues = new Map<string, string>();
+  for (const entry of report.entries) {
+    if (entry.hostValue !== null && entry.hostValue !== entry.value) {
+      hostValues.set(
+        key(entry.kind, entry.value, entry.decision),
+        entry.hostValue,
+      );
+    }
+  }
+  return report.events.map((event) => row(event, hostValues)).join("\n");
+}
+
+function key(kind: string, value: string, decision: string): string {
+  return `${kind}\0${value}\0${decision}`;
+}
+
+function row(event: AuditEvent, hostValues: Map<string, string>): string {
+  const group = groupOf(event);
+  let kindCell: string;
+  let value: string;
+  let decision: string;
+  let reason: string;
+  let num: string;
+  let state: "allowed" | "denied" | "info";
+  if (event.source === "broker") {
+    const shown = event.value ?? "(any)";
+    const host = hostValues.get(key(event.permission, shown, event.decision));
+    kindCell = text(event.permission);
+    value = text(shown) +
+      (host === undefined ? "" : `<span class="sub">host ${text(host)}</span>`);
+    decision = event.decision;
+    state = event.decision === "deny" ? "denied" : "allowed";
+    reason = text(event.reason);
+    num = `×${event.count}`;
+  } else if (event.source === "injector") {
+    const target = `${event.host}:${event.port}`;
+    kindCell = `egress<span class="sub">${text(event.kind)}</span>`;
+    value = text(target) +
+      (event.kind === "connect"
+        ? ""
+        : `<span class="sub">${text(`${event.method} ${event.path}`)}</span>`);
+    decision = event.decision;
+    state = event.decision === "deny" || event.decision === "error"
+      ? "denied"
+      : "allowed";
+    const why = event.kind === "secret-echo"
+      ? `redacted ${
+        event.redactions ?? 0
+      } secret occurrence(s) from the response`
+      : event.reason;
+    reason = `<span class="mono">${text(event.rule)}</span>${
+      why ? `<span class="sub">${text(why)}</span>` : ""
+    }`;
+    num = event.status === null ? "–" : String(event.status);
+  } else {
+    const { time: _t, source: _s, kind, ...fields } = event;
+    kindCell = `harness<span class="sub">${text(kind)}</span>`;
+    value = text(JSON.stringify(fields));
+    decision = "info";
+    state = "info";
+    reason = "";
+    num = "–";
+  }
+  return `<tr class="${state}" data-kind="${
+    text(group)
+  }"><td class="time" title="${text(event.time)}">${
+    text(clock(event.time))
+  }</td><td class="kind">${kindCell}</td><td class="value">${value}</td><td class="decision"><span class="badge">${
+    text(decision)
+  }</span></td><td class="reason">${reason}</td><td class="num">${
+    text(num)
+  }</td></tr>`;
+}
+
+/** `2025-06-12T09:41:07.123Z` → `09:41:07.123` (the full time is in the
+ * cell's title). */
+function clock(iso: string): string {
+  const match = /T(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso);
+  return match ? match[1]! : iso;
+}

@@ -1,0 +1,161 @@
+/**
+ * `deno task audit [options] <file> [-- args...]`: runs a program in the
+ * sandbox and reports every permission check and request it made, what was
+ * refused and why, the minimal `deno run` flags that would let the same run
+ * pass, and the matching airlock policy.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { buildAuditReport, type PathMapping } from "../audit/report.ts";
+import { renderAuditHtml } from "../audit/render_html.ts";
+import { renderAuditText } from "../audit/render_text.ts";
+import { parsePolicy } from "../harness/policy.ts";
+import { Sandbox } from "../harness/sandbox.ts";
+import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import {
+  buildPolicy,
+  readSandboxFlags,
+  reportError,
+  SANDBOX_FLAGS,
+  SANDBOX_FLAGS_HELP,
+  UsageError,
+} from "./_options.ts";
+
+const HELP =
+  `airlock audit: what a program tries, what it needs, what it was refused
+
+Usage:
+  deno task audit [options] <file.ts> [-- program args...]
+
+Runs the program once in a sandbox with a permission broker and the injector
+recording everything, then prints a report: every permission check and
+request grouped by kind, the denied ones with their reasons, the minimal flags
+for plain 'deno run', and an airlock policy snippet granting the same.
+
+Mode:
+  --learn                run in a throwaway learning sandbox instead: reads,
+                         writes, env and network are allowed-and-recorded; the
+                         current directory is visible read-only at its own
+                         path; no secret is loaded; network requests are
+                         recorded and answered locally (nothing is sent)
+
+${SANDBOX_FLAGS_HELP}
+
+Output:
+  --json                 print the report as JSON (stdout)
+  --html FILE            also write a self-contained HTML report to FILE
+  --no-color             no colours in the terminal report
+  -h, --help             show this help
+
+Exit codes: 0 when the report was produced (whatever the program did),
+125 bad usage or policy, 126 sandbox could not start, 127 program refused.
+
+Examples:
+  deno task audit script.ts
+  deno task audit --learn --json script.ts > trail.json
+  deno task audit --policy policy.jsonc --html report.html agent.ts
+`;
+
+/**
+ * Runs the audit CLI.
+ *
+ * @param argv Command-line arguments.
+ * @returns The exit code.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let sandbox: Sandbox | undefined;
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        strict: true,
+        options: {
+          ...SANDBOX_FLAGS,
+          learn: { type: "boolean", default: false },
+          json: { type: "boolean", default: false },
+          html: { type: "string" },
+          "no-color": { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+        },
+      });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const [program, ...programArgs] = positionals;
+    if (!program || program === "-") {
+      throw new UsageError(
+        "Missing the program file to audit (stdin is not supported here)",
+      );
+    }
+    const flags = readSandboxFlags(values);
+    const policy = parsePolicy(await buildPolicy(flags));
+    const cwd = Deno.cwd();
+    sandbox = await Sandbox.create({
+      policy,
+      ...(values.learn ? { learn: { mirror: cwd } } : {}),
+    });
+    const result = await sandbox.run({ path: program, args: programArgs });
+    if (!values.json) showProgramOutput(result.stdout, result.stderr);
+    const paths: PathMapping[] = [
+      ...policy.inputs.map((i) => ({ sandbox: i.target, host: i.source })),
+      // Files the program writes to its scratch cwd land in the cwd of a
+      // plain `deno run`.
+      ...(policy.scratch
+        ? [{ sandbox: SANDBOX_PATHS.scratch, host: cwd }]
+        : []),
+      ...(values.learn ? [{ sandbox: cwd, host: cwd }] : []),
+    ];
+    const report = buildAuditReport(result, {
+      program,
+      learn: values.learn,
+      paths,
+      relativeTo: cwd,
+    });
+    if (values.html) {
+      await Deno.writeTextFile(values.html, renderAuditHtml(report));
+    }
+    if (values.json) {
+      console.log(JSON.stringify(report, null, 2));
+    } else {
+      const tty = Deno.stdout.isTerminal();
+      const color = !values["no-color"] && !Deno.noColor && tty;
+      const width = tty ? Math.max(40, Deno.consoleSize().columns) : 100;
+      const text = renderAuditText(report, { color, width });
+      await Deno.stdout.write(new TextEncoder().encode(text));
+      if (values.html) console.log(`HTML report: ${values.html}`);
+    }
+    return 0;
+  } catch (error) {
+    return reportError(error);
+  } finally {
+    await sandbox?.close();
+  }
+}
+
+/** The program's own output goes to stderr, so stdout holds only the report. */
+function showProgramOutput(stdout: string, stderr: string): void {
+  const lines = (text: string) =>
+    text.replace(/\n$/, "").split("\n").slice(0, 40);
+  if (stdout) {
+    console.error(`── program stdout ──\n${lines(stdout).join("\n")}`);
+  }
+  if (stderr) {
+    console.error(`── program stderr ──\n${lines(stderr).join("\n")}`);
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  const { stopBundler } = await import("../harness/bundle/bundle.ts");
+  await stopBundler();
+  Deno.exit(code);
+}

@@ -1,0 +1,320 @@
+/**
+ * `deno task audit:flags [options] [path]`: finds every Deno permission grant
+ * in a project (deno.json tasks, package.json scripts, shebangs, shell
+ * scripts, Makefiles, CI YAML, Dockerfiles, Markdown code blocks), rates its
+ * risk, and exits 1 when a finding reaches `--fail-on`, so CI can gate on it.
+ * Nothing is run: the project is only read.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { EXIT_CODES } from "./exit_codes.ts";
+import {
+  atOrAbove,
+  auditPath,
+  type Finding,
+  parseTrail,
+  SEVERITIES,
+  type Severity,
+  type Trail,
+} from "../audit/flags/mod.ts";
+
+/**
+ * Exit codes of `audit:flags`. A gate's codes, as linters have them, not the
+ * 117-127 of `deno task run`: nothing runs here, and CI scripts test for 1.
+ */
+export const AUDIT_FLAGS_EXIT = {
+  /** No finding at or above --fail-on. */
+  ok: 0,
+  /** At least one finding at or above --fail-on. */
+  findings: 1,
+  /** Bad command line, or a path or trail file that cannot be read (as
+   * every airlock command: see exit_codes.ts). */
+  usage: EXIT_CODES.usage,
+} as const;
+
+const HELP =
+  `airlock audit:flags: find every Deno permission grant in a project and rate its risk
+
+Usage:
+  deno task audit:flags [options] [path]
+
+  path   a directory (default: .) or one file. Directories are walked without
+         following symlinks, skipping node_modules, .git and vendor.
+
+What is read (nothing is run):
+  deno.json / deno.jsonc tasks (and their "permissions" sets, for -P),
+  package.json scripts, the #! line of every text file, and deno commands in
+  shell scripts, Makefiles, YAML (CI workflows), Dockerfiles (shell and
+  ["exec"] form), Procfiles and Markdown code blocks. Only run, serve, test,
+  bench, compile, install -g, eval and repl grant permissions; 'deno task'
+  lines are not followed.
+
+Options:
+  --fail-on SEVERITY  exit 1 when a finding is at or above SEVERITY: critical,
+                      high (default), medium, low, info, or none (never fail)
+  --trail FILE        a recorded run: the JSON of 'deno task audit --json
+                      <program>'. Findings for commands that run that program
+                      suggest the exact flags it used, leaving out what it was
+                      refused and what this audit rates risky (repeatable)
+  --exclude PATH      skip a file or directory, relative to path (repeatable)
+  --json              print the findings as a JSON array of { file, line,
+                      command, flag, severity, message, suggestion }
+  --no-color          no colours (also off with NO_COLOR, or when not a terminal)
+  -h, --help          show this help
+
+Severities:
+  critical  -A/--allow-all, --allow-run (a subprocess has no Deno sandbox),
+            --allow-ffi, deno eval (always runs with every permission)
+  high      unlisted --allow-read/-write/-net/-env, --allow-scripts; reading
+            ~/.ssh, ~/.aws, ~/.config, .env, /etc, /proc, $HOME; writing over
+            code, config or the home directory; the cloud metadata address
+  medium    unlisted --allow-sys or --allow-import, secret-looking --allow-env
+            names, read of the whole project, flags Deno rejects
+  low       listed grants, a missing --no-prompt in a task, CI, Docker or #! line
+  info      localhost-only net, --allow-hrtime (a no-op), grants a deny cancels
+
+Exit codes:
+  ${AUDIT_FLAGS_EXIT.ok}  no finding at or above --fail-on
+  ${AUDIT_FLAGS_EXIT.findings}  at least one finding at or above --fail-on
+  ${AUDIT_FLAGS_EXIT.usage}  bad usage, or a path or trail file that cannot be read
+
+Examples:
+  deno task audit:flags
+  deno task audit:flags --fail-on critical --exclude tests/fixtures .
+  deno task audit:flags --json --fail-on none . > flags.json
+  deno task audit --learn --json agent.ts > trail.json
+  deno task audit:flags --trail trail.json
+`;
+
+class UsageError extends Error {}
+
+/** Parsed command line. */
+interface CliArgs {
+  path: string;
+  failOn: Severity | "none";
+  trails: string[];
+  exclude: string[];
+  json: boolean;
+  noColor: boolean;
+}
+
+function parseCli(argv: string[]): CliArgs | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "fail-on": { type: "string", default: "high" },
+        trail: { type: "string", multiple: true, default: [] },
+        exclude: { type: "string", multiple: true, default: [] },
+        json: { type: "boolean", default: false },
+        "no-color": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return "help";
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Cannot audit more than one path: got '${
+        positionals.join("', '")
+      }'; run once per path, or audit their common directory`,
+    );
+  }
+  const failOn = values["fail-on"];
+  if (failOn !== "none" && !SEVERITIES.includes(failOn as Severity)) {
+    throw new UsageError(
+      `Cannot use '--fail-on ${failOn}': use one of ${
+        [...SEVERITIES].reverse().join(", ")
+      }, none`,
+    );
+  }
+  return {
+    path: positionals[0] ?? ".",
+    failOn: failOn as Severity | "none",
+    trails: values.trail,
+    exclude: values.exclude,
+    json: values.json,
+    noColor: values["no-color"],
+  };
+}
+
+async function readTrails(files: readonly string[]): Promise<Trail[]> {
+  const trails: Trail[] = [];
+  for (const file of files) {
+    let json: unknown;
+    try {
+      json = JSON.parse(await Deno.readTextFile(file));
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read trail '${file}': ${(error as Error).message}`,
+      );
+    }
+    try {
+      trails.push(...parseTrail(json, file));
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  return trails;
+}
+
+/** Options for {@linkcode renderFindings}. */
+export interface RenderOptions {
+  /** ANSI colours (the CLI: a terminal, no NO_COLOR, no --no-color). */
+  color: boolean;
+  /** The --fail-on threshold, for the summary line. */
+  failOn: Severity | "none";
+}
+
+const COLORS: Record<Severity, string> = {
+  critical: "1;31",
+  high: "31",
+  medium: "33",
+  low: "36",
+  info: "2",
+};
+const COMMAND_WIDTH = 72;
+
+/**
+ * Renders findings as a table for a terminal: one row per finding (severity,
+ * file:line, flag, command), then its why and fix, then a summary.
+ *
+ * Every value comes from the audited files, which may be hostile: control
+ * characters (an ESC that rewrites earlier lines of a CI log, hiding a
+ * finding) and bidirectional overrides (text that displays in another order
+ * than it reads) are shown as visible escapes, never passed to the terminal.
+ *
+ * @param findings The findings, in the order to show.
+ * @param options Colour and threshold.
+ * @returns The text, ending with a newline.
+ *
+ * @example Usage
+ * ```ts
+ * import { renderFindings } from "./audit_flags.ts";
+ * console.log(renderFindings([], { color: false, failOn: "high" })); // "No Deno permission grants found.\n"
+ * ```
+ */
+export function renderFindings(
+  findings: readonly Finding[],
+  options: RenderOptions,
+): string {
+  if (findings.length === 0) return "No Deno permission grants found.\n";
+  const paint = (severity: Severity, text: string) =>
+    options.color ? `\x1b[${COLORS[severity]}m${text}\x1b[0m` : text;
+  const rows = findings.map((f) => ({
+    severity: f.severity,
+    location: visible(`${f.file}:${f.line}`),
+    flag: visible(f.flag),
+    command: truncate(visible(f.command), COMMAND_WIDTH),
+    why: visible(f.message),
+    fix: visible(f.suggestion),
+  }));
+  const width = (key: "location" | "flag", cap: number) =>
+    Math.min(cap, Math.max(key.length, ...rows.map((r) => r[key].length)));
+  const locationWidth = width("location", 48);
+  const flagWidth = width("flag", 32);
+  const indent = " ".repeat(10);
+  const lines = [
+    `${"SEVERITY".padEnd(10)}${"LOCATION".padEnd(locationWidth + 2)}${
+      "FLAG".padEnd(flagWidth + 2)
+    }COMMAND`,
+  ];
+  for (const row of rows) {
+    lines.push(
+      paint(row.severity, row.severity) +
+        " ".repeat(10 - row.severity.length) +
+        `${row.location.padEnd(locationWidth)}  ${
+          row.flag.padEnd(flagWidth)
+        }  ${row.command}`,
+      `${indent}why: ${row.why}`,
+      `${indent}fix: ${row.fix}`,
+    );
+  }
+  const counts = [...SEVERITIES].reverse()
+    .map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`);
+  const failing = options.failOn === "none"
+    ? 0
+    : findings.filter((f) => atOrAbove(f.severity, options.failOn as Severity))
+      .length;
+  lines.push(
+    "",
+    `${findings.length} finding(s): ${counts.join(", ")}.` +
+      (options.failOn === "none"
+        ? " --fail-on none: never fails."
+        : failing > 0
+        ? ` ${failing} at or above --fail-on ${options.failOn}: failing.`
+        : ` None at or above --fail-on ${options.failOn}.`),
+  );
+  return lines.join("\n") + "\n";
+}
+
+/** Control characters and bidi controls as visible `\u{..}` escapes. */
+function visible(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
+    /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u{${c.charCodeAt(0).toString(16)}}`,
+  );
+}
+
+/** Cuts the middle, keeping the start (subcommand, flags) and the script. */
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const tail = Math.floor((max - 1) * 0.4);
+  return `${text.slice(0, max - 1 - tail)}…${text.slice(-tail)}`;
+}
+
+/**
+ * Runs the CLI.
+ *
+ * @param argv Command-line arguments.
+ * @returns The exit code (see {@linkcode AUDIT_FLAGS_EXIT}).
+ */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const args = parseCli(argv);
+    if (args === "help") {
+      console.log(HELP);
+      return AUDIT_FLAGS_EXIT.ok;
+    }
+    const trails = await readTrails(args.trails);
+    let findings: Finding[];
+    try {
+      findings = await auditPath(args.path, {
+        trails,
+        exclude: args.exclude,
+        relativeTo: Deno.cwd(),
+      });
+    } catch (error) {
+      // An unreadable directory would hide its grants: stop, do not pass.
+      throw new UsageError(
+        `Cannot audit '${args.path}': ${(error as Error).message}`,
+      );
+    }
+    if (args.json) {
+      console.log(JSON.stringify(findings, null, 2));
+    } else {
+      const color = !args.noColor && !Deno.noColor && Deno.stdout.isTerminal();
+      const text = renderFindings(findings, { color, failOn: args.failOn });
+      console.log(text.replace(/\n$/, ""));
+    }
+    const failOn = args.failOn;
+    const fails = failOn !== "none" &&
+      findings.some((f) => atOrAbove(f.severity, failOn));
+    return fails ? AUDIT_FLAGS_EXIT.findings : AUDIT_FLAGS_EXIT.ok;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`audit:flags: ${error.message}\nRun with --help for usage.`);
+    return AUDIT_FLAGS_EXIT.usage;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

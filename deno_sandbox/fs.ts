@@ -1,0 +1,576 @@
+/**
+ * `sandbox.fs` of the `@deno/sandbox`-compatible API, on airlock's
+ * `SandboxFs` (the scratch directory, mounted at /scratch in the sandbox).
+ *
+ * Paths: relative ones are relative to /scratch, which stands in for the
+ * SDK's working directory (it is the programs' cwd); absolute ones must be
+ * under /scratch. airlock never follows a symlink the sandbox made and
+ * refuses file operations while a run of the sandbox is live; those rules
+ * hold here too (so `stat` does not follow symlinks, and symlinks cannot be
+ * made, read or uploaded).
+ *
+ * @module
+ */
+
+import type {
+  SandboxFileInfo,
+  SandboxFs as AirlockFs,
+} from "../harness/sandbox_fs.ts";
+import { AirlockUnsupportedError, type FsFile, unsupported } from "./errors.ts";
+
+/** The sandbox path relative paths start from. */
+export const WORKDIR = "/scratch";
+
+/** What `stat` reports (fields airlock does not know are 0, times the mtime). */
+export interface FileInfo {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  size: number;
+  mtime: Date;
+  atime: Date;
+  birthtime: Date;
+  ctime: Date;
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  isBlockDevice: boolean;
+  isCharDevice: boolean;
+  isFifo: boolean;
+  isSocket: boolean;
+}
+
+/** One directory entry. */
+export interface DirEntry {
+  name: string;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+}
+
+/** One entry of `walk`. */
+export interface WalkEntry extends DirEntry {
+  /** The path, joined to the root as given. */
+  path: string;
+}
+
+/** Options of `walk` (those of `@std/fs/walk`). */
+export interface WalkOptions {
+  maxDepth?: number;
+  includeFiles?: boolean;
+  includeDirs?: boolean;
+  includeSymlinks?: boolean;
+  /** Must be false: airlock never follows symlinks. */
+  followSymlinks?: boolean;
+  canonicalize?: boolean;
+  exts?: string[];
+  match?: RegExp[];
+  skip?: RegExp[];
+}
+
+/** Options of `expandGlob` (unsupported). */
+export type ExpandGlobOptions = Omit<WalkOptions, "match" | "skip"> & {
+  root?: string;
+  exclude?: string[];
+  globstar?: boolean;
+  caseInsensitive?: boolean;
+};
+
+/** Options of `readFile`/`readTextFile`. */
+export interface ReadFileOptions {
+  signal?: AbortSignal;
+}
+
+/** Options of `writeFile`/`writeTextFile` (`mode` is ignored: airlock sets 0644). */
+export interface WriteFileOptions {
+  append?: boolean;
+  create?: boolean;
+  createNew?: boolean;
+  mode?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of `mkdir` (`mode` is ignored: airlock sets 0755). */
+export interface MkdirOptions {
+  recursive?: boolean;
+  mode?: number;
+}
+
+/** Options of `remove`. */
+export interface RemoveOptions {
+  recursive?: boolean;
+}
+
+/** Options of `open` (unsupported). */
+export interface OpenOptions {
+  read?: boolean;
+  write?: boolean;
+  append?: boolean;
+  truncate?: boolean;
+  create?: boolean;
+  createNew?: boolean;
+  mode?: number;
+}
+
+type Path = string | URL;
+type TempOptions = { dir?: string; prefix?: string; suffix?: string };
+
+const NO_LINKS =
+  "airlock never creates, reads or follows symlinks in the sandbox's files (a program could point one anywhere on the host)";
+const WHOLE_FILES =
+  "airlock's sandbox.fs works on whole files; use readFile/writeFile";
+const OWNERSHIP =
+  "airlock owns the files' mode, owner and times (they belong to the sandbox's uid)";
+
+/**
+ * The SDK's `SandboxFs`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await sandbox.fs.writeTextFile("hello.txt", "hi");
+ * console.log(await sandbox.fs.readTextFile("/scratch/hello.txt"));
+ * ```
+ */
+export class SandboxFs {
+  #fs: () => AirlockFs;
+
+  /** @param fs The airlock file API (checked open on every call). */
+  constructor(fs: () => AirlockFs) {
+    this.#fs = fs;
+  }
+
+  /** Reads a file. */
+  async readFile(
+    path: Path,
+    options: ReadFileOptions = {},
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    options.signal?.throwIfAborted();
+    const bytes = await this.#fs().readFile(toPath(path));
+    options.signal?.throwIfAborted();
+    return new Uint8Array(bytes);
+  }
+
+  /** Reads a file as UTF-8. */
+  async readTextFile(
+    path: Path,
+    options: ReadFileOptions = {},
+  ): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(path, options));
+  }
+
+  /** Writes a file (created unless `create: false`; `createNew` refuses an existing one). */
+  async writeFile(
+    path: Path,
+    data: Uint8Array | ReadableStream<Uint8Array>,
+    options: WriteFileOptions = {},
+  ): Promise<void> {
+    options.signal?.throwIfAborted();
+    const bytes = data instanceof Uint8Array
+      ? data
+      : new Uint8Array(await new Response(data).arrayBuffer());
+    options.signal?.throwIfAborted();
+    const target = toPath(path);
+    if (options.createNew || options.create === false) {
+      const exists = await this.#exists(target);
+      if (options.createNew && exists) {
+        throw new Deno.errors.AlreadyExists(
+          `File exists: writeFile '${target}'`,
+        );
+      }
+      if (!options.createNew && !exists) {
+        throw new Deno.errors.NotFound(
+          `No such file or directory: writeFile '${target}'`,
+        );
+      }
+    }
+    await this.#fs().writeFile(target, bytes, {
+      append: options.append ?? false,
+    });
+  }
+
+  /** Writes text as UTF-8 (same options as `writeFile`). */
+  async writeTextFile(
+    path: Path,
+    data: string | ReadableStream<string>,
+    options: WriteFileOptions = {},
+  ): Promise<void> {
+    let text = "";
+    if (typeof data === "string") text = data;
+    else for await (const part of data) text += part;
+    await this.writeFile(path, new TextEncoder().encode(text), options);
+  }
+
+  /** Lists a directory (symlinks listed, not followed). */
+  async *readDir(path: Path): AsyncIterable<DirEntry> {
+    for (const entry of await this.#fs().readDir(toPath(path))) yield entry;
+  }
+
+  /** Removes a file, a symlink or a directory (`recursive` for a non-empty one). */
+  async remove(path: Path, options: RemoveOptions = {}): Promise<void> {
+    await this.#fs().remove(toPath(path), {
+      recursive: options.recursive ?? false,
+    });
+  }
+
+  /** Creates a directory (`recursive` creates parents and accepts an existing one). */
+  async mkdir(path: Path, options: MkdirOptions = {}): Promise<void> {
+    await this.#fs().mkdir(toPath(path), {
+      recursive: options.recursive ?? false,
+    });
+  }
+
+  /** Moves a file or directory (copy, then remove; symlinks refused). */
+  async rename(oldPath: Path, newPath: Path): Promise<void> {
+    const from = toPath(oldPath);
+    const to = toPath(newPath);
+    const info = await this.lstat(from);
+    if (info.isSymlink) {
+      unsupported("sandbox.fs.rename() of a symlink", NO_LINKS);
+    }
+    const target = await this.#fs().stat(to).catch(() => null);
+    if (target?.isDirectory) {
+      throw new Deno.errors.AlreadyExists(
+        `Directory exists: rename '${from}' -> '${to}'`,
+      );
+    }
+    if (info.isDirectory) await this.#copyTree(from, to);
+    else await this.copyFile(from, to);
+    await this.remove(from, { recursive: true });
+  }
+
+  /** Describes a path. Symlinks are not followed (airlock never follows them). */
+  async stat(path: Path): Promise<FileInfo> {
+    return toFileInfo(await this.#fs().stat(toPath(path)));
+  }
+
+  /** Describes a path without following a symlink. */
+  lstat(path: Path): Promise<FileInfo> {
+    return this.stat(path);
+  }
+
+  /** Copies a file's contents. */
+  async copyFile(fromPath: Path, toPath_: Path): Promise<void> {
+    const bytes = await this.readFile(fromPath);
+    await this.writeFile(toPath_, bytes);
+  }
+
+  /** Walks a tree, as `@std/fs/walk` (without following symlinks). */
+  async *walk(
+    path: string,
+    options: WalkOptions = {},
+  ): AsyncIterableIterator<WalkEntry> {
+    if (options.followSymlinks) {
+      unsupported("sandbox.fs.walk({ followSymlinks: true })", NO_LINKS);
+    }
+    const {
+      maxDepth = Infinity,
+      includeFiles = true,
+      includeDirs = true,
+      includeSymlinks = true,
+      exts,
+      match,
+      skip,
+    } = options;
+    const wanted = (entry: WalkEntry): boolean =>
+      (entry.isFile
+        ? includeFiles
+        : entry.isDirectory
+        ? includeDirs
+        : includeSymlinks) &&
+      (!exts || !entry.isFile ||
+        exts.some((e) =>
+          entry.path.endsWith(e.startsWith(".") ? e : `.${e}`)
+        )) &&
+      (!match || match.some((r) => r.test(entry.path))) &&
+      !(skip?.some((r) => r.test(entry.path)));
+    const root = normalise(path);
+    const rootInfo = await this.stat(root);
+    const top: WalkEntry = {
+      path: root,
+      name: root.split("/").filter(Boolean).at(-1) ?? root,
+      isFile: rootInfo.isFile,
+      isDirectory: rootInfo.isDirectory,
+      isSymlink: rootInfo.isSymlink,
+    };
+    if (maxDepth < 0) return;
+    if (wanted(top)) yield top;
+    if (!top.isDirectory || maxDepth < 1) return;
+    const visit = async function* (
+      fs: SandboxFs,
+      dir: string,
+      depth: number,
+    ): AsyncGenerator<WalkEntry> {
+      for await (const entry of fs.readDir(dir)) {
+        const item = { ...entry, path: join(dir, entry.name) };
+        if (skip?.some((r) => r.test(item.path))) continue;
+        if (wanted(item)) yield item;
+        if (item.isDirectory && depth < maxDepth) {
+          yield* visit(fs, item.path, depth + 1);
+        }
+      }
+    };
+    yield* visit(this, root, 1);
+  }
+
+  /** Unsupported (no glob matcher without JSR's `@std/path`). */
+  expandGlob(
+    _glob: string,
+    _options?: ExpandGlobOptions,
+  ): AsyncIterableIterator<WalkEntry> {
+    return unsupported(
+      "sandbox.fs.expandGlob()",
+      "use sandbox.fs.walk() with match: [RegExp]",
+    );
+  }
+
+  /** Truncates (or extends with zeros) a file to `len` bytes. */
+  async truncate(name: Path, len = 0): Promise<void> {
+    const bytes = await this.readFile(name);
+    const out = new Uint8Array(len);
+    out.set(bytes.subarray(0, len));
+    await this.writeFile(name, out);
+  }
+
+  /** Resolves a path to its absolute sandbox form (no symlink can be on it). */
+  async realPath(path: Path): Promise<string> {
+    const absolute = toAbsolute(toPath(path));
+    await this.#fs().stat(absolute);
+    return absolute;
+  }
+
+  /** Creates a directory under `dir` (default /scratch/.tmp: the sandbox's /tmp does not outlive a run). */
+  async makeTempDir(options: TempOptions = {}): Promise<string> {
+    const path = await this.#tempName(options);
+    await this.mkdir(path);
+    return path;
+  }
+
+  /** Creates an empty file under `dir` (default /scratch/.tmp). */
+  async makeTempFile(options: TempOptions = {}): Promise<string> {
+    const path = await this.#tempName(options);
+    await this.writeFile(path, new Uint8Array(), { createNew: true });
+    return path;
+  }
+
+  /** Copies a host file or directory tree into the sandbox (`dest/<basename>` for a directory). */
+  async upload(localPath: Path, sandboxPath: Path): Promise<void> {
+    const local = await Deno.realPath(localPath);
+    const target = toPath(sandboxPath);
+    const info = await Deno.lstat(local);
+    if (info.isFile) {
+      await this.writeFile(target, await Deno.readFile(local));
+      return;
+    }
+    if (!info.isDirectory) return;
+    const put = async (from: string, to: string): Promise<void> => {
+      await this.mkdir(to);
+      for await (const entry of Deno.readDir(from)) {
+        const source = `${from}/${entry.name}`;
+        const dest = join(to, entry.name);
+        if (entry.isSymlink) {
+          unsupported(
+            `sandbox.fs.upload() of the symlink '${source}'`,
+            NO_LINKS,
+          );
+        }
+        if (entry.isDirectory) await put(source, dest);
+        else if (entry.isFile) {
+          await this.writeFile(dest, await Deno.readFile(source));
+        }
+      }
+    };
+    await put(local, join(target, local.split("/").at(-1)!));
+  }
+
+  /** Copies a sandbox file or directory tree to the host (`dest/<basename>` for a directory). */
+  async download(sandboxPath: Path, localPath: Path): Promise<void> {
+    const source = await this.realPath(sandboxPath);
+    const local = localPath instanceof URL ? localPath : String(localPath);
+    const info = await this.stat(source);
+    if (info.isFile) {
+      await Deno.writeFile(local, await this.readFile(source));
+      return;
+    }
+    if (!info.isDirectory) return;
+    const base = source.slice(0, source.lastIndexOf("/")) || "/";
+    const localRoot = local instanceof URL ? local.pathname : local;
+    for await (const entry of this.walk(source)) {
+      const dest = `${localRoot}/${entry.path.slice(base.length + 1)}`;
+      if (entry.isDirectory) await Deno.mkdir(dest);
+      else if (entry.isFile) {
+        await Deno.writeFile(dest, await this.readFile(entry.path));
+      }
+    }
+  }
+
+  /** Unsupported. */
+  chmod(_path: Path, _mode: number): Promise<void> {
+    return rejectWith("sandbox.fs.chmod()", OWNERSHIP);
+  }
+  /** Unsupported. */
+  chown(_path: Path, _uid: number | null, _gid: number | null): Promise<void> {
+    return rejectWith("sandbox.fs.chown()", OWNERSHIP);
+  }
+  /** Unsupported. */
+  utime(
+    _path: Path,
+    _atime: number | Date,
+    _mtime: number | Date,
+  ): Promise<void> {
+    return rejectWith("sandbox.fs.utime()", OWNERSHIP);
+  }
+  /** Unsupported. */
+  umask(_mask?: number): Promise<number> {
+    return rejectWith("sandbox.fs.umask()", OWNERSHIP);
+  }
+  /** Unsupported. */
+  link(_target: Path, _path: Path): Promise<void> {
+    return rejectWith("sandbox.fs.link()", NO_LINKS);
+  }
+  /** Unsupported. */
+  symlink(_target: Path, _path: Path, _options?: unknown): Promise<void> {
+    return rejectWith("sandbox.fs.symlink()", NO_LINKS);
+  }
+  /** Unsupported. */
+  readLink(_path: Path): Promise<string> {
+    return rejectWith("sandbox.fs.readLink()", NO_LINKS);
+  }
+  /** Unsupported. */
+  open(_path: Path, _options?: OpenOptions): Promise<FsFile> {
+    return rejectWith("sandbox.fs.open()", WHOLE_FILES);
+  }
+  /** Unsupported. */
+  create(_path: Path): Promise<FsFile> {
+    return rejectWith("sandbox.fs.create()", WHOLE_FILES);
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await this.#fs().stat(path);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  }
+
+  async #copyTree(from: string, to: string): Promise<void> {
+    await this.mkdir(to);
+    for await (const entry of this.readDir(from)) {
+      if (entry.isSymlink) {
+        unsupported("sandbox.fs.rename() of a symlink", NO_LINKS);
+      }
+      const source = join(from, entry.name);
+      const dest = join(to, entry.name);
+      if (entry.isDirectory) await this.#copyTree(source, dest);
+      else await this.copyFile(source, dest);
+    }
+  }
+
+  async #tempName(options: TempOptions): Promise<string> {
+    const dir = options.dir ?? `${WORKDIR}/.tmp`;
+    if (options.dir === undefined) await this.mkdir(dir, { recursive: true });
+    const random = Array.from(
+      crypto.getRandomValues(new Uint8Array(4)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    return toAbsolute(
+      join(dir, `${options.prefix ?? ""}${random}${options.suffix ?? ""}`),
+    );
+  }
+}
+
+function rejectWith<T>(member: string, why: string): Promise<T> {
+  return Promise.reject(new AirlockUnsupportedError(member, why));
+}
+
+/**
+ * A path argument as a string (file URLs to their path).
+ *
+ * @param path A string or a `file:` URL.
+ * @returns The path.
+ */
+export function toPath(path: Path): string {
+  if (path instanceof URL) {
+    if (path.protocol !== "file:") {
+      throw new TypeError(
+        `Cannot use '${path.href}' as a path: not a file URL`,
+      );
+    }
+    return decodeURIComponent(path.pathname);
+  }
+  return String(path);
+}
+
+/**
+ * The absolute sandbox path (relative paths are under /scratch).
+ *
+ * @param path A sandbox path.
+ * @returns Normalised and absolute.
+ */
+export function toAbsolute(path: string): string {
+  return normalise(path.startsWith("/") ? path : `${WORKDIR}/${path}`);
+}
+
+/**
+ * The path relative to /scratch, or null when it is outside.
+ *
+ * @param path A sandbox path.
+ * @returns `"dir/main.ts"`, or null.
+ */
+export function relativeToWorkdir(path: string): string | null {
+  const absolute = toAbsolute(path);
+  if (absolute === WORKDIR) return "";
+  return absolute.startsWith(`${WORKDIR}/`)
+    ? absolute.slice(WORKDIR.length + 1)
+    : null;
+}
+
+function join(dir: string, name: string): string {
+  return normalise(`${dir}/${name}`);
+}
+
+function normalise(path: string): string {
+  const absolute = path.startsWith("/");
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === ".." && parts.length > 0 && parts.at(-1) !== "..") parts.pop();
+    else if (part !== ".." || !absolute) parts.push(part);
+  }
+  const joined = parts.join("/");
+  return absolute ? `/${joined}` : joined || ".";
+}
+
+function toFileInfo(info: SandboxFileInfo): FileInfo {
+  const time = info.mtime ?? new Date(0);
+  return {
+    isFile: info.isFile,
+    isDirectory: info.isDirectory,
+    isSymlink: info.isSymlink,
+    size: info.size,
+    mtime: time,
+    atime: time,
+    birthtime: time,
+    ctime: time,
+    dev: 0,
+    ino: 0,
+    mode: info.isDirectory ? 0o40755 : info.isSymlink ? 0o120777 : 0o100644,
+    nlink: 1,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 0,
+    blocks: 0,
+    isBlockDevice: false,
+    isCharDevice: false,
+    isFifo: false,
+    isSocket: false,
+  };
+}
