@@ -492,7 +492,10 @@ function plugin(
         });
         if (found.errors.length > 0) {
           if (
-            (spec.startsWith("../") || spec.startsWith("../../")) &&
+            // A relative import that esbuild could not load may be a link
+            // out of the package (its target is not in this sandbox): name
+            // it as such, whatever its depth, so the refusal is audited.
+            (spec.startsWith("./") || spec.startsWith("../")) &&
             await linkOut(`${args.resolveDir}/${spec}`)
           ) {
             return refuse(

@@ -275,7 +275,7 @@ Deno.test("bun-003 [bundler] package files cannot import out of their package: r
       box,
       `import * as m from "evil/${file}"; console.log(m);`,
     );
-    assert.match(error.message, reason, file);
+    assert.match(error.message, reason, `${file}: ${error.message}`);
     const event = refusalsOf(audit)[0];
     assert.ok(String(event?.specifier).includes(specPart), file);
     // The importer is named as the program sees packages, not by cache path.
