@@ -743,7 +743,7 @@ function riskyWrite(path: string): string | null {
   }
   if (/^\/(?:etc|usr|bin|sbin|lib|boot)(?:\/|$)/.test(p)) return "system files";
   const rel = p.replace(/^\.\//, "");
-  if ([".", "../../harness/", "..", "$PWD"].includes(p) || rel === "") {
+  if ([".", "./", "..", "$PWD"].includes(p) || rel === "") {
     return "the whole project: its code and deno.json";
   }
   const top = rel.split("/")[0]!;
@@ -823,8 +823,7 @@ function rateList(kind: PermissionKind, values: string[] | null): Rated {
         );
       }
       if (
-        matches((v) => [".", "../../harness/", "$PWD"].includes(cleanPath(v)))
-          .length > 0
+        matches((v) => [".", "./", "$PWD"].includes(cleanPath(v))).length > 0
       ) {
         return rated(
           "medium",
