@@ -56,10 +56,10 @@ import { resultBody, spool, type Spooled } from "./_spool.ts";
 import {
   CreateSandboxRequestSchema,
   type ErrorCode,
-  openApiDocument,
   RunRequestSchema,
   UpdateNetworkRequestSchema,
 } from "./schemas.ts";
+import { openApiDocument } from "./openapi.ts";
 
 /** What a bearer token may do. */
 export interface TokenInfo {
