@@ -20,4 +20,4 @@ export * from "../audit/report.ts";
 export { renderAuditText } from "../audit/render_text.ts";
 export { renderAuditHtml } from "../audit/render_html.ts";
 export * from "./permission_broker.ts";
-export { InputError } from "./_run/inputs.ts";
+export * from "./errors.ts";

@@ -72,8 +72,13 @@ import type {
   ScratchFsRequest,
   ScratchQuotaMode,
 } from "../runtime/scratch_volume.ts";
-import { SandboxSetupError, superviseRun } from "./_run/supervise.ts";
-import { SandboxFs, SandboxFsError } from "./sandbox_fs.ts";
+import { superviseRun } from "./_run/supervise.ts";
+import {
+  SandboxFsError,
+  SandboxSetupError,
+  ScratchQuotaError,
+} from "./errors.ts";
+import { SandboxFs } from "./sandbox_fs.ts";
 import { NpmPackages } from "./bundle/npm_packages.ts";
 
 /** Options for {@linkcode Sandbox.create}. */
@@ -170,7 +175,8 @@ export interface SandboxProcess {
   kill(): void;
 }
 
-export { SandboxSetupError } from "./_run/supervise.ts";
+// Defined with the harness's other errors; re-exported for existing imports.
+export { SandboxSetupError, ScratchQuotaError } from "./errors.ts";
 export type { ScratchUsage } from "./_run/scratch_quota.ts";
 export type {
   ScratchFsRequest,
@@ -184,15 +190,6 @@ let seccompFilter: Uint8Array | undefined;
 // Sandboxes without their own injector share one (a CA costs ~70 ms); pass
 // `injector` to keep sandboxes on separate CAs and pools.
 let defaultInjector: Promise<Injector> | undefined;
-
-/** A run was refused because the scratch directory is over its quota. */
-export class ScratchQuotaError extends Error {
-  /** @param message What is over and how to fix it. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ScratchQuotaError";
-  }
-}
 
 const decoder = new TextDecoder();
 

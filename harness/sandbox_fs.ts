@@ -24,15 +24,10 @@
 
 import type { SandboxLock } from "./_sandbox_lock.ts";
 import type { ScratchQuota } from "./_run/scratch_quota.ts";
+import { SandboxFsError } from "./errors.ts";
 
-/** A sandbox filesystem operation was refused. */
-export class SandboxFsError extends Error {
-  /** @param message What was refused and why. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SandboxFsError";
-  }
-}
+// Defined with the harness's other errors; re-exported for existing imports.
+export { SandboxFsError };
 
 /** What `stat` reports. */
 export interface SandboxFileInfo {

@@ -20,7 +20,7 @@ import {
 } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
 import { RunAuditLog } from "../_audit_bounds.ts";
-import { SandboxSetupError } from "./supervise.ts";
+import { SandboxSetupError } from "../errors.ts";
 
 /** What the program is allowed, before channels are added. */
 export interface BaseGrants {

@@ -9,15 +9,10 @@
 import type { Mount } from "../../runtime/bwrap_args.ts";
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { PolicyInputMount } from "../policy.ts";
+import { InputError } from "../errors.ts";
 
-/** An input could not be prepared. */
-export class InputError extends Error {
-  /** @param message What is wrong and how to fix it. */
-  constructor(message: string) {
-    super(message);
-    this.name = "InputError";
-  }
-}
+// Defined with the harness's other errors; re-exported for existing imports.
+export { InputError };
 
 /**
  * Prepares the mounts for `inputs`.

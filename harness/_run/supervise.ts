@@ -17,18 +17,13 @@ import type { ResourceLimits } from "../../runtime/limits.ts";
 import { BROKER_WARNING } from "./channels.ts";
 import { type CappedStream, capStream } from "./output_cap.ts";
 import type { ScratchQuota } from "./scratch_quota.ts";
+import { SandboxSetupError } from "../errors.ts";
 
 /** Why the harness ended a run itself (null: it ended on its own). */
 export type KilledFor = ExitFacts["killedFor"];
 
-/** The sandbox could not be started (bwrap, prlimit or the launcher failed). */
-export class SandboxSetupError extends Error {
-  /** @param message What failed, with the tool's own message. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SandboxSetupError";
-  }
-}
+// Defined with the harness's other errors; re-exported for existing imports.
+export { SandboxSetupError };
 
 /** How a supervised sandbox ended. */
 export interface SupervisedExit {
