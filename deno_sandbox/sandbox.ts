@@ -1,0 +1,396 @@
+/**
+ * The `Sandbox` class of the `@deno/sandbox`-compatible API: creating a
+ * sandbox from the SDK's options, attaching clients to it, `spawn` of Deno
+ * programs, its lifetime (`close`, `kill`, `extendTimeout`), and the members
+ * that cannot exist locally (they throw `AirlockUnsupportedError`).
+ *
+ * The name is the SDK's; the airlock library's own `Sandbox` (the one this
+ * class drives) is imported here as `AirlockSandbox` and reached by callers
+ * through `sandbox.airlock`.
+ *
+ * @module
+ */
+import { Sandbox as AirlockSandbox } from "../harness/sandbox.ts";
+import {
+  ConnectionClosedError,
+  ConnectionEstablishmentError,
+  parseMemory,
+  parseTimeout,
+  unsupported,
+} from "./errors.ts";
+import type { DenoProcess } from "./process.ts";
+import { SandboxFs, toPath } from "./fs.ts";
+import { LocalDeno, LocalEnv } from "./deno.ts";
+import {
+  DEFAULT_MEMORY_MB,
+  destroy,
+  materialiseCaCerts,
+  MAX_RUN_MS,
+  networkPolicy,
+  NO_DEPLOY,
+  NO_INBOUND,
+  NO_SHELL,
+  reject,
+  schedule,
+  type Session,
+  sessions,
+} from "./session.ts";
+import type {
+  ConnectOptions,
+  SandboxCommandBuilder,
+  SandboxDeno,
+  SandboxEnv,
+  SandboxOptions,
+  SandboxRequestInit,
+  SpawnOptions,
+} from "./types.ts";
+
+const TOKEN = Symbol("airlock deno_sandbox");
+
+/**
+ * A sandbox, as `@deno/sandbox`'s `Sandbox`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await using sandbox = await Sandbox.create({ allowNet: ["example.com"] });
+ * console.log(await sandbox.deno.eval("1 + 1")); // 2
+ * ```
+ */
+export class Sandbox implements AsyncDisposable {
+  #session: Session;
+  #primary: boolean;
+  #closed = false;
+  #markClosed: () => void;
+  #closedPromise: Promise<void>;
+  #fs: SandboxFs;
+  #deno: SandboxDeno;
+  #env: SandboxEnv;
+
+  /**
+   * Not for callers: use {@linkcode Sandbox.create} or {@linkcode Sandbox.connect}.
+   *
+   * @param token Internal.
+   * @param session Internal.
+   * @param primary Internal.
+   */
+  constructor(token: symbol, session: Session, primary: boolean) {
+    if (token !== TOKEN) {
+      throw new TypeError("Cannot construct a Sandbox: use Sandbox.create()");
+    }
+    this.#session = session;
+    this.#primary = primary;
+    const closed = Promise.withResolvers<void>();
+    this.#closedPromise = closed.promise;
+    this.#markClosed = () => {
+      this.#closed = true;
+      session.clients.delete(this.#markClosed);
+      closed.resolve();
+    };
+    session.clients.add(this.#markClosed);
+    this.#fs = new SandboxFs(() => {
+      this.#open("sandbox.fs");
+      return session.inner.fs;
+    });
+    this.#deno = new LocalDeno(session, (member) => this.#open(member));
+    this.#env = new LocalEnv(session, this.#deno, (m) => this.#open(m));
+  }
+
+  /**
+   * Creates a sandbox (an airlock sandbox with a scratch directory).
+   *
+   * @param options The SDK's options, plus `airlock` for local settings.
+   * @returns The sandbox; `close()` it or use `await using`.
+   */
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const { airlock = {}, ...sdk } = options;
+    for (const key of ["region", "root", "volumes", "port"] as const) {
+      if (sdk[key] !== undefined) {
+        unsupported(`Sandbox.create({ ${key} })`, UNSUPPORTED_OPTIONS[key]);
+      }
+    }
+    if (sdk.ssh) {
+      unsupported("Sandbox.create({ ssh: true })", UNSUPPORTED_OPTIONS.ssh);
+    }
+    const lifetimeMs = parseTimeout(sdk.timeout);
+    const memoryMb = sdk.memory === undefined
+      ? DEFAULT_MEMORY_MB
+      : parseMemory(sdk.memory);
+    const secrets = Object.entries(sdk.secrets ?? {});
+    for (const [name, secret] of secrets) {
+      if (typeof secret?.value !== "string" || !Array.isArray(secret.hosts)) {
+        throw new TypeError(
+          `Cannot create the sandbox: secrets.${name} must be { hosts: string[], value: string }`,
+        );
+      }
+    }
+    const ca = await materialiseCaCerts(airlock.upstreamCaCerts ?? []);
+    let inner: AirlockSandbox;
+    const capMs = airlock.limits?.timeoutMs ?? MAX_RUN_MS;
+    try {
+      inner = await AirlockSandbox.create({
+        policy: {
+          limits: { memoryMb, ...airlock.limits, timeoutMs: capMs },
+          scratch: true,
+          ...(airlock.inputs ? { inputs: airlock.inputs } : {}),
+          network: networkPolicy(sdk.allowNet, secrets),
+          secrets: Object.fromEntries(
+            secrets.map(([name, s]) => [name, {
+              hosts: s.hosts,
+              value: `\${secret:${name}}`,
+            }]),
+          ),
+          env: sdk.env ?? {},
+          upstream: {
+            connectTo: airlock.connectTo ?? [],
+            caCerts: ca.paths,
+          },
+        },
+        secrets: Object.fromEntries(secrets.map(([n, s]) => [n, s.value])),
+        // Nothing of the harness's environment reaches a policy from here.
+        env: () => undefined,
+        ...(airlock.injector ? { injector: airlock.injector } : {}),
+        ...(airlock.tmpDir ? { tmpDir: airlock.tmpDir } : {}),
+        ...(airlock.denoPath ? { denoPath: airlock.denoPath } : {}),
+        ...(airlock.onAudit ? { onAudit: airlock.onAudit } : {}),
+      });
+    } finally {
+      await ca.cleanup();
+    }
+    const session: Session = {
+      inner,
+      deadline: null,
+      timer: undefined,
+      capMs,
+      plainEnv: { ...sdk.env },
+      secretNames: secrets.map(([name]) => name),
+      clients: new Set(),
+      nextPid: 1,
+      destroying: null,
+    };
+    sessions.set(inner.id, session);
+    if (lifetimeMs !== null) schedule(session, Date.now() + lifetimeMs);
+    return new Sandbox(TOKEN, session, true);
+  }
+
+  /**
+   * Attaches another client to a live sandbox of this process (one created
+   * with a duration `timeout` and `close()`d, or still open).
+   *
+   * @param idOrOptions The sandbox id, or options with `id`.
+   * @param _options Ignored locally.
+   * @returns A client; its `close()` never destroys a "session" sandbox.
+   * @throws {ConnectionEstablishmentError} When no such sandbox lives here.
+   */
+  static connect(
+    idOrOptions: string | (ConnectOptions & { id: string }),
+    _options?: ConnectOptions,
+  ): Promise<Sandbox> {
+    const id = typeof idOrOptions === "string" ? idOrOptions : idOrOptions.id;
+    const session = sessions.get(id);
+    if (!session || session.destroying) {
+      return Promise.reject(
+        new ConnectionEstablishmentError(
+          404,
+          "SANDBOX_NOT_FOUND",
+          `No live sandbox '${id}' in this process (local sandboxes live in the process that created them, until their timeout or kill())`,
+        ),
+      );
+    }
+    return Promise.resolve(new Sandbox(TOKEN, session, false));
+  }
+
+  /** The sandbox's id. */
+  get id(): string {
+    return this.#session.inner.id;
+  }
+  /** Resolves when this client is closed. */
+  get closed(): Promise<void> {
+    return this.#closedPromise;
+  }
+  /** The sandbox's files (/scratch). */
+  get fs(): SandboxFs {
+    return this.#fs;
+  }
+  /** Deno programs, eval and REPLs. */
+  get deno(): SandboxDeno {
+    return this.#deno;
+  }
+  /** The programs' environment (read-only here). */
+  get env(): SandboxEnv {
+    return this.#env;
+  }
+  /** Always undefined: no SSH locally. */
+  get ssh(): { username: string; hostname: string } | undefined {
+    return undefined;
+  }
+  /** Always undefined: no public URL locally. */
+  get url(): string | undefined {
+    return undefined;
+  }
+  /** airlock only: the underlying airlock sandbox (audit trail, policy). */
+  get airlock(): AirlockSandbox {
+    return this.#session.inner;
+  }
+
+  /**
+   * Only Deno can run: `spawn("deno", { args: ["run", flags..., file, args...] })`
+   * and `["eval", code]` map to `deno.run` (flags are ignored: the policy
+   * decides permissions); anything else is unsupported.
+   *
+   * @param command `"deno"`.
+   * @param options Arguments and stdio.
+   * @returns The process.
+   */
+  async spawn(
+    command: string | URL,
+    options: SpawnOptions = {},
+  ): Promise<DenoProcess> {
+    this.#open("sandbox.spawn()");
+    const name = toPath(command);
+    const { args = [], ...rest } = options;
+    if (name !== "deno" && !name.endsWith("/deno")) {
+      unsupported(`sandbox.spawn("${name}")`, NO_SHELL);
+    }
+    const [sub, ...more] = args;
+    const operands: string[] = [];
+    for (let i = 0; i < more.length; i++) {
+      const arg = more[i]!;
+      if (arg === "--") {
+        operands.push(...more.slice(i + 1));
+        break;
+      }
+      if (arg.startsWith("-") && arg.length > 1) {
+        if (VALUE_FLAGS.has(arg)) i++;
+        continue;
+      }
+      // The program's name, then its own arguments, flags included.
+      operands.push(...more.slice(i));
+      break;
+    }
+    const [first, ...scriptArgs] = operands;
+    if (sub === "run" && first !== undefined) {
+      return await this.#deno.run({ ...rest, entrypoint: first, scriptArgs });
+    }
+    if (sub === "eval" && first !== undefined) {
+      return await this.#deno.run({ ...rest, code: first, scriptArgs });
+    }
+    return unsupported(
+      `sandbox.spawn("deno", { args: ${JSON.stringify(args.slice(0, 2))} })`,
+      "only 'deno run <file> [args]' and 'deno eval <code>' are available",
+    );
+  }
+
+  /** Unsupported: no shell in the sandbox. */
+  sh: (
+    templateStrings: TemplateStringsArray,
+    ...substitutions: unknown[]
+  ) => SandboxCommandBuilder = () => unsupported("sandbox.sh", NO_SHELL);
+
+  /**
+   * Unsupported: airlock has no agent inside the sandbox to fetch for you.
+   *
+   * @returns Never: rejects.
+   */
+  fetch(_url: string | URL, _init?: SandboxRequestInit): Promise<Response> {
+    return reject(
+      "sandbox.fetch()",
+      "airlock has no agent inside the sandbox; fetch from a program (sandbox.deno.run) instead",
+    );
+  }
+
+  /**
+   * Closes this client. A "session" sandbox's primary client destroys the
+   * sandbox (kills every run, deletes every file); with a duration timeout
+   * the sandbox lives on until its deadline or `kill()`.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#markClosed();
+    if (this.#primary && this.#session.deadline === null) {
+      await destroy(this.#session);
+    }
+  }
+
+  /** Destroys the sandbox now, whatever its timeout. */
+  async kill(): Promise<void> {
+    this.#markClosed();
+    await destroy(this.#session);
+  }
+
+  /**
+   * Sets the sandbox's deadline to now + `timeout`.
+   *
+   * @param timeout `"600s"`, `"10m"`.
+   * @returns The new deadline.
+   */
+  extendTimeout(timeout: `${number}s` | `${number}m`): Promise<Date> {
+    try {
+      this.#open("sandbox.extendTimeout()");
+      const ms = parseTimeout(timeout);
+      if (ms === null) {
+        return reject(
+          'sandbox.extendTimeout("session")',
+          'it needs a duration like "10m" or "600s"',
+        );
+      }
+      schedule(this.#session, Date.now() + ms);
+      return Promise.resolve(new Date(this.#session.deadline!));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Unsupported: the sandbox accepts no inbound connections. */
+  exposeHttp(_target: { port: number } | { pid: number }): Promise<string> {
+    return reject("sandbox.exposeHttp()", NO_INBOUND);
+  }
+  /** Unsupported: the sandbox accepts no inbound connections. */
+  exposeSsh(): Promise<{ hostname: string; username: string }> {
+    return reject("sandbox.exposeSsh()", NO_INBOUND);
+  }
+  /** Unsupported: the sandbox accepts no inbound connections. */
+  exposeVscode(_path?: string, _options?: unknown): Promise<never> {
+    return reject("sandbox.exposeVscode()", NO_INBOUND);
+  }
+  /** Unsupported: there is no Deno Deploy locally. */
+  deploy(_app: string, _options?: unknown): Promise<never> {
+    return reject("sandbox.deploy()", NO_DEPLOY);
+  }
+
+  #open(member: string): void {
+    if (this.#closed || this.#session.destroying) {
+      throw new ConnectionClosedError(
+        undefined,
+        `Cannot use ${member}: sandbox '${this.id}' is closed`,
+      );
+    }
+  }
+}
+
+const UNSUPPORTED_OPTIONS = {
+  region: "sandboxes run on this machine",
+  root:
+    "the sandbox's root is an empty tree with only the Deno runtime; there are no volumes or snapshots locally",
+  volumes:
+    "there are no Deno Deploy volumes locally; use airlock: { inputs } for read-only host directories",
+  port: NO_INBOUND,
+  ssh: NO_INBOUND,
+} as const;
+/** `deno run` flags that take a separate value. */
+const VALUE_FLAGS = new Set([
+  "-c",
+  "--config",
+  "--import-map",
+  "--lock",
+  "--cert",
+  "--location",
+  "--seed",
+  "--ext",
+  "-L",
+  "--log-level",
+]);
