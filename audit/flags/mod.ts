@@ -29,68 +29,25 @@
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseJsonc } from "../../harness/_jsonc.ts";
 
-// ── Model ───────────────────────────────────────────────────────────────
+import {
+  type Deny,
+  type Finding,
+  type Grant,
+  LIST_KINDS,
+  type PermissionKind,
+  SEVERITIES,
+  type Severity,
+  sortFindings,
+} from "./model.ts";
 
-/** How bad a grant is, from `info` (nothing to fix) to `critical`. */
-export type Severity = "critical" | "high" | "medium" | "low" | "info";
-
-/** Severities from least to most severe. */
-export const SEVERITIES: readonly Severity[] = [
-  "info",
-  "low",
-  "medium",
-  "high",
-  "critical",
-];
-
-/** One risky grant (or missing safeguard) at one place in the project. */
-export interface Finding {
-  /** The file, relative to the audited directory (or `relativeTo`). */
-  file: string;
-  /** 1-based line of the command (the task's key in deno.json). */
-  line: number;
-  /** The deno command as written, from `deno` on. */
-  command: string;
-  /** The flag this is about, as written (`-A`, `--allow-read=~/.ssh`). */
-  flag: string;
-  /** How bad it is. */
-  severity: Severity;
-  /** One line: what the grant lets the program do. */
-  message: string;
-  /** One line: the narrower flag to use instead. */
-  suggestion: string;
-}
-
-/** A Deno permission that takes a list. */
-export type PermissionKind =
-  | "read"
-  | "write"
-  | "net"
-  | "env"
-  | "sys"
-  | "run"
-  | "ffi"
-  | "import";
-
-/** One granting flag; `values` null means "everything of this kind". */
-export interface Grant {
-  /** The permission, or `all` (-A), `hrtime`, `scripts` (npm lifecycle). */
-  kind: PermissionKind | "all" | "hrtime" | "scripts";
-  /** The list, or null for all. */
-  values: string[] | null;
-  /** The flag as written. */
-  flag: string;
-}
-
-/** One `--deny-*` flag; `values` null denies the whole kind. */
-export interface Deny {
-  /** The permission denied. */
-  kind: PermissionKind;
-  /** The list, or null for all. */
-  values: string[] | null;
-  /** The flag as written. */
-  flag: string;
-}
+export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
+export type {
+  Deny,
+  Finding,
+  Grant,
+  PermissionKind,
+  Severity,
+} from "./model.ts";
 
 /** Deno subcommands whose flags grant permissions. */
 export type Subcommand =
@@ -124,17 +81,6 @@ export interface ParsedDenoCommand {
   /** A bare list flag whose intended list Deno took as the script. */
   misplacedValue: { flag: string; word: string } | null;
 }
-
-const LIST_KINDS: readonly PermissionKind[] = [
-  "read",
-  "write",
-  "net",
-  "env",
-  "sys",
-  "run",
-  "ffi",
-  "import",
-];
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   run: "run",
@@ -1514,42 +1460,4 @@ async function readText(file: string): Promise<string | null> {
   const bytes = await Deno.readFile(file);
   if (bytes.subarray(0, 8000).includes(0)) return null;
   return new TextDecoder().decode(bytes);
-}
-
-/**
- * Sorts findings most severe first, then by file and line.
- *
- * @param findings The findings.
- * @returns A sorted copy.
- *
- * @example Usage
- * ```ts
- * import { sortFindings } from "./mod.ts";
- * const f = { file: "a", line: 1, command: "", flag: "", message: "", suggestion: "" };
- * console.log(sortFindings([{ ...f, severity: "low" }, { ...f, severity: "critical" }]).map((x) => x.severity));
- * // [ "critical", "low" ]
- * ```
- */
-export function sortFindings(findings: readonly Finding[]): Finding[] {
-  return [...findings].sort((a, b) =>
-    SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) ||
-    a.file.localeCompare(b.file) || a.line - b.line
-  );
-}
-
-/**
- * Whether `severity` is at or above `threshold`.
- *
- * @param severity A finding's severity.
- * @param threshold The bar.
- * @returns True when it reaches the bar.
- *
- * @example Usage
- * ```ts
- * import { atOrAbove } from "./mod.ts";
- * console.log(atOrAbove("critical", "high"), atOrAbove("low", "high")); // true false
- * ```
- */
-export function atOrAbove(severity: Severity, threshold: Severity): boolean {
-  return SEVERITIES.indexOf(severity) >= SEVERITIES.indexOf(threshold);
 }
