@@ -6,10 +6,10 @@
  * from one harness.
  *
  * This file holds the session's lifecycle (create, spawn, the waiting
- * process of warm start, close) and the public option types with their
- * docs, which is why it is longer than the ~400 lines most modules keep to;
- * what one run is made of lives in `_run/prepare.ts` (files, channels,
- * launch), `_run/supervise.ts` (limits, kill) and `_run/channels.ts` (sockets).
+ * process of warm start, close); the option types and their docs are in
+ * `options.ts`, the errors in `errors.ts`. What one run is made of lives in
+ * `_run/prepare.ts` (files, channels, launch), `_run/supervise.ts` (limits,
+ * kill) and `_run/channels.ts` (sockets).
  *
  * @module
  */
@@ -31,7 +31,6 @@ import {
   type NetworkPolicyInput,
   NetworkPolicySchema,
 } from "../injector/network_policy.ts";
-import type { ConnectTo } from "../injector/resolver.ts";
 import {
   bundleProgram,
   prepareBundler,
@@ -56,7 +55,6 @@ import {
   parsePolicy,
   type Policy,
   PolicyError,
-  type PolicyInput,
   redactPolicy,
 } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
@@ -68,10 +66,7 @@ import {
   walkQuota,
 } from "./_run/scratch_quota.ts";
 import { lockOf } from "./_sandbox_lock.ts";
-import type {
-  ScratchFsRequest,
-  ScratchQuotaMode,
-} from "../runtime/scratch_volume.ts";
+import type { ScratchQuotaMode } from "../runtime/scratch_volume.ts";
 import { superviseRun } from "./_run/supervise.ts";
 import {
   SandboxFsError,
@@ -79,101 +74,11 @@ import {
   ScratchQuotaError,
 } from "./errors.ts";
 import { SandboxFs } from "./sandbox_fs.ts";
+import type { RunOptions, SandboxOptions, SandboxProcess } from "./options.ts";
 import { NpmPackages } from "./bundle/npm_packages.ts";
 
-/** Options for {@linkcode Sandbox.create}. */
-export interface SandboxOptions {
-  /** The policy (validated here); default: deny everything, default limits. */
-  policy?: PolicyInput;
-  /** The Deno binary used inside; default: the harness's own. */
-  denoPath?: string;
-  /** Where workspaces go; default `$TMPDIR` or /tmp. */
-  tmpDir?: string;
-  /** Host uid allocator shared by sandboxes; default: one per process. */
-  identityPool?: SandboxIdentityPool;
-  /** Pre-discovered host tools (skips discovery). */
-  tools?: HostTools;
-  /**
-   * The egress injector. Default: one shared per process (one CA, one
-   * connection pool), created on first use by a sandbox with network access.
-   */
-  injector?: Injector;
-  /** Values for `${secret:NAME}` references in the policy. */
-  secrets?: Readonly<Record<string, string>>;
-  /** `${env:NAME}` lookup; default: the harness's environment. */
-  env?: (name: string) => string | undefined;
-  /** Extra HOST:PORT -> address mappings (curl's --connect-to), parsed. */
-  connectTo?: readonly ConnectTo[];
-  /** Receives every audit event of this sandbox as it happens. */
-  onAudit?: (event: AuditEvent) => void;
-  /** Where npm packages are installed; default `/var/tmp/airlock-npm-<uid>`. */
-  npmCacheDir?: string;
-  /**
-   * Whether the policy may name npm packages (default true). A server whose
-   * clients must not make the harness install and bundle packages sets it
-   * to false: a policy with `npm.allow` entries is then a PolicyError.
-   */
-  allowNpm?: boolean;
-  /**
-   * Learn mode (for `deno task audit --learn`): the broker allows and
-   * records reads, writes, env and sys; the injector records each request
-   * and answers it locally with 503 instead of sending it; no secret or
-   * placeholder is loaded. `mirror` mounts a host directory read-only at the
-   * same path as the working directory, so recorded paths are host paths.
-   */
-  learn?: { mirror?: string };
-  /**
-   * Warm start (default true): while the sandbox is idle, the next run's
-   * process is already started and waits for its program (see
-   * `runtime/warm_boot.ts`), which takes a short run from ~34 ms to a few.
-   * It costs one idle Deno process (~35 MB) per idle sandbox; it never
-   * coexists with a live run of the same sandbox (they would share its
-   * process cap). Each process still runs exactly one program.
-   */
-  warm?: boolean;
-  /**
-   * How the scratch quota is enforced (see `runtime/scratch_volume.ts`):
-   * "auto" (default) makes each scratch a loop-mounted filesystem of the
-   * quota's size where the harness can (root, loop devices, mkfs.ext4) and
-   * falls back to "walk" (measuring, with known limits) where it cannot;
-   * "loop" or "tmpfs" (RAM) refuse to create a sandbox without it. The mode
-   * in force is `sandbox.quotaMode`; `deno task doctor` reports it.
-   */
-  scratchFs?: ScratchFsRequest;
-}
-
-/** What to run and how. */
-export type RunOptions = ProgramSource & {
-  /** `Deno.args` of the program. */
-  args?: readonly string[];
-  /** Bytes for the program's stdin; `"piped"` exposes a writable (spawn only). */
-  stdin?: string | Uint8Array | ReadableStream<Uint8Array> | "piped";
-  /** Wall-clock limit for this run; default: the policy's. */
-  timeoutMs?: number;
-  /** Aborting kills the run (reason "killed"). */
-  signal?: AbortSignal;
-  /**
-   * Plain environment variables for this run, over the policy's `env`
-   * (visible to the program: never secrets). Runtime names are refused.
-   */
-  env?: Readonly<Record<string, string>>;
-};
-
-/** A live run. */
-export interface SandboxProcess {
-  /** This run's id. */
-  readonly runId: string;
-  /** The program's stdout (capped at the policy's `outputBytes`). */
-  readonly stdout: ReadableStream<Uint8Array>;
-  /** The program's stderr (capped at the policy's `outputBytes`). */
-  readonly stderr: ReadableStream<Uint8Array>;
-  /** The program's stdin, when `stdin: "piped"` was given. */
-  readonly stdin: WritableStream<Uint8Array> | null;
-  /** Resolves when the run has ended and the sandbox is gone. */
-  readonly status: Promise<RunStatus>;
-  /** Kills the run (reason "killed"). */
-  kill(): void;
-}
+// The option types live in options.ts; re-exported for existing imports.
+export type { RunOptions, SandboxOptions, SandboxProcess } from "./options.ts";
 
 // Defined with the harness's other errors; re-exported for existing imports.
 export { SandboxSetupError, ScratchQuotaError } from "./errors.ts";
