@@ -9,7 +9,7 @@ import type { SandboxFs as AirlockFs } from "../harness/sandbox_fs.ts";
 import { unsupported } from "./errors.ts";
 import { DenoProcess, DenoRepl, PROCESS_TOKEN } from "./process.ts";
 import { replDriverSource } from "./repl.ts";
-import { relativeToWorkdir, toPath, WORKDIR } from "./fs.ts";
+import { relativeToWorkdir, toPath, WORKDIR } from "./paths.ts";
 import {
   NO_DEPLOY,
   randomHex,

@@ -17,108 +17,27 @@ import type {
   SandboxFs as AirlockFs,
 } from "../harness/sandbox_fs.ts";
 import { AirlockUnsupportedError, type FsFile, unsupported } from "./errors.ts";
+import type {
+  DirEntry,
+  ExpandGlobOptions,
+  FileInfo,
+  MkdirOptions,
+  OpenOptions,
+  ReadFileOptions,
+  RemoveOptions,
+  WalkEntry,
+  WalkOptions,
+  WriteFileOptions,
+} from "./fs_types.ts";
+import {
+  join,
+  normalise,
+  type Path,
+  toAbsolute,
+  toPath,
+  WORKDIR,
+} from "./paths.ts";
 
-/** The sandbox path relative paths start from. */
-export const WORKDIR = "/scratch";
-
-/** What `stat` reports (fields airlock does not know are 0, times the mtime). */
-export interface FileInfo {
-  isFile: boolean;
-  isDirectory: boolean;
-  isSymlink: boolean;
-  size: number;
-  mtime: Date;
-  atime: Date;
-  birthtime: Date;
-  ctime: Date;
-  dev: number;
-  ino: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  blksize: number;
-  blocks: number;
-  isBlockDevice: boolean;
-  isCharDevice: boolean;
-  isFifo: boolean;
-  isSocket: boolean;
-}
-
-/** One directory entry. */
-export interface DirEntry {
-  name: string;
-  isFile: boolean;
-  isDirectory: boolean;
-  isSymlink: boolean;
-}
-
-/** One entry of `walk`. */
-export interface WalkEntry extends DirEntry {
-  /** The path, joined to the root as given. */
-  path: string;
-}
-
-/** Options of `walk` (those of `@std/fs/walk`). */
-export interface WalkOptions {
-  maxDepth?: number;
-  includeFiles?: boolean;
-  includeDirs?: boolean;
-  includeSymlinks?: boolean;
-  /** Must be false: airlock never follows symlinks. */
-  followSymlinks?: boolean;
-  canonicalize?: boolean;
-  exts?: string[];
-  match?: RegExp[];
-  skip?: RegExp[];
-}
-
-/** Options of `expandGlob` (unsupported). */
-export type ExpandGlobOptions = Omit<WalkOptions, "match" | "skip"> & {
-  root?: string;
-  exclude?: string[];
-  globstar?: boolean;
-  caseInsensitive?: boolean;
-};
-
-/** Options of `readFile`/`readTextFile`. */
-export interface ReadFileOptions {
-  signal?: AbortSignal;
-}
-
-/** Options of `writeFile`/`writeTextFile` (`mode` is ignored: airlock sets 0644). */
-export interface WriteFileOptions {
-  append?: boolean;
-  create?: boolean;
-  createNew?: boolean;
-  mode?: number;
-  signal?: AbortSignal;
-}
-
-/** Options of `mkdir` (`mode` is ignored: airlock sets 0755). */
-export interface MkdirOptions {
-  recursive?: boolean;
-  mode?: number;
-}
-
-/** Options of `remove`. */
-export interface RemoveOptions {
-  recursive?: boolean;
-}
-
-/** Options of `open` (unsupported). */
-export interface OpenOptions {
-  read?: boolean;
-  write?: boolean;
-  append?: boolean;
-  truncate?: boolean;
-  create?: boolean;
-  createNew?: boolean;
-  mode?: number;
-}
-
-type Path = string | URL;
 type TempOptions = { dir?: string; prefix?: string; suffix?: string };
 
 const NO_LINKS =
@@ -488,64 +407,6 @@ export class SandboxFs {
 
 function rejectWith<T>(member: string, why: string): Promise<T> {
   return Promise.reject(new AirlockUnsupportedError(member, why));
-}
-
-/**
- * A path argument as a string (file URLs to their path).
- *
- * @param path A string or a `file:` URL.
- * @returns The path.
- */
-export function toPath(path: Path): string {
-  if (path instanceof URL) {
-    if (path.protocol !== "file:") {
-      throw new TypeError(
-        `Cannot use '${path.href}' as a path: not a file URL`,
-      );
-    }
-    return decodeURIComponent(path.pathname);
-  }
-  return String(path);
-}
-
-/**
- * The absolute sandbox path (relative paths are under /scratch).
- *
- * @param path A sandbox path.
- * @returns Normalised and absolute.
- */
-export function toAbsolute(path: string): string {
-  return normalise(path.startsWith("/") ? path : `${WORKDIR}/${path}`);
-}
-
-/**
- * The path relative to /scratch, or null when it is outside.
- *
- * @param path A sandbox path.
- * @returns `"dir/main.ts"`, or null.
- */
-export function relativeToWorkdir(path: string): string | null {
-  const absolute = toAbsolute(path);
-  if (absolute === WORKDIR) return "";
-  return absolute.startsWith(`${WORKDIR}/`)
-    ? absolute.slice(WORKDIR.length + 1)
-    : null;
-}
-
-function join(dir: string, name: string): string {
-  return normalise(`${dir}/${name}`);
-}
-
-function normalise(path: string): string {
-  const absolute = path.startsWith("/");
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === ".." && parts.length > 0 && parts.at(-1) !== "..") parts.pop();
-    else if (part !== ".." || !absolute) parts.push(part);
-  }
-  const joined = parts.join("/");
-  return absolute ? `/${joined}` : joined || ".";
 }
 
 function toFileInfo(info: SandboxFileInfo): FileInfo {

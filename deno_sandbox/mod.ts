@@ -116,19 +116,19 @@ export {
   DenoRepl,
   type Signal,
 } from "./process.ts";
-export {
-  type DirEntry,
-  type ExpandGlobOptions,
-  type FileInfo,
-  type MkdirOptions,
-  type OpenOptions,
-  type ReadFileOptions,
-  type RemoveOptions,
-  SandboxFs,
-  type WalkEntry,
-  type WalkOptions,
-  type WriteFileOptions,
-} from "./fs.ts";
+export { SandboxFs } from "./fs.ts";
+export type {
+  DirEntry,
+  ExpandGlobOptions,
+  FileInfo,
+  MkdirOptions,
+  OpenOptions,
+  ReadFileOptions,
+  RemoveOptions,
+  WalkEntry,
+  WalkOptions,
+  WriteFileOptions,
+} from "./fs_types.ts";
 export type {
   AirlockOptions,
   BaseClientOptions,

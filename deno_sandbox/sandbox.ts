@@ -19,7 +19,8 @@ import {
   unsupported,
 } from "./errors.ts";
 import type { DenoProcess } from "./process.ts";
-import { SandboxFs, toPath } from "./fs.ts";
+import { SandboxFs } from "./fs.ts";
+import { toPath } from "./paths.ts";
 import { LocalDeno, LocalEnv } from "./deno.ts";
 import {
   DEFAULT_MEMORY_MB,

@@ -1,0 +1,87 @@
+/**
+ * Sandbox paths in the `@deno/sandbox`-compatible API: path arguments
+ * (strings or `file:` URLs) to strings, and relative paths to /scratch, the
+ * sandbox's working directory (the programs' cwd, where the SDK's relative
+ * paths start). airlock's own `SandboxFs` decides what a path may reach;
+ * these helpers only spell paths.
+ *
+ * @module
+ */
+
+/** A path argument: a string or a `file:` URL. */
+export type Path = string | URL;
+
+/** The sandbox path relative paths start from. */
+export const WORKDIR = "/scratch";
+
+/**
+ * A path argument as a string (file URLs to their path).
+ *
+ * @param path A string or a `file:` URL.
+ * @returns The path.
+ */
+export function toPath(path: Path): string {
+  if (path instanceof URL) {
+    if (path.protocol !== "file:") {
+      throw new TypeError(
+        `Cannot use '${path.href}' as a path: not a file URL`,
+      );
+    }
+    return decodeURIComponent(path.pathname);
+  }
+  return String(path);
+}
+
+/**
+ * The absolute sandbox path (relative paths are under /scratch).
+ *
+ * @param path A sandbox path.
+ * @returns Normalised and absolute.
+ */
+export function toAbsolute(path: string): string {
+  return normalise(path.startsWith("/") ? path : `${WORKDIR}/${path}`);
+}
+
+/**
+ * The path relative to /scratch, or null when it is outside.
+ *
+ * @param path A sandbox path.
+ * @returns `"dir/main.ts"`, or null.
+ */
+export function relativeToWorkdir(path: string): string | null {
+  const absolute = toAbsolute(path);
+  if (absolute === WORKDIR) return "";
+  return absolute.startsWith(`${WORKDIR}/`)
+    ? absolute.slice(WORKDIR.length + 1)
+    : null;
+}
+
+/**
+ * Joins a name to a directory path.
+ *
+ * @param dir A sandbox path.
+ * @param name A name in it.
+ * @returns The normalised path.
+ */
+export function join(dir: string, name: string): string {
+  return normalise(`${dir}/${name}`);
+}
+
+/**
+ * Removes `.`, `..` and repeated slashes (an absolute path never climbs
+ * above `/`; a relative one keeps its leading `..`).
+ *
+ * @param path A sandbox path.
+ * @returns The normalised path (`.` for an empty relative one).
+ */
+export function normalise(path: string): string {
+  const absolute = path.startsWith("/");
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === ".." && parts.length > 0 && parts.at(-1) !== "..") parts.pop();
+    else if (part !== ".." || !absolute) parts.push(part);
+  }
+  const joined = parts.join("/");
+  return absolute ? `/${joined}` : joined || ".";
+}
