@@ -46,6 +46,7 @@ import {
   splitList,
 } from "./parse.ts";
 
+import { logicalLines, shellCommands } from "./shell.ts";
 export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
 export type {
   Deny,
@@ -56,91 +57,6 @@ export type {
 } from "./model.ts";
 export { parseDenoCommand } from "./parse.ts";
 export type { ParsedDenoCommand, Subcommand } from "./parse.ts";
-
-// ── Tokenising shell-like text ──────────────────────────────────────────
-
-/**
- * Splits one logical shell line into simple commands: on `&&`, `||`, `;`,
- * `|`, `&`, parentheses, backticks and `$(`; quotes removed, redirections
- * and `#` comments dropped. Variables stay as written (`$HOME`).
- */
-function shellCommands(line: string): string[][] {
-  const commands: string[][] = [];
-  let words: string[] = [];
-  let word = "";
-  let inWord = false;
-  let redirectTarget = false;
-  const endWord = () => {
-    if (inWord && !redirectTarget) words.push(word);
-    else if (inWord) redirectTarget = false;
-    word = "";
-    inWord = false;
-  };
-  const endCommand = () => {
-    endWord();
-    redirectTarget = false;
-    if (words.length > 0) commands.push(words);
-    words = [];
-  };
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === "'") {
-      const close = line.indexOf("'", i + 1);
-      const end = close === -1 ? line.length : close;
-      word += line.slice(i + 1, end);
-      inWord = true;
-      i = end;
-    } else if (c === '"') {
-      inWord = true;
-      for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === "\\" && '"\\$`'.includes(line[i + 1] ?? "x")) i++;
-        word += line[i];
-      }
-    } else if (c === "\\") {
-      inWord = true;
-      word += line[++i] ?? "";
-    } else if (" \t\r\n".includes(c)) {
-      endWord();
-    } else if (c === "#" && !inWord) {
-      break;
-    } else if (c === "$" && line[i + 1] === "(") {
-      endCommand();
-      i++;
-    } else if ("&|;()`".includes(c)) {
-      endCommand();
-      if (line[i + 1] === c && c !== "(" && c !== ")") i++;
-    } else if (c === "<" || c === ">") {
-      // `2>&1`, `>/dev/null`, `<<EOF`: the fd number and target are no words.
-      if (inWord && /^\d+$/.test(word)) {
-        word = "";
-        inWord = false;
-      } else endWord();
-      while ("<>&".includes(line[i + 1] ?? "x")) i++;
-      redirectTarget = true;
-    } else {
-      inWord = true;
-      word += c;
-    }
-  }
-  endCommand();
-  return commands;
-}
-
-/** Lines joined at a trailing backslash, each with its first line number. */
-function logicalLines(
-  lines: readonly string[],
-): { text: string; line: number }[] {
-  const out: { text: string; line: number }[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const start = i + 1;
-    let text = lines[i]!;
-    while (/(?:^|[^\\])(?:\\\\)*\\$/.test(text) && i + 1 < lines.length) {
-      text = text.slice(0, -1) + " " + lines[++i]!;
-    }
-    out.push({ text, line: start });
-  }
-  return out;
-}
 
 // ── Finding commands in files ──────────────────────────────────────────
 
