@@ -83,6 +83,7 @@
  */
 
 export { Sandbox } from "./sandbox.ts";
+export type { Memory } from "./options.ts";
 export {
   AirlockUnsupportedError,
   ApiError,
@@ -96,7 +97,6 @@ export {
   KillController,
   KillSignal,
   type KillSignalListener,
-  type Memory,
   MissingTokenError,
   NetworkError,
   RpcError,

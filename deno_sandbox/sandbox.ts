@@ -14,10 +14,9 @@ import { Sandbox as AirlockSandbox } from "../harness/sandbox.ts";
 import {
   ConnectionClosedError,
   ConnectionEstablishmentError,
-  parseMemory,
-  parseTimeout,
   unsupported,
 } from "./errors.ts";
+import { parseMemory, parseTimeout } from "./options.ts";
 import type { DenoProcess } from "./process.ts";
 import { SandboxFs } from "./fs.ts";
 import { toPath } from "./paths.ts";

@@ -8,7 +8,7 @@
 import type { PolicyInput } from "../harness/policy.ts";
 import type { SandboxOptions as AirlockSandboxOptions } from "../harness/sandbox.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
-import type { Memory, SandboxTimeout } from "./errors.ts";
+import type { Memory, SandboxTimeout } from "./options.ts";
 import type { DenoProcess, DenoRepl, StdioMode } from "./process.ts";
 
 /** Regions of Deno Deploy (unsupported locally). */
