@@ -50,6 +50,7 @@ import {
   prepareRun,
 } from "./_run/prepare.ts";
 import { prepareInputs } from "./_run/inputs.ts";
+import { WarmPool } from "./_run/warm_pool.ts";
 import {
   EnvSchema,
   parsePolicy,
@@ -140,7 +141,7 @@ export class Sandbox implements AsyncDisposable {
   #runs = 0;
   #closing: Promise<void> | null = null;
   /** The next run's process, started while idle (warm start). */
-  #warm: Promise<PreparedRun | null> | null = null;
+  #warm: WarmPool<PreparedRun>;
   /** Launched processes not yet given a program (close() kills them). */
   #pending = new Set<PreparedRun>();
   /** Bumped by every network policy update (launches depend on it). */
@@ -174,6 +175,14 @@ export class Sandbox implements AsyncDisposable {
       : null;
     this.#egress = init.egress;
     this.#options = init.options;
+    this.#warm = new WarmPool<PreparedRun>({
+      enabled: init.options.warm !== false,
+      busy: () => this.closed || this.#active.size > 0,
+      key: (env) => this.#launchKey(env),
+      launch: (env) => this.#prepare(env),
+      discard: (prepared) => this.#discard(prepared),
+      settle: (work) => this.#settle(work),
+    });
     this.#network = init.policy.network;
     this.#npm = init.policy.npm.allow.length > 0
       ? new NpmPackages({
@@ -272,7 +281,7 @@ export class Sandbox implements AsyncDisposable {
         egress,
         options,
       });
-      sandbox.#refillWarm(policy.env);
+      sandbox.#warm.refill(policy.env);
       // The bundler's sandbox starts while the caller prepares its first run.
       void prepareBundler(sandbox.#npm);
       return sandbox;
@@ -398,8 +407,8 @@ export class Sandbox implements AsyncDisposable {
     this.#network = parsed.data;
     // A waiting process has the old policy's Deno grants and channels.
     this.#networkGeneration++;
-    this.#dropWarm();
-    this.#refillWarm(this.#policy.env);
+    this.#warm.drop();
+    this.#warm.refill(this.#policy.env);
   }
 
   /**
@@ -468,14 +477,14 @@ export class Sandbox implements AsyncDisposable {
     });
     const [bundled, prepared] = await Promise.allSettled([
       bundling,
-      this.#takeWarm(env).then((warm) => warm ?? this.#prepare(env)),
+      this.#warm.take(env).then((warm) => warm ?? this.#prepare(env)),
     ]);
     if (
       bundled.status === "rejected" || prepared.status === "rejected" ||
       this.closed
     ) {
       // A program that does not compile leaves the process for the next run.
-      if (prepared.status === "fulfilled") this.#keepWarm(prepared.value);
+      if (prepared.status === "fulfilled") this.#warm.keep(prepared.value);
       if (bundled.status === "rejected") throw bundled.reason;
       if (prepared.status === "rejected") throw prepared.reason;
       this.#assertOpen();
@@ -523,7 +532,7 @@ export class Sandbox implements AsyncDisposable {
       ]));
       // After the caller has seen the result (a macrotask later), so a
       // close() right after the run starts no process.
-      setTimeout(() => this.#refillWarm(env), 0);
+      setTimeout(() => this.#warm.refill(env), 0);
       if (exit.setupError) throw exit.setupError;
       const { reason, signal } = classifyExit(exit);
       return {
@@ -638,58 +647,6 @@ export class Sandbox implements AsyncDisposable {
     ]);
   }
 
-  /** The waiting process, if it fits a run with `env`; else drops it. */
-  async #takeWarm(
-    env: Readonly<Record<string, string>>,
-  ): Promise<PreparedRun | null> {
-    const pending = this.#warm;
-    this.#warm = null;
-    const warm = pending ? await pending : null;
-    if (!warm) return null;
-    if (warm.alive && warm.key === this.#launchKey(env)) return warm;
-    this.#discard(warm);
-    return null;
-  }
-
-  /**
-   * Keeps a prepared run as the waiting one, when it may still serve and
-   * no run is live (see `#refillWarm`).
-   */
-  #keepWarm(prepared: PreparedRun): void {
-    if (
-      this.#options.warm === false || this.closed || this.#warm !== null ||
-      this.#active.size > 0 || !prepared.alive
-    ) {
-      this.#discard(prepared);
-    } else {
-      this.#warm = Promise.resolve(prepared);
-    }
-  }
-
-  /**
-   * Starts the next run's process while the sandbox is idle. Never beside a
-   * live run: both would count against the sandbox uid's process cap.
-   */
-  #refillWarm(env: Readonly<Record<string, string>>): void {
-    if (
-      this.#options.warm === false || this.closed || this.#warm !== null ||
-      this.#active.size > 0
-    ) {
-      return;
-    }
-    // A failure here is not reported: the next run prepares its own process
-    // and reports it then.
-    this.#warm = this.#prepare({ ...env }).catch(() => null);
-  }
-
-  /** Discards the waiting process, if any. */
-  #dropWarm(): void {
-    const pending = this.#warm;
-    this.#warm = null;
-    if (!pending) return;
-    this.#settle(pending.then((warm) => warm && this.#discard(warm)));
-  }
-
   /** Kills a prepared run and deletes its files (once; later calls do nothing). */
   #discard(prepared: PreparedRun): void {
     if (this.#pending.delete(prepared)) {
@@ -724,7 +681,7 @@ export class Sandbox implements AsyncDisposable {
   /** Kills every run and deletes every file of the sandbox. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#dropWarm();
+      this.#warm.drop();
       for (const prepared of this.#pending) this.#discard(prepared);
       for (const run of this.#active) run.kill("killed");
       await Promise.all([...this.#active].map((r) => r.done));
