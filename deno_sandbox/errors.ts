@@ -1,6 +1,6 @@
 /**
  * Errors and small classes of the `@deno/sandbox`-compatible API: the
- * SDK's error classes, `KillController`, and the exports that only make sense
+ * SDK's error classes, and the exports that only make sense
  * on Deno Deploy (`Client`, `Volume`, `Snapshot`, `VsCode`, `FsFile`), which
  * exist so that imports keep working and throw a clear error when used.
  *
@@ -196,85 +196,6 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
     if (traceId !== undefined) this.traceId = traceId;
-  }
-}
-
-/** A listener of a {@linkcode KillSignal}. */
-export type KillSignalListener = (signal: string) => void;
-
-const ABORTING = new Set([
-  "SIGTERM",
-  "SIGKILL",
-  "SIGABRT",
-  "SIGQUIT",
-  "SIGINT",
-]);
-const EXIT_CODES: Record<string, number> = {
-  SIGINT: 130,
-  SIGQUIT: 131,
-  SIGABRT: 134,
-  SIGKILL: 137,
-  SIGTERM: 143,
-};
-
-/** Like an `AbortSignal`, for process signals (used by the SDK's `sh`). */
-export class KillSignal {
-  #state: { code: number | undefined; listeners: KillSignalListener[] };
-  /** @param state Shared with its controller (internal). */
-  constructor(state: {
-    code: number | undefined;
-    listeners: KillSignalListener[];
-  }) {
-    this.#state = state;
-  }
-  /** Whether an aborting signal (SIGTERM, SIGKILL, SIGABRT, SIGQUIT, SIGINT) was sent. */
-  get aborted(): boolean {
-    return this.#state.code !== undefined;
-  }
-  /** The exit code to use when aborted. */
-  get abortedExitCode(): number | undefined {
-    return this.#state.code;
-  }
-  /**
-   * Forwards every signal to `child`.
-   *
-   * @param child The linked signal.
-   * @returns How to stop forwarding.
-   */
-  linkChild(child: KillSignal): { unsubscribe(): void } {
-    const listener = (signal: string) => child.#fire(signal);
-    this.addListener(listener);
-    return { unsubscribe: () => this.removeListener(listener) };
-  }
-  /** @param listener Called with each signal sent. */
-  addListener(listener: KillSignalListener): void {
-    this.#state.listeners.push(listener);
-  }
-  /** @param listener A listener added before. */
-  removeListener(listener: KillSignalListener): void {
-    const at = this.#state.listeners.indexOf(listener);
-    if (at !== -1) this.#state.listeners.splice(at, 1);
-  }
-  #fire(signal: string): void {
-    if (ABORTING.has(signal)) this.#state.code ??= EXIT_CODES[signal];
-    for (const listener of [...this.#state.listeners]) listener(signal);
-  }
-  /** @internal */
-  static fire(target: KillSignal, signal: string): void {
-    target.#fire(signal);
-  }
-}
-
-/** Sends signals to a {@linkcode KillSignal}. */
-export class KillController {
-  #signal = new KillSignal({ code: undefined, listeners: [] });
-  /** The signal of this controller. */
-  get signal(): KillSignal {
-    return this.#signal;
-  }
-  /** @param signal Default SIGTERM. */
-  kill(signal = "SIGTERM"): void {
-    KillSignal.fire(this.#signal, signal);
   }
 }
 

@@ -84,6 +84,7 @@
 
 export { Sandbox } from "./sandbox.ts";
 export type { Memory } from "./options.ts";
+export { KillController, KillSignal, type KillSignalListener } from "./kill.ts";
 export {
   AirlockUnsupportedError,
   ApiError,
@@ -94,9 +95,6 @@ export {
   InvalidMemoryError,
   InvalidTimeoutError,
   InvalidTokenError,
-  KillController,
-  KillSignal,
-  type KillSignalListener,
   MissingTokenError,
   NetworkError,
   RpcError,
