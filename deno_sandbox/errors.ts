@@ -1,8 +1,8 @@
 /**
- * Errors and small classes of the `@deno/sandbox`-compatible API: the
- * SDK's error classes, and the exports that only make sense
- * on Deno Deploy (`Client`, `Volume`, `Snapshot`, `VsCode`, `FsFile`), which
- * exist so that imports keep working and throw a clear error when used.
+ * Errors of the `@deno/sandbox`-compatible API: the SDK's error classes
+ * (exported so that `instanceof` checks keep working; several are never
+ * thrown locally), and `AirlockUnsupportedError`, thrown by every member
+ * that cannot exist locally, naming the member and the reason.
  *
  * @module
  */
@@ -197,82 +197,4 @@ export class ApiError extends Error {
     this.code = code;
     if (traceId !== undefined) this.traceId = traceId;
   }
-}
-
-const DEPLOY_ONLY =
-  "it manages Deno Deploy resources (apps, volumes, snapshots), which do not exist locally";
-
-/** Deno Deploy's management API: unsupported locally. */
-export class Client {
-  /** @param _options Ignored. */
-  constructor(_options?: unknown) {
-    unsupported("new Client()", DEPLOY_ONLY);
-  }
-}
-
-/** Deno Deploy volumes: unsupported locally. */
-export class Volume {
-  /** @param _init Ignored. */
-  constructor(_init?: unknown) {
-    unsupported("new Volume()", DEPLOY_ONLY);
-  }
-  /** @returns Never: rejects. */
-  static create(_options?: unknown): Promise<Volume> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Volume.create()", DEPLOY_ONLY),
-    );
-  }
-  /** @returns Never: rejects. */
-  static get(_id?: unknown, _options?: unknown): Promise<Volume | null> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Volume.get()", DEPLOY_ONLY),
-    );
-  }
-}
-
-/** Deno Deploy snapshots: unsupported locally. */
-export class Snapshot {
-  /** @param _init Ignored. */
-  constructor(_init?: unknown) {
-    unsupported("new Snapshot()", DEPLOY_ONLY);
-  }
-  /** @returns Never: rejects. */
-  static create(_id?: unknown, _options?: unknown): Promise<Snapshot> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Snapshot.create()", DEPLOY_ONLY),
-    );
-  }
-  /** @returns Never: rejects. */
-  static get(_id?: unknown, _options?: unknown): Promise<Snapshot | null> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Snapshot.get()", DEPLOY_ONLY),
-    );
-  }
-}
-
-/** A VS Code instance: never created locally (see `sandbox.exposeVscode`). */
-export class VsCode {
-  constructor() {
-    unsupported(
-      "VsCode",
-      "the sandbox accepts no inbound connections (own network namespace)",
-    );
-  }
-}
-
-/** An open file: unsupported locally (see `sandbox.fs.open`). */
-export class FsFile {
-  constructor() {
-    unsupported(
-      "FsFile",
-      "airlock's sandbox.fs works on whole files; use readFile/writeFile",
-    );
-  }
-}
-
-/** Seek origins (for `FsFile`, which is unsupported). */
-export enum SeekMode {
-  Start = 0,
-  Current = 1,
-  End = 2,
 }

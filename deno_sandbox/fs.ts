@@ -16,11 +16,12 @@ import type {
   SandboxFileInfo,
   SandboxFs as AirlockFs,
 } from "../harness/sandbox_fs.ts";
-import { AirlockUnsupportedError, type FsFile, unsupported } from "./errors.ts";
+import { AirlockUnsupportedError, unsupported } from "./errors.ts";
 import type {
   DirEntry,
   ExpandGlobOptions,
   FileInfo,
+  FsFile,
   MkdirOptions,
   OpenOptions,
   ReadFileOptions,

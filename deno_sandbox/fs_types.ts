@@ -1,9 +1,12 @@
 /**
  * Option and result types of `sandbox.fs` in the `@deno/sandbox`-compatible
- * API, with the SDK's names and shapes.
+ * API, with the SDK's names and shapes; and `FsFile` (open files), which
+ * airlock does not provide.
  *
  * @module
  */
+
+import { unsupported } from "./errors.ts";
 
 /** What `stat` reports (fields airlock does not know are 0, times the mtime). */
 export interface FileInfo {
@@ -100,4 +103,21 @@ export interface OpenOptions {
   create?: boolean;
   createNew?: boolean;
   mode?: number;
+}
+
+/** An open file: unsupported locally (see `sandbox.fs.open`). */
+export class FsFile {
+  constructor() {
+    unsupported(
+      "FsFile",
+      "airlock's sandbox.fs works on whole files; use readFile/writeFile",
+    );
+  }
+}
+
+/** Seek origins (for `FsFile`, which is unsupported). */
+export enum SeekMode {
+  Start = 0,
+  Current = 1,
+  End = 2,
 }

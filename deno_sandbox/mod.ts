@@ -82,16 +82,14 @@
  * @module
  */
 
-export { Sandbox } from "./sandbox.ts";
+export { Sandbox, VsCode } from "./sandbox.ts";
 export type { Memory } from "./options.ts";
 export { KillController, KillSignal, type KillSignalListener } from "./kill.ts";
 export {
   AirlockUnsupportedError,
   ApiError,
-  Client,
   ConnectionClosedError,
   ConnectionEstablishmentError,
-  FsFile,
   InvalidMemoryError,
   InvalidTimeoutError,
   InvalidTokenError,
@@ -101,11 +99,8 @@ export {
   SandboxCommandError,
   SandboxKillError,
   SandboxSdkError,
-  SeekMode,
-  Snapshot,
-  Volume,
-  VsCode,
 } from "./errors.ts";
+export { Client, Snapshot, Volume } from "./deploy.ts";
 export {
   ChildProcess,
   type ChildProcessOutput,
@@ -115,6 +110,7 @@ export {
   type Signal,
 } from "./process.ts";
 export { SandboxFs } from "./fs.ts";
+export { FsFile, SeekMode } from "./fs_types.ts";
 export type {
   DirEntry,
   ExpandGlobOptions,

@@ -2,7 +2,8 @@
  * The `Sandbox` class of the `@deno/sandbox`-compatible API: creating a
  * sandbox from the SDK's options, attaching clients to it, `spawn` of Deno
  * programs, its lifetime (`close`, `kill`, `extendTimeout`), and the members
- * that cannot exist locally (they throw `AirlockUnsupportedError`).
+ * that cannot exist locally (they throw `AirlockUnsupportedError`, as
+ * constructing `VsCode` does).
  *
  * The name is the SDK's; the airlock library's own `Sandbox` (the one this
  * class drives) is imported here as `AirlockSandbox` and reached by callers
@@ -394,3 +395,13 @@ const VALUE_FLAGS = new Set([
   "-L",
   "--log-level",
 ]);
+
+/** A VS Code instance: never created locally (see `sandbox.exposeVscode`). */
+export class VsCode {
+  constructor() {
+    unsupported(
+      "VsCode",
+      "the sandbox accepts no inbound connections (own network namespace)",
+    );
+  }
+}

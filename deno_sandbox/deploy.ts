@@ -1,0 +1,61 @@
+/**
+ * Deno Deploy's resources in the `@deno/sandbox`-compatible API: `Client`
+ * (the management API), `Volume` and `Snapshot`. None exists locally; the
+ * classes are exported so that imports keep working, and using one throws
+ * an `AirlockUnsupportedError` naming it.
+ *
+ * @module
+ */
+
+import { AirlockUnsupportedError, unsupported } from "./errors.ts";
+
+const DEPLOY_ONLY =
+  "it manages Deno Deploy resources (apps, volumes, snapshots), which do not exist locally";
+
+/** Deno Deploy's management API: unsupported locally. */
+export class Client {
+  /** @param _options Ignored. */
+  constructor(_options?: unknown) {
+    unsupported("new Client()", DEPLOY_ONLY);
+  }
+}
+
+/** Deno Deploy volumes: unsupported locally. */
+export class Volume {
+  /** @param _init Ignored. */
+  constructor(_init?: unknown) {
+    unsupported("new Volume()", DEPLOY_ONLY);
+  }
+  /** @returns Never: rejects. */
+  static create(_options?: unknown): Promise<Volume> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Volume.create()", DEPLOY_ONLY),
+    );
+  }
+  /** @returns Never: rejects. */
+  static get(_id?: unknown, _options?: unknown): Promise<Volume | null> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Volume.get()", DEPLOY_ONLY),
+    );
+  }
+}
+
+/** Deno Deploy snapshots: unsupported locally. */
+export class Snapshot {
+  /** @param _init Ignored. */
+  constructor(_init?: unknown) {
+    unsupported("new Snapshot()", DEPLOY_ONLY);
+  }
+  /** @returns Never: rejects. */
+  static create(_id?: unknown, _options?: unknown): Promise<Snapshot> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Snapshot.create()", DEPLOY_ONLY),
+    );
+  }
+  /** @returns Never: rejects. */
+  static get(_id?: unknown, _options?: unknown): Promise<Snapshot | null> {
+    return Promise.reject(
+      new AirlockUnsupportedError("Snapshot.get()", DEPLOY_ONLY),
+    );
+  }
+}
