@@ -27,10 +27,8 @@
  */
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { parseJsonc } from "../../harness/_jsonc.ts";
 
 import {
-  type Deny,
   type Finding,
   type Grant,
   LIST_KINDS,
@@ -39,15 +37,16 @@ import {
   sortFindings,
 } from "./model.ts";
 
-import {
-  type ParsedDenoCommand,
-  parseDenoCommand,
-  splitList,
-} from "./parse.ts";
+import { parseDenoCommand, splitList } from "./parse.ts";
 
 import { isRecord } from "./_json.ts";
 import { type CommandSite, findDenoCommands } from "./extract.ts";
 import { rateGrant, rateList, type Rating } from "./rate.ts";
+import {
+  expandSet,
+  type PermissionSets,
+  permissionSetsOf,
+} from "./permission_sets.ts";
 export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
 export type {
   Deny,
@@ -58,95 +57,10 @@ export type {
 } from "./model.ts";
 export { findDenoCommands } from "./extract.ts";
 export type { CommandSite, Context } from "./extract.ts";
+export { permissionSetsOf } from "./permission_sets.ts";
+export type { PermissionSets } from "./permission_sets.ts";
 export { parseDenoCommand } from "./parse.ts";
 export type { ParsedDenoCommand, Subcommand } from "./parse.ts";
-
-// ── Permission sets (-P) ────────────────────────────────────────────────
-
-/** The `permissions` of a deno.json, and `test`/`bench`/`compile` ones. */
-export interface PermissionSets {
-  /** Named sets (`-P=name`; bare `-P` is "default"). */
-  sets: Record<string, unknown>;
-  /** `test.permissions` etc., used by a bare `-P` of that subcommand. */
-  bySubcommand: Record<string, unknown>;
-}
-
-/**
- * Reads the permission sets of a deno.json/deno.jsonc text.
- *
- * @param text The config text (JSONC).
- * @returns The sets, or null when it has none or does not parse.
- *
- * @example Usage
- * ```ts
- * import { permissionSetsOf } from "./mod.ts";
- * console.log(permissionSetsOf('{ "permissions": { "default": { "net": true } } }')?.sets);
- * // { default: { net: true } }
- * ```
- */
-export function permissionSetsOf(text: string): PermissionSets | null {
-  let json: unknown;
-  try {
-    json = parseJsonc(text);
-  } catch {
-    return null;
-  }
-  if (!isRecord(json)) return null;
-  const sets = isRecord(json.permissions) ? json.permissions : {};
-  const bySubcommand: Record<string, unknown> = {};
-  for (const sub of ["test", "bench", "compile"]) {
-    const section = json[sub];
-    if (isRecord(section) && section.permissions !== undefined) {
-      bySubcommand[sub] = section.permissions;
-    }
-  }
-  return Object.keys(sets).length + Object.keys(bySubcommand).length > 0
-    ? { sets, bySubcommand }
-    : null;
-}
-
-/** The grants and denies a `-P` set stands for, or null when not found. */
-function expandSet(
-  parsed: ParsedDenoCommand,
-  sets: PermissionSets | null,
-): { grants: Grant[]; denies: Deny[] } | null {
-  const set = parsed.permissionSet!;
-  const value = set.name === "default" &&
-      sets?.bySubcommand[parsed.subcommand] !== undefined
-    ? sets.bySubcommand[parsed.subcommand]
-    : sets?.sets[set.name];
-  if (!isRecord(value)) return null;
-  const from = ` (from ${set.flag})`;
-  const grants: Grant[] = [];
-  const denies: Deny[] = [];
-  if (value.all === true) {
-    grants.push({ kind: "all", values: null, flag: `--allow-all${from}` });
-  }
-  const list = (v: unknown) =>
-    Array.isArray(v) ? v.filter((s) => typeof s === "string") : null;
-  for (const kind of LIST_KINDS) {
-    const entry = value[kind];
-    const allow = isRecord(entry) ? entry.allow : entry;
-    const deny = isRecord(entry) ? entry.deny : undefined;
-    if (allow === true || (Array.isArray(allow) && allow.length > 0)) {
-      const values = list(allow);
-      grants.push({
-        kind,
-        values,
-        flag: `--allow-${kind}${values ? `=${values}` : ""}${from}`,
-      });
-    }
-    if (deny === true || (Array.isArray(deny) && deny.length > 0)) {
-      const values = list(deny);
-      denies.push({
-        kind,
-        values,
-        flag: `--deny-${kind}${values ? `=${values}` : ""}${from}`,
-      });
-    }
-  }
-  return { grants, denies };
-}
 
 // ── Recorded runs (--trail) ─────────────────────────────────────────────
 
