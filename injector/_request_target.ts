@@ -53,17 +53,20 @@ export interface Target {
   path: string;
 }
 
-/** Returns the request's target, or a refusal. */
-export function resolveTarget(
-  request: RequestHead,
-  tunnel: Tunnel | null,
-): Target | {
+/** Why a request has no target to decide on. */
+export interface TargetRefusal {
   status: number;
   code: RefusalCode;
   message: string;
   host?: string;
   port?: number;
-} {
+}
+
+/** Returns the request's target, or a refusal. */
+export function resolveTarget(
+  request: RequestHead,
+  tunnel: Tunnel | null,
+): Target | TargetRefusal {
   const hosts = getHeaders(request.headers, "host");
   if (hosts.length > 1) {
     return {

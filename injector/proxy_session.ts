@@ -16,7 +16,7 @@ import tls from "node:tls";
 import type { Socket } from "node:net";
 import { auditEvent as event } from "./_audit_event.ts";
 import { BufferedReader, type ByteChannel, SocketChannel } from "./_channel.ts";
-import { handleRequest } from "./_forward_request.ts";
+import { handleRequest } from "./_request/handle.ts";
 import { canonicalHost } from "./host_pattern.ts";
 import { HttpParseError, parseRequestHead, type RequestHead } from "./http1.ts";
 import { parseAuthority, type Tunnel } from "./_request_target.ts";

@@ -1,0 +1,64 @@
+/**
+ * One proxied HTTP exchange (or WebSocket upgrade), phase by phase: decide
+ * on the target, apply the matching rules, inject, forward to the upstream,
+ * relay the response through the echo guard. Never throws on the program's
+ * or the upstream's behalf: failures become refusals and audit records.
+ *
+ * The phases share one record, the {@linkcode ProxyExchange}; each lives in
+ * its own module beside this one, its security checks next to the comments
+ * naming the attacks they stop.
+ *
+ * @module
+ */
+
+import type { BufferedReader, ByteChannel } from "../_channel.ts";
+import type { RequestHead } from "../http1.ts";
+import type { Tunnel } from "../_request_target.ts";
+import type { SessionContext } from "../session_context.ts";
+import { fail, relay } from "../_forward_request.ts";
+import { decide } from "./decide.ts";
+import { type ProxyExchange, receive } from "./exchange.ts";
+import { connect, forward } from "./forward.ts";
+import { inject } from "./inject.ts";
+import { applyRules } from "./rules.ts";
+
+export type { ProxyExchange };
+
+/**
+ * Handles one request from the program.
+ *
+ * @param request The parsed request head.
+ * @param reader The program's connection, positioned at the body.
+ * @param client Where answers go.
+ * @param tunnel The CONNECT tunnel it came through, if any.
+ * @param ctx The binding, with this request's exchange in the run's log.
+ * @returns Whether the program's connection can carry another request.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const keepOpen = await handleRequest(request, reader, client, tunnel, ctx);
+ * ```
+ */
+export async function handleRequest(
+  request: RequestHead,
+  reader: BufferedReader,
+  client: ByteChannel,
+  tunnel: Tunnel | null,
+  ctx: SessionContext,
+): Promise<boolean> {
+  // Each phase hands the exchange on, or ends it having answered the
+  // program (true: the connection can carry another request).
+  const x = await decide(receive(request, reader, client, tunnel, ctx));
+  if (typeof x === "boolean") return x;
+  const ended = await applyRules(x) ?? await inject(x);
+  if (ended !== undefined) return ended;
+  const upstream = await connect(x);
+  if (typeof upstream === "boolean") return upstream;
+  try {
+    return await forward(x, upstream) ?? await relay(x, upstream);
+  } catch (error) {
+    return await fail(x, error);
+  } finally {
+    ctx.pool.release(upstream, x.reusable);
+  }
+}
