@@ -6,17 +6,11 @@
  */
 
 import type { SandboxFs as AirlockFs } from "../harness/sandbox_fs.ts";
-import { unsupported } from "./errors.ts";
+import { NO_DEPLOY, rejectUnsupported, unsupported } from "./errors.ts";
 import { DenoProcess, DenoRepl, PROCESS_TOKEN } from "./process.ts";
 import { replDriverSource } from "./repl.ts";
 import { relativeToWorkdir, toPath, WORKDIR } from "./paths.ts";
-import {
-  NO_DEPLOY,
-  randomHex,
-  reject,
-  runTimeout,
-  type Session,
-} from "./session.ts";
+import { runTimeout, type Session } from "./session.ts";
 import type {
   DenoReplOptions,
   DenoRunOptions,
@@ -105,7 +99,7 @@ export class LocalDeno implements SandboxDeno {
   }
 
   deploy(_app: string, _options?: unknown): Promise<never> {
-    return reject("sandbox.deno.deploy()", NO_DEPLOY);
+    return rejectUnsupported("sandbox.deno.deploy()", NO_DEPLOY);
   }
 
   async #source(
@@ -168,11 +162,11 @@ export class LocalEnv implements SandboxEnv {
   }
 
   set(_key: string, _value: string): Promise<void> {
-    return reject("sandbox.env.set()", FIXED_ENV);
+    return rejectUnsupported("sandbox.env.set()", FIXED_ENV);
   }
 
   delete(_key: string): Promise<void> {
-    return reject("sandbox.env.delete()", FIXED_ENV);
+    return rejectUnsupported("sandbox.env.delete()", FIXED_ENV);
   }
 
   /** What a program reads (placeholders are made per sandbox, inside airlock). */
@@ -253,4 +247,11 @@ async function programFiles(
     throw error;
   }
   return files;
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }

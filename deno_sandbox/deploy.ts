@@ -7,7 +7,7 @@
  * @module
  */
 
-import { AirlockUnsupportedError, unsupported } from "./errors.ts";
+import { rejectUnsupported, unsupported } from "./errors.ts";
 
 const DEPLOY_ONLY =
   "it manages Deno Deploy resources (apps, volumes, snapshots), which do not exist locally";
@@ -28,15 +28,11 @@ export class Volume {
   }
   /** @returns Never: rejects. */
   static create(_options?: unknown): Promise<Volume> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Volume.create()", DEPLOY_ONLY),
-    );
+    return rejectUnsupported("Volume.create()", DEPLOY_ONLY);
   }
   /** @returns Never: rejects. */
   static get(_id?: unknown, _options?: unknown): Promise<Volume | null> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Volume.get()", DEPLOY_ONLY),
-    );
+    return rejectUnsupported("Volume.get()", DEPLOY_ONLY);
   }
 }
 
@@ -48,14 +44,10 @@ export class Snapshot {
   }
   /** @returns Never: rejects. */
   static create(_id?: unknown, _options?: unknown): Promise<Snapshot> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Snapshot.create()", DEPLOY_ONLY),
-    );
+    return rejectUnsupported("Snapshot.create()", DEPLOY_ONLY);
   }
   /** @returns Never: rejects. */
   static get(_id?: unknown, _options?: unknown): Promise<Snapshot | null> {
-    return Promise.reject(
-      new AirlockUnsupportedError("Snapshot.get()", DEPLOY_ONLY),
-    );
+    return rejectUnsupported("Snapshot.get()", DEPLOY_ONLY);
   }
 }

@@ -198,3 +198,23 @@ export class ApiError extends Error {
     if (traceId !== undefined) this.traceId = traceId;
   }
 }
+
+/**
+ * A promise rejected with {@linkcode AirlockUnsupportedError}.
+ *
+ * @param member The member, as written in SDK code.
+ * @param why Why airlock cannot provide it, and what to do instead.
+ * @returns The rejected promise.
+ */
+export function rejectUnsupported<T>(member: string, why: string): Promise<T> {
+  return Promise.reject(new AirlockUnsupportedError(member, why));
+}
+
+/** Why a sandbox runs no shell and no other binary. */
+export const NO_SHELL =
+  "the sandbox contains only the Deno runtime (no shell, no other binaries); run programs with sandbox.deno.run()";
+/** Why Deno Deploy's members are unsupported. */
+export const NO_DEPLOY = "there is no Deno Deploy locally";
+/** Why nothing can connect into a sandbox. */
+export const NO_INBOUND =
+  "a sandbox has its own network namespace and accepts no inbound connections";

@@ -16,7 +16,7 @@ import type {
   SandboxFileInfo,
   SandboxFs as AirlockFs,
 } from "../harness/sandbox_fs.ts";
-import { AirlockUnsupportedError, unsupported } from "./errors.ts";
+import { rejectUnsupported, unsupported } from "./errors.ts";
 import type {
   DirEntry,
   ExpandGlobOptions,
@@ -331,11 +331,11 @@ export class SandboxFs {
 
   /** Unsupported. */
   chmod(_path: Path, _mode: number): Promise<void> {
-    return rejectWith("sandbox.fs.chmod()", OWNERSHIP);
+    return rejectUnsupported("sandbox.fs.chmod()", OWNERSHIP);
   }
   /** Unsupported. */
   chown(_path: Path, _uid: number | null, _gid: number | null): Promise<void> {
-    return rejectWith("sandbox.fs.chown()", OWNERSHIP);
+    return rejectUnsupported("sandbox.fs.chown()", OWNERSHIP);
   }
   /** Unsupported. */
   utime(
@@ -343,31 +343,31 @@ export class SandboxFs {
     _atime: number | Date,
     _mtime: number | Date,
   ): Promise<void> {
-    return rejectWith("sandbox.fs.utime()", OWNERSHIP);
+    return rejectUnsupported("sandbox.fs.utime()", OWNERSHIP);
   }
   /** Unsupported. */
   umask(_mask?: number): Promise<number> {
-    return rejectWith("sandbox.fs.umask()", OWNERSHIP);
+    return rejectUnsupported("sandbox.fs.umask()", OWNERSHIP);
   }
   /** Unsupported. */
   link(_target: Path, _path: Path): Promise<void> {
-    return rejectWith("sandbox.fs.link()", NO_LINKS);
+    return rejectUnsupported("sandbox.fs.link()", NO_LINKS);
   }
   /** Unsupported. */
   symlink(_target: Path, _path: Path, _options?: unknown): Promise<void> {
-    return rejectWith("sandbox.fs.symlink()", NO_LINKS);
+    return rejectUnsupported("sandbox.fs.symlink()", NO_LINKS);
   }
   /** Unsupported. */
   readLink(_path: Path): Promise<string> {
-    return rejectWith("sandbox.fs.readLink()", NO_LINKS);
+    return rejectUnsupported("sandbox.fs.readLink()", NO_LINKS);
   }
   /** Unsupported. */
   open(_path: Path, _options?: OpenOptions): Promise<FsFile> {
-    return rejectWith("sandbox.fs.open()", WHOLE_FILES);
+    return rejectUnsupported("sandbox.fs.open()", WHOLE_FILES);
   }
   /** Unsupported. */
   create(_path: Path): Promise<FsFile> {
-    return rejectWith("sandbox.fs.create()", WHOLE_FILES);
+    return rejectUnsupported("sandbox.fs.create()", WHOLE_FILES);
   }
 
   async #exists(path: string): Promise<boolean> {
@@ -404,10 +404,6 @@ export class SandboxFs {
       join(dir, `${options.prefix ?? ""}${random}${options.suffix ?? ""}`),
     );
   }
-}
-
-function rejectWith<T>(member: string, why: string): Promise<T> {
-  return Promise.reject(new AirlockUnsupportedError(member, why));
 }
 
 function toFileInfo(info: SandboxFileInfo): FileInfo {

@@ -8,7 +8,12 @@
 
 import type { SandboxProcess } from "../harness/sandbox.ts";
 import type { RunStatus } from "../harness/run_result.ts";
-import { AirlockUnsupportedError, unsupported } from "./errors.ts";
+import {
+  AirlockUnsupportedError,
+  NO_INBOUND,
+  rejectUnsupported,
+  unsupported,
+} from "./errors.ts";
 import {
   compileReplInput,
   encodeValue,
@@ -295,9 +300,6 @@ export class ChildProcess extends EventTarget implements AsyncDisposable {
   }
 }
 
-const NO_INBOUND =
-  "a sandbox has its own network namespace and accepts no inbound connections";
-
 /** A Deno program run by `sandbox.deno.run()`. */
 export class DenoProcess extends ChildProcess {
   /** Unsupported: servers in the sandbox are unreachable from outside. */
@@ -310,9 +312,7 @@ export class DenoProcess extends ChildProcess {
    * @returns Never: rejects.
    */
   fetch(_url: string | URL, _init?: unknown): Promise<Response> {
-    return Promise.reject(
-      new AirlockUnsupportedError("DenoProcess.fetch()", NO_INBOUND),
-    );
+    return rejectUnsupported("DenoProcess.fetch()", NO_INBOUND);
   }
 }
 

@@ -15,6 +15,10 @@ import { Sandbox as AirlockSandbox } from "../harness/sandbox.ts";
 import {
   ConnectionClosedError,
   ConnectionEstablishmentError,
+  NO_DEPLOY,
+  NO_INBOUND,
+  NO_SHELL,
+  rejectUnsupported,
   unsupported,
 } from "./errors.ts";
 import { parseMemory, parseTimeout } from "./options.ts";
@@ -28,10 +32,6 @@ import {
   materialiseCaCerts,
   MAX_RUN_MS,
   networkPolicy,
-  NO_DEPLOY,
-  NO_INBOUND,
-  NO_SHELL,
-  reject,
   schedule,
   type Session,
   sessions,
@@ -293,7 +293,7 @@ export class Sandbox implements AsyncDisposable {
    * @returns Never: rejects.
    */
   fetch(_url: string | URL, _init?: SandboxRequestInit): Promise<Response> {
-    return reject(
+    return rejectUnsupported(
       "sandbox.fetch()",
       "airlock has no agent inside the sandbox; fetch from a program (sandbox.deno.run) instead",
     );
@@ -329,7 +329,7 @@ export class Sandbox implements AsyncDisposable {
       this.#open("sandbox.extendTimeout()");
       const ms = parseTimeout(timeout);
       if (ms === null) {
-        return reject(
+        return rejectUnsupported(
           'sandbox.extendTimeout("session")',
           'it needs a duration like "10m" or "600s"',
         );
@@ -348,19 +348,19 @@ export class Sandbox implements AsyncDisposable {
 
   /** Unsupported: the sandbox accepts no inbound connections. */
   exposeHttp(_target: { port: number } | { pid: number }): Promise<string> {
-    return reject("sandbox.exposeHttp()", NO_INBOUND);
+    return rejectUnsupported("sandbox.exposeHttp()", NO_INBOUND);
   }
   /** Unsupported: the sandbox accepts no inbound connections. */
   exposeSsh(): Promise<{ hostname: string; username: string }> {
-    return reject("sandbox.exposeSsh()", NO_INBOUND);
+    return rejectUnsupported("sandbox.exposeSsh()", NO_INBOUND);
   }
   /** Unsupported: the sandbox accepts no inbound connections. */
   exposeVscode(_path?: string, _options?: unknown): Promise<never> {
-    return reject("sandbox.exposeVscode()", NO_INBOUND);
+    return rejectUnsupported("sandbox.exposeVscode()", NO_INBOUND);
   }
   /** Unsupported: there is no Deno Deploy locally. */
   deploy(_app: string, _options?: unknown): Promise<never> {
-    return reject("sandbox.deploy()", NO_DEPLOY);
+    return rejectUnsupported("sandbox.deploy()", NO_DEPLOY);
   }
 
   #open(member: string): void {

@@ -9,18 +9,12 @@
 import type { Sandbox as AirlockSandbox } from "../harness/sandbox.ts";
 import type { NetworkPolicyInput } from "../injector/network_policy.ts";
 import type { SecretConfig } from "./types.ts";
-import { AirlockUnsupportedError } from "./errors.ts";
 
 /** The longest wall clock airlock allows one run (24 h). */
 export const MAX_RUN_MS = 86_400_000;
 /** The SDK's default memory. */
 export const DEFAULT_MEMORY_MB = 1280;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-export const NO_SHELL =
-  "the sandbox contains only the Deno runtime (no shell, no other binaries); run programs with sandbox.deno.run()";
-export const NO_DEPLOY = "there is no Deno Deploy locally";
-export const NO_INBOUND =
-  "a sandbox has its own network namespace and accepts no inbound connections";
 
 /** One airlock sandbox and the clients attached to it. */
 export interface Session {
@@ -141,28 +135,4 @@ export function destroy(session: Session): Promise<void> {
 export function runTimeout(session: Session): number {
   if (session.deadline === null) return session.capMs;
   return Math.max(1, Math.min(session.capMs, session.deadline - Date.now()));
-}
-
-/**
- * A promise rejected with {@linkcode AirlockUnsupportedError}.
- *
- * @param member The member.
- * @param why Why.
- * @returns The rejected promise.
- */
-export function reject<T>(member: string, why: string): Promise<T> {
-  return Promise.reject(new AirlockUnsupportedError(member, why));
-}
-
-/**
- * Random hex.
- *
- * @param bytes How many random bytes.
- * @returns Hex text.
- */
-export function randomHex(bytes: number): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(bytes)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
 }
