@@ -27,26 +27,17 @@
  */
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-
-import {
-  type Finding,
-  type Grant,
-  LIST_KINDS,
-  type PermissionKind,
-  SEVERITIES,
-  sortFindings,
-} from "./model.ts";
-
-import { parseDenoCommand, splitList } from "./parse.ts";
-
-import { isRecord } from "./_json.ts";
 import { type CommandSite, findDenoCommands } from "./extract.ts";
-import { rateGrant, rateList, type Rating } from "./rate.ts";
+import { type Finding, sortFindings } from "./model.ts";
+import { parseDenoCommand } from "./parse.ts";
 import {
   expandSet,
   type PermissionSets,
   permissionSetsOf,
 } from "./permission_sets.ts";
+import { rateGrant, type Rating } from "./rate.ts";
+import { type Trail, trailFor, trailSuggestion } from "./trail.ts";
+
 export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
 export type {
   Deny,
@@ -59,165 +50,10 @@ export { findDenoCommands } from "./extract.ts";
 export type { CommandSite, Context } from "./extract.ts";
 export { permissionSetsOf } from "./permission_sets.ts";
 export type { PermissionSets } from "./permission_sets.ts";
+export { parseTrail } from "./trail.ts";
+export type { Trail, TrailEntry } from "./trail.ts";
 export { parseDenoCommand } from "./parse.ts";
 export type { ParsedDenoCommand, Subcommand } from "./parse.ts";
-
-// ── Recorded runs (--trail) ─────────────────────────────────────────────
-
-/**
- * The parts of an `AuditReport` (audit/report.ts) the flag audit
- * uses; every AuditReport is one (the tests hold that at compile time).
- */
-export interface Trail {
-  /** The program the run audited, as given to `deno task audit`. */
-  program: string;
-  /** A learn-mode run allows everything, so nothing in it was refused. */
-  learn: boolean;
-  /** The distinct attempts of the run. */
-  entries: readonly TrailEntry[];
-  /** The minimal `deno run` flags for the run (refused attempts included). */
-  minimalFlags: readonly string[];
-}
-
-/** One distinct attempt of a recorded run (an AuditReport's `ReportEntry`). */
-export interface TrailEntry {
-  /** A permission kind, or "egress" for a request through the injector. */
-  kind: string;
-  /** Sandbox-side value: path, host:port, variable, command. */
-  value: string;
-  /** Host-side path, when it maps. */
-  hostValue: string | null;
-  /** The run's decision. */
-  decision: "allow" | "deny";
-}
-
-/**
- * Checks that a parsed JSON value is an audit report (or an array of them),
- * as `deno task audit --json` prints.
- *
- * @param value The parsed JSON.
- * @param name The file name, for the error message.
- * @returns The reports.
- * @throws {TypeError} When it is not a report.
- *
- * @example Usage
- * ```ts
- * import { parseTrail } from "./mod.ts";
- * const [trail] = parseTrail({ program: "a.ts", learn: false, entries: [], minimalFlags: [] }, "t.json");
- * console.log(trail?.program); // "a.ts"
- * ```
- */
-export function parseTrail(value: unknown, name: string): Trail[] {
-  const reports = Array.isArray(value) ? value : [value];
-  for (const report of reports) {
-    const ok = isRecord(report) && typeof report.program === "string" &&
-      Array.isArray(report.entries) && report.entries.every(isEntry) &&
-      Array.isArray(report.minimalFlags) &&
-      report.minimalFlags.every((f) => typeof f === "string");
-    if (!ok) {
-      throw new TypeError(
-        `Cannot use '${name}' as a trail: expected the JSON of 'deno task audit --json <program>' (an object with 'program', 'entries' and 'minimalFlags')`,
-      );
-    }
-  }
-  return reports as Trail[];
-}
-
-function isEntry(entry: unknown): boolean {
-  return isRecord(entry) && typeof entry.kind === "string" &&
-    typeof entry.value === "string" &&
-    (entry.hostValue === null || typeof entry.hostValue === "string") &&
-    (entry.decision === "allow" || entry.decision === "deny");
-}
-
-function trailFor(
-  script: string | null,
-  trails: readonly Trail[],
-): Trail | null {
-  if (script === null) return null;
-  const norm = (p: string) => p.replace(/^\.\//, "");
-  const s = norm(script);
-  return trails.find((t) => {
-    const p = norm(t.program);
-    return p === s || s.endsWith(`/${p}`) || p.endsWith(`/${s}`) ||
-      basename(p) === basename(s);
-  }) ?? null;
-}
-
-/**
- * The flags a recorded run used, per kind: values the run was refused (in
- * an enforcing run) and values this audit rates high are left out, so the
- * proposal never grants what a prompt injection went for.
- */
-function observedFlags(
-  trail: Trail,
-): Map<PermissionKind, { flag: string; leftOut: string[] }> {
-  const out = new Map<PermissionKind, { flag: string; leftOut: string[] }>();
-  for (const flag of trail.minimalFlags) {
-    const m = flag.match(/^--allow-([a-z]+)(?:=(.*))?$/);
-    if (!m || !LIST_KINDS.includes(m[1] as PermissionKind)) continue;
-    const kind = m[1] as PermissionKind;
-    if (m[2] === undefined) {
-      out.set(kind, { flag, leftOut: [] });
-      continue;
-    }
-    const keep: string[] = [];
-    const leftOut: string[] = [];
-    for (const value of splitList(m[2])) {
-      const tried = trail.entries.filter((e) =>
-        (e.kind === kind || (kind === "net" && e.kind === "egress")) &&
-        [e.value, e.hostValue].some((v) =>
-          v === value || v?.startsWith(`${value}/`)
-        )
-      );
-      const refused = !trail.learn && tried.length > 0 &&
-        tried.every((e) => e.decision === "deny");
-      const risky = ["read", "write", "net", "env"].includes(kind) &&
-        SEVERITIES.indexOf(rateList(kind, [value]).severity) >=
-          SEVERITIES.indexOf(kind === "env" ? "medium" : "high");
-      if (refused || risky) leftOut.push(value);
-      else keep.push(value);
-    }
-    if (keep.length > 0) {
-      out.set(kind, { flag: `--allow-${kind}=${keep.join(",")}`, leftOut });
-    } else out.set(kind, { flag: "", leftOut });
-  }
-  return out;
-}
-
-function trailSuggestion(grant: Grant, trail: Trail): string {
-  const observed = [...observedFlags(trail)];
-  const run = `the recorded run of ${trail.program}`;
-  const notProposed = (values: string[]) =>
-    values.length > 0
-      ? `; not proposed (refused in the run, or risky): ${values.join(", ")}`
-      : "";
-  const pick = grant.kind === "all"
-    ? observed
-    : observed.filter(([kind]) => kind === grant.kind);
-  if (
-    grant.kind !== "all" && !LIST_KINDS.includes(grant.kind as PermissionKind)
-  ) {
-    return "";
-  }
-  if (pick.length === 0) {
-    return `${run} used no ${
-      grant.kind === "all" ? "permission" : grant.kind
-    }: delete ${grant.flag}`;
-  }
-  const flags = pick.map(([, o]) => o.flag).filter((f) => f !== "");
-  const leftOut = pick.flatMap(([kind, o]) =>
-    o.leftOut.map((v) => grant.kind === "all" ? `${kind} ${v}` : v)
-  );
-  return (flags.length > 0
-    ? `${run} ${grant.kind === "all" ? "needed only" : "used"}: ${
-      flags.join(" ")
-    }`
-    : `${run} needs no ${
-      grant.kind === "all" ? "permission" : grant.kind
-    } grant`) +
-    notProposed(leftOut);
-}
 
 // ── Putting it together ─────────────────────────────────────────────────
 
