@@ -15,11 +15,11 @@ import type { BufferedReader, ByteChannel } from "../_channel.ts";
 import type { RequestHead } from "../http1.ts";
 import type { Tunnel } from "../_request_target.ts";
 import type { SessionContext } from "../session_context.ts";
-import { fail, relay } from "../_forward_request.ts";
 import { decide } from "./decide.ts";
 import { type ProxyExchange, receive } from "./exchange.ts";
 import { connect, forward } from "./forward.ts";
 import { inject } from "./inject.ts";
+import { fail, relay } from "./relay.ts";
 import { applyRules } from "./rules.ts";
 
 export type { ProxyExchange };

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { redactQuery } from "./audit.ts";
-import { auditEvent } from "./_audit_event.ts";
+import { redactQuery } from "../audit.ts";
+import { auditEvent } from "../_audit_event.ts";
 import {
   chunkedWriter,
   guardableCoding,
@@ -17,9 +17,9 @@ import {
   rawWriter,
   readAhead,
   readBody,
-} from "./_body.ts";
-import { concat } from "./_channel.ts";
-import { EchoRedactor, redactString } from "./echo_guard.ts";
+} from "../_body.ts";
+import { concat } from "../_channel.ts";
+import { EchoRedactor, redactString } from "../echo_guard.ts";
 import {
   getHeader,
   getHeaders,
@@ -30,12 +30,12 @@ import {
   responseFraming,
   type ResponseHead,
   serializeResponseHead,
-} from "./http1.ts";
-import { reasonPhrase, writeRefusal } from "./_responses.ts";
-import { type Upstream, UpstreamError } from "./upstream.ts";
-import { relayWebSocket } from "./_websocket.ts";
-import { HOP_BY_HOP, wantsClose } from "./_upstream_request.ts";
-import { type ProxyExchange, record } from "./_request/exchange.ts";
+} from "../http1.ts";
+import { reasonPhrase, writeRefusal } from "../_responses.ts";
+import { type Upstream, UpstreamError } from "../upstream.ts";
+import { relayWebSocket } from "../_websocket.ts";
+import { HOP_BY_HOP, wantsClose } from "../_upstream_request.ts";
+import { type ProxyExchange, record } from "./exchange.ts";
 
 /** Bodies up to this size are sent with their head in one write. */
 const SMALL_BODY = 64 * 1024;
