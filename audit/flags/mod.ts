@@ -26,7 +26,7 @@
  * @module
  */
 
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, relative, resolve } from "node:path";
 import { type CommandSite, findDenoCommands } from "./extract.ts";
 import { type Finding, sortFindings } from "./model.ts";
 import { parseDenoCommand } from "./parse.ts";
@@ -37,6 +37,7 @@ import {
 } from "./permission_sets.ts";
 import { rateGrant, type Rating } from "./rate.ts";
 import { type Trail, trailFor, trailSuggestion } from "./trail.ts";
+import { projectFiles, readText } from "./walk.ts";
 
 export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
 export type {
@@ -188,11 +189,6 @@ export interface AuditPathOptions {
   relativeTo?: string;
 }
 
-/** Directories never walked: dependencies and VCS data, not the project's commands. */
-const SKIP_DIRS = new Set(["node_modules", ".git", "vendor"]);
-/** Larger files are data, not scripts. */
-const MAX_FILE_BYTES = 1024 * 1024;
-
 /**
  * Audits a directory (walked, skipping node_modules, .git and vendor, and
  * not following symlinks) or one file.
@@ -217,8 +213,7 @@ export async function auditPath(
       ((await Deno.stat(root)).isDirectory ? root : dirname(root)),
   );
   const excluded = (options.exclude ?? []).map((e) => resolve(root, e));
-  const files: string[] = [];
-  await walk(root, excluded, files, true);
+  const files = await projectFiles(root, excluded);
   const texts = new Map<string, string>();
   for (const file of files) {
     const text = await readText(file);
@@ -248,37 +243,4 @@ export async function auditPath(
     })
   );
   return sortFindings(findings);
-}
-
-async function walk(
-  path: string,
-  excluded: readonly string[],
-  out: string[],
-  top = false,
-): Promise<void> {
-  if (excluded.some((e) => path === e || path.startsWith(`${e}/`))) return;
-  // The path given is followed; symlinks inside it are not (a link to / or
-  // to a loop would walk forever, and its files are not the project's).
-  const info = top ? await Deno.stat(path) : await Deno.lstat(path);
-  if (info.isFile) {
-    out.push(path);
-    return;
-  }
-  if (!info.isDirectory) return;
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(path)) {
-    if (!(entry.isDirectory && SKIP_DIRS.has(entry.name))) {
-      names.push(entry.name);
-    }
-  }
-  for (const name of names.sort()) await walk(join(path, name), excluded, out);
-}
-
-/** The file's text, or null for big or binary files. */
-async function readText(file: string): Promise<string | null> {
-  const info = await Deno.stat(file);
-  if (info.size > MAX_FILE_BYTES) return null;
-  const bytes = await Deno.readFile(file);
-  if (bytes.subarray(0, 8000).includes(0)) return null;
-  return new TextDecoder().decode(bytes);
 }
