@@ -1,12 +1,27 @@
 /**
- * The options of the `@deno/sandbox`-compatible API, in the SDK's formats:
- * `timeout` (`"session"`, `"30s"`, `"5m"`) and `memory` (bytes, `"1GiB"`,
- * `"1280MiB"`...), parsed with the SDK's checks and errors.
+ * The options of `Sandbox.create` in the `@deno/sandbox`-compatible API:
+ * the SDK's formats parsed with its checks and errors (`timeout`: `"session"`,
+ * `"30s"`, `"5m"`; `memory`: bytes, `"1GiB"`, `"1280MiB"`...), options that
+ * cannot exist locally refused, and the result mapped onto the options of
+ * an airlock sandbox (policy, secrets, injector settings).
  *
  * @module
  */
 
-import { InvalidMemoryError, InvalidTimeoutError } from "./errors.ts";
+import type { SandboxOptions as AirlockSandboxOptions } from "../harness/sandbox.ts";
+import type { NetworkPolicyInput } from "../injector/network_policy.ts";
+import {
+  InvalidMemoryError,
+  InvalidTimeoutError,
+  NO_INBOUND,
+  unsupported,
+} from "./errors.ts";
+import type { SandboxOptions, SecretConfig } from "./types.ts";
+
+/** The longest wall clock airlock allows one run (24 h). */
+export const MAX_RUN_MS = 86_400_000;
+/** The SDK's default memory. */
+export const DEFAULT_MEMORY_MB = 1280;
 
 /** The SDK's `timeout` option. */
 export type SandboxTimeout = "session" | `${number}s` | `${number}m`;
@@ -95,4 +110,164 @@ export function parseMemory(value: Memory): number {
     );
   }
   return mib;
+}
+
+const UNSUPPORTED_OPTIONS = {
+  region: "sandboxes run on this machine",
+  root:
+    "the sandbox's root is an empty tree with only the Deno runtime; there are no volumes or snapshots locally",
+  volumes:
+    "there are no Deno Deploy volumes locally; use airlock: { inputs } for read-only host directories",
+  port: NO_INBOUND,
+  ssh: NO_INBOUND,
+} as const;
+/** The SDK's options, checked: what `Sandbox.create` needs besides the mapping. */
+export interface CheckedOptions {
+  /** The sandbox's lifetime, or null for "session" (until `close()`). */
+  lifetimeMs: number | null;
+  /** Each run's memory. */
+  memoryMb: number;
+  /** Each run's longest wall clock. */
+  capMs: number;
+  /** The secrets, by environment variable name. */
+  secrets: [string, SecretConfig][];
+}
+
+/**
+ * Checks `Sandbox.create`'s options: members that cannot exist locally are
+ * refused, `timeout` and `memory` parsed, each secret's shape checked.
+ *
+ * @param options The SDK's options.
+ * @returns What the mapping and the session need.
+ * @throws {AirlockUnsupportedError} For `region`, `root`, `volumes`, `port`, `ssh`.
+ * @throws {InvalidTimeoutError} For a bad `timeout`.
+ * @throws {InvalidMemoryError} For a bad `memory`.
+ * @throws {TypeError} For a secret that is not `{ hosts, value }`.
+ */
+export function checkOptions(options: SandboxOptions): CheckedOptions {
+  const { airlock = {}, ...sdk } = options;
+  for (const key of ["region", "root", "volumes", "port"] as const) {
+    if (sdk[key] !== undefined) {
+      unsupported(`Sandbox.create({ ${key} })`, UNSUPPORTED_OPTIONS[key]);
+    }
+  }
+  if (sdk.ssh) {
+    unsupported("Sandbox.create({ ssh: true })", UNSUPPORTED_OPTIONS.ssh);
+  }
+  const lifetimeMs = parseTimeout(sdk.timeout);
+  const memoryMb = sdk.memory === undefined
+    ? DEFAULT_MEMORY_MB
+    : parseMemory(sdk.memory);
+  const secrets = Object.entries(sdk.secrets ?? {});
+  for (const [name, secret] of secrets) {
+    if (typeof secret?.value !== "string" || !Array.isArray(secret.hosts)) {
+      throw new TypeError(
+        `Cannot create the sandbox: secrets.${name} must be { hosts: string[], value: string }`,
+      );
+    }
+  }
+  const capMs = airlock.limits?.timeoutMs ?? MAX_RUN_MS;
+  return { lifetimeMs, memoryMb, capMs, secrets };
+}
+
+/**
+ * The options of the airlock sandbox behind an SDK sandbox: a policy with
+ * the scratch directory, `allowNet` and the secrets' hosts as its network
+ * policy, each secret as a `${secret:NAME}` reference (the value travels
+ * in `secrets`, never in the policy), `env` as plain variables; and the
+ * `airlock` settings.
+ *
+ * @param options The SDK's options.
+ * @param checked What {@linkcode checkOptions} returned for them.
+ * @param caCerts Upstream CA files (see {@linkcode materialiseCaCerts}).
+ * @returns Options for airlock's `Sandbox.create`.
+ */
+export function airlockSandboxOptions(
+  options: SandboxOptions,
+  checked: CheckedOptions,
+  caCerts: string[],
+): AirlockSandboxOptions {
+  const { airlock = {}, ...sdk } = options;
+  const { memoryMb, capMs, secrets } = checked;
+  return {
+    policy: {
+      limits: { memoryMb, ...airlock.limits, timeoutMs: capMs },
+      scratch: true,
+      ...(airlock.inputs ? { inputs: airlock.inputs } : {}),
+      network: networkPolicy(sdk.allowNet, secrets),
+      secrets: Object.fromEntries(
+        secrets.map(([name, s]) => [name, {
+          hosts: s.hosts,
+          value: `\${secret:${name}}`,
+        }]),
+      ),
+      env: sdk.env ?? {},
+      upstream: {
+        connectTo: airlock.connectTo ?? [],
+        caCerts,
+      },
+    },
+    secrets: Object.fromEntries(secrets.map(([n, s]) => [n, s.value])),
+    // Nothing of the harness's environment reaches a policy from here.
+    env: () => undefined,
+    ...(airlock.injector ? { injector: airlock.injector } : {}),
+    ...(airlock.tmpDir ? { tmpDir: airlock.tmpDir } : {}),
+    ...(airlock.denoPath ? { denoPath: airlock.denoPath } : {}),
+    ...(airlock.onAudit ? { onAudit: airlock.onAudit } : {}),
+  };
+}
+
+/**
+ * The network policy for `allowNet` and the secrets' hosts.
+ *
+ * @param allowNet The SDK option.
+ * @param secrets The secrets.
+ * @returns The airlock network policy.
+ */
+export function networkPolicy(
+  allowNet: string[] | undefined,
+  secrets: [string, SecretConfig][],
+): NetworkPolicyInput {
+  if (allowNet === undefined) return "allow-all";
+  if (!Array.isArray(allowNet)) {
+    throw new TypeError("Cannot create the sandbox: allowNet must be an array");
+  }
+  const hosts = [
+    ...new Set([...allowNet, ...secrets.flatMap(([, s]) => s.hosts)]),
+  ];
+  if (hosts.length === 0) return "deny-all";
+  const subnets = hosts.flatMap((pattern) => {
+    const v6 = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(pattern);
+    if (v6) return [`${v6[1]}/128`];
+    const v4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(pattern);
+    return v4 ? [`${v4[1]}/32`] : [];
+  });
+  return {
+    allow: hosts,
+    ...(subnets.length > 0 ? { subnets: { allow: subnets } } : {}),
+  };
+}
+
+/** CA entries given as PEM text become temporary files (read once, at creation). */
+export async function materialiseCaCerts(
+  entries: readonly string[],
+): Promise<{ paths: string[]; cleanup(): Promise<void> }> {
+  const temporary: string[] = [];
+  const paths: string[] = [];
+  for (const entry of entries) {
+    if (!entry.includes("-----BEGIN CERTIFICATE-----")) {
+      paths.push(entry);
+      continue;
+    }
+    const file = await Deno.makeTempFile({ prefix: "airlock-upstream-ca-" });
+    temporary.push(file);
+    await Deno.writeTextFile(file, entry);
+    paths.push(file);
+  }
+  return {
+    paths,
+    cleanup: async () => {
+      await Promise.all(temporary.map((f) => Deno.remove(f).catch(() => {})));
+    },
+  };
 }

@@ -21,21 +21,17 @@ import {
   rejectUnsupported,
   unsupported,
 } from "./errors.ts";
-import { parseMemory, parseTimeout } from "./options.ts";
+import {
+  airlockSandboxOptions,
+  checkOptions,
+  materialiseCaCerts,
+  parseTimeout,
+} from "./options.ts";
 import type { DenoProcess } from "./process.ts";
 import { SandboxFs } from "./fs.ts";
 import { toPath } from "./paths.ts";
 import { LocalDeno, LocalEnv } from "./deno.ts";
-import {
-  DEFAULT_MEMORY_MB,
-  destroy,
-  materialiseCaCerts,
-  MAX_RUN_MS,
-  networkPolicy,
-  schedule,
-  type Session,
-  sessions,
-} from "./session.ts";
+import { destroy, schedule, type Session, sessions } from "./session.ts";
 import type {
   ConnectOptions,
   SandboxCommandBuilder,
@@ -103,57 +99,14 @@ export class Sandbox implements AsyncDisposable {
    * @returns The sandbox; `close()` it or use `await using`.
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
-    const { airlock = {}, ...sdk } = options;
-    for (const key of ["region", "root", "volumes", "port"] as const) {
-      if (sdk[key] !== undefined) {
-        unsupported(`Sandbox.create({ ${key} })`, UNSUPPORTED_OPTIONS[key]);
-      }
-    }
-    if (sdk.ssh) {
-      unsupported("Sandbox.create({ ssh: true })", UNSUPPORTED_OPTIONS.ssh);
-    }
-    const lifetimeMs = parseTimeout(sdk.timeout);
-    const memoryMb = sdk.memory === undefined
-      ? DEFAULT_MEMORY_MB
-      : parseMemory(sdk.memory);
-    const secrets = Object.entries(sdk.secrets ?? {});
-    for (const [name, secret] of secrets) {
-      if (typeof secret?.value !== "string" || !Array.isArray(secret.hosts)) {
-        throw new TypeError(
-          `Cannot create the sandbox: secrets.${name} must be { hosts: string[], value: string }`,
-        );
-      }
-    }
+    const checked = checkOptions(options);
+    const { airlock = {} } = options;
     const ca = await materialiseCaCerts(airlock.upstreamCaCerts ?? []);
     let inner: AirlockSandbox;
-    const capMs = airlock.limits?.timeoutMs ?? MAX_RUN_MS;
     try {
-      inner = await AirlockSandbox.create({
-        policy: {
-          limits: { memoryMb, ...airlock.limits, timeoutMs: capMs },
-          scratch: true,
-          ...(airlock.inputs ? { inputs: airlock.inputs } : {}),
-          network: networkPolicy(sdk.allowNet, secrets),
-          secrets: Object.fromEntries(
-            secrets.map(([name, s]) => [name, {
-              hosts: s.hosts,
-              value: `\${secret:${name}}`,
-            }]),
-          ),
-          env: sdk.env ?? {},
-          upstream: {
-            connectTo: airlock.connectTo ?? [],
-            caCerts: ca.paths,
-          },
-        },
-        secrets: Object.fromEntries(secrets.map(([n, s]) => [n, s.value])),
-        // Nothing of the harness's environment reaches a policy from here.
-        env: () => undefined,
-        ...(airlock.injector ? { injector: airlock.injector } : {}),
-        ...(airlock.tmpDir ? { tmpDir: airlock.tmpDir } : {}),
-        ...(airlock.denoPath ? { denoPath: airlock.denoPath } : {}),
-        ...(airlock.onAudit ? { onAudit: airlock.onAudit } : {}),
-      });
+      inner = await AirlockSandbox.create(
+        airlockSandboxOptions(options, checked, ca.paths),
+      );
     } finally {
       await ca.cleanup();
     }
@@ -161,15 +114,17 @@ export class Sandbox implements AsyncDisposable {
       inner,
       deadline: null,
       timer: undefined,
-      capMs,
-      plainEnv: { ...sdk.env },
-      secretNames: secrets.map(([name]) => name),
+      capMs: checked.capMs,
+      plainEnv: { ...options.env },
+      secretNames: checked.secrets.map(([name]) => name),
       clients: new Set(),
       nextPid: 1,
       destroying: null,
     };
     sessions.set(inner.id, session);
-    if (lifetimeMs !== null) schedule(session, Date.now() + lifetimeMs);
+    if (checked.lifetimeMs !== null) {
+      schedule(session, Date.now() + checked.lifetimeMs);
+    }
     return new Sandbox(TOKEN, session, true);
   }
 
@@ -373,15 +328,6 @@ export class Sandbox implements AsyncDisposable {
   }
 }
 
-const UNSUPPORTED_OPTIONS = {
-  region: "sandboxes run on this machine",
-  root:
-    "the sandbox's root is an empty tree with only the Deno runtime; there are no volumes or snapshots locally",
-  volumes:
-    "there are no Deno Deploy volumes locally; use airlock: { inputs } for read-only host directories",
-  port: NO_INBOUND,
-  ssh: NO_INBOUND,
-} as const;
 /** `deno run` flags that take a separate value. */
 const VALUE_FLAGS = new Set([
   "-c",
