@@ -5,23 +5,35 @@
  * YAML, Dockerfiles, Procfiles, Markdown code blocks), parses its permission
  * flags the way Deno 2.9 does, and rates each grant critical to info with a
  * one-line why and a narrower flag to use instead. A recorded run (an
- * `AuditReport` from `deno task audit --json`, see audit/report.ts) turns the advice into
- * the exact flags that run used.
+ * `AuditReport` from `deno task audit --json`, see audit/report.ts) turns
+ * the advice into the exact flags that run used.
  *
- * Why one file over the ~400-line guide: the task that added `audit:flags`
- * fixed the file set. The sections follow the pipeline (walk, extract,
- * tokenise, parse, rate, suggest); each is a candidate for a `_` file.
+ * The pipeline, one module each:
+ * - `walk.ts`: the project's files (links inside it, node_modules, .git,
+ *   vendor, big and binary files skipped);
+ * - `extract.ts`: the deno commands in each file, by the file's kind (over
+ *   the tokeniser in `shell.ts`);
+ * - `parse.ts`: each command's permission flags, as Deno 2.9 reads them;
+ * - `permission_sets.ts`: the grants a `-P` set stands for;
+ * - `rate.ts`: each grant's severity, why, and a narrower flag;
+ * - `trail.ts`: the exact flags a recorded run used, as the fix;
+ * - `model.ts`: the types they share, and the order of severities.
  *
- * Every flag rule below was checked against Deno 2.9.6 by experiment:
- * - a bare `--allow-read /etc x.ts` grants ALL reads and runs `/etc` as the
- *   script: lists need `=`;
- * - short flags combine (`-RN` is `-R -N`), and the rest of a cluster that
- *   is not a known flag is the value (`-R/tmp` is `--allow-read=/tmp`);
- * - flags after the script belong to the script (`deno run x.ts -A` grants
- *   nothing), except for `deno test` and `deno bench`;
- * - `deno eval` runs with every permission whatever the flags, `--deny-*`
- *   included;
- * - deny beats allow; `--allow-hrtime` is a no-op with a warning.
+ * This module joins them ({@linkcode auditText}, {@linkcode auditPath}) and
+ * holds the rules about a whole command: `deno eval` runs with every
+ * permission whatever its flags, `--deny-*` included (checked against Deno
+ * 2.9.6); a `-P` set that is not found, a flag Deno rejects, and a missing
+ * `--no-prompt` where nobody can answer a prompt are findings too.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { auditText } from "./mod.ts";
+ * const findings = auditText("deno run --allow-read=~/.ssh main.ts\n", "run.sh");
+ * assert.deepEqual(findings.map((f) => `${f.severity} ${f.flag}`), [
+ *   "high --allow-read=~/.ssh",
+ * ]);
+ * ```
  *
  * @module
  */
@@ -55,8 +67,6 @@ export { parseTrail } from "./trail.ts";
 export type { Trail, TrailEntry } from "./trail.ts";
 export { parseDenoCommand } from "./parse.ts";
 export type { ParsedDenoCommand, Subcommand } from "./parse.ts";
-
-// ── Putting it together ─────────────────────────────────────────────────
 
 /** Options for {@linkcode auditText}. */
 export interface AuditTextOptions {
@@ -97,6 +107,12 @@ export function auditText(
   );
 }
 
+/**
+ * The findings of one command, in this order: `deno eval` (nothing else
+ * matters), a `-P` set that is not found, each grant (amended for a
+ * misplaced list, and given the trail's flags as the fix), each flag Deno
+ * rejects, and a missing `--no-prompt`.
+ */
 function rateSite(
   site: CommandSite,
   file: string,
