@@ -1,6 +1,6 @@
 /**
  * The HTTP API's error answers: {@linkcode ApiError} carries a status, one
- * of the documented codes (schemas.ts, `ERROR_CODES`) and a message; the
+ * of the documented codes (types.ts, `ERROR_CODES`) and a message; the
  * helpers below make the ones several routes answer with, and
  * {@linkcode toApiError} turns anything a route throws into one, logging
  * only what is not the client's doing (never in the answer: a stack trace
@@ -15,7 +15,7 @@ import { InputError } from "../harness/_run/inputs.ts";
 import { BundleError, type BundleProblem } from "../harness/bundle/bundle.ts";
 import { PolicyError, type PolicyIssue } from "../harness/policy.ts";
 import { SandboxSetupError } from "../harness/sandbox.ts";
-import type { ErrorCode } from "./schemas.ts";
+import type { ErrorCode } from "./types.ts";
 
 /** The statuses the API answers errors with. */
 export type ApiStatus =

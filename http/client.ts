@@ -1,6 +1,10 @@
 /**
  * A typed client for the airlock HTTP API (fetch only; no dependencies at
- * run time).
+ * run time). The request and answer types it uses are in types.ts and
+ * exported from here too; they need no zod and no server module.
+ *
+ * Longer than the ~400-line guide: one class with a documented method per
+ * route reads better whole than split.
  *
  * @example Usage
  * ```ts ignore
@@ -16,7 +20,9 @@
  */
 
 import type {
+  ApiIssue,
   AuditEventJson,
+  BundleProblemJson,
   CreatedSandbox,
   CreateSandboxRequest,
   DirListing,
@@ -27,18 +33,39 @@ import type {
   RunResultJson,
   RunStatusJson,
   SandboxInfo,
-} from "./schemas.ts";
+} from "./types.ts";
 
-/** An error answer of the API. */
+export type * from "./types.ts";
+export { ERROR_CODES } from "./types.ts";
+
+/**
+ * An error answer of the API, thrown by every {@linkcode AirlockClient}
+ * method. `code` is one of {@linkcode ERROR_CODES}, or
+ * `unexpected_response` for an answer that is not the API's (a proxy's
+ * error page).
+ *
+ * @example Telling a refused policy from other errors
+ * ```ts
+ * import { AirlockApiError } from "./client.ts";
+ * const error = new AirlockApiError(400, {
+ *   code: "invalid_policy",
+ *   message: "The policy is invalid",
+ *   issues: [{ path: "policy.scratch", message: "expected boolean" }],
+ * });
+ * if (error.code === "invalid_policy") {
+ *   for (const issue of error.issues) console.log(issue.path, issue.message);
+ * }
+ * ```
+ */
 export class AirlockApiError extends Error {
   /** HTTP status. */
   readonly status: number;
   /** The API's error code (`unauthorized`, `invalid_policy`, ...). */
   readonly code: string;
   /** Problems by path, for `invalid_request` and `invalid_policy`. */
-  readonly issues: { path: string; message: string }[];
+  readonly issues: ApiIssue[];
   /** Bundling problems, for `bundle_error`. */
-  readonly problems: NonNullable<ErrorBody["error"]["problems"]>;
+  readonly problems: BundleProblemJson[];
 
   /**
    * Makes the error of one answer.
@@ -59,7 +86,19 @@ export class AirlockApiError extends Error {
   }
 }
 
-/** Options for {@linkcode AirlockClient}. */
+/**
+ * Options for {@linkcode AirlockClient}.
+ *
+ * @example Usage
+ * ```ts
+ * import { AirlockClient, type AirlockClientOptions } from "./client.ts";
+ * const options: AirlockClientOptions = {
+ *   baseUrl: "http://127.0.0.1:8787",
+ *   token: Deno.env.get("AIRLOCK_TOKEN") ?? null,
+ * };
+ * const client = new AirlockClient(options); // nothing is sent yet
+ * ```
+ */
 export interface AirlockClientOptions {
   /** Where the API is, e.g. `http://127.0.0.1:8787`. */
   baseUrl: string | URL;
@@ -69,14 +108,46 @@ export interface AirlockClientOptions {
   fetch?: typeof fetch;
 }
 
-/** One event of {@linkcode AirlockClient.runStream}. */
+/**
+ * One event of {@linkcode AirlockClient.runStream}: output bytes as they
+ * come, audit events as they happen, then the status (or an error).
+ *
+ * @example Handling each kind
+ * ```ts
+ * import type { RunStreamEvent } from "./client.ts";
+ * function show(event: RunStreamEvent): string {
+ *   switch (event.type) {
+ *     case "stdout":
+ *     case "stderr":
+ *       return new TextDecoder().decode(event.data);
+ *     case "audit":
+ *       return `audit: ${event.event.kind}`;
+ *     case "status":
+ *       return `ended: ${event.status.reason}`;
+ *     case "error":
+ *       return `error: ${event.error.code}`;
+ *   }
+ * }
+ * console.log(show({ type: "stdout", data: new TextEncoder().encode("hi") }));
+ * ```
+ */
 export type RunStreamEvent =
   | { type: "stdout" | "stderr"; data: Uint8Array }
   | { type: "audit"; event: AuditEventJson }
   | { type: "status"; status: RunStatusJson }
   | { type: "error"; error: ErrorBody["error"] };
 
-/** Per-call options. */
+/**
+ * Per-call options.
+ *
+ * @example Giving up on a run after 10 seconds
+ * ```ts ignore
+ * import { AirlockClient, type CallOptions } from "./client.ts";
+ * const client = new AirlockClient({ baseUrl: "http://127.0.0.1:8787" });
+ * const options: CallOptions = { signal: AbortSignal.timeout(10_000) };
+ * await client.run("sbx-1", { code: "while (true) {}" }, options);
+ * ```
+ */
 export interface CallOptions {
   /** Aborting cancels the call (for runs: the server kills the run). */
   signal?: AbortSignal;
@@ -87,7 +158,29 @@ interface Call extends CallOptions {
   bytes?: Uint8Array;
 }
 
-/** A client of the airlock HTTP API. */
+/**
+ * A client of the airlock HTTP API: one method per route (see
+ * `GET /openapi.json`). Every method throws {@linkcode AirlockApiError}
+ * for an error answer; a run that hits a limit is a result, not an error.
+ *
+ * @example Create, run, read a file, delete
+ * ```ts ignore
+ * import { AirlockClient } from "./client.ts";
+ * const client = new AirlockClient({
+ *   baseUrl: "http://127.0.0.1:8787",
+ *   token: Deno.env.get("AIRLOCK_TOKEN"),
+ * });
+ * const { id } = await client.createSandbox({ policy: { scratch: true } });
+ * try {
+ *   await client.run(id, {
+ *     code: `await Deno.writeTextFile("/scratch/out.txt", "42");`,
+ *   });
+ *   console.log(await client.readTextFile(id, "out.txt")); // "42"
+ * } finally {
+ *   await client.deleteSandbox(id);
+ * }
+ * ```
+ */
 export class AirlockClient {
   #base: string;
   #token: string | null;

@@ -2,7 +2,8 @@
  * The HTTP API's wire format: one zod schema per request and response body
  * and the table of routes. The app validates with these schemas and
  * `/openapi.json` is generated from them and the table (openapi.ts), so the
- * document cannot drift from what the routes accept.
+ * document cannot drift from what the routes accept. The same bodies as
+ * plain TypeScript types, for clients, are in types.ts.
  *
  * @module
  */
@@ -10,33 +11,9 @@
 import { z } from "zod";
 import { LimitsSchema, PolicySchema } from "../harness/policy.ts";
 import { NetworkPolicySchema } from "../injector/network_policy.ts";
+import { ERROR_CODES } from "./types.ts";
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Every error code the API answers with; clients can switch on these. */
-export const ERROR_CODES = [
-  "unauthorized",
-  "not_found",
-  "invalid_json",
-  "invalid_request",
-  "invalid_policy",
-  "unsupported_media_type",
-  "bundle_error",
-  "body_too_large",
-  "too_many_sandboxes",
-  "too_many_runs",
-  "over_ceiling",
-  "npm_not_allowed",
-  "sandbox_busy",
-  "no_scratch",
-  "fs_refused",
-  "shutting_down",
-  "sandbox_setup_error",
-  "internal",
-] as const;
-
-/** One of {@linkcode ERROR_CODES}. */
-export type ErrorCode = typeof ERROR_CODES[number];
 
 /** One problem with a request, by its path in the body (`policy.limits`). */
 export const IssueSchema = z.strictObject({
@@ -216,29 +193,6 @@ export const DirListingSchema = z.strictObject({
     isSymlink: z.boolean(),
   })),
 });
-
-/** Body types as the client sends them. */
-export type CreateSandboxRequest = z.input<typeof CreateSandboxRequestSchema>;
-/** A run request as the client sends it. */
-export type RunRequest = z.input<typeof RunRequestSchema>;
-/** The body types as the server answers them. */
-export type ErrorBody = z.output<typeof ErrorBodySchema>;
-/** A sandbox in a listing. */
-export type SandboxInfo = z.output<typeof SandboxInfoSchema>;
-/** A created sandbox. */
-export type CreatedSandbox = z.output<typeof CreatedSandboxSchema>;
-/** How a run ended. */
-export type RunStatusJson = z.output<typeof RunStatusSchema>;
-/** A run's result. */
-export type RunResultJson = z.output<typeof RunResultSchema>;
-/** One audit event. */
-export type AuditEventJson = z.output<typeof AuditEventSchema>;
-/** A network policy as written. */
-export type NetworkPolicyInput = z.input<typeof NetworkPolicySchema>;
-/** A network policy as read back. */
-export type NetworkPolicyJson = z.output<typeof NetworkPolicySchema>;
-/** A directory listing. */
-export type DirListing = z.output<typeof DirListingSchema>;
 
 /** A documented body: a JSON schema, raw bytes, or an event stream. */
 export type RouteBody =

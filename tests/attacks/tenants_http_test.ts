@@ -16,7 +16,7 @@ import {
   AirlockClient,
   type RunStreamEvent,
 } from "../../http/client.ts";
-import type { RunResultJson } from "../../http/schemas.ts";
+import type { RunResultJson } from "../../http/types.ts";
 import { pollUntil } from "../kits/sandbox_processes.ts";
 
 const TOKEN_A = "tenant-a-token-0123456789abcdef";
