@@ -14,12 +14,8 @@ import {
   rejectUnsupported,
   unsupported,
 } from "./errors.ts";
-import {
-  compileReplInput,
-  encodeValue,
-  ReplChannel,
-  splitFrames,
-} from "./repl.ts";
+import { compileReplInput, ReplChannel, splitFrames } from "./repl.ts";
+import { encodeValue } from "./tagged_json.ts";
 
 /** Process signals, as the SDK names them. */
 export type Signal =
