@@ -28,6 +28,7 @@
 import net from "node:net";
 import { readSandboxPid } from "../runtime/launcher.ts";
 import { boundedValue, detached, RunAuditLog } from "./_audit_bounds.ts";
+import { normalisePath } from "./paths.ts";
 import type {
   AuditEvent,
   PermissionEvent,
@@ -50,7 +51,7 @@ export interface BrokerGrants {
    * is in. The broker reads that from the process when it can
    * (`BrokerOptions.processCwd`); this is the fallback. (`Deno.chdir`
    * needs a read grant for its target, so the cwd stays inside the grants;
-   * inputs may not hold symlinks leading out of them, see `_inputs.ts`.)
+   * inputs may not hold symlinks leading out of them, see `_run/inputs.ts`.)
    */
   cwd?: string;
   /** The directory Deno means by `<TMP>` (its TMPDIR); default `/tmp`. */
@@ -113,7 +114,8 @@ export function decidePermission(
       }
       const path = resolvePath(value, grants);
       // Paths are normalised first: "/scratch/../etc/passwd" must not pass
-      // as a path under "/scratch".
+      // as a path under "/scratch". One that climbs above "/" is refused
+      // (null), never clamped: "/../scratch/x" is not taken as "/scratch/x".
       if (path !== null && list.some((grant) => within(path, grant))) {
         return {
           decision: "allow",
@@ -215,22 +217,11 @@ function resolvePath(
   // temp directory, never a relative path under the cwd. Others are refused.
   if (value.startsWith("<")) {
     const rest = value.match(/^<TMP>(\/.*)?$/);
-    return rest ? normalise(`${grants.tmp ?? "/tmp"}${rest[1] ?? ""}`) : null;
+    return rest
+      ? normalisePath(`${grants.tmp ?? "/tmp"}${rest[1] ?? ""}`)
+      : null;
   }
-  return normalise(
-    value.startsWith("/") ? value : `${grants.cwd ?? "/"}/${value}`,
-  );
-}
-
-function normalise(path: string): string | null {
-  if (!path.startsWith("/")) return null;
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return "/" + parts.join("/");
+  return normalisePath(value, { cwd: grants.cwd ?? "/" });
 }
 
 function within(path: string, grant: string): boolean {
@@ -485,7 +476,12 @@ export async function startPermissionBroker(
         return answer;
       }
       const tmp = options.grants.tmp;
-      target = resolvePath(value, { cwd, ...(tmp ? { tmp } : {}) }) ?? value;
+      target = resolvePath(value, { cwd, ...(tmp ? { tmp } : {}) }) ??
+        // Unresolvable (a placeholder, or climbing above "/"): decided as
+        // it stands. A relative one keeps its directory in front: decided
+        // bare, it would be resolved against the starting directory, not
+        // the one the kernel resolves it against (after Deno.chdir).
+        (value.startsWith("<") ? value : `${cwd === "/" ? "" : cwd}/${value}`);
     }
     const answer = decidePermission(
       options.grants,

@@ -40,6 +40,23 @@ Deno.test("decidePermission() normalises paths before matching ('..' cannot leav
   assert.equal(decidePermission(grants, "read", null).decision, "deny");
 });
 
+Deno.test("decidePermission() refuses a path that climbs above '/' (never clamps it into a grant)", () => {
+  // Clamped, "/../scratch/a" was "/scratch/a" and allowed.
+  assert.equal(
+    decidePermission(grants, "read", "/../scratch/a").decision,
+    "deny",
+  );
+  assert.equal(
+    decidePermission(grants, "write", "../../scratch/a").decision,
+    "deny",
+  );
+  // Control: climbing within the root still resolves.
+  assert.equal(
+    decidePermission(grants, "write", "../scratch/a").decision,
+    "allow",
+  );
+});
+
 Deno.test("decidePermission() quotes at most 200 characters of a value in its reason", () => {
   const value = `/etc/${"a".repeat(10_000)}`;
   const { decision, reason } = decidePermission(grants, "read", value);
@@ -212,6 +229,24 @@ Deno.test("broker resolves a relative path against the process's current directo
     ["read /inputs/data/creds.txt", "write /inputs/data/x"],
   );
   assert.deepEqual(asked, [2, 2]);
+});
+
+Deno.test("broker refuses a relative path climbing above '/' from the process's directory, never re-resolving it from the starting one", async () => {
+  await using client = await brokerWithClient({
+    grants: { ...grants, cwd: "/scratch/deep" },
+    processCwd: () => "/",
+  });
+  // Attack: the kernel opens /etc/passwd; resolved from the starting
+  // directory instead it would pass as /scratch/etc/passwd.
+  await client.send(check(1, "read", "../etc/passwd"));
+  assert.equal((await client.reply())?.result, "deny");
+  // Control: a relative name inside a grant is allowed from there.
+  await client.send(check(2, "read", "scratch/a.txt"));
+  assert.equal((await client.reply())?.result, "allow");
+  assert.deepEqual(
+    permissions(client.events).map((e) => `${e.decision} ${e.value}`),
+    ["deny /../etc/passwd", "allow /scratch/a.txt"],
+  );
 });
 
 Deno.test("broker denies a relative path when it cannot tell the process's directory", async () => {

@@ -13,6 +13,7 @@ import { z } from "zod";
 import { DEFAULT_LIMITS } from "../runtime/limits.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { parseJsonc } from "./_jsonc.ts";
+import { normalisePath } from "./paths.ts";
 import {
   NetworkPolicySchema,
   redactNetworkPolicy,
@@ -221,8 +222,10 @@ export function parsePolicy(
   entries.forEach((entry, index) => {
     if (entry === null) return;
     const mount = normaliseInput(entry, index, options.baseDir, issues);
+    if (mount === null) return;
     // Compared normalised: "/inputs/x/" would otherwise hide "/inputs/x".
-    mount.target = normalisePath(mount.target);
+    // (The schema refuses ".." in a target: null only beside that issue.)
+    mount.target = normalisePath(mount.target) ?? mount.target;
     const earlier = targets.get(mount.target);
     if (earlier !== undefined) {
       issues.push({
@@ -233,7 +236,21 @@ export function parsePolicy(
     targets.set(mount.target, index);
     mounts.push(mount);
   });
+  const caCerts: string[] = [];
   if (parsed.success) {
+    // CA files named relative to the policy file resolve next to it.
+    parsed.data.upstream.caCerts.forEach((file, index) => {
+      const path = normalisePath(
+        file,
+        file.startsWith("/") ? {} : { cwd: options.baseDir ?? Deno.cwd() },
+      );
+      if (path === null) {
+        issues.push({
+          path: `upstream.caCerts.${index}`,
+          message: `'${file}' climbs above '/': name the file itself`,
+        });
+      } else caCerts.push(path);
+    });
     for (const name of Object.keys(parsed.data.env)) {
       if (name in parsed.data.secrets) {
         issues.push({
@@ -247,14 +264,7 @@ export function parsePolicy(
     throw new PolicyError(issues, options.source);
   }
   const { $schema: _ignored, inputs: _inputs, ...rest } = parsed.data;
-  const base = options.baseDir ?? Deno.cwd();
-  const upstream = {
-    ...rest.upstream,
-    // CA files named relative to the policy file resolve next to it.
-    caCerts: rest.upstream.caCerts.map((f) =>
-      normalisePath(f.startsWith("/") ? f : `${base}/${f}`)
-    ),
-  };
+  const upstream = { ...rest.upstream, caCerts };
   return { ...rest, upstream, inputs: mounts };
 }
 
@@ -360,7 +370,7 @@ function normaliseInput(
   index: number,
   baseDir: string | undefined,
   issues: PolicyIssue[],
-): PolicyInputMount {
+): PolicyInputMount | null {
   let source: string;
   let target: string | undefined;
   let copy = false;
@@ -383,9 +393,18 @@ function normaliseInput(
     target = entry.target;
     copy = entry.copy;
   }
-  const base = baseDir ?? Deno.cwd();
-  const absolute = source.startsWith("/") ? source : `${base}/${source}`;
-  const normalised = normalisePath(absolute);
+  const normalised = normalisePath(
+    source,
+    source.startsWith("/") ? {} : { cwd: baseDir ?? Deno.cwd() },
+  );
+  if (normalised === null) {
+    // Clamping would bind "../../x" to a directory the writer never named.
+    issues.push({
+      path: `inputs.${index}`,
+      message: `source '${source}' climbs above '/': name the directory itself`,
+    });
+    return null;
+  }
   const name = normalised.split("/").filter(Boolean).at(-1) ?? "";
   if (!name) {
     issues.push({ path: `inputs.${index}`, message: "source must not be '/'" });
@@ -402,16 +421,6 @@ function normaliseInput(
     target: target ?? `${SANDBOX_PATHS.inputs}/${name}`,
     copy,
   };
-}
-
-function normalisePath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return "/" + parts.join("/");
 }
 
 /**

@@ -100,6 +100,30 @@ Deno.test("parsePolicy() reads HOST:SANDBOX input strings and resolves relative 
   ]);
 });
 
+Deno.test("parsePolicy() refuses an input source or CA file climbing above '/' (never clamps it)", () => {
+  // Clamped, "../../../etc" from /base/dir was /etc: a directory the
+  // policy's writer never named.
+  const error = policyError(() =>
+    parsePolicy({
+      inputs: ["../../../etc", "/../data", "fine"],
+      upstream: { caCerts: ["../../../ca.pem", "ok.pem"] },
+    }, { baseDir: "/base/dir" })
+  );
+  assert.deepEqual(error.issues.map((i) => i.path), [
+    "inputs.0",
+    "inputs.1",
+    "upstream.caCerts.0",
+  ]);
+  assert.match(error.issues[0]!.message, /climbs above '\/'/);
+  // Control: climbing within the filesystem still resolves.
+  const policy = parsePolicy({
+    inputs: ["../../data"],
+    upstream: { caCerts: ["../ca.pem"] },
+  }, { baseDir: "/base/dir" });
+  assert.equal(policy.inputs[0]?.source, "/data");
+  assert.deepEqual(policy.upstream.caCerts, ["/base/ca.pem"]);
+});
+
 Deno.test("parsePolicy() reads input objects with copy", () => {
   const policy = parsePolicy({
     inputs: [{ source: "src", target: "/inputs/s", copy: true }],

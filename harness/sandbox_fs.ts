@@ -25,6 +25,7 @@
 import type { SandboxLock } from "./_sandbox_lock.ts";
 import type { ScratchQuota } from "./_run/scratch_quota.ts";
 import { SandboxFsError } from "./errors.ts";
+import { normalisePath } from "./paths.ts";
 
 // Defined with the harness's other errors; re-exported for existing imports.
 export { SandboxFsError };
@@ -299,18 +300,15 @@ export class SandboxFs {
         `Cannot ${op} '${path}': only paths under ${mount} are reachable`,
       );
     } else relative = `/${path}`;
-    const parts: string[] = [];
-    for (const part of relative.split("/")) {
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        if (parts.length === 0) {
-          throw new SandboxFsError(
-            `Cannot ${op} '${path}': it leaves ${mount}`,
-          );
-        }
-        parts.pop();
-      } else parts.push(part);
+    // Normalised from the mount point as the root: climbing above it is
+    // refused, never clamped back into it.
+    const normal = normalisePath(relative);
+    if (normal === null) {
+      throw new SandboxFsError(
+        `Cannot ${op} '${path}': it leaves ${mount}`,
+      );
     }
+    const parts = normal.split("/").filter(Boolean);
     let current = this.#host.root;
     for (const [i, part] of parts.entries()) {
       current += `/${part}`;

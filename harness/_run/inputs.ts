@@ -10,6 +10,7 @@ import type { Mount } from "../../runtime/bwrap_args.ts";
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { PolicyInputMount } from "../policy.ts";
 import { InputError } from "../errors.ts";
+import { normalisePath } from "../paths.ts";
 
 // Defined with the harness's other errors; re-exported for existing imports.
 export { InputError };
@@ -101,10 +102,13 @@ async function assertLinksStayInside(
         stack.push([hostPath, sandboxPath]);
       } else if (entry.isSymlink) {
         const link = await Deno.readLink(hostPath);
-        const resolved = normalise(
-          link.startsWith("/") ? link : `${sandboxDir}/${link}`,
-        );
-        if (resolved !== target && !resolved.startsWith(`${target}/`)) {
+        // A link that climbs above "/" is refused too (null), never
+        // clamped into the input.
+        const resolved = normalisePath(link, { cwd: sandboxDir });
+        if (
+          resolved === null ||
+          (resolved !== target && !resolved.startsWith(`${target}/`))
+        ) {
           throw new InputError(
             `Cannot mount input '${named}' as '${hostPath}' is a symlink leading out of it (to '${link}'): remove it or mount its target as its own input`,
           );
@@ -112,16 +116,6 @@ async function assertLinksStayInside(
       }
     }
   }
-}
-
-function normalise(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return "/" + parts.join("/");
 }
 
 /** Returns why `path` is not readable by "others", or null. */

@@ -134,7 +134,22 @@ function harnessFiles(id: number): FileSource {
   };
 }
 
-function normalise(path: string): string | null {
+/**
+ * `harness/paths.ts`'s `normalisePath` with its default options (a relative
+ * path is taken from the program's root, climbing above it is refused):
+ * this file imports nothing at run time, so it carries its own copy, held
+ * to the same table by `harness/paths_test.ts`.
+ *
+ * @param path A program file's path.
+ * @returns Its normal form from `/`, or null above the program's root.
+ *
+ * @example Usage
+ * ```ts
+ * import { normalise } from "./_worker.ts";
+ * console.log(normalise("lib/../main.ts"), normalise("../x.ts")); // "/main.ts" null
+ * ```
+ */
+export function normalise(path: string): string | null {
   const parts: string[] = [];
   for (const part of path.split("/")) {
     if (part === "" || part === ".") continue;

@@ -29,6 +29,7 @@ import {
   type WorkerResult,
 } from "./_process.ts";
 import { removeHelperFiles } from "./_sandbox.ts";
+import { normalisePath } from "../paths.ts";
 import { MAX_INSTALLS_PER_BUNDLE, type NpmPackages } from "./npm_packages.ts";
 
 /** A program: inline code, files with an entry point, or a file on disk. */
@@ -328,12 +329,8 @@ interface FileSource {
  */
 function diskFiles(root: string): FileSource {
   const inside = async (path: string): Promise<string | null> => {
-    let normal: string;
-    try {
-      normal = normalise(path);
-    } catch {
-      return null;
-    }
+    const normal = normalisePath(path);
+    if (normal === null) return null;
     try {
       const real = await Deno.realPath(root + normal);
       const info = await Deno.stat(real);
@@ -353,34 +350,14 @@ function diskFiles(root: string): FileSource {
   };
 }
 
-function normalise(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      // Above the program's root there is nothing to import; clamping would
-      // silently bind "../x.ts" to the root's own x.ts.
-      if (parts.length === 0) throw new OutsideRootError(path);
-      parts.pop();
-    } else {
-      parts.push(part);
-    }
-  }
-  return "/" + parts.join("/");
-}
-
 function safeNormalise(name: string): string {
-  try {
-    return normalise(name);
-  } catch {
+  // Above the program's root there is nothing to import; clamping would
+  // silently bind "../x.ts" to the root's own x.ts.
+  const normal = normalisePath(name);
+  if (normal === null) {
     throw new BundleError([{
       message: `file name '${name}' goes outside the program's directory`,
     }]);
   }
-}
-
-class OutsideRootError extends Error {
-  constructor(path: string) {
-    super(`'${path}' goes outside the program's directory`);
-  }
+  return normal;
 }
