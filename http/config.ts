@@ -5,6 +5,10 @@
  * tokens, the default policy, per-token ceilings, what clients may set, and
  * the operator's upstream mappings and CAs.
  *
+ * Longer than the ~400-line guide: the file's schema and its loader are one
+ * concern, and the loader reads best as one pass that collects every
+ * problem (schema, tokens, token files, CA files, tmpDir) before failing.
+ *
  * @example A config file
  * ```jsonc
  * {
