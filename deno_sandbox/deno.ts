@@ -7,8 +7,8 @@
 
 import type { SandboxFs as AirlockFs } from "../harness/sandbox_fs.ts";
 import { NO_DEPLOY, rejectUnsupported, unsupported } from "./errors.ts";
-import { DenoProcess, DenoRepl, PROCESS_TOKEN } from "./process.ts";
-import { replDriverSource } from "./repl.ts";
+import { DenoProcess, PROCESS_TOKEN } from "./process.ts";
+import { DenoRepl, replDriverSource } from "./repl.ts";
 import { relativeToWorkdir, toPath, WORKDIR } from "./paths.ts";
 import { runTimeout, type Session } from "./session.ts";
 import type {

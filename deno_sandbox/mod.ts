@@ -104,11 +104,10 @@ export { Client, Snapshot, Volume } from "./deploy.ts";
 export {
   ChildProcess,
   type ChildProcessOutput,
-  type ChildProcessStatus,
   DenoProcess,
-  DenoRepl,
-  type Signal,
 } from "./process.ts";
+export type { ChildProcessStatus, Signal } from "./status.ts";
+export { DenoRepl } from "./repl.ts";
 export { SandboxFs } from "./fs.ts";
 export { FsFile, SeekMode } from "./fs_types.ts";
 export type {

@@ -1,7 +1,8 @@
 /**
- * Processes of the `@deno/sandbox`-compatible API: `ChildProcess`,
- * `DenoProcess` and `DenoRepl` over airlock runs (`SandboxProcess`), with
- * the SDK's stdio modes, exit status shape and `kill(signal)`.
+ * Processes of the `@deno/sandbox`-compatible API: `ChildProcess` and
+ * `DenoProcess` over airlock runs (`SandboxProcess`), with the SDK's stdio
+ * modes and `kill(signal)`; the exit status is mapped in `status.ts`, and
+ * `DenoRepl` is in `repl.ts`.
  *
  * @module
  */
@@ -9,109 +10,17 @@
 import type { SandboxProcess } from "../harness/sandbox.ts";
 import type { RunStatus } from "../harness/run_result.ts";
 import {
+  type ChildProcessStatus,
+  ENDING,
+  type Signal,
+  toStatus,
+} from "./status.ts";
+import {
   AirlockUnsupportedError,
   NO_INBOUND,
   rejectUnsupported,
   unsupported,
 } from "./errors.ts";
-import { compileReplInput, ReplChannel, splitFrames } from "./repl.ts";
-import { encodeValue } from "./tagged_json.ts";
-
-/** Process signals, as the SDK names them. */
-export type Signal =
-  | "SIGABRT"
-  | "SIGALRM"
-  | "SIGBREAK"
-  | "SIGBUS"
-  | "SIGCHLD"
-  | "SIGCONT"
-  | "SIGEMT"
-  | "SIGFPE"
-  | "SIGHUP"
-  | "SIGILL"
-  | "SIGINFO"
-  | "SIGINT"
-  | "SIGIO"
-  | "SIGPOLL"
-  | "SIGUNUSED"
-  | "SIGKILL"
-  | "SIGPIPE"
-  | "SIGPROF"
-  | "SIGPWR"
-  | "SIGQUIT"
-  | "SIGSEGV"
-  | "SIGSTKFLT"
-  | "SIGSTOP"
-  | "SIGSYS"
-  | "SIGTERM"
-  | "SIGTRAP"
-  | "SIGTSTP"
-  | "SIGTTIN"
-  | "SIGTTOU"
-  | "SIGURG"
-  | "SIGUSR1"
-  | "SIGUSR2"
-  | "SIGVTALRM"
-  | "SIGWINCH"
-  | "SIGXCPU"
-  | "SIGXFSZ";
-
-/** Linux signal numbers. */
-const SIGNAL_NUMBERS: Partial<Record<Signal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGSTKFLT: 16,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
-
-/** Signals `kill()` accepts: each ends the run (always by SIGKILL of its sandbox). */
-const ENDING: ReadonlySet<Signal> = new Set<Signal>([
-  "SIGTERM",
-  "SIGKILL",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGABRT",
-  "SIGHUP",
-]);
-
-/** Exit status, as the SDK reports it. */
-export interface ChildProcessStatus {
-  /** Exit code 0. */
-  success: boolean;
-  /** The exit code (128 + N when ended by signal N). */
-  code: number;
-  /** The signal that ended it, or null. */
-  signal: Signal | null;
-  /** Ended by running out of memory (then `code` is 137). */
-  oom: boolean;
-}
 
 /** Buffered output and status (`output()`). */
 export interface ChildProcessOutput {
@@ -312,105 +221,6 @@ export class DenoProcess extends ChildProcess {
   }
 }
 
-/** Internal: what a REPL is made from. */
-export interface ReplInit extends ProcessInit {
-  /** The marker the driver frames its answers with. */
-  marker: string;
-}
-
-/**
- * A Deno REPL (`sandbox.deno.repl()`): each `eval` runs in the same program,
- * in the global scope, so declarations persist.
- */
-export class DenoRepl extends DenoProcess {
-  #channel: ReplChannel;
-  #closing: Promise<void> | null = null;
-
-  /**
-   * Not for callers: use `sandbox.deno.repl()`.
-   *
-   * @param token Internal.
-   * @param init Internal.
-   */
-  constructor(token: symbol, init: ReplInit) {
-    const stdin = init.run.stdin;
-    if (!stdin) throw new TypeError("A REPL run needs a piped stdin");
-    const channel = new ReplChannel(stdin, init.marker);
-    const stdoutSource = splitFrames(
-      init.run.stdout,
-      init.marker,
-      (json) => channel.onFrame(json),
-    );
-    super(token, { ...init, stdoutSource, stdinPiped: false });
-    this.#channel = channel;
-    // The run's status ends the channel, with the reason.
-    this.status.then(
-      (s) =>
-        channel.end(
-          new Error(
-            `The Deno REPL exited (code ${s.code}${
-              s.signal ? `, ${s.signal}` : ""
-            }) before answering`,
-          ),
-        ),
-      (error) => channel.end(error as Error),
-    );
-  }
-
-  /**
-   * Evaluates code (TypeScript) in the REPL's global scope.
-   *
-   * @param code The input; its completion value is the result (a promise
-   *   result is awaited).
-   * @returns The value, structured-cloned.
-   */
-  async eval<T = unknown>(code: string): Promise<T> {
-    return await this.#channel.request({
-      op: "eval",
-      code: await compileReplInput(code),
-    }) as T;
-  }
-
-  /**
-   * Calls a function of the REPL (a name, or a function expression).
-   *
-   * @param fn `"add"` or `"(a, b) => a + b"`.
-   * @param args Structured-cloneable arguments.
-   * @returns The result, structured-cloned.
-   */
-  async call<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
-    return await this.#channel.request({
-      op: "call",
-      fn: await compileReplInput(fn, true),
-      args: encodeValue(args),
-    }) as T;
-  }
-
-  /** Ends the REPL (its program exits; killed if it does not within 2 s). */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await this.#channel.close();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<"late">((resolve) =>
-        timer = setTimeout(() => resolve("late"), 2_000)
-      );
-      const outcome = await Promise.race([
-        this.status.catch(() => "gone" as const),
-        late,
-      ]);
-      clearTimeout(timer);
-      if (outcome === "late") await this.kill("SIGKILL");
-      await this.status.catch(() => {});
-    })();
-    return this.#closing;
-  }
-
-  /** Same as `close()`. */
-  override async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-}
-
 function route(
   stream: ReadableStream<Uint8Array>,
   mode: StdioMode,
@@ -431,45 +241,4 @@ function route(
     }),
   ).catch(() => {});
   return null;
-}
-
-function signalled(signal: Signal, oom = false): ChildProcessStatus {
-  return {
-    success: false,
-    code: 128 + (SIGNAL_NUMBERS[signal] ?? 0),
-    signal,
-    oom,
-  };
-}
-
-/** Maps airlock's run status to the SDK's. */
-function toStatus(s: RunStatus, requested: Signal | null): ChildProcessStatus {
-  switch (s.reason) {
-    case "exit":
-      return {
-        success: s.exitCode === 0,
-        code: s.exitCode,
-        signal: null,
-        oom: false,
-      };
-    case "killed":
-      return signalled(requested ?? "SIGKILL");
-    case "oom":
-      return signalled("SIGKILL", true);
-    case "cpu":
-      return signalled("SIGXCPU");
-    case "file-size":
-      return signalled("SIGXFSZ");
-    case "crashed":
-      return {
-        success: false,
-        code: s.exitCode,
-        signal: s.signal !== null && s.signal in SIGNAL_NUMBERS
-          ? s.signal as Signal
-          : null,
-        oom: false,
-      };
-    default: // timeout, output-limit, disk-limit: the harness SIGKILLed it
-      return signalled("SIGKILL");
-  }
 }

@@ -7,12 +7,14 @@
  * cuts the frames out of stdout; everything else is the program's own
  * output.
  *
- * Values cross as tagged JSON (`tagged_json.ts`).
+ * Values cross as tagged JSON (`tagged_json.ts`). `DenoRepl` is the process
+ * object callers hold; `ReplChannel` pairs its requests with the answers.
  *
  * @module
  */
 
 import * as esbuild from "esbuild";
+import { DenoProcess, type ProcessInit } from "./process.ts";
 import { decodeValue, encodeValue } from "./tagged_json.ts";
 
 /**
@@ -285,5 +287,104 @@ export class ReplChannel {
     // A failed write means the driver is gone; its run's status (which
     // follows) ends the channel with the reason.
     this.#writer.write(this.#encoder.encode(text)).catch(() => {});
+  }
+}
+
+/** Internal: what a REPL is made from. */
+export interface ReplInit extends ProcessInit {
+  /** The marker the driver frames its answers with. */
+  marker: string;
+}
+
+/**
+ * A Deno REPL (`sandbox.deno.repl()`): each `eval` runs in the same program,
+ * in the global scope, so declarations persist.
+ */
+export class DenoRepl extends DenoProcess {
+  #channel: ReplChannel;
+  #closing: Promise<void> | null = null;
+
+  /**
+   * Not for callers: use `sandbox.deno.repl()`.
+   *
+   * @param token Internal.
+   * @param init Internal.
+   */
+  constructor(token: symbol, init: ReplInit) {
+    const stdin = init.run.stdin;
+    if (!stdin) throw new TypeError("A REPL run needs a piped stdin");
+    const channel = new ReplChannel(stdin, init.marker);
+    const stdoutSource = splitFrames(
+      init.run.stdout,
+      init.marker,
+      (json) => channel.onFrame(json),
+    );
+    super(token, { ...init, stdoutSource, stdinPiped: false });
+    this.#channel = channel;
+    // The run's status ends the channel, with the reason.
+    this.status.then(
+      (s) =>
+        channel.end(
+          new Error(
+            `The Deno REPL exited (code ${s.code}${
+              s.signal ? `, ${s.signal}` : ""
+            }) before answering`,
+          ),
+        ),
+      (error) => channel.end(error as Error),
+    );
+  }
+
+  /**
+   * Evaluates code (TypeScript) in the REPL's global scope.
+   *
+   * @param code The input; its completion value is the result (a promise
+   *   result is awaited).
+   * @returns The value, structured-cloned.
+   */
+  async eval<T = unknown>(code: string): Promise<T> {
+    return await this.#channel.request({
+      op: "eval",
+      code: await compileReplInput(code),
+    }) as T;
+  }
+
+  /**
+   * Calls a function of the REPL (a name, or a function expression).
+   *
+   * @param fn `"add"` or `"(a, b) => a + b"`.
+   * @param args Structured-cloneable arguments.
+   * @returns The result, structured-cloned.
+   */
+  async call<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
+    return await this.#channel.request({
+      op: "call",
+      fn: await compileReplInput(fn, true),
+      args: encodeValue(args),
+    }) as T;
+  }
+
+  /** Ends the REPL (its program exits; killed if it does not within 2 s). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#channel.close();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((resolve) =>
+        timer = setTimeout(() => resolve("late"), 2_000)
+      );
+      const outcome = await Promise.race([
+        this.status.catch(() => "gone" as const),
+        late,
+      ]);
+      clearTimeout(timer);
+      if (outcome === "late") await this.kill("SIGKILL");
+      await this.status.catch(() => {});
+    })();
+    return this.#closing;
+  }
+
+  /** Same as `close()`. */
+  override async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }

@@ -9,7 +9,8 @@ import type { PolicyInput } from "../harness/policy.ts";
 import type { SandboxOptions as AirlockSandboxOptions } from "../harness/sandbox.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
 import type { Memory, SandboxTimeout } from "./options.ts";
-import type { DenoProcess, DenoRepl, StdioMode } from "./process.ts";
+import type { DenoProcess, StdioMode } from "./process.ts";
+import type { DenoRepl } from "./repl.ts";
 
 /** Regions of Deno Deploy (unsupported locally). */
 export type Region = "ord" | "ams";
