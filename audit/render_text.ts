@@ -20,7 +20,7 @@ import {
 } from "./report.ts";
 
 /** Options for {@linkcode renderAuditText}. */
-export interface AuditTextOptions {
+export interface RenderAuditTextOptions {
   /** Use ANSI colour and bold (default false). The CLI passes
    * `Deno.stdout.isTerminal() && !Deno.noColor`. */
   color?: boolean;
@@ -69,7 +69,7 @@ const GAP = "  ";
  */
 export function renderAuditText(
   report: AuditReport,
-  options: AuditTextOptions = {},
+  options: RenderAuditTextOptions = {},
 ): string {
   const width = options.width ?? 100;
   if (!Number.isInteger(width) || width < MIN_WIDTH) {

@@ -2,7 +2,7 @@
  * The permission audit of one run: what the program tried (grouped by kind),
  * what was refused and why, the minimal Deno flags that would let the same
  * run pass under plain `deno run`, and the matching airlock policy snippet.
- * Built from a {@linkcode RunResult}'s audit trail; rendered by
+ * Built from a `RunResult`'s audit trail; rendered by
  * `render_text.ts` and `render_html.ts`.
  *
  * @module
@@ -12,10 +12,19 @@ import type { EgressEvent } from "../injector/audit.ts";
 import type {
   AuditEvent,
   AuditOverflowEvent,
+  OtherAuditEvent,
   PermissionEvent,
   PermissionKind,
-  RunResult,
 } from "../harness/run_result.ts";
+
+export type {
+  AuditEvent,
+  AuditOverflowEvent,
+  EgressEvent,
+  OtherAuditEvent,
+  PermissionEvent,
+  PermissionKind,
+};
 
 /** Kinds shown in a report: Deno's permission kinds plus egress requests. */
 export type ReportKind = PermissionKind | "egress";
@@ -118,11 +127,20 @@ export interface ReportOptions {
   relativeTo?: string;
 }
 
-/** The parts of a {@linkcode RunResult} a report is built from. */
-export type ReportedRun = Pick<
-  RunResult,
-  "audit" | "exitCode" | "reason" | "durationMs"
->;
+/**
+ * The parts of a finished run a report is built from: every `RunResult`
+ * (harness/run_result.ts) is one.
+ */
+export interface ReportedRun {
+  /** The run's audit trail (any order: the report sorts it by time). */
+  audit: readonly AuditEvent[];
+  /** The program's exit code, or 128 + signal number. */
+  exitCode: number;
+  /** Why the run ended (a `RunResult`'s `ExitReason`). */
+  reason: string;
+  /** Wall-clock duration from launch to exit. */
+  durationMs: number;
+}
 
 /**
  * Builds the report of a finished run.

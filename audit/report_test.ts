@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import { buildAuditReport, type ReportedRun } from "./report.ts";
-import type { PermissionEvent } from "../harness/run_result.ts";
+import type { PermissionEvent, RunResult } from "../harness/run_result.ts";
 
 const TIME = "2026-01-01T00:00:00.000Z";
+
+// Every RunResult is a ReportedRun: a change to either that breaks
+// buildAuditReport(result) fails this at compile time.
+const _runResultIsReported: RunResult extends ReportedRun ? true : never = true;
 
 function check(
   permission: PermissionEvent["permission"],

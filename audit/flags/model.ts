@@ -17,7 +17,16 @@ export type { PermissionKind };
 /** How bad a grant is, from `info` (nothing to fix) to `critical`. */
 export type Severity = "critical" | "high" | "medium" | "low" | "info";
 
-/** Severities from least to most severe. */
+/**
+ * Severities from least to most severe: a severity's index is its rank.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SEVERITIES } from "./mod.ts";
+ * assert.ok(SEVERITIES.indexOf("critical") > SEVERITIES.indexOf("high"));
+ * ```
+ */
 export const SEVERITIES: readonly Severity[] = [
   "info",
   "low",
@@ -70,8 +79,9 @@ export interface Deny {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LIST_KINDS } from "./model.ts";
- * console.log(LIST_KINDS.includes("net")); // true
+ * assert.ok(LIST_KINDS.includes("net"));
  * ```
  */
 export const LIST_KINDS: readonly PermissionKind[] = [

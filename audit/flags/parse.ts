@@ -312,8 +312,9 @@ function problem(parsed: ParsedDenoCommand, flag: string, message: string) {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitList } from "./parse.ts";
- * console.log(splitList("a, b,,c")); // [ "a", "b", "c" ]
+ * assert.deepEqual(splitList("a, b,,c"), ["a", "b", "c"]);
  * ```
  */
 export function splitList(value: string): string[] {
