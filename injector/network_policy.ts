@@ -1,242 +1,90 @@
 /**
- * The network part of the policy (Vercel Sandbox's `NetworkPolicy` shape) and
- * its compiled form, which decides each request.
+ * The network policy compiled: secret references resolved, host patterns
+ * parsed, and the one question asked of it at every request (or CONNECT):
+ * may the sandbox reach this host and port, and under which rules? The
+ * policy as written (schema and types) is in network_policy_schema.ts and
+ * re-exported here; rules are matched against a request by select_rules.ts.
  *
- * ```jsonc
- * "network": "deny-all"            // default: no egress at all
- * "network": "allow-all"           // any public host (address guard still applies)
- * "network": { "allow": ["api.github.com", "*.example.com:8443"] }
- * "network": {
- *   "allow": {
- *     "api.example.com": [
- *       { "match": { "path": { "startsWith": "/v1/" } },
- *         "transform": [{ "headers": { "authorization": "Bearer ${env:API_TOKEN}" } }] },
- *       { "match": { "methods": ["DELETE"] },
- *         "response": { "statusCode": 403, "body": "deletes are not allowed" } }
- *     ]
- *   },
- *   "subnets": { "allow": ["10.1.0.0/16"], "deny": ["10.1.2.0/24"] }
- * }
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compileNetworkPolicy, NetworkPolicySchema } from "./network_policy.ts";
+ * const policy = compileNetworkPolicy(
+ *   NetworkPolicySchema.parse({ allow: ["api.github.com"] }),
+ *   {},
+ * );
+ * assert.equal(policy.decide("api.github.com", 443).allowed, true);
+ * assert.equal(policy.decide("api.github.com", 22).allowed, false);
  * ```
  *
  * @module
  */
 
-import { z } from "zod";
 import {
   HostError,
   type HostPattern,
   matchHost,
   parseHostPattern,
 } from "./host_pattern.ts";
-import { parseCidr } from "./address_guard.ts";
 import { credentialForms } from "./echo_guard.ts";
+import type {
+  LocalResponse,
+  Match,
+  NetworkPolicy,
+  Rule,
+} from "./network_policy_schema.ts";
 import {
   REDACTED,
   resolveSecretRefs,
   type SecretSources,
 } from "./secret_refs.ts";
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export {
+  type KeyValueMatch,
+  type LocalResponse,
+  type Match,
+  MatchSchema,
+  type NetworkPolicy,
+  type NetworkPolicyInput,
+  NetworkPolicyObjectSchema,
+  NetworkPolicySchema,
+  type PathMatch,
+  type ResponseRule,
+  type Rule,
+  type RuleInput,
+  RuleSchema,
+  type Subnets,
+  type TransformRule,
+  type TransformRuleInput,
+} from "./network_policy_schema.ts";
 
 /**
  * Shortest secret the echo guard can recognise without redacting innocent
  * bytes everywhere (a 3-character "secret" occurs in any large body).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MIN_SECRET_LENGTH } from "./network_policy.ts";
+ * assert.equal(MIN_SECRET_LENGTH, 8);
+ * ```
  */
 export const MIN_SECRET_LENGTH = 8;
-
-const HeaderName = z.string().regex(
-  TOKEN,
-  "must be an HTTP header name (token characters)",
-);
-// CR/LF in a value would let a policy author (or a secret's value) forge
-// extra headers on the wire: header injection.
-const HeaderValue = z.string().refine((v) => !/[\0\r\n]/.test(v), {
-  message: "must not contain NUL, CR or LF",
-});
-
-// Public-suffix wildcards are judged with the whole object, which holds the
-// opt-in (see publicSuffixIssues); every other pattern problem is found here.
-const DomainPattern = z.string().superRefine((text, ctx) => {
-  try {
-    parseHostPattern(text, { allowPublicSuffixWildcard: true });
-  } catch (error) {
-    ctx.addIssue({
-      code: "custom",
-      message: error instanceof HostError ? error.message : String(error),
-    });
-  }
-});
-
-/**
- * The allow entries that are wildcards over a public suffix (`*.vercel.app`)
- * while the policy does not opt in, each with its path and message.
- */
-function publicSuffixIssues(
-  allow: unknown,
-): { path: (string | number)[]; message: string }[] {
-  const sources: { text: unknown; key: string | number }[] = Array.isArray(
-      allow,
-    )
-    ? allow.map((text, index) => ({ text, key: index }))
-    : typeof allow === "object" && allow !== null
-    ? Object.keys(allow).map((text) => ({ text, key: text }))
-    : [];
-  const issues: { path: (string | number)[]; message: string }[] = [];
-  for (const { text, key } of sources) {
-    if (typeof text !== "string") continue;
-    try {
-      // Any other problem was reported by DomainPattern already.
-      parseHostPattern(text, { allowPublicSuffixWildcard: true });
-    } catch {
-      continue;
-    }
-    try {
-      parseHostPattern(text);
-    } catch (error) {
-      issues.push({
-        path: ["allow", key],
-        message: `${
-          (error as Error).message
-        }; or, if every name under it is meant, set 'allowPublicSuffixWildcards: true' in the network policy`,
-      });
-    }
-  }
-  return issues;
-}
-
-const Cidr = z.string().superRefine((text, ctx) => {
-  try {
-    parseCidr(text);
-  } catch (error) {
-    ctx.addIssue({ code: "custom", message: (error as Error).message });
-  }
-});
-
-const PathMatch = z.union([
-  z.strictObject({ exact: z.string().startsWith("/") }),
-  z.strictObject({ startsWith: z.string().startsWith("/") }),
-  z.strictObject({
-    regex: z.string().refine((r) => {
-      try {
-        new RegExp(r);
-        return true;
-      } catch {
-        return false;
-      }
-    }, { message: "must be a valid regular expression" }),
-  }),
-]).describe(
-  "Match the request path (without the query) exactly, by prefix, or by regex",
-);
-
-const KeyValueMatch = z.strictObject({
-  key: z.string().min(1),
-  value: z.string().optional().describe(
-    "When absent, the key only has to be present",
-  ),
-});
-
-/** Which requests a rule applies to; every given condition must hold. */
-export const MatchSchema = z.strictObject({
-  path: PathMatch.optional(),
-  methods: z.array(z.string().regex(TOKEN)).min(1).optional()
-    .describe("HTTP methods, compared case-insensitively"),
-  query: z.array(KeyValueMatch).optional().describe(
-    "Query parameters that must be present",
-  ),
-  headers: z.array(KeyValueMatch).optional()
-    .describe("Request headers that must be present (names case-insensitive)"),
-});
-
-const TransformRule = z.strictObject({
-  match: MatchSchema.optional(),
-  transform: z.array(z.strictObject({
-    headers: z.record(HeaderName, HeaderValue).describe(
-      "Headers to set, replacing any the sandbox sent under the same name (any letter case). " +
-        "Values may reference ${env:NAME} or ${secret:NAME}.",
-    ),
-  })).min(1),
-  allowInsecure: z.boolean().default(false).describe(
-    "Also inject over plain http:// (credentials in clear text). Default false: refused with 403.",
-  ),
-});
-
-const ResponseRule = z.strictObject({
-  match: MatchSchema.optional(),
-  response: z.strictObject({
-    statusCode: z.number().int().min(200).max(599),
-    headers: z.record(HeaderName, HeaderValue).optional(),
-    body: z.string().optional(),
-    contentType: HeaderValue.optional(),
-  }).describe("Answer locally; the request never leaves the injector"),
-});
-
-/** A rule: set headers (`transform`) or answer locally (`response`). */
-export const RuleSchema = z.union([TransformRule, ResponseRule]);
-
-/** The object form of a network policy. */
-export const NetworkPolicyObjectSchema = z.strictObject({
-  allow: z.union([
-    z.array(DomainPattern).describe("Allowed host patterns, no rules"),
-    z.record(DomainPattern, z.array(RuleSchema)).describe(
-      "Allowed host patterns with their rules",
-    ),
-  ]).default([]),
-  allowPublicSuffixWildcards: z.boolean().optional().describe(
-    "Accept wildcard entries over a public suffix, such as '*.vercel.app', '*.github.io' or '*.co.uk' " +
-      "(Public Suffix List): every host anyone registers there matches. Default false: such entries are refused",
-  ),
-  subnets: z.strictObject({
-    allow: z.array(Cidr).optional().describe(
-      "Private ranges the injector may dial (loopback, link-local and metadata stay blocked)",
-    ),
-    deny: z.array(Cidr).optional().describe(
-      "Ranges never dialled; beats allow",
-    ),
-  }).optional(),
-}).check(z.superRefine((policy, ctx) => {
-  // Runs also when the input failed to parse (see `when` below), so it may
-  // see anything: only a well-formed object has entries to check.
-  if (typeof policy !== "object" || policy === null) return;
-  if (policy.allowPublicSuffixWildcards === true) return;
-  for (const issue of publicSuffixIssues(policy.allow)) {
-    ctx.addIssue({ code: "custom", ...issue });
-  }
-  // Also when another entry or field failed, so one pass lists every
-  // problem (publicSuffixIssues reads only well-formed entries).
-}, { when: () => true }));
-
-/** The network policy. */
-export const NetworkPolicySchema = z.union([
-  z.literal("deny-all"),
-  z.literal("allow-all"),
-  NetworkPolicyObjectSchema,
-]).describe(
-  "Egress policy: 'deny-all' (default), 'allow-all', or an allowlist of host patterns with rules",
-);
-
-/** A network policy as written. */
-export type NetworkPolicyInput = z.input<typeof NetworkPolicySchema>;
-/** A network policy after defaults. */
-export type NetworkPolicy = z.output<typeof NetworkPolicySchema>;
-/** One rule as written. */
-export type Rule = z.output<typeof RuleSchema>;
-/** A match as written. */
-export type Match = z.output<typeof MatchSchema>;
 
 /** A rule ready to evaluate, with secrets resolved. */
 export interface CompiledRule {
   /** `pattern#index`, for audit records. */
   id: string;
+  /** Which requests it applies to; undefined: every one. */
   match: Match | undefined;
+  /** The compiled `match.path.regex`, if any. */
   pathRegex: RegExp | undefined;
   /** Headers to set (resolved values), for transform rules. */
   headers: [string, string][] | null;
   /** Whether the rule may inject over plain http. */
   allowInsecure: boolean;
   /** Local answer, for response rules. */
-  response: z.output<typeof ResponseRule>["response"] | null;
+  response: LocalResponse | null;
   /** Whether the rule sets any header (credentials, for the cleartext rule). */
   carriesSecret: boolean;
   /**
@@ -522,86 +370,6 @@ function denoGrant(pattern: HostPattern): string[] {
   return pattern.port === null
     ? [`${name}:443`, `${name}:80`]
     : [`${name}:${pattern.port}`];
-}
-
-/**
- * The rules of `decision` that match a request, in order: every matching
- * transform until the first matching response rule.
- *
- * @param rules The destination's rules.
- * @param request Method, path and query of the request, and its headers.
- * @returns Header sets to apply, and a local response if one matched.
- *
- * @example Usage
- * ```ts
- * import { compileNetworkPolicy, selectRules } from "./network_policy.ts";
- * const p = compileNetworkPolicy({ allow: { "a.example": [{ transform: [{ headers: { "x-k": "v" } }], allowInsecure: false }] } }, {});
- * const d = p.decide("a.example", 443);
- * if (d.allowed) console.log(selectRules(d.rules, { method: "GET", path: "/", query: "", headers: [] }).transforms.length);
- * ```
- */
-export function selectRules(
-  rules: readonly CompiledRule[],
-  request: {
-    method: string;
-    path: string;
-    query: string;
-    headers: readonly [string, string][];
-  },
-): { transforms: CompiledRule[]; response: CompiledRule | null } {
-  const transforms: CompiledRule[] = [];
-  for (const rule of rules) {
-    if (!matches(rule, request)) continue;
-    if (rule.response) return { transforms, response: rule };
-    transforms.push(rule);
-  }
-  return { transforms, response: null };
-}
-
-function matches(
-  rule: CompiledRule,
-  request: {
-    method: string;
-    path: string;
-    query: string;
-    headers: readonly [string, string][];
-  },
-): boolean {
-  const m = rule.match;
-  if (!m) return true;
-  if (
-    m.methods &&
-    !m.methods.some((x) => x.toUpperCase() === request.method.toUpperCase())
-  ) {
-    return false;
-  }
-  if (m.path) {
-    if ("exact" in m.path && request.path !== m.path.exact) return false;
-    if ("startsWith" in m.path && !request.path.startsWith(m.path.startsWith)) {
-      return false;
-    }
-    if (rule.pathRegex && !rule.pathRegex.test(request.path)) return false;
-  }
-  if (m.query) {
-    const params = new URLSearchParams(request.query);
-    for (const { key, value } of m.query) {
-      if (!params.has(key)) return false;
-      if (value !== undefined && !params.getAll(key).includes(value)) {
-        return false;
-      }
-    }
-  }
-  if (m.headers) {
-    for (const { key, value } of m.headers) {
-      const values = request.headers.filter(([n]) =>
-        n.toLowerCase() === key.toLowerCase()
-      )
-        .map(([, v]) => v);
-      if (values.length === 0) return false;
-      if (value !== undefined && !values.includes(value)) return false;
-    }
-  }
-  return true;
 }
 
 /**

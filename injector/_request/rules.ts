@@ -7,7 +7,7 @@
  */
 
 import { readBody } from "../_body.ts";
-import { selectRules } from "../network_policy.ts";
+import { selectRules } from "../select_rules.ts";
 import { writeLocalResponse } from "../_responses.ts";
 import { wantsClose } from "../_upstream_request.ts";
 import { type ProxyExchange, record } from "./exchange.ts";

@@ -1,0 +1,329 @@
+/**
+ * The network part of a sandbox policy as written (Vercel Sandbox's
+ * `NetworkPolicy` shape): its schema, which refuses what the injector could
+ * not enforce, and its types. `network_policy.ts` compiles it into the form
+ * that decides each request.
+ *
+ * ```jsonc
+ * "network": "deny-all"            // default: no egress at all
+ * "network": "allow-all"           // any public host (address guard still applies)
+ * "network": { "allow": ["api.github.com", "*.example.com:8443"] }
+ * "network": {
+ *   "allow": {
+ *     "api.example.com": [
+ *       { "match": { "path": { "startsWith": "/v1/" } },
+ *         "transform": [{ "headers": { "authorization": "Bearer ${env:API_TOKEN}" } }] },
+ *       { "match": { "methods": ["DELETE"] },
+ *         "response": { "statusCode": 403, "body": "deletes are not allowed" } }
+ *     ]
+ *   },
+ *   "subnets": { "allow": ["10.1.0.0/16"], "deny": ["10.1.2.0/24"] }
+ * }
+ * ```
+ *
+ * The types are written out rather than inferred from the schema, so their
+ * documentation needs no zod; network_policy_schema_test.ts checks each one
+ * equal to what the schema accepts or gives, so they cannot drift.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type NetworkPolicy, NetworkPolicySchema } from "./network_policy_schema.ts";
+ * const policy: NetworkPolicy = NetworkPolicySchema.parse({ allow: ["api.github.com"] });
+ * assert.deepEqual(policy, { allow: ["api.github.com"] });
+ * assert.equal(NetworkPolicySchema.safeParse({ allow: ["*.com"] }).success, false);
+ * ```
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { HostError, parseHostPattern } from "./host_pattern.ts";
+import { parseCidr } from "./address_guard.ts";
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const HeaderName = z.string().regex(
+  TOKEN,
+  "must be an HTTP header name (token characters)",
+);
+// CR/LF in a value would let a policy author (or a secret's value) forge
+// extra headers on the wire: header injection.
+const HeaderValue = z.string().refine((v) => !/[\0\r\n]/.test(v), {
+  message: "must not contain NUL, CR or LF",
+});
+
+// Public-suffix wildcards are judged with the whole object, which holds the
+// opt-in (see publicSuffixIssues); every other pattern problem is found here.
+const DomainPattern = z.string().superRefine((text, ctx) => {
+  try {
+    parseHostPattern(text, { allowPublicSuffixWildcard: true });
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: error instanceof HostError ? error.message : String(error),
+    });
+  }
+});
+
+/**
+ * The allow entries that are wildcards over a public suffix (`*.vercel.app`)
+ * while the policy does not opt in, each with its path and message.
+ */
+function publicSuffixIssues(
+  allow: unknown,
+): { path: (string | number)[]; message: string }[] {
+  const sources: { text: unknown; key: string | number }[] = Array.isArray(
+      allow,
+    )
+    ? allow.map((text, index) => ({ text, key: index }))
+    : typeof allow === "object" && allow !== null
+    ? Object.keys(allow).map((text) => ({ text, key: text }))
+    : [];
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  for (const { text, key } of sources) {
+    if (typeof text !== "string") continue;
+    try {
+      // Any other problem was reported by DomainPattern already.
+      parseHostPattern(text, { allowPublicSuffixWildcard: true });
+    } catch {
+      continue;
+    }
+    try {
+      parseHostPattern(text);
+    } catch (error) {
+      issues.push({
+        path: ["allow", key],
+        message: `${
+          (error as Error).message
+        }; or, if every name under it is meant, set 'allowPublicSuffixWildcards: true' in the network policy`,
+      });
+    }
+  }
+  return issues;
+}
+
+const CidrSchema = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
+const PathMatchSchema = z.union([
+  z.strictObject({ exact: z.string().startsWith("/") }),
+  z.strictObject({ startsWith: z.string().startsWith("/") }),
+  z.strictObject({
+    regex: z.string().refine((r) => {
+      try {
+        new RegExp(r);
+        return true;
+      } catch {
+        return false;
+      }
+    }, { message: "must be a valid regular expression" }),
+  }),
+]).describe(
+  "Match the request path (without the query) exactly, by prefix, or by regex",
+);
+
+const KeyValueMatchSchema = z.strictObject({
+  key: z.string().min(1),
+  value: z.string().optional().describe(
+    "When absent, the key only has to be present",
+  ),
+});
+
+/** Which requests a rule applies to; every given condition must hold. */
+export const MatchSchema = z.strictObject({
+  path: PathMatchSchema.optional(),
+  methods: z.array(z.string().regex(TOKEN)).min(1).optional()
+    .describe("HTTP methods, compared case-insensitively"),
+  query: z.array(KeyValueMatchSchema).optional().describe(
+    "Query parameters that must be present",
+  ),
+  headers: z.array(KeyValueMatchSchema).optional()
+    .describe("Request headers that must be present (names case-insensitive)"),
+});
+
+const TransformRuleSchema = z.strictObject({
+  match: MatchSchema.optional(),
+  transform: z.array(z.strictObject({
+    headers: z.record(HeaderName, HeaderValue).describe(
+      "Headers to set, replacing any the sandbox sent under the same name (any letter case). " +
+        "Values may reference ${env:NAME} or ${secret:NAME}.",
+    ),
+  })).min(1),
+  allowInsecure: z.boolean().default(false).describe(
+    "Also inject over plain http:// (credentials in clear text). Default false: refused with 403.",
+  ),
+});
+
+const ResponseRuleSchema = z.strictObject({
+  match: MatchSchema.optional(),
+  response: z.strictObject({
+    statusCode: z.number().int().min(200).max(599),
+    headers: z.record(HeaderName, HeaderValue).optional(),
+    body: z.string().optional(),
+    contentType: HeaderValue.optional(),
+  }).describe("Answer locally; the request never leaves the injector"),
+});
+
+/** A rule: set headers (`transform`) or answer locally (`response`). */
+export const RuleSchema = z.union([TransformRuleSchema, ResponseRuleSchema]);
+
+/** The object form of a network policy. */
+export const NetworkPolicyObjectSchema = z.strictObject({
+  allow: z.union([
+    z.array(DomainPattern).describe("Allowed host patterns, no rules"),
+    z.record(DomainPattern, z.array(RuleSchema)).describe(
+      "Allowed host patterns with their rules",
+    ),
+  ]).default([]),
+  allowPublicSuffixWildcards: z.boolean().optional().describe(
+    "Accept wildcard entries over a public suffix, such as '*.vercel.app', '*.github.io' or '*.co.uk' " +
+      "(Public Suffix List): every host anyone registers there matches. Default false: such entries are refused",
+  ),
+  subnets: z.strictObject({
+    allow: z.array(CidrSchema).optional().describe(
+      "Private ranges the injector may dial (loopback, link-local and metadata stay blocked)",
+    ),
+    deny: z.array(CidrSchema).optional().describe(
+      "Ranges never dialled; beats allow",
+    ),
+  }).optional(),
+}).check(z.superRefine((policy, ctx) => {
+  // Runs also when the input failed to parse (see `when` below), so it may
+  // see anything: only a well-formed object has entries to check.
+  if (typeof policy !== "object" || policy === null) return;
+  if (policy.allowPublicSuffixWildcards === true) return;
+  for (const issue of publicSuffixIssues(policy.allow)) {
+    ctx.addIssue({ code: "custom", ...issue });
+  }
+  // Also when another entry or field failed, so one pass lists every
+  // problem (publicSuffixIssues reads only well-formed entries).
+}, { when: () => true }));
+
+/** The network policy. */
+export const NetworkPolicySchema = z.union([
+  z.literal("deny-all"),
+  z.literal("allow-all"),
+  NetworkPolicyObjectSchema,
+]).describe(
+  "Egress policy: 'deny-all' (default), 'allow-all', or an allowlist of host patterns with rules",
+);
+
+/** A header (or query parameter) that must be present. */
+export interface KeyValueMatch {
+  /** Its name. */
+  key: string;
+  /** When absent, the key only has to be present. */
+  value?: string | undefined;
+}
+
+/** How a rule matches the request path (without the query). */
+export type PathMatch =
+  | {
+    /** The path, exactly. */
+    exact: string;
+  }
+  | {
+    /** A prefix of the path. */
+    startsWith: string;
+  }
+  | {
+    /** A regular expression the path must match. */
+    regex: string;
+  };
+
+/** Which requests a rule applies to; every given condition must hold. */
+export interface Match {
+  /** The request path (without the query): exactly, by prefix or regex. */
+  path?: PathMatch | undefined;
+  /** HTTP methods, compared case-insensitively. */
+  methods?: string[] | undefined;
+  /** Query parameters that must be present. */
+  query?: KeyValueMatch[] | undefined;
+  /** Request headers that must be present (names case-insensitive). */
+  headers?: KeyValueMatch[] | undefined;
+}
+
+/** What a `response` rule answers, locally. */
+export interface LocalResponse {
+  /** Its status, 200 to 599. */
+  statusCode: number;
+  /** Its headers (framing headers are the injector's own). */
+  headers?: Record<string, string> | undefined;
+  /** Its body. */
+  body?: string | undefined;
+  /** Its content type. */
+  contentType?: string | undefined;
+}
+
+/** A rule that answers locally: the request never leaves the injector. */
+export interface ResponseRule {
+  /** Which requests; default every one. */
+  match?: Match | undefined;
+  /** The answer. */
+  response: LocalResponse;
+}
+
+/** A rule that sets headers, as written. */
+export interface TransformRuleInput {
+  /** Which requests; default every one. */
+  match?: Match | undefined;
+  /**
+   * Headers to set, replacing any the sandbox sent under the same name (any
+   * letter case); values may reference `${env:NAME}` or `${secret:NAME}`.
+   */
+  transform: {
+    /** Header names and values. */
+    headers: Record<string, string>;
+  }[];
+  /** Also inject over plain http:// (clear text); default false. */
+  allowInsecure?: boolean | undefined;
+}
+
+/** A rule that sets headers, after defaults. */
+export interface TransformRule extends TransformRuleInput {
+  /** Whether it also injects over plain http:// (clear text). */
+  allowInsecure: boolean;
+}
+
+/** A rule as written: set headers (`transform`) or answer locally (`response`). */
+export type RuleInput = TransformRuleInput | ResponseRule;
+
+/** A rule after defaults. */
+export type Rule = TransformRule | ResponseRule;
+
+/** Private ranges the injector may, or may never, dial. */
+export interface Subnets {
+  /** Private ranges it may dial (loopback, link-local and metadata stay blocked). */
+  allow?: string[] | undefined;
+  /** Ranges never dialled; beats allow. */
+  deny?: string[] | undefined;
+}
+
+/**
+ * A network policy as written: `"deny-all"` (the default), `"allow-all"`,
+ * or an allowlist of host patterns, with rules or without.
+ */
+export type NetworkPolicyInput = "deny-all" | "allow-all" | {
+  /** Allowed host patterns, or host patterns with their rules. */
+  allow?: string[] | Record<string, RuleInput[]> | undefined;
+  /** Accept wildcards over a public suffix (`*.github.io`); default false. */
+  allowPublicSuffixWildcards?: boolean | undefined;
+  /** Private ranges. */
+  subnets?: Subnets | undefined;
+};
+
+/** A network policy after defaults. */
+export type NetworkPolicy = "deny-all" | "allow-all" | {
+  /** Allowed host patterns, or host patterns with their rules. */
+  allow: string[] | Record<string, Rule[]>;
+  /** Whether wildcards over a public suffix are accepted. */
+  allowPublicSuffixWildcards?: boolean | undefined;
+  /** Private ranges. */
+  subnets?: Subnets | undefined;
+};
