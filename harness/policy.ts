@@ -1,7 +1,8 @@
 /**
- * The sandbox policy: one zod schema for everything a sandbox may do, the
- * parser that refuses bad policies with every problem listed by its path, and
- * loading from JSON/JSONC files.
+ * The sandbox policy: the parser that refuses bad policies with every
+ * problem listed by its path and resolves their paths, loading from
+ * JSON/JSONC files, and redaction for display. The schema and the policy's
+ * types are in `policy_schema.ts` (re-exported here).
  *
  * A policy is data the harness trusts its operator for; the program inside
  * the sandbox never sees or changes it.
@@ -10,148 +11,20 @@
  */
 
 import { z } from "zod";
-import { DEFAULT_LIMITS } from "../runtime/limits.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { parseJsonc } from "./_jsonc.ts";
 import { normalisePath } from "./paths.ts";
-import {
-  NetworkPolicySchema,
-  redactNetworkPolicy,
-} from "../injector/network_policy.ts";
+import { redactNetworkPolicy } from "../injector/network_policy.ts";
 import { REDACTED } from "../injector/secret_refs.ts";
 import {
-  PlaceholderSecretsSchema,
-  UpstreamSchema,
-} from "../injector/egress_policy.ts";
+  InputSchema,
+  InputTargetSchema,
+  type Policy,
+  type PolicyInputMount,
+  PolicySchema,
+} from "./policy_schema.ts";
 
-const int = (min: number, max: number, what: string, unit: string) =>
-  z.number().int().min(min).max(max).describe(`${what} (${unit})`);
-
-/** Resource limits; each one optional with a safe default. */
-export const LimitsSchema = z.strictObject({
-  timeoutMs: int(1, 86_400_000, "Wall-clock limit of one run", "ms")
-    .default(DEFAULT_LIMITS.timeoutMs),
-  memoryMb: int(16, 65_536, "JS heap limit and off-heap allowance", "MiB")
-    .default(DEFAULT_LIMITS.memoryMb),
-  cpuSeconds: int(1, 86_400, "CPU time limit", "seconds")
-    .default(DEFAULT_LIMITS.cpuSeconds),
-  fileSizeMb: int(1, 1_048_576, "Largest file the program may write", "MiB")
-    .default(DEFAULT_LIMITS.fileSizeMb),
-  openFiles: int(32, 65_536, "Open file descriptors", "count")
-    .default(DEFAULT_LIMITS.openFiles),
-  processes: int(16, 4_096, "Processes plus threads", "count")
-    .default(DEFAULT_LIMITS.processes),
-  // At most 256 MiB: a run's result holds its output as bytes and as a
-  // string, and V8 cannot make a string past ~512 MiB (a 1 GiB cap let a
-  // 600 MiB print end in "buffer exceeds maximum length", not a result).
-  outputBytes: int(
-    1,
-    256 * 1024 * 1024,
-    "Bytes kept of stdout and of stderr each (a run's result holds them in memory; spawn() streams them)",
-    "bytes",
-  )
-    .default(DEFAULT_LIMITS.outputBytes),
-  tmpMb: int(1, 4_096, "Size of the private /tmp", "MiB")
-    .default(DEFAULT_LIMITS.tmpMb),
-  scratchMb: int(1, 1_048_576, "Quota of the scratch directory", "MiB")
-    .default(DEFAULT_LIMITS.scratchMb),
-}).describe("Hard limits on each run");
-
-const sandboxPath = z.string()
-  .refine((p) => p.startsWith(`${SANDBOX_PATHS.inputs}/`), {
-    message: `must be under ${SANDBOX_PATHS.inputs}/`,
-  })
-  .refine((p) => !p.split("/").includes(".."), {
-    message: "must not contain '..'",
-  })
-  // Deno's --allow-read list is comma-separated: a comma would split a grant.
-  .refine((p) => !/[,\0\n\r]/.test(p), {
-    message: "must not contain commas, NUL or line breaks",
-  });
-
-const InputObjectSchema = z.strictObject({
-  source: z.string().min(1).describe(
-    "Host path (file or directory), mounted read-only",
-  ),
-  target: sandboxPath.optional().describe(
-    `Path inside the sandbox; default ${SANDBOX_PATHS.inputs}/<basename of source>`,
-  ),
-  copy: z.boolean().default(false).describe(
-    "Copy instead of bind-mounting (for sources the sandbox's uid cannot read)",
-  ),
-});
-
-/**
- * Environment names a policy (or a run) cannot set: they decide where Deno
- * caches, what TLS it trusts, which libraries load and where traffic goes.
- */
-export const RESERVED_ENV =
-  /^(DENO_.*|LD_.*|SSL_.*|https?_proxy|no_proxy|NODE_(OPTIONS|EXTRA_CA_CERTS|TLS_REJECT_UNAUTHORIZED|USE_ENV_PROXY|PATH|USE_SYSTEM_CA))$/i;
-
-/** Plain environment variables for the program (never secrets). */
-export const EnvSchema = z.record(
-  z.string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name")
-    .refine((n) => !RESERVED_ENV.test(n), {
-      message:
-        "is reserved by the sandbox runtime (DENO_*, LD_*, SSL_*, proxy and NODE_* TLS/loader variables)",
-    }),
-  z.string().refine((v) => !/[\0\n\r]/.test(v), {
-    message: "must not contain NUL or line breaks",
-  }),
-);
-
-/** One read-only input, as `HOST[:SANDBOX]` or an object. */
-export const InputSchema = z.union([
-  z.string().min(1).describe("HOST_PATH or HOST_PATH:SANDBOX_PATH"),
-  InputObjectSchema,
-]);
-
-/** The whole policy. Unknown keys anywhere are errors. */
-export const PolicySchema = z.strictObject({
-  $schema: z.string().optional().describe("JSON Schema reference, ignored"),
-  limits: LimitsSchema.default(LimitsSchema.parse({})),
-  scratch: z.boolean().default(false).describe(
-    `Grant a private read-write directory at ${SANDBOX_PATHS.scratch}, kept across runs of one sandbox`,
-  ),
-  inputs: z.array(InputSchema).default([]).describe("Read-only inputs"),
-  network: NetworkPolicySchema.default("deny-all"),
-  secrets: PlaceholderSecretsSchema.default({}),
-  npm: z.strictObject({
-    allow: z.array(z.string().min(1)).default([]).describe(
-      "npm packages the program may import ('name' or 'name@range'); installed and bundled by the harness, never fetched inside",
-    ),
-  }).default({ allow: [] }).describe("npm packages for the program"),
-  env: EnvSchema.default({}).describe(
-    "Plain environment variables the program can read. Visible to the program: never put secrets here (use 'secrets')",
-  ),
-  audit: z.strictObject({
-    permissions: z.boolean().default(true).describe(
-      "Record every Deno permission check through the harness's permission broker (~0.13 ms per check)",
-    ),
-  }).default({ permissions: true }).describe("What to record"),
-  upstream: UpstreamSchema.default({ connectTo: [], caCerts: [] }),
-}).describe("airlock sandbox policy");
-
-/** A policy as written by its author (every field optional). */
-export type PolicyInput = z.input<typeof PolicySchema>;
-
-/** A read-only input after normalisation. */
-export interface PolicyInputMount {
-  /** Absolute host path. */
-  source: string;
-  /** Absolute sandbox path under /inputs/. */
-  target: string;
-  /** Copy rather than bind-mount. */
-  copy: boolean;
-}
-
-/** A validated policy with every default filled in and paths resolved. */
-export type Policy =
-  & Omit<z.output<typeof PolicySchema>, "inputs" | "$schema">
-  & {
-    inputs: PolicyInputMount[];
-  };
+export * from "./policy_schema.ts";
 
 /** One problem in a policy. */
 export interface PolicyIssue {
@@ -380,7 +253,7 @@ function normaliseInput(
     source = split === -1 ? entry : entry.slice(0, split);
     target = split === -1 ? undefined : entry.slice(split + 1);
     if (target !== undefined) {
-      const checked = sandboxPath.safeParse(target);
+      const checked = InputTargetSchema.safeParse(target);
       if (!checked.success) {
         issues.push({
           path: `inputs.${index}`,
