@@ -3,7 +3,7 @@
  * without handing it your secrets.
  *
  * @example Run a program
- * ```ts ignore
+ * ```ts
  * import { run } from "./mod.ts";
  * const result = await run("console.log('hello from the sandbox')");
  * console.log(result.reason, result.exitCode, result.stdout);
@@ -12,44 +12,80 @@
  * @module
  */
 
+// The sandbox session and its options.
+export { run, Sandbox } from "./harness/sandbox.ts";
+export type {
+  RunOptions,
+  SandboxOptions,
+  SandboxProcess,
+} from "./harness/options.ts";
+export { SandboxFs } from "./harness/sandbox_fs.ts";
+export type { SandboxDirEntry, SandboxFileInfo } from "./harness/sandbox_fs.ts";
+export type { ProgramSource } from "./harness/bundle/bundle.ts";
+export type {
+  ScratchFsRequest,
+  ScratchQuotaMode,
+} from "./runtime/scratch_volume.ts";
+export type { ScratchUsage } from "./harness/_run/scratch_quota.ts";
+
+// The policy.
 export {
-  BundleError,
-  InputError,
   loadPolicyFile,
   parsePolicy,
-  PolicyError,
+  type ParsePolicyOptions,
   policyJsonSchema,
-  run,
-  runResultToJson,
-  Sandbox,
-  SandboxFs,
-  SandboxFsError,
-  SandboxSetupError,
-  ScratchQuotaError,
-} from "./harness/mod.ts";
-export { Injector } from "./injector/injector.ts";
-export type { InjectorOptions } from "./injector/injector.ts";
-export type { Resolver } from "./injector/resolver.ts";
+} from "./harness/policy.ts";
+export type {
+  LimitsInput,
+  PlaceholderSecret,
+  Policy,
+  PolicyInput,
+  PolicyInputEntry,
+  PolicyInputMount,
+} from "./harness/policy_schema.ts";
+export type {
+  NetworkPolicy,
+  NetworkPolicyInput,
+} from "./injector/network_policy.ts";
+export { DEFAULT_LIMITS, type ResourceLimits } from "./runtime/limits.ts";
+
+// What a run reports.
+export { runResultToJson } from "./harness/run_result.ts";
 export type {
   AuditEvent,
   AuditOverflowEvent,
   EgressEvent,
   ExitReason,
+  OtherAuditEvent,
   PermissionEvent,
-  Policy,
-  PolicyInput,
-  ProgramSource,
-  RunOptions,
+  PermissionKind,
   RunResult,
   RunStatus,
-  SandboxOptions,
-  SandboxProcess,
-  ScratchFsRequest,
-  ScratchQuotaMode,
-  ScratchUsage,
-} from "./harness/mod.ts";
+} from "./harness/run_result.ts";
+
+// Errors.
 export {
+  BundleError,
+  type BundleProblem,
   HarnessAccessError,
+  InputError,
   MissingHostToolError,
-} from "./runtime/host_tools.ts";
-export { DEFAULT_LIMITS, type ResourceLimits } from "./runtime/limits.ts";
+  PolicyError,
+  type PolicyIssue,
+  SandboxFsError,
+  SandboxSetupError,
+  ScratchQuotaError,
+} from "./harness/errors.ts";
+
+// Host resources a harness may share between sandboxes.
+export type { HostTools } from "./runtime/host_tools.ts";
+export {
+  type IdentityPoolOptions,
+  type SandboxIdentity,
+  SandboxIdentityPool,
+} from "./runtime/host_identity.ts";
+
+// The egress injector.
+export { Injector } from "./injector/injector.ts";
+export type { InjectorOptions } from "./injector/injector.ts";
+export type { ConnectTo, Resolver } from "./injector/resolver.ts";

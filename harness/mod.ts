@@ -16,8 +16,5 @@ export * from "./policy.ts";
 export * from "./run_result.ts";
 export * from "./sandbox.ts";
 export * from "./sandbox_fs.ts";
-export * from "../audit/report.ts";
-export { renderAuditText } from "../audit/render_text.ts";
-export { renderAuditHtml } from "../audit/render_html.ts";
 export * from "./permission_broker.ts";
 export * from "./errors.ts";
