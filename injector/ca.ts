@@ -31,6 +31,16 @@
 
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import { type HostName, parseHost, quote } from "./_leaf_host.ts";
+import {
+  type CachedLeaf,
+  cacheStore,
+  LeafCache,
+  type LeafCredentials,
+  type LeafStore,
+} from "./leaf_cache.ts";
+
+export { LeafCache, type LeafCredentials };
 
 x509.cryptoProvider.set(crypto);
 
@@ -58,96 +68,10 @@ export interface CertificateAuthorityOptions {
   leafValidityDays?: number;
 }
 
-/** TLS server credentials for one host, in the PEM form `node:tls` takes. */
-export interface LeafCredentials {
-  /** The leaf certificate (signed by the CA), PEM. */
-  readonly certPem: string;
-  /** The leaf's private key, PKCS#8 PEM. */
-  readonly keyPem: string;
-}
-
 /** Options for {@linkcode CertificateAuthority.leafFor}. */
 export interface LeafOptions {
   /** Where to keep the leaf; default: the CA's own cache. */
   cache?: LeafCache;
-}
-
-interface CachedLeaf {
-  credentials: LeafCredentials;
-  notAfterMs: number;
-}
-
-/** A cache's entries (least recently used first), bound, and owning CA. */
-interface LeafStore {
-  entries: Map<string, Promise<CachedLeaf>>;
-  maxEntries: number;
-  ca: CertificateAuthority | null;
-}
-
-const stores = new WeakMap<LeafCache, LeafStore>();
-
-/**
- * A cache of leaf certificates kept apart from every other: the leaves one
- * sandbox was served, so no other sandbox can learn from its certificates
- * (their `notBefore`, their serials, a handshake that skips issuance) which
- * hosts that sandbox contacted, or when. It belongs to the first CA that
- * uses it. Dropping every reference frees it.
- *
- * @example Usage
- * ```ts
- * import { CertificateAuthority, LeafCache } from "./ca.ts";
- *
- * const ca = await CertificateAuthority.create();
- * const mine = new LeafCache();
- * const theirs = new LeafCache();
- * const a = await ca.leafFor("api.example.test", { cache: mine });
- * const b = await ca.leafFor("api.example.test", { cache: theirs });
- * console.log(a.certPem !== b.certPem); // true: issued separately
- * ```
- */
-export class LeafCache {
-  /**
-   * Makes an empty cache.
-   *
-   * @param options `maxEntries`: most leaves kept (least recently used go
-   *   first); default 256.
-   * @throws {RangeError} If `maxEntries` is not a positive integer.
-   */
-  constructor(options: { maxEntries?: number } = {}) {
-    const maxEntries = options.maxEntries ?? 256;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(
-        `Cannot create a leaf cache as 'maxEntries' must be a positive integer: current value is ${maxEntries}`,
-      );
-    }
-    stores.set(this, { entries: new Map(), maxEntries, ca: null });
-  }
-
-  /** How many leaves it holds (issuances in progress included). */
-  get size(): number {
-    return stores.get(this)!.entries.size;
-  }
-
-  /** Forgets every leaf. */
-  clear(): void {
-    stores.get(this)!.entries.clear();
-  }
-}
-
-/** The store behind `cache`, bound to `ca` on first use. */
-function cacheStore(cache: LeafCache, ca: CertificateAuthority): LeafStore {
-  const store = stores.get(cache);
-  if (store === undefined) {
-    throw new TypeError("Cannot use a leaf cache that is not a LeafCache");
-  }
-  store.ca ??= ca;
-  if (store.ca !== ca) {
-    // Leaves of one CA served as another's would fail every handshake.
-    throw new TypeError(
-      "Cannot use a leaf cache with a second certificate authority: make one LeafCache per CA",
-    );
-  }
-  return store;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -475,81 +399,6 @@ export class CertificateAuthority {
   }
 }
 
-/** A validated host: a lowercase DNS name or a canonical IP address. */
-type HostName =
-  | { type: "dns"; value: string }
-  /** `value` is canonical (as in URLs); `sanValue` is what the encoder takes. */
-  | { type: "ip"; value: string; sanValue: string };
-
-const IPV4 =
-  /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-// Hyphens anywhere, as host_pattern.ts's canonicalHost allows: a host the
-// policy admits must not be refused here (harmless in a certificate name).
-const DNS_LABEL = /^[a-z0-9_-]{1,63}$/;
-
-/**
- * Validates a host and puts it in canonical form. This is a security
- * boundary: whatever passes is written into a certificate the sandbox trusts.
- */
-function parseHost(host: string): HostName {
-  const invalid = (why: string) =>
-    new TypeError(
-      `Cannot issue a certificate for host as it ${why}: current value is ${
-        quote(host)
-      }`,
-    );
-  if (typeof host !== "string" || host.length === 0) {
-    throw invalid("must be a non-empty DNS name or IP address");
-  }
-  // Wildcards, paths, ports, brackets, userinfo, spaces and control
-  // characters all fail this allowlist: a certificate for "*" or
-  // "a.test\0.evil.test" must never be issued, however the host was built.
-  if (!/^[A-Za-z0-9._:-]+$/.test(host)) {
-    throw invalid(
-      "must contain only letters, digits, '.', '-', '_' and ':' (no wildcards, brackets, ports or spaces)",
-    );
-  }
-  if (IPV4.test(host)) return { type: "ip", value: host, sanValue: host };
-  if (host.includes(":")) {
-    // The URL parser is the WHATWG IPv6 parser: strict, and it prints the
-    // canonical form (lowercase, "::" compression, no embedded IPv4).
-    let canonical: string;
-    try {
-      canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-    } catch {
-      throw invalid("is not a valid IPv6 address");
-    }
-    return { type: "ip", value: canonical, sanValue: expandIpv6(canonical) };
-  }
-  const name = host.toLowerCase();
-  if (name.length > 253) {
-    throw invalid("is longer than the 253 characters a DNS name may have");
-  }
-  const labels = name.split(".");
-  if (!labels.every((label) => DNS_LABEL.test(label))) {
-    throw invalid(
-      "is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', no empty label or trailing dot)",
-    );
-  }
-  // "127.1" or "10.0.0.010" would be read as IPv4 by URL parsers; a DNS
-  // certificate for it would not match, and it is not a canonical host.
-  if (/^(?:\d+|0x[0-9a-f]*)$/.test(labels[labels.length - 1]!)) {
-    throw invalid(
-      "looks like an IPv4 address but is not one in dotted-decimal form",
-    );
-  }
-  return { type: "dns", value: name };
-}
-
-/** "2001:db8::1" -> "2001:db8:0:0:0:0:0:1" (input is URL-canonical). */
-function expandIpv6(canonical: string): string {
-  const [head = "", tail] = canonical.split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === undefined || tail === "" ? [] : tail.split(":");
-  const zeros = tail === undefined ? 0 : 8 - left.length - right.length;
-  return [...left, ...Array<string>(zeros).fill("0"), ...right].join(":");
-}
-
 function days(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > MAX_VALIDITY_DAYS) {
     throw new RangeError(
@@ -582,12 +431,4 @@ function toHex(bytes: Uint8Array): string {
 /** Certificates store whole seconds; round down so cached expiries match. */
 function wholeSeconds(ms: number): number {
   return Math.floor(ms / 1000) * 1000;
-}
-
-/** Quotes a value for an error message; escapes control characters. */
-function quote(value: unknown): string {
-  const text = String(value);
-  return JSON.stringify(
-    text.length > 80 ? `${text.slice(0, 80)}...` : text,
-  );
 }
