@@ -29,6 +29,15 @@
  * @module
  */
 
+import {
+  contains,
+  formatIp,
+  type Ip,
+  maskBytes,
+  parseIp,
+  quote,
+} from "./_ip.ts";
+
 /** A parsed CIDR block. */
 export interface Cidr {
   /** IPv4 or IPv6. */
@@ -69,11 +78,6 @@ export interface AddressGuardOptions {
   denySubnets?: readonly string[];
   /** The host's own addresses; default: {@linkcode localAddresses}. */
   hostAddresses?: readonly string[];
-}
-
-interface Ip {
-  family: 4 | 6;
-  bytes: Uint8Array;
 }
 
 /**
@@ -385,104 +389,10 @@ function embeddedIpv4(ip: Ip): Ip | null {
   return null;
 }
 
-function contains(cidr: Cidr, ip: Ip): boolean {
-  if (cidr.family !== ip.family) return false;
-  const whole = cidr.prefix >> 3;
-  for (let i = 0; i < whole; i++) {
-    if (ip.bytes[i] !== cidr.bytes[i]) return false;
-  }
-  const bits = cidr.prefix & 7;
-  const mask = (0xff00 >> bits) & 0xff;
-  return bits === 0 || ((ip.bytes[whole]! ^ cidr.bytes[whole]!) & mask) === 0;
-}
-
-function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
-  return bytes.map((byte, i) => {
-    const bits = Math.min(8, Math.max(0, prefix - 8 * i));
-    return byte & (0xff00 >> bits);
-  });
-}
-
 function key(ip: Ip): string {
   return `${ip.family}:${ip.bytes.join(".")}`;
 }
 
 function table(rows: readonly [string, BlockReason][]): [Cidr, BlockReason][] {
   return rows.map(([text, reason]) => [parseCidr(text), reason]);
-}
-
-// The guard's own IP parser: strict where resolvers and URL parsers are
-// lenient, so that no text means one address here and another when dialled.
-
-/** Strict IPv4 (dotted decimal, no leading zeros) or IPv6 (no zone, no brackets). */
-function parseIp(text: string): Ip | null {
-  if (typeof text !== "string" || text.length > 45) return null;
-  if (text.includes(":")) {
-    const bytes = parseIpv6(text);
-    return bytes && { family: 6, bytes };
-  }
-  const bytes = parseIpv4(text);
-  return bytes && { family: 4, bytes };
-}
-
-function parseIpv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
-  const bytes = new Uint8Array(4);
-  for (const [i, part] of parts.entries()) {
-    // "010" is octal to inet_aton and decimal here: refuse the ambiguity.
-    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) return null;
-    bytes[i] = Number(part);
-  }
-  return bytes;
-}
-
-function parseIpv6(text: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F:.]+$/.test(text)) return null;
-  let hex = text;
-  if (text.includes(".")) {
-    // A dotted IPv4 tail ("::ffff:1.2.3.4") becomes two hex groups.
-    const tail = text.lastIndexOf(":");
-    const v4 = parseIpv4(text.slice(tail + 1));
-    if (v4 === null) return null;
-    hex = `${text.slice(0, tail + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${
-      ((v4[2]! << 8) | v4[3]!).toString(16)
-    }`;
-  }
-  const halves = hex.split("::");
-  if (halves.length > 2) return null;
-  const groups = halves.map((half) => half === "" ? [] : half.split(":"));
-  const count = groups.reduce((sum, g) => sum + g.length, 0);
-  if (halves.length === 1 ? count !== 8 : count > 7) return null;
-  const words: number[] = [];
-  for (const [i, half] of groups.entries()) {
-    if (i === 1) words.push(...new Array<number>(8 - count).fill(0));
-    for (const group of half) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return null;
-      words.push(parseInt(group, 16));
-    }
-  }
-  const bytes = new Uint8Array(16);
-  words.forEach((word, i) => {
-    bytes[2 * i] = word >> 8;
-    bytes[2 * i + 1] = word & 0xff;
-  });
-  return bytes;
-}
-
-function formatIp(ip: Ip): string {
-  if (ip.family === 4) return ip.bytes.join(".");
-  const words = [];
-  for (let i = 0; i < 16; i += 2) {
-    words.push(((ip.bytes[i]! << 8) | ip.bytes[i + 1]!).toString(16));
-  }
-  // The URL serializer compresses the longest zero run (RFC 5952).
-  return new URL(`http://[${words.join(":")}]/`).hostname.slice(1, -1);
-}
-
-/** Quotes a value for an error message: escaped, bounded, single-quoted. */
-function quote(value: unknown): string {
-  const text = String(value);
-  const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return `'${JSON.stringify(shown).slice(1, -1)}'`;
 }
