@@ -162,22 +162,3 @@ export function formatIp(ip: Ip): string {
   // The URL serializer compresses the longest zero run (RFC 5952).
   return new URL(`http://[${words.join(":")}]/`).hostname.slice(1, -1);
 }
-
-/**
- * Quotes a value for an error message: escaped, bounded, single-quoted.
- *
- * @param value Anything.
- * @returns Its text, escaped, cut at 80 characters, in single quotes.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { quote } from "./_ip.ts";
- * assert.equal(quote("10.0.0.1/8"), "'10.0.0.1/8'");
- * ```
- */
-export function quote(value: unknown): string {
-  const text = String(value);
-  const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return `'${JSON.stringify(shown).slice(1, -1)}'`;
-}

@@ -29,14 +29,8 @@
  * @module
  */
 
-import {
-  contains,
-  formatIp,
-  type Ip,
-  maskBytes,
-  parseIp,
-  quote,
-} from "./_ip.ts";
+import { contains, formatIp, type Ip, maskBytes, parseIp } from "./_ip.ts";
+import { quote } from "./_quote.ts";
 
 /** A parsed CIDR block. */
 export interface Cidr {

@@ -20,6 +20,7 @@
 
 import { lookup } from "node:dns/promises";
 import { canonicalHost, HostError, hostKind } from "./host_pattern.ts";
+import { quote } from "./_quote.ts";
 
 /**
  * Turns a canonical host into the addresses it resolves to, in canonical
@@ -347,11 +348,4 @@ export function findConnectTo(
     }
   }
   return null;
-}
-
-/** Quotes a value for an error message: escaped, bounded, single-quoted. */
-function quote(value: unknown): string {
-  const text = String(value);
-  const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return `'${JSON.stringify(shown).slice(1, -1)}'`;
 }
