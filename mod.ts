@@ -63,6 +63,23 @@ export type {
   RunStatus,
 } from "./harness/run_result.ts";
 
+// The audit report of runs (text and HTML).
+export {
+  type AuditReport,
+  buildAuditReport,
+  egressEvents,
+  type PathMapping,
+  permissionEvents,
+  renderAuditHtml,
+  renderAuditText,
+  type RenderAuditTextOptions,
+  REPORT_KINDS,
+  type ReportedRun,
+  type ReportEntry,
+  type ReportKind,
+  type ReportOptions,
+} from "./audit/mod.ts";
+
 // Errors.
 export {
   BundleError,

@@ -34,11 +34,29 @@ export interface PolicyIssue {
   message: string;
 }
 
-/** A policy was refused; `issues` lists every problem. */
+/**
+ * A policy was refused; `issues` lists every problem.
+ *
+ * @example Reading the issues
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePolicy, PolicyError } from "./policy.ts";
+ * assert.throws(
+ *   () => parsePolicy({ limits: { timeoutMs: 0 }, scratch: "yes" }),
+ *   (error) => {
+ *     assert.ok(error instanceof PolicyError);
+ *     assert.deepEqual(error.issues.map((i) => i.path), ["limits.timeoutMs", "scratch"]);
+ *     return true;
+ *   },
+ * );
+ * ```
+ */
 export class PolicyError extends Error {
   /** Every problem found. */
   readonly issues: PolicyIssue[];
   /**
+   * Builds the error; its message lists every problem by path.
+   *
    * @param issues The problems.
    * @param source Where the policy came from, for the message.
    */
@@ -176,9 +194,18 @@ export function redactPolicy(policy: Policy): Policy {
  * @throws {PolicyError} If the file is unreadable, not JSON, or invalid.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadPolicyFile } from "./policy.ts";
- * const policy = await loadPolicyFile("examples/policy.jsonc");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/policy.jsonc`,
+ *   '{ "scratch": true, // JSONC: comments allowed\n "inputs": ["data"] }',
+ * );
+ * const policy = await loadPolicyFile(`${dir}/policy.jsonc`);
+ * assert.equal(policy.scratch, true);
+ * assert.equal(policy.inputs[0]?.source, `${dir}/data`); // next to the file
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadPolicyFile(path: string): Promise<Policy> {

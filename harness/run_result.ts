@@ -163,9 +163,13 @@ export interface RunResult extends RunStatus {
  * @returns The same fields without `stdoutBytes`/`stderrBytes`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { run } from "./sandbox.ts";
  * import { runResultToJson } from "./run_result.ts";
- * console.log(JSON.stringify(runResultToJson(result)));
+ * const json = runResultToJson(await run("console.log('hi')"));
+ * assert.equal(json.stdout, "hi\n");
+ * assert.ok(!("stdoutBytes" in json));
  * ```
  */
 export function runResultToJson(

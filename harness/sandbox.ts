@@ -108,11 +108,16 @@ interface LiveRun {
  * A sandbox session.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { Sandbox } from "./sandbox.ts";
  * await using sandbox = await Sandbox.create({ policy: { scratch: true } });
- * const result = await sandbox.run({ code: "console.log(1 + 1)" });
- * console.log(result.stdout); // "2\n"
+ * const result = await sandbox.run({
+ *   code: "await Deno.writeTextFile('sum.txt', String(1 + 1)); console.log('done')",
+ * });
+ * assert.equal(result.stdout, "done\n");
+ * // The scratch directory outlives the run (until close()).
+ * assert.equal(await sandbox.fs.readTextFile("sum.txt"), "2");
  * ```
  */
 export class Sandbox implements AsyncDisposable {
@@ -790,10 +795,12 @@ function sourceOf(options: RunOptions): ProgramSource {
  * @returns The run's result.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { run } from "./sandbox.ts";
- * const result = await run("console.log('hi')");
- * console.log(result.stdout);
+ * const result = await run("console.log(Deno.args[0])", { args: ["hi"] });
+ * assert.equal(result.stdout, "hi\n");
+ * assert.equal(result.reason, "exit");
  * ```
  */
 export async function run(

@@ -76,16 +76,25 @@ export interface SandboxFsHost {
  * File operations on a sandbox's scratch directory.
  *
  * @example Usage
- * ```ts ignore
- * await sandbox.fs.writeTextFile("/scratch/input.json", JSON.stringify(data));
- * await sandbox.run({ code: "..." });
- * console.log(await sandbox.fs.readTextFile("out.txt"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Sandbox } from "./sandbox.ts";
+ * await using sandbox = await Sandbox.create({ policy: { scratch: true } });
+ * await sandbox.fs.writeTextFile("/scratch/input.json", JSON.stringify([1, 2]));
+ * await sandbox.run({
+ *   code: "const n = JSON.parse(await Deno.readTextFile('input.json')); await Deno.writeTextFile('out.txt', String(n[0] + n[1]))",
+ * });
+ * assert.equal(await sandbox.fs.readTextFile("out.txt"), "3");
  * ```
  */
 export class SandboxFs {
   #host: SandboxFsHost;
 
-  /** @param host The sandbox's scratch directory and state. */
+  /**
+   * Builds the file operations of one sandbox (`Sandbox.fs` does this).
+   *
+   * @param host The sandbox's scratch directory and state.
+   */
   constructor(host: SandboxFsHost) {
     this.#host = host;
   }

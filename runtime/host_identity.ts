@@ -76,7 +76,11 @@ export class SandboxIdentityPool {
   #lockDir: string;
   #lockDirReady = false;
 
-  /** @param options Pool range; defaults suit a root harness. */
+  /**
+   * Builds a pool; nothing is claimed until `acquire()`.
+   *
+   * @param options Pool range; defaults suit a root harness.
+   */
   constructor(options: IdentityPoolOptions = {}) {
     this.#private = !options.shareHarnessUid && isRoot();
     const range = options.first !== undefined

@@ -11,13 +11,26 @@
 
 import { readableCopy } from "./_readable_copy.ts";
 
-/** A host program is missing or unusable; `fix` is the command to run. */
+/**
+ * A host program is missing or unusable; `fix` is the command to run.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MissingHostToolError } from "./host_tools.ts";
+ * const error = new MissingHostToolError("bwrap", "apt-get install -y bubblewrap");
+ * assert.equal(error.fix, "apt-get install -y bubblewrap");
+ * assert.match(error.message, /^Cannot start a sandbox as 'bwrap' is not available/);
+ * ```
+ */
 export class MissingHostToolError extends Error {
   /** The missing program. */
   readonly tool: string;
   /** What to run to fix it. */
   readonly fix: string;
   /**
+   * Builds the error; its message names the program and the fix.
+   *
    * @param tool The missing program.
    * @param fix The command that installs it.
    * @param detail Extra context.
@@ -107,9 +120,23 @@ export function discoverHostTools(
   return found;
 }
 
-/** The harness runs without the Deno permissions it needs (`--allow-all`). */
+/**
+ * The harness runs without the Deno permissions it needs (`--allow-all`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HarnessAccessError } from "./host_tools.ts";
+ * const error = new HarnessAccessError("Cannot manage sandboxes: run with --allow-all");
+ * assert.equal(error.name, "HarnessAccessError");
+ * ```
+ */
 export class HarnessAccessError extends Error {
-  /** @param message What is missing and how to run the harness instead. */
+  /**
+   * Builds the error.
+   *
+   * @param message What is missing and how to run the harness instead.
+   */
   constructor(message: string) {
     super(message);
     this.name = "HarnessAccessError";

@@ -73,7 +73,20 @@ export interface BundleProblem {
   column?: number;
 }
 
-/** The program could not be compiled or imports something unavailable. */
+/**
+ * The program could not be compiled or imports something unavailable.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BundleError } from "./bundle.ts";
+ * const error = new BundleError([
+ *   { message: "Expected ';'", file: "main.ts", line: 1, column: 4 },
+ * ]);
+ * assert.equal(error.problems.length, 1);
+ * assert.match(error.message, /main\.ts:1:4: Expected ';'/);
+ * ```
+ */
 export class BundleError extends Error {
   /** Every problem found; program-controlled text is made printable. */
   readonly problems: BundleProblem[];
