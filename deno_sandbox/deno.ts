@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { SandboxFs as AirlockFs } from "../harness/sandbox_fs.ts";
+import type { SandboxFs as AirlockSandboxFs } from "../harness/sandbox_fs.ts";
 import { NO_DEPLOY, rejectUnsupported, unsupported } from "./errors.ts";
 import { DenoProcess, PROCESS_TOKEN } from "./process.ts";
 import { DenoRepl, replDriverSource } from "./repl.ts";
@@ -206,7 +206,7 @@ function checkSpawnOptions(
  * symlink, refused while a run is live).
  */
 async function programFiles(
-  fs: AirlockFs,
+  fs: AirlockSandboxFs,
   entry: string | null,
   what: string,
 ): Promise<Record<string, string>> {

@@ -7,11 +7,26 @@
  * @module
  */
 
-/** A member of the SDK that airlock cannot honour, with the reason. */
+/**
+ * A member of the SDK that airlock cannot honour, with the reason (thrown
+ * or rejected by every member that cannot exist locally).
+ *
+ * @example Usage
+ * ```ts
+ * import { AirlockUnsupportedError, Sandbox } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(
+ *   Sandbox.create({ region: "ams" }),
+ *   (error) => error instanceof AirlockUnsupportedError && error.member.includes("region"),
+ * );
+ * ```
+ */
 export class AirlockUnsupportedError extends Error {
   /** The member, as written in SDK code (`sandbox.sh`). */
   readonly member: string;
   /**
+   * Makes the error; its message names the member and the reason.
+   *
    * @param member The member, as written in SDK code.
    * @param why Why airlock cannot provide it, and what to do instead.
    */
@@ -25,6 +40,13 @@ export class AirlockUnsupportedError extends Error {
 /**
  * Throws {@linkcode AirlockUnsupportedError}.
  *
+ * @example Usage
+ * ```ts
+ * import { unsupported } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ * assert.throws(() => unsupported("sandbox.sh", "no shell"), /sandbox\.sh/);
+ * ```
+ *
  * @param member The member, as written in SDK code.
  * @param why Why, and what to do instead.
  * @returns Never.
@@ -33,10 +55,30 @@ export function unsupported(member: string, why: string): never {
   throw new AirlockUnsupportedError(member, why);
 }
 
-/** The base class of the SDK's errors. */
+/**
+ * The base class of the SDK's errors.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidMemoryError, Sandbox, SandboxSdkError } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(Sandbox.create({ memory: "1TiB" as "1GiB" }), SandboxSdkError);
+ * assert.ok(new InvalidMemoryError("too big") instanceof SandboxSdkError);
+ * ```
+ */
 export abstract class SandboxSdkError extends Error {}
 
-/** A sandbox could not be reached (here: no live sandbox has that id). */
+/**
+ * A sandbox could not be reached (here: no live sandbox of this process
+ * has that id).
+ *
+ * @example Usage
+ * ```ts
+ * import { ConnectionEstablishmentError, Sandbox } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(Sandbox.connect("no-such-sandbox"), ConnectionEstablishmentError);
+ * ```
+ */
 export class ConnectionEstablishmentError extends SandboxSdkError {
   /** HTTP-like status (404: no such sandbox). */
   status: number;
@@ -45,6 +87,8 @@ export class ConnectionEstablishmentError extends SandboxSdkError {
   /** Always undefined locally. */
   traceId: string | undefined;
   /**
+   * Makes the error.
+   *
    * @param status HTTP-like status.
    * @param code Error code.
    * @param message What failed.
@@ -59,13 +103,24 @@ export class ConnectionEstablishmentError extends SandboxSdkError {
   }
 }
 
-/** An operation failed inside the sandbox. */
+/**
+ * An operation failed inside the sandbox (the SDK's; not thrown locally).
+ *
+ * @example Usage
+ * ```ts
+ * import { RpcError } from "./mod.ts";
+ * const error = new RpcError(-32000, "failed", { detail: 1 });
+ * console.log(error.code, error.data);
+ * ```
+ */
 export class RpcError extends SandboxSdkError {
   /** Error code. */
   code: number;
   /** More about it. */
   data?: unknown;
   /**
+   * Makes the error.
+   *
    * @param code Error code.
    * @param message What failed.
    * @param data More about it.
@@ -78,13 +133,24 @@ export class RpcError extends SandboxSdkError {
   }
 }
 
-/** The sandbox (or this client of it) is closed. */
+/**
+ * The sandbox (or this client of it) is closed: thrown by every member of
+ * a closed client.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await sandbox.close();
+ * await sandbox.fs.readTextFile("a.txt"); // throws ConnectionClosedError
+ * ```
+ */
 export class ConnectionClosedError extends SandboxSdkError {
   /** Unused locally. */
   code: number | undefined;
   /** Why it closed. */
   reason: string | undefined;
   /**
+   * Makes the error.
+   *
    * @param code Unused locally.
    * @param reason Why it closed.
    */
@@ -96,11 +162,21 @@ export class ConnectionClosedError extends SandboxSdkError {
   }
 }
 
-/** A command failed (the SDK's `sh` errors; `sh` is unsupported here). */
+/**
+ * A command failed (the SDK's `sh` errors; `sh` is unsupported here).
+ *
+ * @example Usage
+ * ```ts
+ * import { SandboxCommandError } from "./mod.ts";
+ * console.log(new SandboxCommandError("exit 1", 1).code); // 1
+ * ```
+ */
 export class SandboxCommandError extends Error {
   /** Exit code. */
   readonly code: number;
   /**
+   * Makes the error.
+   *
    * @param message What failed.
    * @param code Exit code.
    */
@@ -111,48 +187,105 @@ export class SandboxCommandError extends Error {
   }
 }
 
-/** A `timeout` option was not "session", `${n}s` or `${n}m`. */
+/**
+ * A `timeout` option was not "session", `${n}s` or `${n}m`.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidTimeoutError, Sandbox } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(Sandbox.create({ timeout: "1h" as "5m" }), InvalidTimeoutError);
+ * ```
+ */
 export class InvalidTimeoutError extends SandboxSdkError {
-  /** @param message What is wrong. */
+  /**
+   * Makes the error.
+   *
+   * @param message What is wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "InvalidTimeoutError";
   }
 }
 
-/** A `memory` option was malformed or out of range. */
+/**
+ * A `memory` option was malformed or out of range (768 to 4096 MiB).
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidMemoryError, Sandbox } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(Sandbox.create({ memory: "64MiB" }), InvalidMemoryError);
+ * ```
+ */
 export class InvalidMemoryError extends SandboxSdkError {
-  /** @param message What is wrong. */
+  /**
+   * Makes the error.
+   *
+   * @param message What is wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "InvalidMemoryError";
   }
 }
 
-/** Never thrown locally (no token is needed); exported for `instanceof`. */
+/**
+ * Never thrown locally (no token is needed); exported for `instanceof`.
+ *
+ * @example Usage
+ * ```ts
+ * import { MissingTokenError } from "./mod.ts";
+ * console.log(new MissingTokenError().message);
+ * ```
+ */
 export class MissingTokenError extends SandboxSdkError {
+  /** Makes the error. */
   constructor() {
     super("No token is needed by the local sandbox (airlock)");
     this.name = "MissingTokenError";
   }
 }
 
-/** Never thrown locally; exported for `instanceof`. */
+/**
+ * Never thrown locally; exported for `instanceof`.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidTokenError } from "./mod.ts";
+ * console.log(new InvalidTokenError("bad token").name); // "InvalidTokenError"
+ * ```
+ */
 export class InvalidTokenError extends SandboxSdkError {
-  /** @param message What is wrong. */
+  /**
+   * Makes the error.
+   *
+   * @param message What is wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "InvalidTokenError";
   }
 }
 
-/** Never thrown locally; exported for `instanceof`. */
+/**
+ * Never thrown locally; exported for `instanceof`.
+ *
+ * @example Usage
+ * ```ts
+ * import { SandboxKillError } from "./mod.ts";
+ * console.log(new SandboxKillError(500, "oops").message);
+ * ```
+ */
 export class SandboxKillError extends SandboxSdkError {
   /** HTTP status. */
   status: number;
   /** Response text. */
   response: string;
   /**
+   * Makes the error.
+   *
    * @param status HTTP status.
    * @param response Response text.
    */
@@ -164,9 +297,19 @@ export class SandboxKillError extends SandboxSdkError {
   }
 }
 
-/** Never thrown locally; exported for `instanceof`. */
+/**
+ * Never thrown locally; exported for `instanceof`.
+ *
+ * @example Usage
+ * ```ts
+ * import { NetworkError } from "./mod.ts";
+ * console.log(new NetworkError("unreachable", { cause: "test" }).cause);
+ * ```
+ */
 export class NetworkError extends SandboxSdkError {
   /**
+   * Makes the error.
+   *
    * @param message What failed.
    * @param options The cause.
    */
@@ -176,7 +319,15 @@ export class NetworkError extends SandboxSdkError {
   }
 }
 
-/** Never thrown locally; exported for `instanceof`. */
+/**
+ * Never thrown locally; exported for `instanceof`.
+ *
+ * @example Usage
+ * ```ts
+ * import { ApiError } from "./mod.ts";
+ * console.log(new ApiError(404, "NOT_FOUND", "no such app").status); // 404
+ * ```
+ */
 export class ApiError extends Error {
   /** HTTP status. */
   status: number;
@@ -185,6 +336,8 @@ export class ApiError extends Error {
   /** Trace id. */
   traceId?: string;
   /**
+   * Makes the error.
+   *
    * @param status HTTP status.
    * @param code Error code.
    * @param message What failed.
@@ -201,6 +354,13 @@ export class ApiError extends Error {
 
 /**
  * A promise rejected with {@linkcode AirlockUnsupportedError}.
+ *
+ * @example Usage
+ * ```ts
+ * import { rejectUnsupported } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(rejectUnsupported("sandbox.fetch()", "no agent"), /fetch/);
+ * ```
  *
  * @param member The member, as written in SDK code.
  * @param why Why airlock cannot provide it, and what to do instead.

@@ -14,7 +14,7 @@
 
 import type {
   SandboxFileInfo,
-  SandboxFs as AirlockFs,
+  SandboxFs as AirlockSandboxFs,
 } from "../harness/sandbox_fs.ts";
 import { rejectUnsupported, unsupported } from "./errors.ts";
 import type {
@@ -30,16 +30,7 @@ import type {
   WalkOptions,
   WriteFileOptions,
 } from "./fs_types.ts";
-import {
-  join,
-  normalise,
-  type Path,
-  toAbsolute,
-  toPath,
-  WORKDIR,
-} from "./paths.ts";
-
-type TempOptions = { dir?: string; prefix?: string; suffix?: string };
+import { join, normalise, toAbsolute, toPath, WORKDIR } from "./paths.ts";
 
 const NO_LINKS =
   "airlock never creates, reads or follows symlinks in the sandbox's files (a program could point one anywhere on the host)";
@@ -49,7 +40,8 @@ const OWNERSHIP =
   "airlock owns the files' mode, owner and times (they belong to the sandbox's uid)";
 
 /**
- * The SDK's `SandboxFs`.
+ * The SDK's `SandboxFs` (`sandbox.fs`): the sandbox's files, which are
+ * airlock's scratch directory, /scratch. Relative paths start there.
  *
  * @example Usage
  * ```ts ignore
@@ -58,16 +50,21 @@ const OWNERSHIP =
  * ```
  */
 export class SandboxFs {
-  #fs: () => AirlockFs;
+  #fs: () => AirlockSandboxFs;
 
-  /** @param fs The airlock file API (checked open on every call). */
-  constructor(fs: () => AirlockFs) {
+  /**
+   * Not for callers: use `sandbox.fs`.
+   *
+   * @param fs airlock's file API of the sandbox (the getter checks that the
+   *   client is open on every call).
+   */
+  constructor(fs: () => AirlockSandboxFs) {
     this.#fs = fs;
   }
 
   /** Reads a file. */
   async readFile(
-    path: Path,
+    path: string | URL,
     options: ReadFileOptions = {},
   ): Promise<Uint8Array<ArrayBuffer>> {
     options.signal?.throwIfAborted();
@@ -78,7 +75,7 @@ export class SandboxFs {
 
   /** Reads a file as UTF-8. */
   async readTextFile(
-    path: Path,
+    path: string | URL,
     options: ReadFileOptions = {},
   ): Promise<string> {
     return new TextDecoder().decode(await this.readFile(path, options));
@@ -86,7 +83,7 @@ export class SandboxFs {
 
   /** Writes a file (created unless `create: false`; `createNew` refuses an existing one). */
   async writeFile(
-    path: Path,
+    path: string | URL,
     data: Uint8Array | ReadableStream<Uint8Array>,
     options: WriteFileOptions = {},
   ): Promise<void> {
@@ -116,7 +113,7 @@ export class SandboxFs {
 
   /** Writes text as UTF-8 (same options as `writeFile`). */
   async writeTextFile(
-    path: Path,
+    path: string | URL,
     data: string | ReadableStream<string>,
     options: WriteFileOptions = {},
   ): Promise<void> {
@@ -127,26 +124,26 @@ export class SandboxFs {
   }
 
   /** Lists a directory (symlinks listed, not followed). */
-  async *readDir(path: Path): AsyncIterable<DirEntry> {
+  async *readDir(path: string | URL): AsyncIterable<DirEntry> {
     for (const entry of await this.#fs().readDir(toPath(path))) yield entry;
   }
 
   /** Removes a file, a symlink or a directory (`recursive` for a non-empty one). */
-  async remove(path: Path, options: RemoveOptions = {}): Promise<void> {
+  async remove(path: string | URL, options: RemoveOptions = {}): Promise<void> {
     await this.#fs().remove(toPath(path), {
       recursive: options.recursive ?? false,
     });
   }
 
   /** Creates a directory (`recursive` creates parents and accepts an existing one). */
-  async mkdir(path: Path, options: MkdirOptions = {}): Promise<void> {
+  async mkdir(path: string | URL, options: MkdirOptions = {}): Promise<void> {
     await this.#fs().mkdir(toPath(path), {
       recursive: options.recursive ?? false,
     });
   }
 
   /** Moves a file or directory (copy, then remove; symlinks refused). */
-  async rename(oldPath: Path, newPath: Path): Promise<void> {
+  async rename(oldPath: string | URL, newPath: string | URL): Promise<void> {
     const from = toPath(oldPath);
     const to = toPath(newPath);
     const info = await this.lstat(from);
@@ -165,17 +162,17 @@ export class SandboxFs {
   }
 
   /** Describes a path. Symlinks are not followed (airlock never follows them). */
-  async stat(path: Path): Promise<FileInfo> {
+  async stat(path: string | URL): Promise<FileInfo> {
     return toFileInfo(await this.#fs().stat(toPath(path)));
   }
 
   /** Describes a path without following a symlink. */
-  lstat(path: Path): Promise<FileInfo> {
+  lstat(path: string | URL): Promise<FileInfo> {
     return this.stat(path);
   }
 
   /** Copies a file's contents. */
-  async copyFile(fromPath: Path, toPath_: Path): Promise<void> {
+  async copyFile(fromPath: string | URL, toPath_: string | URL): Promise<void> {
     const bytes = await this.readFile(fromPath);
     await this.writeFile(toPath_, bytes);
   }
@@ -250,7 +247,7 @@ export class SandboxFs {
   }
 
   /** Truncates (or extends with zeros) a file to `len` bytes. */
-  async truncate(name: Path, len = 0): Promise<void> {
+  async truncate(name: string | URL, len = 0): Promise<void> {
     const bytes = await this.readFile(name);
     const out = new Uint8Array(len);
     out.set(bytes.subarray(0, len));
@@ -258,28 +255,35 @@ export class SandboxFs {
   }
 
   /** Resolves a path to its absolute sandbox form (no symlink can be on it). */
-  async realPath(path: Path): Promise<string> {
+  async realPath(path: string | URL): Promise<string> {
     const absolute = toAbsolute(toPath(path));
     await this.#fs().stat(absolute);
     return absolute;
   }
 
   /** Creates a directory under `dir` (default /scratch/.tmp: the sandbox's /tmp does not outlive a run). */
-  async makeTempDir(options: TempOptions = {}): Promise<string> {
+  async makeTempDir(
+    options: { dir?: string; prefix?: string; suffix?: string } = {},
+  ): Promise<string> {
     const path = await this.#tempName(options);
     await this.mkdir(path);
     return path;
   }
 
   /** Creates an empty file under `dir` (default /scratch/.tmp). */
-  async makeTempFile(options: TempOptions = {}): Promise<string> {
+  async makeTempFile(
+    options: { dir?: string; prefix?: string; suffix?: string } = {},
+  ): Promise<string> {
     const path = await this.#tempName(options);
     await this.writeFile(path, new Uint8Array(), { createNew: true });
     return path;
   }
 
   /** Copies a host file or directory tree into the sandbox (`dest/<basename>` for a directory). */
-  async upload(localPath: Path, sandboxPath: Path): Promise<void> {
+  async upload(
+    localPath: string | URL,
+    sandboxPath: string | URL,
+  ): Promise<void> {
     const local = await Deno.realPath(localPath);
     const target = toPath(sandboxPath);
     const info = await Deno.lstat(local);
@@ -309,7 +313,10 @@ export class SandboxFs {
   }
 
   /** Copies a sandbox file or directory tree to the host (`dest/<basename>` for a directory). */
-  async download(sandboxPath: Path, localPath: Path): Promise<void> {
+  async download(
+    sandboxPath: string | URL,
+    localPath: string | URL,
+  ): Promise<void> {
     const source = await this.realPath(sandboxPath);
     const local = localPath instanceof URL ? localPath : String(localPath);
     const info = await this.stat(source);
@@ -330,16 +337,20 @@ export class SandboxFs {
   }
 
   /** Unsupported. */
-  chmod(_path: Path, _mode: number): Promise<void> {
+  chmod(_path: string | URL, _mode: number): Promise<void> {
     return rejectUnsupported("sandbox.fs.chmod()", OWNERSHIP);
   }
   /** Unsupported. */
-  chown(_path: Path, _uid: number | null, _gid: number | null): Promise<void> {
+  chown(
+    _path: string | URL,
+    _uid: number | null,
+    _gid: number | null,
+  ): Promise<void> {
     return rejectUnsupported("sandbox.fs.chown()", OWNERSHIP);
   }
   /** Unsupported. */
   utime(
-    _path: Path,
+    _path: string | URL,
     _atime: number | Date,
     _mtime: number | Date,
   ): Promise<void> {
@@ -350,23 +361,27 @@ export class SandboxFs {
     return rejectUnsupported("sandbox.fs.umask()", OWNERSHIP);
   }
   /** Unsupported. */
-  link(_target: Path, _path: Path): Promise<void> {
+  link(_target: string | URL, _path: string | URL): Promise<void> {
     return rejectUnsupported("sandbox.fs.link()", NO_LINKS);
   }
   /** Unsupported. */
-  symlink(_target: Path, _path: Path, _options?: unknown): Promise<void> {
+  symlink(
+    _target: string | URL,
+    _path: string | URL,
+    _options?: unknown,
+  ): Promise<void> {
     return rejectUnsupported("sandbox.fs.symlink()", NO_LINKS);
   }
   /** Unsupported. */
-  readLink(_path: Path): Promise<string> {
+  readLink(_path: string | URL): Promise<string> {
     return rejectUnsupported("sandbox.fs.readLink()", NO_LINKS);
   }
   /** Unsupported. */
-  open(_path: Path, _options?: OpenOptions): Promise<FsFile> {
+  open(_path: string | URL, _options?: OpenOptions): Promise<FsFile> {
     return rejectUnsupported("sandbox.fs.open()", WHOLE_FILES);
   }
   /** Unsupported. */
-  create(_path: Path): Promise<FsFile> {
+  create(_path: string | URL): Promise<FsFile> {
     return rejectUnsupported("sandbox.fs.create()", WHOLE_FILES);
   }
 
@@ -393,7 +408,9 @@ export class SandboxFs {
     }
   }
 
-  async #tempName(options: TempOptions): Promise<string> {
+  async #tempName(
+    options: { dir?: string; prefix?: string; suffix?: string },
+  ): Promise<string> {
     const dir = options.dir ?? `${WORKDIR}/.tmp`;
     if (options.dir === undefined) await this.mkdir(dir, { recursive: true });
     const random = Array.from(

@@ -7,7 +7,18 @@
  * @module
  */
 
-/** A listener of a {@linkcode KillSignal}. */
+/**
+ * A listener of a {@linkcode KillSignal}: called with each signal's name.
+ *
+ * @example Usage
+ * ```ts
+ * import { KillController, type KillSignalListener } from "./mod.ts";
+ * const log: KillSignalListener = (signal) => console.log("got", signal);
+ * const controller = new KillController();
+ * controller.signal.addListener(log);
+ * controller.kill("SIGINT"); // got SIGINT
+ * ```
+ */
 export type KillSignalListener = (signal: string) => void;
 
 const ABORTING = new Set([
@@ -25,10 +36,27 @@ const EXIT_CODES: Record<string, number> = {
   SIGTERM: 143,
 };
 
-/** Like an `AbortSignal`, for process signals (used by the SDK's `sh`). */
+/**
+ * Like an `AbortSignal`, for process signals (used by the SDK's `sh`, which
+ * is unsupported here). Made by a {@linkcode KillController}.
+ *
+ * @example Usage
+ * ```ts
+ * import { KillController } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * const controller = new KillController();
+ * controller.kill("SIGTERM");
+ * assert.equal(controller.signal.aborted, true);
+ * assert.equal(controller.signal.abortedExitCode, 143);
+ * ```
+ */
 export class KillSignal {
   #state: { code: number | undefined; listeners: KillSignalListener[] };
-  /** @param state Shared with its controller (internal). */
+  /**
+   * Not for callers: use `new KillController().signal`.
+   *
+   * @param state Shared with its controller.
+   */
   constructor(state: {
     code: number | undefined;
     listeners: KillSignalListener[];
@@ -54,11 +82,19 @@ export class KillSignal {
     this.addListener(listener);
     return { unsubscribe: () => this.removeListener(listener) };
   }
-  /** @param listener Called with each signal sent. */
+  /**
+   * Calls `listener` with each signal sent from now on.
+   *
+   * @param listener Called with each signal's name.
+   */
   addListener(listener: KillSignalListener): void {
     this.#state.listeners.push(listener);
   }
-  /** @param listener A listener added before. */
+  /**
+   * Stops calling a listener.
+   *
+   * @param listener A listener added before.
+   */
   removeListener(listener: KillSignalListener): void {
     const at = this.#state.listeners.indexOf(listener);
     if (at !== -1) this.#state.listeners.splice(at, 1);
@@ -67,20 +103,43 @@ export class KillSignal {
     if (ABORTING.has(signal)) this.#state.code ??= EXIT_CODES[signal];
     for (const listener of [...this.#state.listeners]) listener(signal);
   }
-  /** @internal */
+  /**
+   * Sends a signal to `target` (how its controller does it).
+   *
+   * @internal
+   * @param target The signal.
+   * @param signal Its name ("SIGTERM"...).
+   */
   static fire(target: KillSignal, signal: string): void {
     target.#fire(signal);
   }
 }
 
-/** Sends signals to a {@linkcode KillSignal}. */
+/**
+ * Sends signals to a {@linkcode KillSignal}, as `AbortController` does to an
+ * `AbortSignal`.
+ *
+ * @example Usage
+ * ```ts
+ * import { KillController } from "./mod.ts";
+ * const controller = new KillController();
+ * controller.signal.addListener((signal) => console.log(signal)); // SIGKILL
+ * controller.kill("SIGKILL");
+ * console.log(controller.signal.abortedExitCode); // 137
+ * ```
+ */
 export class KillController {
   #signal = new KillSignal({ code: undefined, listeners: [] });
   /** The signal of this controller. */
   get signal(): KillSignal {
     return this.#signal;
   }
-  /** @param signal Default SIGTERM. */
+  /**
+   * Sends a signal: listeners get it; an ending signal (SIGTERM, SIGKILL,
+   * SIGABRT, SIGQUIT, SIGINT) marks the signal aborted.
+   *
+   * @param signal Default SIGTERM.
+   */
   kill(signal = "SIGTERM"): void {
     KillSignal.fire(this.#signal, signal);
   }

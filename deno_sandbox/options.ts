@@ -23,9 +23,6 @@ export const MAX_RUN_MS = 86_400_000;
 /** The SDK's default memory. */
 export const DEFAULT_MEMORY_MB = 1280;
 
-/** The SDK's `timeout` option. */
-export type SandboxTimeout = "session" | `${number}s` | `${number}m`;
-
 const TIMEOUT_HELP = 'Examples of valid timeout: "session", "600s", "15m"';
 
 /**
@@ -53,7 +50,17 @@ export function parseTimeout(timeout: string | undefined): number | null {
   return amount * (match[2] === "m" ? 60_000 : 1_000);
 }
 
-/** The SDK's `memory` option: bytes, or a number with a unit. */
+/**
+ * The SDK's `memory` option: bytes, or a number with a unit (768 to 4096
+ * MiB; default 1280 MiB).
+ *
+ * @example Usage
+ * ```ts
+ * import type { Memory } from "./mod.ts";
+ * const sizes: Memory[] = ["1GiB", "1280MiB", "2GB", 1024 ** 3];
+ * console.log(sizes);
+ * ```
+ */
 export type Memory =
   | number
   | `${number}GB`

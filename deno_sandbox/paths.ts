@@ -8,9 +8,6 @@
  * @module
  */
 
-/** A path argument: a string or a `file:` URL. */
-export type Path = string | URL;
-
 /** The sandbox path relative paths start from. */
 export const WORKDIR = "/scratch";
 
@@ -20,7 +17,7 @@ export const WORKDIR = "/scratch";
  * @param path A string or a `file:` URL.
  * @returns The path.
  */
-export function toPath(path: Path): string {
+export function toPath(path: string | URL): string {
   if (path instanceof URL) {
     if (path.protocol !== "file:") {
       throw new TypeError(

@@ -22,7 +22,16 @@ import {
   unsupported,
 } from "./errors.ts";
 
-/** Buffered output and status (`output()`). */
+/**
+ * Buffered output and status (`output()`).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const child = await sandbox.deno.run({ code: "console.log('hi')", stdout: "piped" });
+ * const output: ChildProcessOutput = await child.output();
+ * console.log(output.status.code, output.stdoutText); // 0 "hi\n"
+ * ```
+ */
 export interface ChildProcessOutput {
   /** The exit status. */
   status: ChildProcessStatus;
@@ -205,7 +214,16 @@ export class ChildProcess extends EventTarget implements AsyncDisposable {
   }
 }
 
-/** A Deno program run by `sandbox.deno.run()`. */
+/**
+ * A Deno program run by `sandbox.deno.run()` (or `sandbox.spawn("deno")`).
+ * Its HTTP members are unsupported: nothing can connect into a sandbox.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const child: DenoProcess = await sandbox.deno.run({ entrypoint: "main.ts" });
+ * console.log((await child.status).code);
+ * ```
+ */
 export class DenoProcess extends ChildProcess {
   /** Unsupported: servers in the sandbox are unreachable from outside. */
   get httpReady(): Promise<boolean> {

@@ -299,6 +299,14 @@ export interface ReplInit extends ProcessInit {
 /**
  * A Deno REPL (`sandbox.deno.repl()`): each `eval` runs in the same program,
  * in the global scope, so declarations persist.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await using repl = await sandbox.deno.repl();
+ * await repl.eval("var total = 40");
+ * console.log(await repl.eval("total + 2")); // 42
+ * console.log(await repl.call("(a, b) => a * b", 6, 7)); // 42
+ * ```
  */
 export class DenoRepl extends DenoProcess {
   #channel: ReplChannel;

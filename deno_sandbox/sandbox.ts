@@ -342,8 +342,19 @@ const VALUE_FLAGS = new Set([
   "--log-level",
 ]);
 
-/** A VS Code instance: never created locally (see `sandbox.exposeVscode`). */
+/**
+ * A VS Code instance: never created locally (`sandbox.exposeVscode` rejects:
+ * nothing can connect into a sandbox). Constructing one throws.
+ *
+ * @example Usage
+ * ```ts
+ * import { AirlockUnsupportedError, VsCode } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * assert.throws(() => new VsCode(), AirlockUnsupportedError);
+ * ```
+ */
 export class VsCode {
+  /** Throws: the sandbox accepts no inbound connections. */
   constructor() {
     unsupported(
       "VsCode",

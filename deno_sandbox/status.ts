@@ -9,7 +9,16 @@
 
 import type { RunStatus } from "../harness/run_result.ts";
 
-/** Process signals, as the SDK names them. */
+/**
+ * Process signals, as the SDK names them.
+ *
+ * @example Usage
+ * ```ts
+ * import type { Signal } from "./mod.ts";
+ * const signal: Signal = "SIGTERM";
+ * console.log(signal);
+ * ```
+ */
 export type Signal =
   | "SIGABRT"
   | "SIGALRM"
@@ -93,7 +102,18 @@ export const ENDING: ReadonlySet<Signal> = new Set<Signal>([
   "SIGHUP",
 ]);
 
-/** Exit status, as the SDK reports it. */
+/**
+ * Exit status, as the SDK reports it. A run that airlock ended (kill,
+ * timeout, output or disk limit) reports SIGKILL (137) or the signal
+ * `kill()` asked for; running out of memory reports `oom: true`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const child = await sandbox.deno.run({ code: "Deno.exit(3)" });
+ * const status: ChildProcessStatus = await child.status;
+ * console.log(status); // { success: false, code: 3, signal: null, oom: false }
+ * ```
+ */
 export interface ChildProcessStatus {
   /** Exit code 0. */
   success: boolean;

@@ -1,6 +1,6 @@
 /**
- * Option and result types of the `@deno/sandbox`-compatible API
- * (`deno_sandbox.ts`), with the SDK's names and shapes.
+ * Option and result types of the `@deno/sandbox`-compatible API, with the
+ * SDK's names and shapes, plus `AirlockOptions` (the local-only settings).
  *
  * @module
  */
@@ -8,14 +8,33 @@
 import type { PolicyInput } from "../harness/policy.ts";
 import type { SandboxOptions as AirlockSandboxOptions } from "../harness/sandbox.ts";
 import type { ResourceLimits } from "../runtime/limits.ts";
-import type { Memory, SandboxTimeout } from "./options.ts";
-import type { DenoProcess, StdioMode } from "./process.ts";
+import type { Memory } from "./options.ts";
+import type { DenoProcess } from "./process.ts";
 import type { DenoRepl } from "./repl.ts";
 
-/** Regions of Deno Deploy (unsupported locally). */
+/**
+ * Regions of Deno Deploy (unsupported locally: sandboxes run on this machine).
+ *
+ * @example Usage
+ * ```ts
+ * import type { Region } from "./mod.ts";
+ * const region: Region = "ams";
+ * console.log(region);
+ * ```
+ */
 export type Region = "ord" | "ams";
 
-/** A secret injected on the wire. */
+/**
+ * A secret injected on the wire: the program sees a placeholder in the
+ * environment variable; the real value goes only into requests to `hosts`.
+ *
+ * @example Usage
+ * ```ts
+ * import type { SecretConfig } from "./mod.ts";
+ * const secret: SecretConfig = { hosts: ["api.example.com"], value: "sk-..." };
+ * console.log(secret.hosts);
+ * ```
+ */
 export interface SecretConfig {
   /** Hosts the real value may be sent to (at least one). */
   hosts: string[];
@@ -23,14 +42,41 @@ export interface SecretConfig {
   value: string;
 }
 
-/** Connection options of the hosted SDK (ignored locally). */
+/**
+ * Connection options of the hosted SDK (ignored locally: no token needed).
+ *
+ * @example Usage
+ * ```ts
+ * import type { BaseClientOptions } from "./mod.ts";
+ * const options: BaseClientOptions = { token: "unused-locally" };
+ * console.log(Object.keys(options));
+ * ```
+ */
 export interface BaseClientOptions {
+  /** Deno Deploy access token (ignored). */
   token?: string;
+  /** Deno Deploy organisation (ignored). */
   org?: string;
+  /** Deno Deploy API endpoint (ignored). */
   apiEndpoint?: string;
 }
 
-/** Local-only settings (not part of `@deno/sandbox`). */
+/**
+ * Local-only settings (not part of `@deno/sandbox`): the `airlock` option of
+ * `Sandbox.create`. The types of `limits`, `inputs`, `injector` and
+ * `onAudit` are the airlock library's (`@airlock/airlock`).
+ *
+ * @example Usage
+ * ```ts
+ * import type { AirlockOptions } from "./mod.ts";
+ * const airlock: AirlockOptions = {
+ *   connectTo: ["api.example.com:443:127.0.0.1:8443"],
+ *   upstreamCaCerts: ["./test-ca.pem"],
+ *   limits: { cpuSeconds: 10 },
+ * };
+ * console.log(airlock.connectTo);
+ * ```
+ */
 export interface AirlockOptions {
   /** `HOST1:PORT1:HOST2:PORT2` mappings (curl's --connect-to) for upstreams. */
   connectTo?: string[];
@@ -50,7 +96,22 @@ export interface AirlockOptions {
   onAudit?: AirlockSandboxOptions["onAudit"];
 }
 
-/** Options of {@linkcode Sandbox.create}. */
+/**
+ * Options of `Sandbox.create`: the SDK's, plus `airlock`.
+ *
+ * @example Usage
+ * ```ts
+ * import type { SandboxOptions } from "./mod.ts";
+ * const options: SandboxOptions = {
+ *   allowNet: ["api.example.com"],
+ *   secrets: { API_KEY: { hosts: ["api.example.com"], value: "sk-..." } },
+ *   env: { MODE: "test" },
+ *   timeout: "5m",
+ *   memory: "1GiB",
+ * };
+ * console.log(options.timeout);
+ * ```
+ */
 export interface SandboxOptions extends BaseClientOptions {
   /** Unsupported locally. */
   region?: Region;
@@ -58,8 +119,8 @@ export interface SandboxOptions extends BaseClientOptions {
   sandboxEndpoint?: string | ((region: string) => string);
   /** Plain environment variables of every program. */
   env?: Record<string, string>;
-  /** "session" (default), or a lifetime such as "30s", "5m". */
-  timeout?: SandboxTimeout;
+  /** "session" (default: until `close()`), or a lifetime such as "30s", "5m". */
+  timeout?: "session" | `${number}s` | `${number}m`;
   /** Memory of each run (default "1280MiB"). */
   memory?: Memory;
   /** Ignored locally. */
@@ -82,14 +143,35 @@ export interface SandboxOptions extends BaseClientOptions {
   airlock?: AirlockOptions;
 }
 
-/** Options of {@linkcode Sandbox.connect} (ignored locally). */
+/**
+ * Options of `Sandbox.connect` (ignored locally).
+ *
+ * @example Usage
+ * ```ts
+ * import type { ConnectOptions } from "./mod.ts";
+ * const options: ConnectOptions = { debug: false };
+ * console.log(options.debug);
+ * ```
+ */
 export interface ConnectOptions extends BaseClientOptions {
+  /** Ignored locally. */
   sandboxEndpoint?: string | ((region: string) => string);
+  /** Ignored locally. */
   debug?: boolean;
 }
 
-/** Options of {@linkcode Sandbox.spawn} and the base of `deno.run`. */
+/**
+ * Options of `sandbox.spawn()`, and the base of `deno.run()`'s.
+ *
+ * @example Usage
+ * ```ts
+ * import type { SpawnOptions } from "./mod.ts";
+ * const options: SpawnOptions = { args: ["run", "main.ts"], stdout: "piped" };
+ * console.log(options.args);
+ * ```
+ */
 export interface SpawnOptions {
+  /** The command's arguments (`["run", "main.ts", ...]` for `deno`). */
   args?: string[];
   /** Must be /scratch (or absent): every program runs there. */
   cwd?: string | URL;
@@ -101,13 +183,22 @@ export interface SpawnOptions {
   signal?: AbortSignal;
   /** Default "null". */
   stdin?: "piped" | "null";
-  /** Default "inherit". */
-  stdout?: StdioMode;
-  /** Default "inherit". */
-  stderr?: StdioMode;
+  /** Default "inherit" (copied to this process's stdout; `child.stdout` is then null). */
+  stdout?: "piped" | "inherit" | "null";
+  /** Default "inherit" (copied to this process's stderr; `child.stderr` is then null). */
+  stderr?: "piped" | "inherit" | "null";
 }
 
-/** The file extension inline code is compiled as. */
+/**
+ * The file extension inline code is compiled as.
+ *
+ * @example Usage
+ * ```ts
+ * import type { CodeExtension } from "./mod.ts";
+ * const extension: CodeExtension = "tsx";
+ * console.log(extension);
+ * ```
+ */
 export type CodeExtension =
   | "js"
   | "cjs"
@@ -118,73 +209,267 @@ export type CodeExtension =
   | "jsx"
   | "tsx";
 
-/** Options of `sandbox.deno.run()`. */
+/**
+ * Options of `sandbox.deno.run()`: a file under /scratch (`entrypoint`) or
+ * inline `code`, plus the spawn options.
+ *
+ * @example Usage
+ * ```ts
+ * import type { DenoRunOptions } from "./mod.ts";
+ * const fromFile: DenoRunOptions = { entrypoint: "main.ts", scriptArgs: ["--fast"] };
+ * const inline: DenoRunOptions = { code: "console.log(1)", stdout: "piped" };
+ * console.log(fromFile, inline);
+ * ```
+ */
 export type DenoRunOptions =
   & ({
+    /** The program: a file under /scratch (relative paths start there). */
     entrypoint: string | URL;
     /** Unsupported when set. */
     watch?: boolean | string[];
   } | {
+    /** The program's source. */
     code: string;
+    /** How `code` is compiled (default "ts"). */
     extension?: CodeExtension;
   })
-  & { scriptArgs?: string[] }
+  & {
+    /** The program's arguments (`Deno.args`). */
+    scriptArgs?: string[];
+  }
   & Omit<SpawnOptions, "args">;
 
-/** Options of `sandbox.deno.repl()` (`stdin: "piped"` is unsupported). */
+/**
+ * Options of `sandbox.deno.repl()` (`stdin: "piped"` is unsupported: the
+ * REPL's stdin carries the evaluation requests).
+ *
+ * @example Usage
+ * ```ts
+ * import type { DenoReplOptions } from "./mod.ts";
+ * const options: DenoReplOptions = { stdout: "piped" };
+ * console.log(options.stdout);
+ * ```
+ */
 export type DenoReplOptions =
-  & { scriptArgs?: string[] }
-  & Omit<
-    SpawnOptions,
-    "args"
-  >;
+  & {
+    /** The REPL program's arguments (`Deno.args`). */
+    scriptArgs?: string[];
+  }
+  & Omit<SpawnOptions, "args">;
 
-/** `sandbox.deno`. */
+/**
+ * `sandbox.deno`: Deno programs, eval and REPLs.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const deno: SandboxDeno = sandbox.deno;
+ * console.log(await deno.eval("1 + 1")); // 2
+ * ```
+ */
 export interface SandboxDeno {
+  /**
+   * Runs a program (bundled from /scratch, or inline code).
+   *
+   * @param options The program and its stdio.
+   * @returns The running process.
+   */
   run(options: DenoRunOptions): Promise<DenoProcess>;
+  /**
+   * Evaluates code in a fresh REPL and returns its value.
+   *
+   * @param code TypeScript; its completion value is the result.
+   * @returns The value, structured-cloned.
+   */
   eval<T = unknown>(code: string): Promise<T>;
+  /**
+   * Starts a REPL: evaluations share one global scope.
+   *
+   * @param options Stdio and arguments.
+   * @returns The REPL; `close()` it.
+   */
   repl(options?: DenoReplOptions): Promise<DenoRepl>;
+  /**
+   * Unsupported: there is no Deno Deploy locally.
+   *
+   * @param app The app.
+   * @param options Deploy options.
+   * @returns Never: rejects.
+   */
   deploy(app: string, options?: unknown): Promise<never>;
 }
 
-/** `sandbox.env`: reads what programs see; changes are unsupported. */
+/**
+ * `sandbox.env`: reads what programs see (plain variables, and the
+ * secrets' placeholders); changes are unsupported (the environment is fixed
+ * at creation).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const env: SandboxEnv = sandbox.env;
+ * console.log(await env.get("API_KEY")); // airlock-placeholder-API_KEY-...
+ * ```
+ */
 export interface SandboxEnv {
+  /**
+   * Reads a variable as programs see it.
+   *
+   * @param key The name.
+   * @returns The value, or undefined.
+   */
   get(key: string): Promise<string | undefined>;
+  /**
+   * Unsupported: the environment is fixed at creation.
+   *
+   * @param key The name.
+   * @param value The value.
+   */
   set(key: string, value: string): Promise<void>;
+  /**
+   * Every variable set by `env` or `secrets`, as programs see them.
+   *
+   * @returns Names to values.
+   */
   toObject(): Promise<Record<string, string>>;
+  /**
+   * Unsupported: the environment is fixed at creation.
+   *
+   * @param key The name.
+   */
   delete(key: string): Promise<void>;
 }
 
-/** Result shape of the SDK's `sh` (which is unsupported here). */
+/**
+ * Result shape of the SDK's `sh` (which is unsupported here).
+ *
+ * @example Usage
+ * ```ts
+ * import type { SandboxCommandResult } from "./mod.ts";
+ * const result: SandboxCommandResult = {
+ *   status: { success: true, code: 0, oom: false },
+ *   stdoutText: null,
+ *   stderrText: null,
+ *   stdout: null,
+ *   stderr: null,
+ * };
+ * console.log(result.status.success);
+ * ```
+ */
 export interface SandboxCommandResult {
+  /** How the command ended. */
   status: { success: boolean; code: number; oom: boolean };
+  /** stdout as UTF-8, when piped. */
   stdoutText: string | null;
+  /** stderr as UTF-8, when piped. */
   stderrText: string | null;
+  /** stdout bytes, when piped. */
   stdout: Uint8Array | null;
+  /** stderr bytes, when piped. */
   stderr: Uint8Array | null;
 }
 
-/** Type of the SDK's `sh` builder (never produced here: `sh` throws). */
+/**
+ * Type of the SDK's `sh` builder (never produced here: `sandbox.sh` throws,
+ * as the sandbox holds no shell).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const builder: SandboxCommandBuilder = sandbox.sh`ls`; // throws AirlockUnsupportedError
+ * ```
+ */
 export interface SandboxCommandBuilder
   extends PromiseLike<SandboxCommandResult> {
+  /**
+   * Whether a failing command resolves instead of throwing.
+   *
+   * @param value Whether to.
+   * @returns The builder.
+   */
   noThrow(value?: boolean): SandboxCommandBuilder;
+  /**
+   * Whether the command runs with sudo.
+   *
+   * @param enable Whether to.
+   * @returns The builder.
+   */
   sudo(enable?: boolean): SandboxCommandBuilder;
+  /**
+   * The command's working directory.
+   *
+   * @param path A sandbox path.
+   * @returns The builder.
+   */
   cwd(path: string): SandboxCommandBuilder;
+  /**
+   * Sets an environment variable of the command.
+   *
+   * @param name The name.
+   * @param value The value.
+   * @returns The builder.
+   */
   env(name: string, value: string): SandboxCommandBuilder;
-  stdout(kind: StdioMode): SandboxCommandBuilder;
-  stderr(kind: StdioMode): SandboxCommandBuilder;
+  /**
+   * Where stdout goes.
+   *
+   * @param kind "piped", "inherit" or "null".
+   * @returns The builder.
+   */
+  stdout(kind: "piped" | "inherit" | "null"): SandboxCommandBuilder;
+  /**
+   * Where stderr goes.
+   *
+   * @param kind "piped", "inherit" or "null".
+   * @returns The builder.
+   */
+  stderr(kind: "piped" | "inherit" | "null"): SandboxCommandBuilder;
+  /**
+   * A signal that ends the command.
+   *
+   * @param signal An `AbortSignal` or a `KillSignal`.
+   * @returns The builder.
+   */
   signal(signal: unknown): SandboxCommandBuilder;
+  /**
+   * Runs the command and reads stdout as text.
+   *
+   * @returns stdout.
+   */
   text(): Promise<string>;
+  /**
+   * Runs the command and parses stdout as JSON.
+   *
+   * @returns The parsed value.
+   */
   json<T = unknown>(): Promise<T>;
+  /**
+   * Runs the command.
+   *
+   * @returns Its status and output.
+   */
   result(): Promise<SandboxCommandResult>;
 }
 
-/** Request options of the SDK's `fetch` (unsupported here). */
+/**
+ * Request options of the SDK's `sandbox.fetch` (unsupported here: there is
+ * no agent inside the sandbox to fetch for you). Exported as `RequestInit`,
+ * the SDK's name.
+ *
+ * @example Usage
+ * ```ts
+ * import type { RequestInit } from "./mod.ts";
+ * const init: RequestInit = { method: "POST", body: "{}" };
+ * console.log(init.method);
+ * ```
+ */
 export interface SandboxRequestInit {
+  /** HTTP method. */
   method?: string;
+  /** Request headers. */
   headers?: HeadersInit;
+  /** Request body. */
   body?: BodyInit;
+  /** How redirects are handled. */
   redirect?: "follow" | "manual";
+  /** Aborting cancels the request. */
   signal?: AbortSignal | null;
 }
 export type { SandboxRequestInit as RequestInit };
