@@ -5,27 +5,23 @@
  * namespaces. Sandboxes share nothing with each other: many can run at once
  * from one harness.
  *
- * This file holds the session's lifecycle (create, spawn, the waiting
- * process of warm start, close); the option types and their docs are in
- * `options.ts`, the errors in `errors.ts`. What one run is made of lives in
- * `_run/prepare.ts` (files, channels, launch), `_run/supervise.ts` (limits,
- * kill) and `_run/channels.ts` (sockets).
+ * This file holds the session's lifecycle (create, spawn, close); the option
+ * types and their docs are in `options.ts`, the errors in `errors.ts`. What
+ * a sandbox is made of before its first run is made by `_run/setup.ts`;
+ * what one run is made of lives in `_run/prepare.ts` (files, channels,
+ * launch), `_run/supervise.ts` (limits, kill) and `_run/channels.ts`
+ * (sockets); the waiting process of warm start in `_run/warm_pool.ts`.
  *
  * @module
  */
 
 import type { Mount } from "../runtime/bwrap_args.ts";
 import { classifyExit, type ExitFacts } from "../runtime/exit_reason.ts";
-import { discoverHostTools, type HostTools } from "../runtime/host_tools.ts";
-import {
-  type SandboxIdentity,
-  SandboxIdentityPool,
-} from "../runtime/host_identity.ts";
+import type { HostTools } from "../runtime/host_tools.ts";
+import type { SandboxIdentity } from "../runtime/host_identity.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
-import { buildSeccompFilter } from "../runtime/seccomp_filter.ts";
 import { Workspace } from "../runtime/workspace.ts";
-import { Injector } from "../injector/injector.ts";
 import {
   type NetworkPolicy,
   type NetworkPolicyInput,
@@ -38,7 +34,6 @@ import {
 } from "./bundle/bundle.ts";
 import {
   closeEgress,
-  needsEgress,
   type SandboxEgress,
   setupEgress,
   updateEgress,
@@ -49,15 +44,9 @@ import {
   type PreparedRun,
   prepareRun,
 } from "./_run/prepare.ts";
-import { prepareInputs } from "./_run/inputs.ts";
+import { injectorFor, type SandboxParts, setupSandbox } from "./_run/setup.ts";
 import { WarmPool } from "./_run/warm_pool.ts";
-import {
-  EnvSchema,
-  parsePolicy,
-  type Policy,
-  PolicyError,
-  redactPolicy,
-} from "./policy.ts";
+import { EnvSchema, type Policy, PolicyError, redactPolicy } from "./policy.ts";
 import type { AuditEvent, RunResult, RunStatus } from "./run_result.ts";
 import { AuditTrail } from "./_audit_bounds.ts";
 import {
@@ -69,11 +58,7 @@ import {
 import { lockOf } from "./_sandbox_lock.ts";
 import type { ScratchQuotaMode } from "../runtime/scratch_volume.ts";
 import { superviseRun } from "./_run/supervise.ts";
-import {
-  SandboxFsError,
-  SandboxSetupError,
-  ScratchQuotaError,
-} from "./errors.ts";
+import { SandboxFsError, ScratchQuotaError } from "./errors.ts";
 import { SandboxFs } from "./sandbox_fs.ts";
 import type { RunOptions, SandboxOptions, SandboxProcess } from "./options.ts";
 import { NpmPackages } from "./bundle/npm_packages.ts";
@@ -88,14 +73,6 @@ export type {
   ScratchFsRequest,
   ScratchQuotaMode,
 } from "../runtime/scratch_volume.ts";
-
-// uids are a host-wide resource, so their allocator is process-wide: two
-// sandboxes must never share one (they would share RLIMIT_NPROC and files).
-let defaultPool: SandboxIdentityPool | undefined;
-let seccompFilter: Uint8Array | undefined;
-// Sandboxes without their own injector share one (a CA costs ~70 ms); pass
-// `injector` to keep sandboxes on separate CAs and pools.
-let defaultInjector: Promise<Injector> | undefined;
 
 const decoder = new TextDecoder();
 
@@ -152,18 +129,9 @@ export class Sandbox implements AsyncDisposable {
   /** Bumped by every network policy update (launches depend on it). */
   #networkGeneration = 0;
 
-  private constructor(init: {
-    id: string;
-    policy: Policy;
-    tools: HostTools;
-    identity: SandboxIdentity;
-    workspace: Workspace;
-    filterPath: string;
-    inputMounts: Mount[];
-    scratch: string | null;
-    egress: SandboxEgress | null;
-    options: SandboxOptions;
-  }) {
+  private constructor(
+    init: SandboxParts & { id: string; options: SandboxOptions },
+  ) {
     this.id = init.id;
     this.#policy = init.policy;
     this.#tools = init.tools;
@@ -210,89 +178,20 @@ export class Sandbox implements AsyncDisposable {
    * @throws {InputError} When an input is missing or unreadable.
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
-    const policy = parsePolicy(options.policy ?? {});
-    if (options.allowNpm === false && policy.npm.allow.length > 0) {
-      throw new PolicyError([{
-        path: "npm.allow",
-        message:
-          "npm packages are turned off for this harness: remove npm.allow (the operator decides whether programs may use npm)",
-      }]);
-    }
-    assertValidLimits(policy.limits);
-    const tools = options.tools ??
-      await discoverHostTools(
-        options.denoPath ? { denoPath: options.denoPath } : {},
-      );
-    const identity =
-      (options.identityPool ?? (defaultPool ??= new SandboxIdentityPool()))
-        .acquire();
-    let workspace: Workspace | undefined;
+    const parts = await setupSandbox(options);
     try {
-      workspace = await Workspace.create({
-        identity,
-        ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
-        // The scratch quota as a filesystem of its own (where possible).
-        ...(policy.scratch
-          ? {
-            scratch: {
-              quotaBytes: policy.limits.scratchMb * 1024 * 1024,
-              fs: options.scratchFs ?? "auto",
-            },
-          }
-          : {}),
-      });
-      seccompFilter ??= buildSeccompFilter();
-      const filterPath = await workspace.writeShared(
-        "seccomp.bpf",
-        seccompFilter,
-      );
-      const inputMounts = await prepareInputs(
-        policy.inputs,
-        workspace,
-        identity.hostUid !== null,
-      );
-      // A unix socket path holds at most 107 bytes; the run sockets live in
-      // the workspace, so a deep tmpDir would only fail at the first run.
-      const longest = `${workspace.boxDir}/run-9999999/broker.sock`;
-      if (new TextEncoder().encode(longest).length > 107) {
-        throw new SandboxSetupError(
-          `Cannot use '${
-            options.tmpDir ?? workspace.root
-          }' for sandbox workspaces: its path is too long for the run's unix sockets (at most 107 bytes); choose a shorter tmpDir`,
-        );
-      }
-      const scratch = policy.scratch ? await workspace.scratchDir() : null;
-
-      if (options.learn?.mirror !== undefined) {
-        checkMirror(options.learn.mirror);
-      }
-      const egress = needsEgress(policy) || options.learn
-        ? await setupEgress(
-          policy,
-          workspace,
-          await injectorFor(options),
-          options,
-        )
-        : null;
       const sandbox = new Sandbox({
         id: `sbx-${randomHex(6)}`,
-        policy,
-        tools,
-        identity,
-        workspace,
-        filterPath,
-        inputMounts,
-        scratch,
-        egress,
+        ...parts,
         options,
       });
-      sandbox.#warm.refill(policy.env);
+      sandbox.#warm.refill(parts.policy.env);
       // The bundler's sandbox starts while the caller prepares its first run.
       void prepareBundler(sandbox.#npm);
       return sandbox;
     } catch (error) {
-      await workspace?.close();
-      identity.release();
+      await parts.workspace.close();
+      parts.identity.release();
       throw error;
     }
   }
@@ -723,40 +622,6 @@ export class Sandbox implements AsyncDisposable {
       );
     }
   }
-}
-
-/** A learn-mode mirror must be a project directory, not the whole host. */
-function checkMirror(path: string): void {
-  let home: string | undefined;
-  try {
-    home = Deno.env.get("HOME");
-  } catch { /* no env permission */ }
-  const reserved = [
-    "/",
-    "/root",
-    "/home",
-    "/etc",
-    "/proc",
-    "/usr",
-    "/var",
-    "/tmp",
-    home,
-  ];
-  if (
-    !path.startsWith("/") || reserved.includes(path.replace(/\/+$/, "") || "/")
-  ) {
-    throw new TypeError(
-      `Cannot mirror '${path}' into a learn-mode sandbox: run from a project directory (not /, $HOME or a system directory)`,
-    );
-  }
-}
-
-function injectorFor(options: SandboxOptions): Promise<Injector> {
-  if (options.injector) return Promise.resolve(options.injector);
-  defaultInjector ??= Injector.create();
-  // A failed creation (e.g. WebCrypto unavailable) is retried next time.
-  defaultInjector.catch(() => (defaultInjector = undefined));
-  return defaultInjector;
 }
 
 function runEnv(env: RunOptions["env"]): Record<string, string> {
