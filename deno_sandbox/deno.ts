@@ -16,8 +16,8 @@ import type {
   DenoRunOptions,
   SandboxDeno,
   SandboxEnv,
-  SpawnOptions,
-} from "./types.ts";
+} from "./deno_types.ts";
+import type { SpawnOptions } from "./types.ts";
 
 const SOURCE_FILE = /\.(?:[mc]?[jt]sx?|json|txt)$/;
 const SKIP_DIRS = new Set(["node_modules", ".git"]);

@@ -89,8 +89,8 @@
 
 // Where things are: sandbox.ts (the Sandbox class) over session.ts (its
 // state and deadline) and options.ts (the SDK's options checked and mapped
-// onto an airlock sandbox); types.ts (the SDK's option types); deno.ts
-// (sandbox.deno, sandbox.env); process.ts and status.ts (processes, exit
+// onto an airlock sandbox); types.ts (the SDK's option types); deno.ts and
+// deno_types.ts (sandbox.deno, sandbox.env); process.ts and status.ts (processes, exit
 // status); repl.ts and tagged_json.ts (the REPL, and how values cross);
 // fs.ts, fs_types.ts and paths.ts (sandbox.fs); errors.ts, kill.ts and
 // deploy.ts (the SDK's other exports). Inside the folder, airlock's own
@@ -140,17 +140,19 @@ export type {
 export type {
   AirlockOptions,
   BaseClientOptions,
-  CodeExtension,
   ConnectOptions,
-  DenoReplOptions,
-  DenoRunOptions,
   Region,
   RequestInit,
   SandboxCommandBuilder,
   SandboxCommandResult,
-  SandboxDeno,
-  SandboxEnv,
   SandboxOptions,
   SecretConfig,
   SpawnOptions,
 } from "./types.ts";
+export type {
+  CodeExtension,
+  DenoReplOptions,
+  DenoRunOptions,
+  SandboxDeno,
+  SandboxEnv,
+} from "./deno_types.ts";

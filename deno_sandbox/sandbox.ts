@@ -35,12 +35,11 @@ import { destroy, schedule, type Session, sessions } from "./session.ts";
 import type {
   ConnectOptions,
   SandboxCommandBuilder,
-  SandboxDeno,
-  SandboxEnv,
   SandboxOptions,
   SandboxRequestInit,
   SpawnOptions,
 } from "./types.ts";
+import type { SandboxDeno, SandboxEnv } from "./deno_types.ts";
 
 const TOKEN = Symbol("airlock deno_sandbox");
 
