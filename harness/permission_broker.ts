@@ -28,239 +28,28 @@
 import net from "node:net";
 import { readSandboxPid } from "../runtime/launcher.ts";
 import { boundedValue, detached, RunAuditLog } from "./_audit_bounds.ts";
-import { normalisePath } from "./paths.ts";
+import {
+  type BrokerDecision,
+  type BrokerGrants,
+  type BrokerMode,
+  decidePermission,
+  resolvePath,
+  shown,
+} from "./permission_decision.ts";
 import type {
   AuditEvent,
   PermissionEvent,
   PermissionKind,
 } from "./run_result.ts";
 
-/** What a run may do, in sandbox terms (the same grants as Deno's flags). */
-export interface BrokerGrants {
-  /** Readable paths (and everything below them). */
-  read: readonly string[];
-  /** Writable paths (and everything below them). */
-  write: readonly string[];
-  /** `host:port`, `*.suffix:port` or bare host entries, or "all". */
-  net: readonly string[] | "all";
-  /** Readable environment variable names. */
-  env: readonly string[];
-  /**
-   * The program's starting directory: Deno sends paths as the program wrote
-   * them, so relative ones are resolved against the directory the program
-   * is in. The broker reads that from the process when it can
-   * (`BrokerOptions.processCwd`); this is the fallback. (`Deno.chdir`
-   * needs a read grant for its target, so the cwd stays inside the grants;
-   * inputs may not hold symlinks leading out of them, see `_run/inputs.ts`.)
-   */
-  cwd?: string;
-  /** The directory Deno means by `<TMP>` (its TMPDIR); default `/tmp`. */
-  tmp?: string;
-}
-
-/** `enforce` answers by the grants; `learn` allows and records almost all. */
-export type BrokerMode = "enforce" | "learn";
-
-/** A broker's answer. */
-export interface BrokerDecision {
-  /** Allow or deny. */
-  decision: "allow" | "deny";
-  /** Why; shown to the program on a deny. */
-  reason: string;
-}
-
-/**
- * Decides one permission check.
- *
- * @param grants The run's grants.
- * @param permission What Deno asks for.
- * @param value The path, `host:port`, name or command; null for "any".
- * @param mode `learn` allows everything but running programs and FFI.
- * @returns The decision and its reason.
- *
- * @example Usage
- * ```ts
- * import { decidePermission } from "./permission_broker.ts";
- * const grants = { read: ["/scratch"], write: [], net: [], env: [] };
- * console.log(decidePermission(grants, "read", "/etc/passwd").decision); // "deny"
- * ```
- */
-export function decidePermission(
-  grants: BrokerGrants,
-  permission: string,
-  value: string | null,
-  mode: BrokerMode = "enforce",
-): BrokerDecision {
-  if (mode === "learn") {
-    // Learning never runs programs or loads native code: those would leave
-    // the broker's view (and FFI the sandbox's).
-    if (permission === "run" || permission === "ffi") {
-      return {
-        decision: "deny",
-        reason: `learn mode records but never allows '${permission}'`,
-      };
-    }
-    return { decision: "allow", reason: "learn mode: allowed and recorded" };
-  }
-  switch (permission) {
-    case "read":
-    case "write": {
-      const list = permission === "read" ? grants.read : grants.write;
-      if (value === null) {
-        return {
-          decision: "deny",
-          reason: `${permission} access to the whole filesystem is not granted`,
-        };
-      }
-      const path = resolvePath(value, grants);
-      // Paths are normalised first: "/scratch/../etc/passwd" must not pass
-      // as a path under "/scratch". One that climbs above "/" is refused
-      // (null), never clamped: "/../scratch/x" is not taken as "/scratch/x".
-      if (path !== null && list.some((grant) => within(path, grant))) {
-        return {
-          decision: "allow",
-          reason: `under a granted ${permission} path`,
-        };
-      }
-      return {
-        decision: "deny",
-        reason: list.length === 0
-          ? `${permission} access to '${
-            shown(value)
-          }' is not granted: the sandbox has no ${permission}able paths`
-          : `${permission} access to '${shown(value)}' is not granted: only ${
-            list.join(", ")
-          }`,
-      };
-    }
-    case "net": {
-      if (grants.net === "all") {
-        return { decision: "allow", reason: "the policy allows any host" };
-      }
-      if (
-        value !== null && grants.net.some((grant) => netMatches(grant, value))
-      ) {
-        return { decision: "allow", reason: "host in the allowlist" };
-      }
-      return {
-        decision: "deny",
-        reason: `network access to '${
-          value === null ? "any host" : shown(value)
-        }' is not in the sandbox's allowlist`,
-      };
-    }
-    case "env": {
-      if (value !== null && grants.env.includes(value)) {
-        return { decision: "allow", reason: "placeholder variable" };
-      }
-      return {
-        decision: "deny",
-        reason: value === null
-          ? "the environment cannot be listed in the sandbox"
-          : `environment variable '${
-            shown(value)
-          }' is not available in the sandbox`,
-      };
-    }
-    case "run":
-      return {
-        decision: "deny",
-        reason: "running subprocesses is never allowed in the sandbox",
-      };
-    case "ffi":
-      return {
-        decision: "deny",
-        reason: "loading native libraries is never allowed in the sandbox",
-      };
-    case "sys":
-      return {
-        decision: "deny",
-        reason: `system information ('${
-          value === null ? "all" : shown(value)
-        }') is not available in the sandbox`,
-      };
-    case "import":
-      return {
-        decision: "deny",
-        reason: `remote imports ('${
-          value === null ? "any" : shown(value)
-        }') are not allowed: the sandbox never fetches code`,
-      };
-    default:
-      return {
-        decision: "deny",
-        reason: `unknown permission '${shown(permission)}' is denied`,
-      };
-  }
-}
-
-/** Longest value quoted in a reason (the program sees it in NotCapable). */
-const REASON_VALUE_CHARS = 200;
-
-/**
- * A value as quoted in a reason: a long one is cut, and detached from the
- * original so the reason (kept in the record) never holds it all.
- */
-function shown(value: string): string {
-  return value.length <= REASON_VALUE_CHARS
-    ? value
-    : `${
-      detached(value.slice(0, REASON_VALUE_CHARS))
-    }… (${value.length} characters)`;
-}
-
-function resolvePath(
-  value: string,
-  grants: Pick<BrokerGrants, "cwd" | "tmp">,
-): string | null {
-  // Deno names some places by placeholder: `<TMP>` (makeTempDir) is the
-  // temp directory, never a relative path under the cwd. Others are refused.
-  if (value.startsWith("<")) {
-    const rest = value.match(/^<TMP>(\/.*)?$/);
-    return rest
-      ? normalisePath(`${grants.tmp ?? "/tmp"}${rest[1] ?? ""}`)
-      : null;
-  }
-  return normalisePath(value, { cwd: grants.cwd ?? "/" });
-}
-
-function within(path: string, grant: string): boolean {
-  const root = grant.endsWith("/") && grant.length > 1
-    ? grant.slice(0, -1)
-    : grant;
-  return path === root || path.startsWith(root === "/" ? "/" : `${root}/`);
-}
-
-/** Deno's net grant semantics: `host` (any port), `host:port`, `*.suffix`. */
-function netMatches(grant: string, value: string): boolean {
-  const target = splitHostPort(value);
-  const allowed = splitHostPort(grant);
-  if (!target || !allowed) return false;
-  if (allowed.port !== null && allowed.port !== target.port) return false;
-  const host = target.host.toLowerCase();
-  const pattern = allowed.host.toLowerCase();
-  if (pattern.startsWith("*.")) {
-    const suffix = pattern.slice(2);
-    return host === suffix || host.endsWith(`.${suffix}`);
-  }
-  return host === pattern;
-}
-
-function splitHostPort(
-  text: string,
-): { host: string; port: number | null } | null {
-  const bracket = text.match(/^\[([^\]]+)\](?::(\d+))?$/);
-  if (bracket) {
-    return { host: bracket[1]!, port: bracket[2] ? Number(bracket[2]) : null };
-  }
-  const colon = text.lastIndexOf(":");
-  if (colon !== -1 && text.indexOf(":") === colon) {
-    const port = Number(text.slice(colon + 1));
-    if (!Number.isInteger(port)) return null;
-    return { host: text.slice(0, colon), port };
-  }
-  return { host: text, port: null };
-}
+// The decision itself lives in permission_decision.ts; re-exported for
+// existing imports.
+export {
+  type BrokerDecision,
+  type BrokerGrants,
+  type BrokerMode,
+  decidePermission,
+} from "./permission_decision.ts";
 
 /** Options for {@linkcode startPermissionBroker}. */
 export interface BrokerOptions {

@@ -1,0 +1,117 @@
+/**
+ * The broker's decisions from the grants alone: paths are normalised before
+ * they are matched and never clamped into a grant, each kind of check is
+ * allowed only as far as its grant goes, and what is never allowed in a
+ * sandbox (subprocesses, FFI, system information, remote imports) is
+ * denied in every mode that enforces. The socket side is in
+ * permission_broker_test.ts; real programs in tests/permission_audit_test.ts.
+ */
+import assert from "node:assert/strict";
+import { decidePermission } from "./permission_decision.ts";
+
+const grants = {
+  read: ["/inputs/data", "/scratch"],
+  write: ["/scratch"],
+  net: ["api.example.com:443", "*.example.org", "[::1]:8080"],
+  env: ["PLACEHOLDER"],
+  cwd: "/scratch",
+};
+
+Deno.test("decidePermission() normalises paths before matching ('..' cannot leave a grant)", () => {
+  assert.equal(
+    decidePermission(grants, "read", "/scratch/a").decision,
+    "allow",
+  );
+  assert.equal(
+    decidePermission(grants, "read", "/scratch/../etc/passwd").decision,
+    "deny",
+  );
+  assert.equal(
+    decidePermission(grants, "read", "/scratchpad").decision,
+    "deny",
+  );
+  assert.equal(
+    decidePermission(grants, "write", "/inputs/data/x").decision,
+    "deny",
+  );
+  assert.equal(decidePermission(grants, "read", null).decision, "deny");
+});
+
+Deno.test("decidePermission() refuses a path that climbs above '/' (never clamps it into a grant)", () => {
+  // Clamped, "/../scratch/a" was "/scratch/a" and allowed.
+  assert.equal(
+    decidePermission(grants, "read", "/../scratch/a").decision,
+    "deny",
+  );
+  assert.equal(
+    decidePermission(grants, "write", "../../scratch/a").decision,
+    "deny",
+  );
+  // Control: climbing within the root still resolves.
+  assert.equal(
+    decidePermission(grants, "write", "../scratch/a").decision,
+    "allow",
+  );
+});
+
+Deno.test("decidePermission() quotes at most 200 characters of a value in its reason", () => {
+  const value = `/etc/${"a".repeat(10_000)}`;
+  const { decision, reason } = decidePermission(grants, "read", value);
+  assert.equal(decision, "deny");
+  assert.ok(reason.length < 400, `${reason.length}`);
+  assert.match(reason, /… \(10005 characters\)' is not granted/);
+});
+
+/** A broker on a temporary socket, with a raw client connected to it. */
+
+Deno.test("decidePermission() allows each kind only as far as its grant goes", () => {
+  const cases: [string, string | null, "allow" | "deny"][] = [
+    ["net", "api.example.com:443", "allow"],
+    ["net", "API.EXAMPLE.COM:443", "allow"],
+    ["net", "api.example.com:80", "deny"],
+    ["net", "example.org:443", "allow"],
+    ["net", "a.b.example.org:8443", "allow"],
+    ["net", "example.org.evil.test:443", "deny"],
+    ["net", "[::1]:8080", "allow"],
+    ["net", "[::1]:8081", "deny"],
+    ["net", null, "deny"],
+    ["env", "PLACEHOLDER", "allow"],
+    ["env", "HOME", "deny"],
+    ["env", null, "deny"],
+    ["run", "/bin/sh", "deny"],
+    ["ffi", "/lib/x.so", "deny"],
+    ["sys", "hostname", "deny"],
+    ["import", "https://example.com/x.ts", "deny"],
+    ["hrtime", null, "deny"],
+  ];
+  for (const [permission, value, expected] of cases) {
+    assert.equal(
+      decidePermission(grants, permission, value).decision,
+      expected,
+      `${permission} ${value}`,
+    );
+  }
+  // Control: a policy that allows any host allows any host.
+  assert.equal(
+    decidePermission({ ...grants, net: "all" }, "net", "x.test:1").decision,
+    "allow",
+  );
+});
+
+Deno.test("decidePermission() resolves <TMP> as the temp directory and refuses other placeholders", () => {
+  const withTmp = { ...grants, tmp: "/scratch/.tmp" };
+  assert.equal(decidePermission(withTmp, "write", "<TMP>/x").decision, "allow");
+  assert.equal(decidePermission(grants, "write", "<TMP>/x").decision, "deny");
+  assert.equal(decidePermission(withTmp, "read", "<HOME>/x").decision, "deny");
+});
+
+Deno.test("decidePermission() in learn mode allows and records all but subprocesses and FFI", () => {
+  for (const permission of ["read", "write", "net", "env", "sys"]) {
+    assert.equal(
+      decidePermission(grants, permission, "/etc/shadow", "learn").decision,
+      "allow",
+    );
+  }
+  assert.equal(decidePermission(grants, "run", "sh", "learn").decision, "deny");
+  assert.equal(decidePermission(grants, "ffi", null, "learn").decision, "deny");
+});
