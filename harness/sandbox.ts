@@ -11,6 +11,9 @@
  * what one run is made of lives in `_run/prepare.ts` (files, channels,
  * launch), `_run/supervise.ts` (limits, kill) and `_run/channels.ts`
  * (sockets); the waiting process of warm start in `_run/warm_pool.ts`.
+ * What is left (~700 lines, past the ~400 most modules keep to) is one
+ * class whose private state (live runs, pending launches, cleanup close()
+ * waits for) every method shares: split further, it would be passed around.
  *
  * @module
  */
