@@ -30,7 +30,8 @@ import type {
   WalkOptions,
   WriteFileOptions,
 } from "./fs_types.ts";
-import { join, normalise, toAbsolute, toPath, WORKDIR } from "./paths.ts";
+import { walkTree } from "./fs_walk.ts";
+import { join, toAbsolute, toPath, WORKDIR } from "./paths.ts";
 
 const NO_LINKS =
   "airlock never creates, reads or follows symlinks in the sandbox's files (a program could point one anywhere on the host)";
@@ -185,54 +186,7 @@ export class SandboxFs {
     if (options.followSymlinks) {
       unsupported("sandbox.fs.walk({ followSymlinks: true })", NO_LINKS);
     }
-    const {
-      maxDepth = Infinity,
-      includeFiles = true,
-      includeDirs = true,
-      includeSymlinks = true,
-      exts,
-      match,
-      skip,
-    } = options;
-    const wanted = (entry: WalkEntry): boolean =>
-      (entry.isFile
-        ? includeFiles
-        : entry.isDirectory
-        ? includeDirs
-        : includeSymlinks) &&
-      (!exts || !entry.isFile ||
-        exts.some((e) =>
-          entry.path.endsWith(e.startsWith(".") ? e : `.${e}`)
-        )) &&
-      (!match || match.some((r) => r.test(entry.path))) &&
-      !(skip?.some((r) => r.test(entry.path)));
-    const root = normalise(path);
-    const rootInfo = await this.stat(root);
-    const top: WalkEntry = {
-      path: root,
-      name: root.split("/").filter(Boolean).at(-1) ?? root,
-      isFile: rootInfo.isFile,
-      isDirectory: rootInfo.isDirectory,
-      isSymlink: rootInfo.isSymlink,
-    };
-    if (maxDepth < 0) return;
-    if (wanted(top)) yield top;
-    if (!top.isDirectory || maxDepth < 1) return;
-    const visit = async function* (
-      fs: SandboxFs,
-      dir: string,
-      depth: number,
-    ): AsyncGenerator<WalkEntry> {
-      for await (const entry of fs.readDir(dir)) {
-        const item = { ...entry, path: join(dir, entry.name) };
-        if (skip?.some((r) => r.test(item.path))) continue;
-        if (wanted(item)) yield item;
-        if (item.isDirectory && depth < maxDepth) {
-          yield* visit(fs, item.path, depth + 1);
-        }
-      }
-    };
-    yield* visit(this, root, 1);
+    yield* walkTree(this, path, options);
   }
 
   /** Unsupported (no glob matcher without JSR's `@std/path`). */
