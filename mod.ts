@@ -43,9 +43,20 @@ export type {
   PolicyInputEntry,
   PolicyInputMount,
 } from "./harness/policy_schema.ts";
+// The network policy's parts (NetworkPolicy refers to each).
 export type {
+  KeyValueMatch,
+  LocalResponse,
+  Match,
   NetworkPolicy,
   NetworkPolicyInput,
+  PathMatch,
+  ResponseRule,
+  Rule,
+  RuleInput,
+  Subnets,
+  TransformRule,
+  TransformRuleInput,
 } from "./injector/network_policy.ts";
 export { DEFAULT_LIMITS, type ResourceLimits } from "./runtime/limits.ts";
 
