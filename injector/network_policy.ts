@@ -2,7 +2,7 @@
  * The network policy compiled: secret references resolved, host patterns
  * parsed, and the one question asked of it at every request (or CONNECT):
  * may the sandbox reach this host and port, and under which rules? The
- * policy as written (schema and types) is in network_policy_schema.ts and
+ * policy as written (network_policy_schema.ts, network_policy_types.ts) is
  * re-exported here; rules are matched against a request by select_rules.ts.
  *
  * @example Usage
@@ -28,35 +28,42 @@ import {
 } from "./host_pattern.ts";
 import { credentialForms } from "./echo_guard.ts";
 import type {
-  LocalResponse,
-  Match,
-  NetworkPolicy,
-  Rule,
-} from "./network_policy_schema.ts";
+  CompiledNetworkPolicy,
+  CompiledRule,
+  Decision,
+} from "./compiled_policy.ts";
+import type { NetworkPolicy, Rule } from "./network_policy_types.ts";
 import {
   REDACTED,
   resolveSecretRefs,
   type SecretSources,
 } from "./secret_refs.ts";
 
+export type {
+  CompiledNetworkPolicy,
+  CompiledRule,
+  Decision,
+} from "./compiled_policy.ts";
 export {
-  type KeyValueMatch,
-  type LocalResponse,
-  type Match,
   MatchSchema,
-  type NetworkPolicy,
-  type NetworkPolicyInput,
   NetworkPolicyObjectSchema,
   NetworkPolicySchema,
-  type PathMatch,
-  type ResponseRule,
-  type Rule,
-  type RuleInput,
   RuleSchema,
-  type Subnets,
-  type TransformRule,
-  type TransformRuleInput,
 } from "./network_policy_schema.ts";
+export type {
+  KeyValueMatch,
+  LocalResponse,
+  Match,
+  NetworkPolicy,
+  NetworkPolicyInput,
+  PathMatch,
+  ResponseRule,
+  Rule,
+  RuleInput,
+  Subnets,
+  TransformRule,
+  TransformRuleInput,
+} from "./network_policy_types.ts";
 
 /**
  * Shortest secret the echo guard can recognise without redacting innocent
@@ -71,60 +78,27 @@ export {
  */
 export const MIN_SECRET_LENGTH = 8;
 
-/** A rule ready to evaluate, with secrets resolved. */
-export interface CompiledRule {
-  /** `pattern#index`, for audit records. */
-  id: string;
-  /** Which requests it applies to; undefined: every one. */
-  match: Match | undefined;
-  /** The compiled `match.path.regex`, if any. */
-  pathRegex: RegExp | undefined;
-  /** Headers to set (resolved values), for transform rules. */
-  headers: [string, string][] | null;
-  /** Whether the rule may inject over plain http. */
-  allowInsecure: boolean;
-  /** Local answer, for response rules. */
-  response: LocalResponse | null;
-  /** Whether the rule sets any header (credentials, for the cleartext rule). */
-  carriesSecret: boolean;
-  /**
-   * What the echo guard looks for in responses after this rule injected:
-   * each referenced secret on its own, and every injected value, literal
-   * or not, with the credential in it (see `credentialForms`), when at
-   * least {@linkcode MIN_SECRET_LENGTH} characters long.
-   */
-  secrets: string[];
-}
-
-/** The injector's decision about a destination. */
-export type Decision =
-  | { allowed: true; id: string; rules: readonly CompiledRule[] }
-  | { allowed: false; id: string; reason: string };
-
-/** A compiled policy: decides destinations and finds rules. */
-export interface CompiledNetworkPolicy {
-  /** The policy as given, with secret values replaced by `<redacted>`. */
-  readonly redacted: NetworkPolicy;
-  /** Subnets the address guard opens. */
-  readonly allowSubnets: readonly string[];
-  /** Subnets the address guard always refuses. */
-  readonly denySubnets: readonly string[];
-  /** Every resolved secret value (for the echo guard). */
-  readonly secretValues: readonly string[];
-  /** Host patterns for Deno's `--allow-net`, or null for any host. */
-  readonly denoNetGrants: readonly string[] | null;
-  /**
-   * Decides a destination by the CONNECT or absolute-form target, never by
-   * anything the sandbox says later.
-   */
-  decide(host: string, port: number): Decision;
-}
-
-/** A policy could not be compiled (bad value or unresolved secret). */
+/**
+ * A policy could not be compiled (bad value or unresolved secret).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compileNetworkPolicy, NetworkPolicyError } from "./network_policy.ts";
+ * assert.throws(
+ *   () => compileNetworkPolicy({ allow: { "a.example": [{ transform: [{ headers: { "x-k": "${env:AIRLOCK_UNSET_NAME}" } }], allowInsecure: false }] } }, { env: () => undefined }),
+ *   NetworkPolicyError,
+ * );
+ * ```
+ */
 export class NetworkPolicyError extends Error {
   /** Problems as path + message. */
   readonly issues: { path: string; message: string }[];
-  /** @param issues Every problem. */
+  /**
+   * Makes the error; its message lists every problem, one a line.
+   *
+   * @param issues Every problem.
+   */
   constructor(issues: { path: string; message: string }[]) {
     super(
       `Invalid network policy: ${issues.length} problem${

@@ -1,8 +1,9 @@
 /**
  * The network part of a sandbox policy as written (Vercel Sandbox's
  * `NetworkPolicy` shape): its schema, which refuses what the injector could
- * not enforce, and its types. `network_policy.ts` compiles it into the form
- * that decides each request.
+ * not enforce. Its types are in network_policy_types.ts (written out, so
+ * their documentation needs no zod); `network_policy.ts` compiles a policy
+ * into the form that decides each request.
  *
  * ```jsonc
  * "network": "deny-all"            // default: no egress at all
@@ -21,14 +22,14 @@
  * }
  * ```
  *
- * The types are written out rather than inferred from the schema, so their
- * documentation needs no zod; network_policy_schema_test.ts checks each one
- * equal to what the schema accepts or gives, so they cannot drift.
+ * network_policy_schema_test.ts checks each type equal to what the schema
+ * accepts or gives, so they cannot drift.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { type NetworkPolicy, NetworkPolicySchema } from "./network_policy_schema.ts";
+ * import { NetworkPolicySchema } from "./network_policy_schema.ts";
+ * import type { NetworkPolicy } from "./network_policy_types.ts";
  * const policy: NetworkPolicy = NetworkPolicySchema.parse({ allow: ["api.github.com"] });
  * assert.deepEqual(policy, { allow: ["api.github.com"] });
  * assert.equal(NetworkPolicySchema.safeParse({ allow: ["*.com"] }).success, false);
@@ -135,7 +136,18 @@ const KeyValueMatchSchema = z.strictObject({
   ),
 });
 
-/** Which requests a rule applies to; every given condition must hold. */
+/**
+ * Which requests a rule applies to; every given condition must hold.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MatchSchema } from "./network_policy_schema.ts";
+ *
+ * assert.ok(MatchSchema.safeParse({ methods: ["GET"], path: { startsWith: "/v1/" } }).success);
+ * assert.ok(!MatchSchema.safeParse({ path: { startsWith: "v1" } }).success);
+ * ```
+ */
 export const MatchSchema = z.strictObject({
   path: PathMatchSchema.optional(),
   methods: z.array(z.string().regex(TOKEN)).min(1).optional()
@@ -170,10 +182,40 @@ const ResponseRuleSchema = z.strictObject({
   }).describe("Answer locally; the request never leaves the injector"),
 });
 
-/** A rule: set headers (`transform`) or answer locally (`response`). */
+/**
+ * A rule: set headers (`transform`) or answer locally (`response`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RuleSchema } from "./network_policy_schema.ts";
+ *
+ * const rule = RuleSchema.parse({ transform: [{ headers: { "x-api-key": "${env:KEY}" } }] });
+ * assert.ok("transform" in rule && rule.allowInsecure === false);
+ * // CR/LF in a header value would forge headers on the wire.
+ * assert.ok(!RuleSchema.safeParse({ transform: [{ headers: { "x-a": "1\r\nx-b: 2" } }] }).success);
+ * ```
+ */
 export const RuleSchema = z.union([TransformRuleSchema, ResponseRuleSchema]);
 
-/** The object form of a network policy. */
+/**
+ * The object form of a network policy.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetworkPolicyObjectSchema } from "./network_policy_schema.ts";
+ *
+ * assert.deepEqual(NetworkPolicyObjectSchema.parse({}), { allow: [] });
+ * assert.ok(!NetworkPolicyObjectSchema.safeParse({ allow: ["*.vercel.app"] }).success);
+ * assert.ok(
+ *   NetworkPolicyObjectSchema.safeParse({
+ *     allow: ["*.vercel.app"],
+ *     allowPublicSuffixWildcards: true,
+ *   }).success,
+ * );
+ * ```
+ */
 export const NetworkPolicyObjectSchema = z.strictObject({
   allow: z.union([
     z.array(DomainPattern).describe("Allowed host patterns, no rules"),
@@ -205,7 +247,18 @@ export const NetworkPolicyObjectSchema = z.strictObject({
   // problem (publicSuffixIssues reads only well-formed entries).
 }, { when: () => true }));
 
-/** The network policy. */
+/**
+ * The network policy.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetworkPolicySchema } from "./network_policy_schema.ts";
+ *
+ * assert.equal(NetworkPolicySchema.parse("deny-all"), "deny-all");
+ * assert.ok(!NetworkPolicySchema.safeParse({ allow: ["intranet"] }).success);
+ * ```
+ */
 export const NetworkPolicySchema = z.union([
   z.literal("deny-all"),
   z.literal("allow-all"),
@@ -213,117 +266,3 @@ export const NetworkPolicySchema = z.union([
 ]).describe(
   "Egress policy: 'deny-all' (default), 'allow-all', or an allowlist of host patterns with rules",
 );
-
-/** A header (or query parameter) that must be present. */
-export interface KeyValueMatch {
-  /** Its name. */
-  key: string;
-  /** When absent, the key only has to be present. */
-  value?: string | undefined;
-}
-
-/** How a rule matches the request path (without the query). */
-export type PathMatch =
-  | {
-    /** The path, exactly. */
-    exact: string;
-  }
-  | {
-    /** A prefix of the path. */
-    startsWith: string;
-  }
-  | {
-    /** A regular expression the path must match. */
-    regex: string;
-  };
-
-/** Which requests a rule applies to; every given condition must hold. */
-export interface Match {
-  /** The request path (without the query): exactly, by prefix or regex. */
-  path?: PathMatch | undefined;
-  /** HTTP methods, compared case-insensitively. */
-  methods?: string[] | undefined;
-  /** Query parameters that must be present. */
-  query?: KeyValueMatch[] | undefined;
-  /** Request headers that must be present (names case-insensitive). */
-  headers?: KeyValueMatch[] | undefined;
-}
-
-/** What a `response` rule answers, locally. */
-export interface LocalResponse {
-  /** Its status, 200 to 599. */
-  statusCode: number;
-  /** Its headers (framing headers are the injector's own). */
-  headers?: Record<string, string> | undefined;
-  /** Its body. */
-  body?: string | undefined;
-  /** Its content type. */
-  contentType?: string | undefined;
-}
-
-/** A rule that answers locally: the request never leaves the injector. */
-export interface ResponseRule {
-  /** Which requests; default every one. */
-  match?: Match | undefined;
-  /** The answer. */
-  response: LocalResponse;
-}
-
-/** A rule that sets headers, as written. */
-export interface TransformRuleInput {
-  /** Which requests; default every one. */
-  match?: Match | undefined;
-  /**
-   * Headers to set, replacing any the sandbox sent under the same name (any
-   * letter case); values may reference `${env:NAME}` or `${secret:NAME}`.
-   */
-  transform: {
-    /** Header names and values. */
-    headers: Record<string, string>;
-  }[];
-  /** Also inject over plain http:// (clear text); default false. */
-  allowInsecure?: boolean | undefined;
-}
-
-/** A rule that sets headers, after defaults. */
-export interface TransformRule extends TransformRuleInput {
-  /** Whether it also injects over plain http:// (clear text). */
-  allowInsecure: boolean;
-}
-
-/** A rule as written: set headers (`transform`) or answer locally (`response`). */
-export type RuleInput = TransformRuleInput | ResponseRule;
-
-/** A rule after defaults. */
-export type Rule = TransformRule | ResponseRule;
-
-/** Private ranges the injector may, or may never, dial. */
-export interface Subnets {
-  /** Private ranges it may dial (loopback, link-local and metadata stay blocked). */
-  allow?: string[] | undefined;
-  /** Ranges never dialled; beats allow. */
-  deny?: string[] | undefined;
-}
-
-/**
- * A network policy as written: `"deny-all"` (the default), `"allow-all"`,
- * or an allowlist of host patterns, with rules or without.
- */
-export type NetworkPolicyInput = "deny-all" | "allow-all" | {
-  /** Allowed host patterns, or host patterns with their rules. */
-  allow?: string[] | Record<string, RuleInput[]> | undefined;
-  /** Accept wildcards over a public suffix (`*.github.io`); default false. */
-  allowPublicSuffixWildcards?: boolean | undefined;
-  /** Private ranges. */
-  subnets?: Subnets | undefined;
-};
-
-/** A network policy after defaults. */
-export type NetworkPolicy = "deny-all" | "allow-all" | {
-  /** Allowed host patterns, or host patterns with their rules. */
-  allow: string[] | Record<string, Rule[]>;
-  /** Whether wildcards over a public suffix are accepted. */
-  allowPublicSuffixWildcards?: boolean | undefined;
-  /** Private ranges. */
-  subnets?: Subnets | undefined;
-};

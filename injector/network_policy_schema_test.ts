@@ -1,21 +1,23 @@
 /**
- * The network policy's written-out types are the schema's own: each one is
- * checked equal, both ways, to what its schema accepts (`...Input`) or gives
- * (the rest). `deno test` type-checks this file, so a schema change the
- * types do not follow fails here.
+ * The network policy's written-out types (network_policy_types.ts) are the
+ * schema's own: each one is checked equal, both ways, to what its schema
+ * accepts (`...Input`) or gives (the rest). `deno test` type-checks this
+ * file, so a schema change the types do not follow fails here.
  */
 import assert from "node:assert/strict";
 import type { z } from "zod";
 import {
-  type Match,
   MatchSchema,
-  type NetworkPolicy,
-  type NetworkPolicyInput,
   NetworkPolicySchema,
-  type Rule,
-  type RuleInput,
   RuleSchema,
 } from "./network_policy_schema.ts";
+import type {
+  Match,
+  NetworkPolicy,
+  NetworkPolicyInput,
+  Rule,
+  RuleInput,
+} from "./network_policy_types.ts";
 
 /** True only when A and B are the same type (not merely assignable). */
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends

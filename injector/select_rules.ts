@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { CompiledRule } from "./network_policy.ts";
+import type { CompiledRule } from "./compiled_policy.ts";
 
 /**
  * The rules of `decision` that match a request, in order: every matching
