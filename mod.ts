@@ -113,7 +113,30 @@ export {
   SandboxIdentityPool,
 } from "./runtime/host_identity.ts";
 
-// The egress injector.
-export { Injector } from "./injector/injector.ts";
-export type { InjectorOptions } from "./injector/injector.ts";
-export type { ConnectTo, Resolver } from "./injector/resolver.ts";
+// The egress injector, and the types its API refers to.
+export {
+  type ActivePolicy,
+  AddressGuard,
+  type AddressGuardOptions,
+  type AddressVerdict,
+  type AuditSink,
+  type BindOptions,
+  type BlockReason,
+  CertificateAuthority,
+  type CertificateAuthorityOptions,
+  type CompiledNetworkPolicy,
+  type CompiledRule,
+  type ConnectTo,
+  type Decision,
+  type DialPolicy,
+  type EgressBinding,
+  type EgressScope,
+  type HostPattern,
+  Injector,
+  type InjectorOptions,
+  LeafCache,
+  type LeafCredentials,
+  type LeafOptions,
+  type Placeholder,
+  type Resolver,
+} from "./injector/mod.ts";

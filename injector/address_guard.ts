@@ -44,7 +44,21 @@ export interface Cidr {
   readonly source: string;
 }
 
-/** Why an address is refused. */
+/**
+ * Why an address is refused.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AddressGuard, type BlockReason } from "./address_guard.ts";
+ *
+ * const guard = new AddressGuard({ hostAddresses: [] });
+ * const reasons: BlockReason[] = ["::1", "169.254.169.254", "192.168.0.1"]
+ *   .map((ip) => guard.check(ip))
+ *   .flatMap((v) => v.allowed ? [] : [v.reason]);
+ * assert.deepEqual(reasons, ["loopback", "metadata", "private"]);
+ * ```
+ */
 export type BlockReason =
   | "loopback"
   | "unspecified"
@@ -59,12 +73,40 @@ export type BlockReason =
   | "denied-subnet"
   | "invalid";
 
-/** The guard's answer for one address. */
+/**
+ * The guard's answer for one address.
+ *
+ * @example Usage
+ * ```ts
+ * import { AddressGuard, type AddressVerdict } from "./address_guard.ts";
+ *
+ * const verdict: AddressVerdict = new AddressGuard({ hostAddresses: [] })
+ *   .check("127.0.0.1");
+ * console.log(verdict.allowed ? "dial" : `refused: ${verdict.reason}`); // refused: loopback
+ * ```
+ */
 export type AddressVerdict =
   | { allowed: true }
   | { allowed: false; reason: BlockReason };
 
-/** What to open, close, and count as this host. */
+/**
+ * What to open, close, and count as this host.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AddressGuard, type AddressGuardOptions } from "./address_guard.ts";
+ *
+ * const options: AddressGuardOptions = {
+ *   allowSubnets: ["10.1.0.0/16"],
+ *   denySubnets: ["10.1.2.0/24"],
+ *   hostAddresses: [],
+ * };
+ * const guard = new AddressGuard(options);
+ * assert.deepEqual(guard.check("10.1.1.1"), { allowed: true });
+ * assert.deepEqual(guard.check("10.1.2.1"), { allowed: false, reason: "denied-subnet" });
+ * ```
+ */
 export interface AddressGuardOptions {
   /** CIDRs that open private, shared or reserved ranges (never the others). */
   allowSubnets?: readonly string[];

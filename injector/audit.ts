@@ -11,7 +11,36 @@
  * @module
  */
 
-/** One egress event. */
+/**
+ * One egress event.
+ *
+ * @example Usage
+ * ```ts
+ * import type { EgressEvent } from "./audit.ts";
+ *
+ * const event: EgressEvent = {
+ *   time: "2025-01-01T00:00:00.000Z",
+ *   source: "injector",
+ *   kind: "request",
+ *   sandboxId: "sandbox-1",
+ *   method: "GET",
+ *   scheme: "https",
+ *   host: "api.example.com",
+ *   port: 443,
+ *   path: "/v1/models?key=<redacted>",
+ *   decision: "allow",
+ *   rule: "api.example.com",
+ *   appliedRules: ["api.example.com#0"],
+ *   injected: ["authorization"],
+ *   placeholders: [],
+ *   status: 200,
+ *   bytesOut: 0,
+ *   bytesIn: 512,
+ *   durationMs: 41.5,
+ * };
+ * console.log(`${event.decision} ${event.host}${event.path}`);
+ * ```
+ */
 export interface EgressEvent {
   /** ISO time the request started. */
   time: string;
@@ -67,7 +96,18 @@ export interface EgressEvent {
   redactions?: number;
 }
 
-/** Receives audit events. */
+/**
+ * Receives audit events.
+ *
+ * @example Usage
+ * ```ts
+ * import type { AuditSink, EgressEvent } from "./audit.ts";
+ *
+ * const events: EgressEvent[] = [];
+ * const sink: AuditSink = (event) => events.push(event);
+ * console.log(typeof sink);
+ * ```
+ */
 export type AuditSink = (event: EgressEvent) => void;
 
 /**

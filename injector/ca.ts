@@ -44,7 +44,26 @@ export { LeafCache, type LeafCredentials };
 
 x509.cryptoProvider.set(crypto);
 
-/** Options for {@linkcode CertificateAuthority.create}. */
+/**
+ * Options for {@linkcode CertificateAuthority.create}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   CertificateAuthority,
+ *   type CertificateAuthorityOptions,
+ * } from "./ca.ts";
+ *
+ * const options: CertificateAuthorityOptions = {
+ *   commonName: "airlock example CA",
+ *   validityDays: 1,
+ *   leafValidityDays: 0.5,
+ * };
+ * const ca = await CertificateAuthority.create(options);
+ * assert.match(ca.certificatePem, /BEGIN CERTIFICATE/);
+ * ```
+ */
 export interface CertificateAuthorityOptions {
   /**
    * The start of the CA's common name; a short random id is appended so two
@@ -68,7 +87,20 @@ export interface CertificateAuthorityOptions {
   leafValidityDays?: number;
 }
 
-/** Options for {@linkcode CertificateAuthority.leafFor}. */
+/**
+ * Options for {@linkcode CertificateAuthority.leafFor}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CertificateAuthority, LeafCache, type LeafOptions } from "./ca.ts";
+ *
+ * const ca = await CertificateAuthority.create();
+ * const options: LeafOptions = { cache: new LeafCache() };
+ * await ca.leafFor("api.example.test", options);
+ * assert.equal(options.cache?.size, 1);
+ * ```
+ */
 export interface LeafOptions {
   /** Where to keep the leaf; default: the CA's own cache. */
   cache?: LeafCache;

@@ -26,7 +26,18 @@ export class HostError extends TypeError {
   override name = "HostError";
 }
 
-/** What a canonical host is. */
+/**
+ * What a canonical host is.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalHost, type HostKind, hostKind } from "./canonical_host.ts";
+ *
+ * const kind: HostKind = hostKind(canonicalHost("2852039166"));
+ * assert.equal(kind, "ipv4"); // 169.254.169.254
+ * ```
+ */
 export type HostKind = "domain" | "ipv4" | "ipv6";
 
 /**

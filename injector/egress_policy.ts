@@ -39,6 +39,20 @@ const HostPatternString = z.string().superRefine((text, ctx) => {
  * Placeholder secrets: the program sees an opaque stand-in in the named
  * environment variable; the injector swaps it for the real value in request
  * headers, only over TLS, only toward `hosts`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PlaceholderSecretsSchema } from "./egress_policy.ts";
+ *
+ * assert.ok(PlaceholderSecretsSchema.safeParse({
+ *   API_KEY: { hosts: ["api.example.com"], value: "${env:API_KEY}" },
+ * }).success);
+ * // A secret without hosts would go anywhere.
+ * assert.ok(!PlaceholderSecretsSchema.safeParse({
+ *   API_KEY: { hosts: [], value: "${env:API_KEY}" },
+ * }).success);
+ * ```
  */
 export const PlaceholderSecretsSchema = z.record(
   z.string().regex(ENV_NAME, "must be an environment variable name"),
@@ -52,7 +66,18 @@ export const PlaceholderSecretsSchema = z.record(
   }),
 ).describe("Placeholder secrets by environment variable name");
 
-/** How upstreams are reached. */
+/**
+ * How upstreams are reached.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UpstreamSchema } from "./egress_policy.ts";
+ *
+ * assert.deepEqual(UpstreamSchema.parse({}), { connectTo: [], caCerts: [] });
+ * assert.ok(!UpstreamSchema.safeParse({ connectTo: ["api.example.com"] }).success);
+ * ```
+ */
 export const UpstreamSchema = z.strictObject({
   connectTo: z.array(
     z.string().superRefine((text, ctx) => {
@@ -70,12 +95,71 @@ export const UpstreamSchema = z.strictObject({
   ),
 }).describe("How the injector reaches upstreams");
 
-/** Placeholder secrets as written. */
-export type PlaceholderSecrets = z.output<typeof PlaceholderSecretsSchema>;
-/** Upstream settings as written. */
-export type UpstreamSettings = z.output<typeof UpstreamSchema>;
+/**
+ * Placeholder secrets after validation, by environment variable name
+ * (written out rather than inferred from the schema so their docs need no
+ * zod; egress_policy_test.ts checks them equal).
+ *
+ * @example Usage
+ * ```ts
+ * import type { PlaceholderSecrets } from "./egress_policy.ts";
+ *
+ * const secrets: PlaceholderSecrets = {
+ *   OPENAI_API_KEY: { hosts: ["api.openai.com"], value: "${env:OPENAI_API_KEY}" },
+ * };
+ * console.log(Object.keys(secrets)); // the sandbox sees a stand-in in each
+ * ```
+ */
+export type PlaceholderSecrets = Record<string, {
+  /** Hosts the real value may be sent to. */
+  hosts: string[];
+  /** The value, usually a reference: `${env:NAME}` or `${secret:NAME}`. */
+  value: string;
+}>;
 
-/** Harness-level inputs to compilation. */
+/**
+ * How upstreams are reached, after defaults.
+ *
+ * @example Usage
+ * ```ts
+ * import type { UpstreamSettings } from "./egress_policy.ts";
+ *
+ * const upstream: UpstreamSettings = {
+ *   connectTo: ["api.example.test:443:127.0.0.1:8443"],
+ *   caCerts: ["./test-ca.pem"],
+ * };
+ * console.log(upstream.connectTo);
+ * ```
+ */
+export interface UpstreamSettings {
+  /** `HOST1:PORT1:HOST2:PORT2` mappings, as curl's `--connect-to`. */
+  connectTo: string[];
+  /** PEM files of extra CAs trusted for upstream TLS. */
+  caCerts: string[];
+}
+
+/**
+ * Harness-level inputs to compilation.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CompileContext, compileEgressPolicy } from "./egress_policy.ts";
+ * import { systemResolver } from "./resolver.ts";
+ *
+ * const context: CompileContext = {
+ *   sources: { secrets: { TOKEN: "sk-example-0123456789" } },
+ *   resolver: systemResolver,
+ * };
+ * const { active, placeholderEnv } = await compileEgressPolicy({
+ *   network: { allow: ["api.example.com"] },
+ *   secrets: { TOKEN: { hosts: ["api.example.com"], value: "${secret:TOKEN}" } },
+ *   upstream: { connectTo: [], caCerts: [] },
+ * }, context);
+ * assert.match(placeholderEnv.TOKEN ?? "", /^airlock-placeholder-TOKEN-/);
+ * assert.equal(active.placeholders[0]?.value, "sk-example-0123456789");
+ * ```
+ */
 export interface CompileContext {
   /** Where secret references resolve. */
   sources: SecretSources;

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import type { z } from "zod";
 import {
   compileEgressPolicy,
+  type PlaceholderSecrets,
   PlaceholderSecretsSchema,
   UpstreamSchema,
+  type UpstreamSettings,
   withNetworkPolicy,
 } from "./egress_policy.ts";
 import {
@@ -256,4 +259,23 @@ Deno.test("withNetworkPolicy() throws NetworkPolicyError for an unresolved refer
     NetworkPolicyError,
   );
   assert.equal(active.network.decide("a.example.com", 443).allowed, true);
+});
+
+/** True only when A and B are the same type (not merely assignable). */
+type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends
+  (<X>() => X extends B ? 1 : 2) ? true : false;
+
+Deno.test("PlaceholderSecrets and UpstreamSettings are what their schemas give", () => {
+  const checks: true[] = [
+    true as Equal<
+      PlaceholderSecrets,
+      z.output<typeof PlaceholderSecretsSchema>
+    >,
+    true as Equal<UpstreamSettings, z.output<typeof UpstreamSchema>>,
+  ];
+  const inputForOutput: Equal<
+    UpstreamSettings,
+    z.input<typeof UpstreamSchema>
+  > = false;
+  assert.deepEqual([checks.length, inputForOutput], [2, false]);
 });

@@ -42,7 +42,21 @@ import { quote } from "./_quote.ts";
 
 export { canonicalHost, HostError, type HostKind, hostKind };
 
-/** A parsed entry of an allow or deny list; build it with {@linkcode parseHostPattern}. */
+/**
+ * A parsed entry of an allow or deny list; build it with {@linkcode parseHostPattern}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type HostPattern, parseHostPattern } from "./host_pattern.ts";
+ *
+ * const pattern: HostPattern = parseHostPattern("*.example.com");
+ * assert.deepEqual(
+ *   { kind: pattern.kind, host: pattern.host, port: pattern.port },
+ *   { kind: "wildcard", host: "example.com", port: null },
+ * );
+ * ```
+ */
 export interface HostPattern {
   /** The text the pattern was parsed from, for messages and audit. */
   readonly source: string;

@@ -22,7 +22,24 @@ import { type ActivePolicy, serveConnection } from "./proxy_session.ts";
 import { type Resolver, systemResolver } from "./resolver.ts";
 import { UpstreamPool } from "./upstream.ts";
 
-/** Options for {@linkcode Injector.create}. */
+/**
+ * Options for {@linkcode Injector.create}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Injector, type InjectorOptions } from "./injector.ts";
+ * import { CertificateAuthority } from "./ca.ts";
+ *
+ * const options: InjectorOptions = {
+ *   ca: await CertificateAuthority.create(),
+ *   // Every name resolves to a documentation address (tests, examples).
+ *   resolver: () => Promise.resolve(["192.0.2.10"]),
+ * };
+ * await using injector = await Injector.create(options);
+ * assert.equal(injector.ca, options.ca);
+ * ```
+ */
 export interface InjectorOptions {
   /** Name resolution for upstreams; default: the system resolver. */
   resolver?: Resolver;
@@ -30,7 +47,36 @@ export interface InjectorOptions {
   ca?: CertificateAuthority;
 }
 
-/** What one run's socket serves. */
+/**
+ * What one run's socket serves.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { BindOptions } from "./injector.ts";
+ * import { AddressGuard } from "./address_guard.ts";
+ * import { learnNetworkPolicy } from "./network_policy.ts";
+ * import { systemResolver } from "./resolver.ts";
+ *
+ * const options: BindOptions = {
+ *   socketPath: "/tmp/airlock-example/run-1.sock",
+ *   sandboxId: "sandbox-1",
+ *   runId: "run-1",
+ *   policy: () => ({
+ *     network: learnNetworkPolicy(),
+ *     placeholders: [],
+ *     dial: {
+ *       resolver: systemResolver,
+ *       connectTo: [],
+ *       guard: new AddressGuard({ hostAddresses: [] }),
+ *       caCerts: [],
+ *     },
+ *   }),
+ *   audit: (event) => console.log(event.decision, event.host),
+ * };
+ * assert.equal(options.policy().network.decide("example.com", 443).allowed, true);
+ * ```
+ */
 export interface BindOptions {
   /** Host path of the unix socket to create. */
   socketPath: string;
@@ -51,7 +97,39 @@ export interface BindOptions {
   scope?: EgressScope;
 }
 
-/** A live socket serving one run. */
+/**
+ * A live socket serving one run.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Injector } from "./injector.ts";
+ * import { learnNetworkPolicy } from "./network_policy.ts";
+ * import { AddressGuard } from "./address_guard.ts";
+ * import { systemResolver } from "./resolver.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using injector = await Injector.create();
+ * const binding = await injector.bind({
+ *   socketPath: `${dir}/egress.sock`,
+ *   sandboxId: "sandbox-1",
+ *   policy: () => ({
+ *     network: learnNetworkPolicy(),
+ *     placeholders: [],
+ *     dial: {
+ *       resolver: systemResolver,
+ *       connectTo: [],
+ *       guard: new AddressGuard({ hostAddresses: [] }),
+ *       caCerts: [],
+ *     },
+ *   }),
+ *   audit: () => {},
+ * });
+ * assert.equal((await Deno.stat(binding.socketPath)).mode! & 0o777, 0o600);
+ * await binding.close(); // the run's requests are all in the audit trail now
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface EgressBinding {
   /** The socket's host path. */
   readonly socketPath: string;

@@ -7,7 +7,19 @@
  * @module
  */
 
-/** TLS server credentials for one host, in the PEM form `node:tls` takes. */
+/**
+ * TLS server credentials for one host, in the PEM form `node:tls` takes.
+ *
+ * @example Usage
+ * ```ts
+ * import tls from "node:tls";
+ * import { CertificateAuthority, type LeafCredentials } from "./ca.ts";
+ *
+ * const ca = await CertificateAuthority.create();
+ * const leaf: LeafCredentials = await ca.leafFor("api.example.test");
+ * tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
+ * ```
+ */
 export interface LeafCredentials {
   /** The leaf certificate (signed by the CA), PEM. */
   readonly certPem: string;

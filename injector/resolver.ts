@@ -28,10 +28,38 @@ import { quote } from "./_quote.ts";
  * is always a fully qualified name without its trailing dot: a resolver
  * must never complete it with search domains ({@linkcode systemResolver}
  * asks DNS for `host.`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Resolver } from "./resolver.ts";
+ *
+ * // A fixed table, as tests use: unknown names do not resolve.
+ * const table: Record<string, string[]> = { "api.example.test": ["127.0.0.1"] };
+ * const resolver: Resolver = (host) =>
+ *   table[host]
+ *     ? Promise.resolve(table[host])
+ *     : Promise.reject(new Error(`Cannot resolve '${host}'`));
+ * assert.deepEqual(await resolver("api.example.test"), ["127.0.0.1"]);
+ * ```
  */
 export type Resolver = (host: string) => Promise<string[]>;
 
-/** One `--connect-to` entry: requests for `host:port` go to `toHost:toPort`. */
+/**
+ * One `--connect-to` entry: requests for `host:port` go to `toHost:toPort`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ConnectTo, parseConnectTo } from "./resolver.ts";
+ *
+ * const entry: ConnectTo = parseConnectTo("api.example.test:443:127.0.0.1:8443");
+ * assert.deepEqual(
+ *   { host: entry.host, port: entry.port, to: `${entry.toHost}:${entry.toPort}` },
+ *   { host: "api.example.test", port: 443, to: "127.0.0.1:8443" },
+ * );
+ * ```
+ */
 export interface ConnectTo {
   /** The canonical request host, or `null` for any host. */
   readonly host: string | null;
@@ -107,7 +135,21 @@ function parseHostsFile(text: string): Map<string, string[]> {
   return names;
 }
 
-/** Options of {@linkcode createSystemResolver}; the defaults are the system's. */
+/**
+ * Options of {@linkcode createSystemResolver}; the defaults are the system's.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createSystemResolver, type SystemResolverOptions } from "./resolver.ts";
+ *
+ * const options: SystemResolverOptions = {
+ *   hostsFile: "/nonexistent",
+ *   lookup: () => Promise.resolve([{ address: "192.0.2.1" }]),
+ * };
+ * assert.deepEqual(await createSystemResolver(options)("a.example"), ["192.0.2.1"]);
+ * ```
+ */
 export interface SystemResolverOptions {
   /** The hosts file consulted first; default `/etc/hosts`. */
   hostsFile?: string;

@@ -7,7 +7,24 @@
  * @module
  */
 
-/** Where references are resolved from. */
+/**
+ * Where references are resolved from.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveSecretRefs, type SecretSources } from "./secret_refs.ts";
+ *
+ * const sources: SecretSources = {
+ *   secrets: { TOKEN: "sk-example-0123456789" },
+ *   env: () => undefined,
+ * };
+ * assert.equal(
+ *   resolveSecretRefs("Bearer ${secret:TOKEN}", sources).value,
+ *   "Bearer sk-example-0123456789",
+ * );
+ * ```
+ */
 export interface SecretSources {
   /** `${secret:NAME}` values. */
   secrets?: Readonly<Record<string, string>>;
@@ -17,7 +34,23 @@ export interface SecretSources {
 
 const REFERENCE = /\$\{(env|secret):([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
-/** The value shown wherever a policy is read back. */
+/**
+ * The value shown wherever a policy is read back.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REDACTED } from "./secret_refs.ts";
+ * import { redactNetworkPolicy } from "./network_policy.ts";
+ *
+ * const shown = redactNetworkPolicy({
+ *   allow: {
+ *     "a.example": [{ transform: [{ headers: { authorization: "Bearer x" } }], allowInsecure: false }],
+ *   },
+ * });
+ * assert.ok(JSON.stringify(shown).includes(REDACTED));
+ * ```
+ */
 export const REDACTED = "<redacted>";
 
 /**

@@ -14,7 +14,23 @@ import type { HostPattern } from "./host_pattern.ts";
 import type { CompiledNetworkPolicy } from "./network_policy.ts";
 import type { DialPolicy, UpstreamPool } from "./upstream.ts";
 
-/** A placeholder secret: the sandbox holds `token`; `value` goes on the wire. */
+/**
+ * A placeholder secret: the sandbox holds `token`; `value` goes on the wire.
+ *
+ * @example Usage
+ * ```ts
+ * import type { Placeholder } from "./session_context.ts";
+ * import { parseHostPattern } from "./host_pattern.ts";
+ *
+ * const placeholder: Placeholder = {
+ *   name: "API_KEY",
+ *   token: "airlock-placeholder-API_KEY-0123456789abcdef",
+ *   value: "sk-live-0123456789abcdef",
+ *   hosts: [{ pattern: parseHostPattern("api.example.com"), value: true }],
+ * };
+ * console.log(placeholder.name); // the sandbox sees only the token
+ * ```
+ */
 export interface Placeholder {
   /** Environment variable name the sandbox sees it under. */
   name: string;
@@ -26,7 +42,30 @@ export interface Placeholder {
   hosts: { pattern: HostPattern; value: true }[];
 }
 
-/** The policy in force for one binding, re-read at every request. */
+/**
+ * The policy in force for one binding, re-read at every request.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ActivePolicy } from "./session_context.ts";
+ * import { AddressGuard } from "./address_guard.ts";
+ * import { compileNetworkPolicy } from "./network_policy.ts";
+ * import { systemResolver } from "./resolver.ts";
+ *
+ * const active: ActivePolicy = {
+ *   network: compileNetworkPolicy({ allow: ["api.example.com"] }, {}),
+ *   placeholders: [],
+ *   dial: {
+ *     resolver: systemResolver,
+ *     connectTo: [],
+ *     guard: new AddressGuard({ hostAddresses: [] }),
+ *     caCerts: [],
+ *   },
+ * };
+ * assert.equal(active.network.decide("evil.example", 443).allowed, false);
+ * ```
+ */
 export interface ActivePolicy {
   /** Destinations and rules. */
   network: CompiledNetworkPolicy;

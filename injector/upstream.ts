@@ -28,7 +28,29 @@ export interface UpstreamTarget {
   tls: boolean;
 }
 
-/** How to reach upstreams for one binding. */
+/**
+ * How to reach upstreams for one binding.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DialPolicy } from "./upstream.ts";
+ * import { AddressGuard } from "./address_guard.ts";
+ * import { parseConnectTo, systemResolver } from "./resolver.ts";
+ *
+ * const dial: DialPolicy = {
+ *   resolver: systemResolver,
+ *   // Requests for api.example.test:443 go to a local test server.
+ *   connectTo: [parseConnectTo("api.example.test:443:127.0.0.1:8443")],
+ *   guard: new AddressGuard({ hostAddresses: [] }),
+ *   caCerts: [],
+ * };
+ * assert.deepEqual(dial.guard.check("169.254.169.254"), {
+ *   allowed: false,
+ *   reason: "metadata",
+ * });
+ * ```
+ */
 export interface DialPolicy {
   /** Name resolution. */
   resolver: Resolver;
