@@ -25,11 +25,25 @@ const MAX_PROGRAM_FILES = 2_000;
 const MAX_PROGRAM_BYTES = 16 * 1024 * 1024;
 const RELATIVE_IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*["'](?:\.{1,2}\/|\/)/;
 
-/** `sandbox.deno`. */
+/**
+ * `sandbox.deno`: programs, eval and REPLs as airlock runs of the session.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const deno = new LocalDeno(session, (member) => assertOpen(member));
+ * const child = await deno.run({ code: "console.log(1)", stdout: "piped" });
+ * ```
+ */
 export class LocalDeno implements SandboxDeno {
   #session: Session;
   #open: (member: string) => void;
 
+  /**
+   * Made by `Sandbox`.
+   *
+   * @param session The sandbox's session.
+   * @param open Throws when the client is closed (called with the member used).
+   */
   constructor(session: Session, open: (member: string) => void) {
     this.#session = session;
     this.#open = open;
@@ -128,12 +142,27 @@ export class LocalDeno implements SandboxDeno {
   }
 }
 
-/** `sandbox.env`. */
+/**
+ * `sandbox.env`: what programs see; placeholders are read from a program.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const env = new LocalEnv(session, deno, (member) => assertOpen(member));
+ * console.log(await env.toObject());
+ * ```
+ */
 export class LocalEnv implements SandboxEnv {
   #session: Session;
   #deno: SandboxDeno;
   #open: (member: string) => void;
 
+  /**
+   * Made by `Sandbox`.
+   *
+   * @param session The sandbox's session.
+   * @param deno Its `sandbox.deno` (to read placeholders with `eval`).
+   * @param open Throws when the client is closed (called with the member used).
+   */
   constructor(
     session: Session,
     deno: SandboxDeno,

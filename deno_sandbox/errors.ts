@@ -40,16 +40,16 @@ export class AirlockUnsupportedError extends Error {
 /**
  * Throws {@linkcode AirlockUnsupportedError}.
  *
+ * @param member The member, as written in SDK code.
+ * @param why Why, and what to do instead.
+ * @returns Never.
+ *
  * @example Usage
  * ```ts
  * import { unsupported } from "./errors.ts";
  * import assert from "node:assert/strict";
  * assert.throws(() => unsupported("sandbox.sh", "no shell"), /sandbox\.sh/);
  * ```
- *
- * @param member The member, as written in SDK code.
- * @param why Why, and what to do instead.
- * @returns Never.
  */
 export function unsupported(member: string, why: string): never {
   throw new AirlockUnsupportedError(member, why);
@@ -355,26 +355,47 @@ export class ApiError extends Error {
 /**
  * A promise rejected with {@linkcode AirlockUnsupportedError}.
  *
+ * @param member The member, as written in SDK code.
+ * @param why Why airlock cannot provide it, and what to do instead.
+ * @returns The rejected promise.
+ *
  * @example Usage
  * ```ts
  * import { rejectUnsupported } from "./errors.ts";
  * import assert from "node:assert/strict";
  * await assert.rejects(rejectUnsupported("sandbox.fetch()", "no agent"), /fetch/);
  * ```
- *
- * @param member The member, as written in SDK code.
- * @param why Why airlock cannot provide it, and what to do instead.
- * @returns The rejected promise.
  */
 export function rejectUnsupported<T>(member: string, why: string): Promise<T> {
   return Promise.reject(new AirlockUnsupportedError(member, why));
 }
 
-/** Why a sandbox runs no shell and no other binary. */
+/**
+ * Why a sandbox runs no shell and no other binary.
+ *
+ * @example Usage
+ * ```ts ignore
+ * unsupported("sandbox.sh", NO_SHELL);
+ * ```
+ */
 export const NO_SHELL =
   "the sandbox contains only the Deno runtime (no shell, no other binaries); run programs with sandbox.deno.run()";
-/** Why Deno Deploy's members are unsupported. */
+/**
+ * Why Deno Deploy's members are unsupported.
+ *
+ * @example Usage
+ * ```ts ignore
+ * unsupported("sandbox.deploy()", NO_DEPLOY);
+ * ```
+ */
 export const NO_DEPLOY = "there is no Deno Deploy locally";
-/** Why nothing can connect into a sandbox. */
+/**
+ * Why nothing can connect into a sandbox.
+ *
+ * @example Usage
+ * ```ts ignore
+ * unsupported("sandbox.exposeHttp()", NO_INBOUND);
+ * ```
+ */
 export const NO_INBOUND =
   "a sandbox has its own network namespace and accepts no inbound connections";

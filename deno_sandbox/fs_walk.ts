@@ -9,7 +9,15 @@
 import type { DirEntry, FileInfo, WalkEntry, WalkOptions } from "./fs_types.ts";
 import { join, normalise } from "./paths.ts";
 
-/** What a walk reads: `sandbox.fs`'s `stat` and `readDir`. */
+/**
+ * What a walk reads: `sandbox.fs`'s `stat` and `readDir`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const fs: WalkableFs = sandbox.fs;
+ * for await (const entry of walkTree(fs, ".", { maxDepth: 1 })) console.log(entry.name);
+ * ```
+ */
 export interface WalkableFs {
   /** Describes a path (without following a symlink). */
   stat(path: string): Promise<FileInfo>;
@@ -22,17 +30,17 @@ export interface WalkableFs {
  * depth-first, filtered by `options`; symlinks are listed, never followed
  * (`followSymlinks` is refused by the caller).
  *
+ * @param fs Where to read.
+ * @param path The root (relative paths start at /scratch).
+ * @param options `@std/fs/walk`'s options.
+ * @returns The entries, paths joined to the root as given.
+ *
  * @example Usage
  * ```ts ignore
  * for await (const entry of walkTree(sandbox.fs, "src", { exts: [".ts"] })) {
  *   console.log(entry.path);
  * }
  * ```
- *
- * @param fs Where to read.
- * @param path The root (relative paths start at /scratch).
- * @param options `@std/fs/walk`'s options.
- * @returns The entries, paths joined to the root as given.
  */
 export async function* walkTree(
   fs: WalkableFs,

@@ -18,9 +18,25 @@ import {
 } from "./errors.ts";
 import type { SandboxOptions, SecretConfig } from "./types.ts";
 
-/** The longest wall clock airlock allows one run (24 h). */
+/**
+ * The longest wall clock airlock allows one run (24 h).
+ *
+ * @example Usage
+ * ```ts
+ * import { MAX_RUN_MS } from "./options.ts";
+ * console.log(MAX_RUN_MS / 3_600_000); // 24
+ * ```
+ */
 export const MAX_RUN_MS = 86_400_000;
-/** The SDK's default memory. */
+/**
+ * The SDK's default memory.
+ *
+ * @example Usage
+ * ```ts
+ * import { DEFAULT_MEMORY_MB } from "./options.ts";
+ * console.log(DEFAULT_MEMORY_MB); // 1280
+ * ```
+ */
 export const DEFAULT_MEMORY_MB = 1280;
 
 const TIMEOUT_HELP = 'Examples of valid timeout: "session", "600s", "15m"';
@@ -32,6 +48,16 @@ const TIMEOUT_HELP = 'Examples of valid timeout: "session", "600s", "15m"';
  * @param timeout The option.
  * @returns Milliseconds, or null for "session".
  * @throws {InvalidTimeoutError} For anything else, or a duration of zero.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseTimeout } from "./options.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(parseTimeout("30s"), 30_000);
+ * assert.equal(parseTimeout("5m"), 300_000);
+ * assert.equal(parseTimeout("session"), null);
+ * assert.throws(() => parseTimeout("1h"), /Invalid timeout/);
+ * ```
  */
 export function parseTimeout(timeout: string | undefined): number | null {
   if (timeout === undefined || timeout === "session") return null;
@@ -87,6 +113,15 @@ const MEMORY_RANGE = { min: 768, max: 4096 };
  * @param value Bytes, or `"1GiB"`, `"1280MiB"`, `"2GB"`...
  * @returns MiB.
  * @throws {InvalidMemoryError} For a bad format or a value outside 768..4096 MiB.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseMemory } from "./options.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(parseMemory("1GiB"), 1024);
+ * assert.equal(parseMemory("2GB"), 1907);
+ * assert.throws(() => parseMemory("64MiB"), /out of range/);
+ * ```
  */
 export function parseMemory(value: Memory): number {
   let bytes: number;
@@ -128,7 +163,16 @@ const UNSUPPORTED_OPTIONS = {
   port: NO_INBOUND,
   ssh: NO_INBOUND,
 } as const;
-/** The SDK's options, checked: what `Sandbox.create` needs besides the mapping. */
+/**
+ * The SDK's options, checked: what `Sandbox.create` needs besides the mapping.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkOptions, type CheckedOptions } from "./options.ts";
+ * const checked: CheckedOptions = checkOptions({ timeout: "5m" });
+ * console.log(checked.lifetimeMs, checked.memoryMb); // 300000 1280
+ * ```
+ */
 export interface CheckedOptions {
   /** The sandbox's lifetime, or null for "session" (until `close()`). */
   lifetimeMs: number | null;
@@ -150,6 +194,16 @@ export interface CheckedOptions {
  * @throws {InvalidTimeoutError} For a bad `timeout`.
  * @throws {InvalidMemoryError} For a bad `memory`.
  * @throws {TypeError} For a secret that is not `{ hosts, value }`.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkOptions } from "./options.ts";
+ * import assert from "node:assert/strict";
+ * const checked = checkOptions({ memory: "1GiB", secrets: { KEY: { hosts: ["a.example.com"], value: "v" } } });
+ * assert.equal(checked.memoryMb, 1024);
+ * assert.deepEqual(checked.secrets.map(([name]) => name), ["KEY"]);
+ * assert.throws(() => checkOptions({ ssh: true }), /ssh/);
+ * ```
  */
 export function checkOptions(options: SandboxOptions): CheckedOptions {
   const { airlock = {}, ...sdk } = options;
@@ -188,6 +242,17 @@ export function checkOptions(options: SandboxOptions): CheckedOptions {
  * @param checked What {@linkcode checkOptions} returned for them.
  * @param caCerts Upstream CA files (see {@linkcode materialiseCaCerts}).
  * @returns Options for airlock's `Sandbox.create`.
+ *
+ * @example Usage
+ * ```ts
+ * import { airlockSandboxOptions, checkOptions } from "./options.ts";
+ * import assert from "node:assert/strict";
+ * const options = { secrets: { KEY: { hosts: ["a.example.com"], value: "real" } } };
+ * const airlock = airlockSandboxOptions(options, checkOptions(options), []);
+ * // The policy names the secret; only `secrets` holds its value.
+ * assert.deepEqual(airlock.policy?.secrets, { KEY: { hosts: ["a.example.com"], value: "${secret:KEY}" } });
+ * assert.deepEqual(airlock.secrets, { KEY: "real" });
+ * ```
  */
 export function airlockSandboxOptions(
   options: SandboxOptions,
@@ -230,6 +295,18 @@ export function airlockSandboxOptions(
  * @param allowNet The SDK option.
  * @param secrets The secrets.
  * @returns The airlock network policy.
+ *
+ * @example Usage
+ * ```ts
+ * import { networkPolicy } from "./options.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(networkPolicy(undefined, []), "allow-all");
+ * assert.equal(networkPolicy([], []), "deny-all");
+ * assert.deepEqual(networkPolicy(["10.0.0.5:8080"], [["K", { hosts: ["a.example.com"], value: "v" }]]), {
+ *   allow: ["10.0.0.5:8080", "a.example.com"],
+ *   subnets: { allow: ["10.0.0.5/32"] },
+ * });
+ * ```
  */
 export function networkPolicy(
   allowNet: string[] | undefined,
@@ -255,7 +332,24 @@ export function networkPolicy(
   };
 }
 
-/** CA entries given as PEM text become temporary files (read once, at creation). */
+/**
+ * CA entries given as PEM text become temporary files (the harness reads
+ * them once, at creation); file paths pass through.
+ *
+ * @param entries PEM file paths, or PEM text.
+ * @returns The file paths, and how to remove the temporary files.
+ *
+ * @example Usage
+ * ```ts
+ * import { materialiseCaCerts } from "./options.ts";
+ * const ca = await materialiseCaCerts(["/etc/ssl/certs/my-ca.pem"]);
+ * try {
+ *   console.log(ca.paths); // PEM text would be a temporary file's path
+ * } finally {
+ *   await ca.cleanup();
+ * }
+ * ```
+ */
 export async function materialiseCaCerts(
   entries: readonly string[],
 ): Promise<{ paths: string[]; cleanup(): Promise<void> }> {

@@ -8,7 +8,15 @@
  * @module
  */
 
-/** The sandbox path relative paths start from. */
+/**
+ * The sandbox path relative paths start from.
+ *
+ * @example Usage
+ * ```ts
+ * import { WORKDIR } from "./paths.ts";
+ * console.log(WORKDIR); // "/scratch"
+ * ```
+ */
 export const WORKDIR = "/scratch";
 
 /**
@@ -16,6 +24,14 @@ export const WORKDIR = "/scratch";
  *
  * @param path A string or a `file:` URL.
  * @returns The path.
+ *
+ * @example Usage
+ * ```ts
+ * import { toPath } from "./paths.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(toPath(new URL("file:///scratch/my%20file.ts")), "/scratch/my file.ts");
+ * assert.throws(() => toPath(new URL("https://example.com/x")), TypeError);
+ * ```
  */
 export function toPath(path: string | URL): string {
   if (path instanceof URL) {
@@ -34,6 +50,14 @@ export function toPath(path: string | URL): string {
  *
  * @param path A sandbox path.
  * @returns Normalised and absolute.
+ *
+ * @example Usage
+ * ```ts
+ * import { toAbsolute } from "./paths.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(toAbsolute("src/../main.ts"), "/scratch/main.ts");
+ * assert.equal(toAbsolute("../../etc"), "/etc"); // outside /scratch: the fs refuses it
+ * ```
  */
 export function toAbsolute(path: string): string {
   return normalise(path.startsWith("/") ? path : `${WORKDIR}/${path}`);
@@ -44,6 +68,15 @@ export function toAbsolute(path: string): string {
  *
  * @param path A sandbox path.
  * @returns `"dir/main.ts"`, or null.
+ *
+ * @example Usage
+ * ```ts
+ * import { relativeToWorkdir } from "./paths.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(relativeToWorkdir("/scratch/dir/main.ts"), "dir/main.ts");
+ * assert.equal(relativeToWorkdir("."), "");
+ * assert.equal(relativeToWorkdir("../main.ts"), null);
+ * ```
  */
 export function relativeToWorkdir(path: string): string | null {
   const absolute = toAbsolute(path);
@@ -59,6 +92,12 @@ export function relativeToWorkdir(path: string): string | null {
  * @param dir A sandbox path.
  * @param name A name in it.
  * @returns The normalised path.
+ *
+ * @example Usage
+ * ```ts
+ * import { join } from "./paths.ts";
+ * console.log(join("/scratch/a", "../b")); // "/scratch/b"
+ * ```
  */
 export function join(dir: string, name: string): string {
   return normalise(`${dir}/${name}`);
@@ -70,6 +109,15 @@ export function join(dir: string, name: string): string {
  *
  * @param path A sandbox path.
  * @returns The normalised path (`.` for an empty relative one).
+ *
+ * @example Usage
+ * ```ts
+ * import { normalise } from "./paths.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(normalise("/a/../../b//./c"), "/b/c");
+ * assert.equal(normalise("../a/./b"), "../a/b");
+ * assert.equal(normalise("a/.."), ".");
+ * ```
  */
 export function normalise(path: string): string {
   const absolute = path.startsWith("/");

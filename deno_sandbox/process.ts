@@ -45,25 +45,54 @@ export interface ChildProcessOutput {
   readonly stderrText: string | null;
 }
 
-/** Where a stream goes: to the caller, to this process's own stdio, or nowhere. */
+/**
+ * Where a stream goes: to the caller, to this process's own stdio, or nowhere.
+ *
+ * @example Usage
+ * ```ts
+ * import type { StdioMode } from "./process.ts";
+ * const mode: StdioMode = "piped";
+ * console.log(mode);
+ * ```
+ */
 export type StdioMode = "piped" | "inherit" | "null";
 
-/** Internal: what a process object is made from. */
+/**
+ * Internal: what a process object is made from.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const init: ProcessInit = { pid: 1, run, stdout: "piped", stderr: "inherit", stdinPiped: false };
+ * const child = new DenoProcess(PROCESS_TOKEN, init);
+ * ```
+ */
 export interface ProcessInit {
+  /** The process's number within its sandbox. */
   pid: number;
+  /** The airlock run. */
   run: SandboxProcess;
+  /** Where the run's stdout goes. */
   stdout: StdioMode;
+  /** Where the run's stderr goes. */
   stderr: StdioMode;
   /** The stdout to route instead of the run's own (the REPL's, frames removed). */
   stdoutSource?: ReadableStream<Uint8Array>;
   /** Whether the caller gets the run's stdin. */
   stdinPiped: boolean;
+  /** Aborting kills the process. */
   signal?: AbortSignal;
 }
 
 const INTERNAL = Symbol("airlock deno_sandbox internal");
 
-/** Internal token for the constructors (not exported by `deno_sandbox.ts`). */
+/**
+ * Internal token for the constructors (not exported by `mod.ts`).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const child = new DenoProcess(PROCESS_TOKEN, init);
+ * ```
+ */
 export const PROCESS_TOKEN: symbol = INTERNAL;
 
 /**

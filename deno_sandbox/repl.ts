@@ -23,6 +23,12 @@ import { decodeValue, encodeValue } from "./tagged_json.ts";
  * `{ id, op: "call", fn, args }` or `{ op: "close" }`.
  *
  * @returns JavaScript for `sandbox.run({ code })`.
+ *
+ * @example Usage
+ * ```ts
+ * import { replDriverSource } from "./repl.ts";
+ * console.log(replDriverSource().startsWith('import vm from "node:vm"')); // true
+ * ```
  */
 export function replDriverSource(): string {
   return `import vm from "node:vm";
@@ -83,6 +89,13 @@ Deno.exit(0);
  * @param code The input.
  * @param asExpression Compile `(code)` (for `call`'s function).
  * @returns Script text for `vm.runInThisContext`.
+ *
+ * @example Usage
+ * ```ts
+ * import { compileReplInput } from "./repl.ts";
+ * console.log(await compileReplInput("const n: number = 1")); // "const n = 1;\n"
+ * console.log(await compileReplInput("{ a: 1 }")); // an object, not a block
+ * ```
  */
 export async function compileReplInput(
   code: string,
@@ -123,6 +136,17 @@ function replSyntaxError(error: unknown): SyntaxError {
  * @param marker The frame marker.
  * @param onFrame Receives each frame's JSON text.
  * @returns The program's own output.
+ *
+ * @example Usage
+ * ```ts
+ * import { splitFrames } from "./repl.ts";
+ * import assert from "node:assert/strict";
+ * const frames: string[] = [];
+ * const source = new Blob(["hello <M>{\"id\":1}\nworld"]).stream();
+ * const output = splitFrames(source, "<M>", (json) => frames.push(json));
+ * assert.equal(await new Response(output).text(), "hello world");
+ * assert.deepEqual(frames, ['{"id":1}']);
+ * ```
  */
 export function splitFrames(
   source: ReadableStream<Uint8Array>,
@@ -206,7 +230,15 @@ function partialSuffix(bytes: Uint8Array, needle: Uint8Array): number {
   return 0;
 }
 
-/** Requests to one driver and their answers. */
+/**
+ * Requests to one driver and their answers.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const channel = new ReplChannel(run.stdin, marker);
+ * console.log(await channel.request({ op: "eval", code: "1 + 1" })); // 2
+ * ```
+ */
 export class ReplChannel {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #pending = new Map<
@@ -218,6 +250,8 @@ export class ReplChannel {
   #encoder = new TextEncoder();
 
   /**
+   * Starts the channel: sends the marker as the first line.
+   *
    * @param stdin The driver's stdin.
    * @param marker The frame marker (sent first).
    */
@@ -248,7 +282,12 @@ export class ReplChannel {
     await this.#writer.close().catch(() => {});
   }
 
-  /** @param json One frame from the driver. */
+  /**
+   * Settles the request a frame answers (frames that answer none are
+   * dropped: the program can print anything).
+   *
+   * @param json One frame from the driver.
+   */
   onFrame(json: string): void {
     let reply: {
       id?: number;
@@ -276,7 +315,11 @@ export class ReplChannel {
     waiter.reject(error);
   }
 
-  /** @param reason Why no more answers will come. */
+  /**
+   * Rejects every pending request and every later one.
+   *
+   * @param reason Why no more answers will come.
+   */
   end(reason: Error): void {
     this.#ended ??= reason;
     for (const waiter of this.#pending.values()) waiter.reject(this.#ended);
@@ -290,7 +333,14 @@ export class ReplChannel {
   }
 }
 
-/** Internal: what a REPL is made from. */
+/**
+ * Internal: what a REPL is made from.
+ *
+ * @example Usage
+ * ```ts ignore
+ * new DenoRepl(PROCESS_TOKEN, { ...processInit, marker });
+ * ```
+ */
 export interface ReplInit extends ProcessInit {
   /** The marker the driver frames its answers with. */
   marker: string;

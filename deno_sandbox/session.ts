@@ -10,20 +10,45 @@ import type { Sandbox as AirlockSandbox } from "../harness/sandbox.ts";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** One airlock sandbox and the clients attached to it. */
+/**
+ * One airlock sandbox and the clients attached to it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const session: Session = sessions.get(sandbox.id)!;
+ * console.log(session.deadline, session.secretNames);
+ * ```
+ */
 export interface Session {
+  /** The airlock sandbox. */
   inner: AirlockSandbox;
+  /** When the sandbox is destroyed (epoch ms), or null for "session". */
   deadline: number | null;
+  /** The deadline's timer. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Each run's longest wall clock. */
   capMs: number;
+  /** The SDK's `env` (what `sandbox.env` answers without asking a program). */
   plainEnv: Record<string, string>;
+  /** The secrets' variable names (their placeholders are read from a program). */
   secretNames: string[];
+  /** Each attached client's way to mark itself closed. */
   clients: Set<() => void>;
+  /** The next process number. */
   nextPid: number;
+  /** Set once the session is being destroyed; resolves when it is gone. */
   destroying: Promise<void> | null;
 }
 
-/** Live sessions by sandbox id (for `Sandbox.connect`). */
+/**
+ * Live sessions by sandbox id (for `Sandbox.connect`).
+ *
+ * @example Usage
+ * ```ts
+ * import { sessions } from "./session.ts";
+ * console.log(sessions.size); // 0 until a Sandbox is created
+ * ```
+ */
 export const sessions: Map<string, Session> = new Map();
 
 /**
@@ -31,6 +56,11 @@ export const sessions: Map<string, Session> = new Map();
  *
  * @param session The session.
  * @param deadline Epoch milliseconds.
+ *
+ * @example Usage
+ * ```ts ignore
+ * schedule(session, Date.now() + 60_000); // destroyed a minute from now
+ * ```
  */
 export function schedule(session: Session, deadline: number): void {
   clearTimeout(session.timer);
@@ -54,6 +84,11 @@ export function schedule(session: Session, deadline: number): void {
  *
  * @param session The session.
  * @returns Resolves once everything is gone.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await destroy(session); // every client closed, every run killed, every file deleted
+ * ```
  */
 export function destroy(session: Session): Promise<void> {
   session.destroying ??= (async () => {
@@ -70,6 +105,11 @@ export function destroy(session: Session): Promise<void> {
  *
  * @param session The session.
  * @returns Milliseconds.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const run = await session.inner.spawn({ code, timeoutMs: runTimeout(session) });
+ * ```
  */
 export function runTimeout(session: Session): number {
   if (session.deadline === null) return session.capMs;

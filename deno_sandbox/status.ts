@@ -92,7 +92,15 @@ const SIGNAL_NUMBERS: Partial<Record<Signal, number>> = {
   SIGSYS: 31,
 };
 
-/** Signals `kill()` accepts: each ends the run (always by SIGKILL of its sandbox). */
+/**
+ * Signals `kill()` accepts: each ends the run (always by SIGKILL of its sandbox).
+ *
+ * @example Usage
+ * ```ts
+ * import { ENDING } from "./status.ts";
+ * console.log(ENDING.has("SIGTERM"), ENDING.has("SIGUSR1")); // true false
+ * ```
+ */
 export const ENDING: ReadonlySet<Signal> = new Set<Signal>([
   "SIGTERM",
   "SIGKILL",
@@ -140,6 +148,20 @@ function signalled(signal: Signal, oom = false): ChildProcessStatus {
  * @param s airlock's status of the run.
  * @param requested The signal `kill()` was asked for first, if any.
  * @returns The SDK's status.
+ *
+ * @example Usage
+ * ```ts
+ * import { toStatus } from "./status.ts";
+ * import type { RunStatus } from "../harness/run_result.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(toStatus({ reason: "oom" } as RunStatus, null), {
+ *   success: false,
+ *   code: 137,
+ *   signal: "SIGKILL",
+ *   oom: true,
+ * });
+ * assert.equal(toStatus({ reason: "killed" } as RunStatus, "SIGINT").code, 130);
+ * ```
  */
 export function toStatus(
   s: RunStatus,

@@ -18,6 +18,14 @@
  * @param value Any structured-cloneable value.
  * @returns JSON-safe data.
  * @throws {TypeError} For functions, symbols, promises and cycles.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeValue, encodeValue } from "./tagged_json.ts";
+ * import assert from "node:assert/strict";
+ * const value = new Map([["when", new Date(0)]]);
+ * assert.deepEqual(decodeValue(JSON.parse(JSON.stringify(encodeValue(value)))), value);
+ * ```
  */
 export function encodeValue(value: unknown): unknown {
   const seen = new Set<object>();
@@ -109,6 +117,17 @@ export function encodeValue(value: unknown): unknown {
  * @param data Parsed JSON.
  * @returns The value.
  * @throws {TypeError} For malformed data.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeValue } from "./tagged_json.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(decodeValue({ $: "BigInt", v: "12" }), 12n);
+ * // An own "__proto__" key stays a key: no prototype is set.
+ * const decoded = decodeValue({ $: "Object", v: [["__proto__", { $: "Object", v: [] }]] });
+ * assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
+ * assert.throws(() => decodeValue({ $: "Function" }), TypeError);
+ * ```
  */
 export function decodeValue(data: unknown): unknown {
   const bad = (why: string): never => {
