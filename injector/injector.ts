@@ -16,7 +16,8 @@
 
 import net from "node:net";
 import type { AuditSink } from "./audit.ts";
-import { type CertificateAuthority, LeafCache } from "./ca.ts";
+import type { CertificateAuthority } from "./ca.ts";
+import { LeafCache } from "./leaf_cache.ts";
 import { DRAIN_MS, ExchangeLog } from "./_exchanges.ts";
 import { type ActivePolicy, serveConnection } from "./proxy_session.ts";
 import { type Resolver, systemResolver } from "./resolver.ts";
