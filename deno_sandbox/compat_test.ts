@@ -819,6 +819,14 @@ Deno.test("sandbox.fs: SDK shapes on /scratch; no path outside it, no symlink fo
     /only paths under \/scratch/,
   );
   await assert.rejects(fs.readTextFile("../../etc/passwd"), /leaves \/scratch/);
+  // A path climbing above / is refused, never clamped back into /scratch
+  // (clamping would name a file the caller never wrote down).
+  await assert.rejects(fs.realPath("/../scratch/copy.txt"), /climbs above/);
+  await assert.rejects(Array.fromAsync(fs.walk("/../scratch")), /climbs above/);
+  await assert.rejects(
+    sandbox.deno.run({ entrypoint: "/../scratch/copy.txt" }),
+    /only files under \/scratch/,
+  );
   // A symlink left in the sandbox's files is never followed by the harness
   // (planted from the host: Deno's --allow-write=/scratch cannot make one).
   await Deno.symlink("/etc/passwd", `${sandbox.airlock.scratchPath}/link.txt`);

@@ -4,7 +4,7 @@
  *
  * Paths: relative ones are relative to /scratch, which stands in for the
  * SDK's working directory (it is the programs' cwd); absolute ones must be
- * under /scratch. airlock never follows a symlink the sandbox made and
+ * under /scratch; one that climbs above `/` is refused (`paths.ts`). airlock never follows a symlink the sandbox made and
  * refuses file operations while a run of the sandbox is live; those rules
  * hold here too (so `stat` does not follow symlinks, and symlinks cannot be
  * made, read or uploaded).

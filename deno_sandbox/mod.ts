@@ -49,7 +49,7 @@
  * - **Files**: the sandbox's files are airlock's scratch directory, always
  *   granted, mounted at /scratch, which is the programs' working directory.
  *   Relative SDK paths are relative to /scratch; absolute ones must be
- *   under it. Symlinks are never followed, made or read, and file
+ *   under it (a path climbing above `/` is refused, never clamped). Symlinks are never followed, made or read, and file
  *   operations are refused while a run of the sandbox is live.
  * - **Programs**: `deno.run({ entrypoint })` bundles the entry and its
  *   relative imports from the files under /scratch (read through airlock's

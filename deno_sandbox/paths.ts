@@ -2,11 +2,16 @@
  * Sandbox paths in the `@deno/sandbox`-compatible API: path arguments
  * (strings or `file:` URLs) to strings, and relative paths to /scratch, the
  * sandbox's working directory (the programs' cwd, where the SDK's relative
- * paths start). airlock's own `SandboxFs` decides what a path may reach;
- * these helpers only spell paths.
+ * paths start). Normal forms come from the harness's one normaliser
+ * (`harness/paths.ts`): a path that climbs above `/` is refused, never
+ * clamped back into /scratch. airlock's own `SandboxFs` decides what a
+ * path may reach; these helpers only spell paths.
  *
  * @module
  */
+
+import { SandboxFsError } from "../harness/errors.ts";
+import { normalisePath } from "../harness/paths.ts";
 
 /**
  * The sandbox path relative paths start from.
@@ -50,24 +55,27 @@ export function toPath(path: string | URL): string {
  *
  * @param path A sandbox path.
  * @returns Normalised and absolute.
+ * @throws {SandboxFsError} When the path climbs above `/`.
  *
  * @example Usage
  * ```ts
  * import { toAbsolute } from "./paths.ts";
  * import assert from "node:assert/strict";
  * assert.equal(toAbsolute("src/../main.ts"), "/scratch/main.ts");
- * assert.equal(toAbsolute("../../etc"), "/etc"); // outside /scratch: the fs refuses it
+ * assert.equal(toAbsolute("../etc"), "/etc"); // outside /scratch: the fs refuses it
+ * assert.throws(() => toAbsolute("../../etc"), /climbs above/);
  * ```
  */
 export function toAbsolute(path: string): string {
-  return normalise(path.startsWith("/") ? path : `${WORKDIR}/${path}`);
+  return refuseClimbing(path, normalisePath(path, { cwd: WORKDIR }));
 }
 
 /**
- * The path relative to /scratch, or null when it is outside.
+ * The path relative to /scratch, or null when it is outside (or climbs
+ * above `/`).
  *
  * @param path A sandbox path.
- * @returns `"dir/main.ts"`, or null.
+ * @returns `"dir/main.ts"`, `""` for /scratch itself, or null.
  *
  * @example Usage
  * ```ts
@@ -76,10 +84,12 @@ export function toAbsolute(path: string): string {
  * assert.equal(relativeToWorkdir("/scratch/dir/main.ts"), "dir/main.ts");
  * assert.equal(relativeToWorkdir("."), "");
  * assert.equal(relativeToWorkdir("../main.ts"), null);
+ * assert.equal(relativeToWorkdir("/../scratch/main.ts"), null); // never clamped
  * ```
  */
 export function relativeToWorkdir(path: string): string | null {
-  const absolute = toAbsolute(path);
+  const absolute = normalisePath(path, { cwd: WORKDIR });
+  if (absolute === null) return null;
   if (absolute === WORKDIR) return "";
   return absolute.startsWith(`${WORKDIR}/`)
     ? absolute.slice(WORKDIR.length + 1)
@@ -87,16 +97,20 @@ export function relativeToWorkdir(path: string): string | null {
 }
 
 /**
- * Joins a name to a directory path.
+ * Joins a name to a directory path, in normal form (a relative directory
+ * stays relative).
  *
  * @param dir A sandbox path.
  * @param name A name in it.
  * @returns The normalised path.
+ * @throws {SandboxFsError} When the result climbs above `/`.
  *
  * @example Usage
  * ```ts
  * import { join } from "./paths.ts";
- * console.log(join("/scratch/a", "../b")); // "/scratch/b"
+ * import assert from "node:assert/strict";
+ * assert.equal(join("/scratch/a", "../b"), "/scratch/b");
+ * assert.equal(join(".", "main.ts"), "main.ts");
  * ```
  */
 export function join(dir: string, name: string): string {
@@ -104,29 +118,34 @@ export function join(dir: string, name: string): string {
 }
 
 /**
- * Removes `.`, `..` and repeated slashes (an absolute path never climbs
- * above `/`; a relative one keeps its leading `..`).
+ * Removes `.`, `..` and repeated slashes; a relative path stays relative
+ * (its leading `..` kept: /scratch resolves it later).
  *
  * @param path A sandbox path.
  * @returns The normalised path (`.` for an empty relative one).
+ * @throws {SandboxFsError} When an absolute path climbs above `/`.
  *
  * @example Usage
  * ```ts
  * import { normalise } from "./paths.ts";
  * import assert from "node:assert/strict";
- * assert.equal(normalise("/a/../../b//./c"), "/b/c");
+ * assert.equal(normalise("/a/../b//./c"), "/b/c");
  * assert.equal(normalise("../a/./b"), "../a/b");
  * assert.equal(normalise("a/.."), ".");
+ * assert.throws(() => normalise("/../scratch"), /climbs above/);
  * ```
  */
 export function normalise(path: string): string {
-  const absolute = path.startsWith("/");
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === ".." && parts.length > 0 && parts.at(-1) !== "..") parts.pop();
-    else if (part !== ".." || !absolute) parts.push(part);
+  return refuseClimbing(path, normalisePath(path, { relative: "keep" }));
+}
+
+function refuseClimbing(path: string, normal: string | null): string {
+  // Clamping '/../scratch/x' back to /scratch/x would reach a file its
+  // writer never named; airlock's SandboxFs refuses such paths too.
+  if (normal === null) {
+    throw new SandboxFsError(
+      `Cannot use '${path}': it climbs above the sandbox's root (only paths under ${WORKDIR} are reachable)`,
+    );
   }
-  const joined = parts.join("/");
-  return absolute ? `/${joined}` : joined || ".";
+  return normal;
 }
