@@ -91,10 +91,10 @@
 // and deadline) and options.ts (the SDK's options checked and mapped onto an
 // airlock sandbox); types.ts (the SDK's option types); deno.ts and
 // deno_types.ts (sandbox.deno, sandbox.env); process.ts and status.ts
-// (processes, exit status); repl.ts and tagged_json.ts (the REPL, and how
-// values cross); fs.ts, fs_types.ts, fs_walk.ts and paths.ts (sandbox.fs);
-// errors.ts, kill.ts and deploy.ts (the SDK's other exports). Inside the
-// folder, airlock's own classes are imported as AirlockSandbox,
+// (processes, exit status); repl.ts, repl_channel.ts and tagged_json.ts (the
+// REPL, and how values cross); fs.ts, fs_types.ts, fs_walk.ts and paths.ts
+// (sandbox.fs); errors.ts, kill.ts and deploy.ts (the SDK's other exports).
+// Inside the folder, airlock's own classes are imported as AirlockSandbox,
 // AirlockSandboxFs and AirlockSandboxOptions.
 
 export { Sandbox, VsCode } from "./sandbox.ts";
