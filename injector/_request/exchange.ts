@@ -78,7 +78,10 @@ export interface ProxyExchange extends Received {
   upstreamHead: Uint8Array;
   /** Body bytes sent upstream so far. */
   bytesOut: number;
-  /** The upstream's status once its response head is in. */
+  /**
+   * The upstream's status once its response head is in (recorded even if
+   * the program is gone before it is relayed).
+   */
   answered: number | null;
   /** Whether a response head is on its way to the program. */
   headSent: boolean;
@@ -193,9 +196,8 @@ export interface Refusal {
 }
 
 /**
- * Refuses the request: records why and answers the program. After a
- * refusal the request body (if any) is still in the stream; the connection
- * can only continue if there is none to skip.
+ * Refuses the request: records why and answers the program, and closes
+ * the connection unless it can carry the next request.
  *
  * @param x The exchange, with its request framing known.
  * @param refusal What to say.
@@ -212,6 +214,8 @@ export async function refuse(
 ): Promise<boolean> {
   const { status, code, message, rule, decision = "deny" } = refusal;
   record(x, { decision, rule, reason: message, status });
+  // After a refusal, the request body (if any) is still in the stream; the
+  // connection can only continue if there is none to skip.
   const close = x.framing.kind !== "none" || wantsClose(x.request);
   await writeRefusal(x.client, status, code, message, close);
   return !close;

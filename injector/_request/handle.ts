@@ -6,7 +6,25 @@
  *
  * The phases share one record, the {@linkcode ProxyExchange}; each lives in
  * its own module beside this one, its security checks next to the comments
- * naming the attacks they stop.
+ * naming the attacks they stop. The checks, in order:
+ *
+ * 1. decide.ts: a framing two parsers could read two ways (smuggling); a
+ *    target that is not the one asked for (Host or SNI mismatch, CONNECT
+ *    inside a tunnel); dot segments (path-rule bypass); TRACE (XST); the
+ *    policy's decision on the target.
+ * 2. rules.ts: a `response` rule answers locally, nothing goes out.
+ * 3. inject.ts: no credential over plain http unless the rule says so;
+ *    injected headers replace the program's in any letter case;
+ *    placeholders only toward their hosts and over TLS; only codings the
+ *    echo guard can read, and no byte ranges, for a credentialed request.
+ * 4. forward.ts: nothing dialled or sent for a run that has ended; a pooled
+ *    connection only of this sandbox and this credential; every resolved
+ *    address through the address guard (in the pool's dial; an operator's
+ *    `connectTo` mapping is dialled as given).
+ * 5. relay.ts: echoed secrets redacted in header names and values, bodies
+ *    and WebSocket frames; a coding or extension the guard cannot read
+ *    refused before the first byte; only standard reason phrases; errors
+ *    that quote nothing of the upstream.
  *
  * @module
  */
