@@ -27,6 +27,7 @@
  * @module
  */
 
+import { normalisePath } from "../harness/paths.ts";
 import { z } from "zod";
 import { parseJsonc } from "../harness/_jsonc.ts";
 import {
@@ -320,7 +321,14 @@ export async function loadServerConfig(
   ) => parseConnectTo(text));
   const caCerts: string[] = [];
   for (const [index, file] of (config.upstream?.caCerts ?? []).entries()) {
-    const absolute = normalise(resolve(file));
+    const absolute = normalisePath(resolve(file));
+    if (absolute === null) {
+      issues.push({
+        path: `upstream.caCerts.${index}`,
+        message: `cannot use '${file}': it climbs above /`,
+      });
+      continue;
+    }
     try {
       const pem = await Deno.readTextFile(absolute);
       if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
@@ -501,15 +509,4 @@ function under(prefix: string, issue: PolicyIssue): PolicyIssue {
 function directoryOf(path: string): string {
   const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
   return absolute.slice(0, absolute.lastIndexOf("/")) || "/";
-}
-
-/** `/a/./b/../c` as `/a/c` (as the policy parser stores CA paths). */
-function normalise(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }

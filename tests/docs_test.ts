@@ -8,7 +8,14 @@
 import assert from "node:assert/strict";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const LIBRARY_DIRS = ["runtime", "harness", "injector"];
+const LIBRARY_DIRS = [
+  "runtime",
+  "harness",
+  "injector",
+  "audit",
+  "http",
+  "deno_sandbox",
+];
 
 async function deno(args: string[]): Promise<{ code: number; out: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
