@@ -87,6 +87,14 @@ export interface SandboxOptions {
    * in force is `sandbox.quotaMode`; `deno task doctor` reports it.
    */
   scratchFs?: ScratchFsRequest;
+  /**
+   * The node (server) that holds the sandbox, carried in its id as
+   * `sbx-<node>-<random>`, so a router can send the sandbox's requests to
+   * that node with no shared state. A DNS label: lower-case letters, digits
+   * and '-', at most 63 characters, not starting or ending with '-'.
+   * Default: none (`sbx-<random>`).
+   */
+  node?: string;
 }
 
 /** What to run and how. */

@@ -181,10 +181,11 @@ export class Sandbox implements AsyncDisposable {
    * @throws {InputError} When an input is missing or unreadable.
    */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const id = sandboxId(options.node);
     const parts = await setupSandbox(options);
     try {
       const sandbox = new Sandbox({
-        id: `sbx-${randomHex(6)}`,
+        id,
         ...parts,
         options,
       });
@@ -696,6 +697,23 @@ async function readAll(
   stream: ReadableStream<Uint8Array>,
 ): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A DNS label: what a node name may be (it becomes part of a host name). */
+const NODE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A fresh sandbox id, naming its node when one is given. The node name is
+ * checked even though the operator sets it: it reaches routers and URLs.
+ */
+function sandboxId(node: string | undefined): string {
+  if (node === undefined) return `sbx-${randomHex(6)}`;
+  if (!NODE_NAME.test(node)) {
+    throw new TypeError(
+      `Cannot use node name '${node}' in sandbox ids: use 1-63 lower-case letters, digits or '-', not starting or ending with '-'`,
+    );
+  }
+  return `sbx-${node}-${randomHex(6)}`;
 }
 
 function randomHex(bytes: number): string {
