@@ -186,23 +186,26 @@ export class ChildProcess extends EventTarget implements AsyncDisposable {
    * sandbox (no signal handler runs); the status reports the signal asked
    * for. Signals that would not end a process are refused.
    *
+   * Resolves once the run has ended (its processes gone, its status
+   * settled), so the next `sandbox.fs` call, which airlock refuses while a
+   * run is live, goes through. (The SDK resolves once the signal is sent.)
+   *
    * @param signal Default SIGTERM.
-   * @returns Resolves once the kill is sent (not when the process is gone).
+   * @returns Resolves when the process is gone.
    */
-  kill(signal: Signal = "SIGTERM"): Promise<void> {
+  async kill(signal: Signal = "SIGTERM"): Promise<void> {
     if (!ENDING.has(signal)) {
-      return Promise.reject(
-        new AirlockUnsupportedError(
-          `kill("${signal}")`,
-          `airlock can only end a run (SIGKILL of its sandbox); it cannot deliver ${signal} to a live program. Use one of ${
-            [...ENDING].join(", ")
-          }`,
-        ),
+      throw new AirlockUnsupportedError(
+        `kill("${signal}")`,
+        `airlock can only end a run (SIGKILL of its sandbox); it cannot deliver ${signal} to a live program. Use one of ${
+          [...ENDING].join(", ")
+        }`,
       );
     }
     this.#requested ??= signal;
     this.#run.kill();
-    return Promise.resolve();
+    // airlock's run status settles only after the run is no longer live.
+    await this.#status.catch(() => {});
   }
 
   /**
