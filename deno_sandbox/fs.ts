@@ -31,6 +31,7 @@ import type {
   WriteFileOptions,
 } from "./fs_types.ts";
 import { walkTree } from "./fs_walk.ts";
+import { download, upload } from "./fs_transfer.ts";
 import { join, toAbsolute, toPath, WORKDIR } from "./paths.ts";
 
 const NO_LINKS =
@@ -233,61 +234,24 @@ export class SandboxFs {
     return path;
   }
 
-  /** Copies a host file or directory tree into the sandbox (`dest/<basename>` for a directory). */
-  async upload(
-    localPath: string | URL,
-    sandboxPath: string | URL,
-  ): Promise<void> {
-    const local = await Deno.realPath(localPath);
-    const target = toPath(sandboxPath);
-    const info = await Deno.lstat(local);
-    if (info.isFile) {
-      await this.writeFile(target, await Deno.readFile(local));
-      return;
-    }
-    if (!info.isDirectory) return;
-    const put = async (from: string, to: string): Promise<void> => {
-      await this.mkdir(to);
-      for await (const entry of Deno.readDir(from)) {
-        const source = `${from}/${entry.name}`;
-        const dest = join(to, entry.name);
-        if (entry.isSymlink) {
-          unsupported(
-            `sandbox.fs.upload() of the symlink '${source}'`,
-            NO_LINKS,
-          );
-        }
-        if (entry.isDirectory) await put(source, dest);
-        else if (entry.isFile) {
-          await this.writeFile(dest, await Deno.readFile(source));
-        }
-      }
-    };
-    await put(local, join(target, local.split("/").at(-1)!));
+  /**
+   * Copies a host file to `sandboxPath`, or a host directory tree to
+   * `sandboxPath/<its name>` (the SDK's layout; `sandboxPath` is created
+   * when missing). A symlink in the tree refuses the upload before anything
+   * is written.
+   */
+  upload(localPath: string | URL, sandboxPath: string | URL): Promise<void> {
+    return upload(this, localPath, sandboxPath);
   }
 
-  /** Copies a sandbox file or directory tree to the host (`dest/<basename>` for a directory). */
-  async download(
-    sandboxPath: string | URL,
-    localPath: string | URL,
-  ): Promise<void> {
-    const source = await this.realPath(sandboxPath);
-    const local = localPath instanceof URL ? localPath : String(localPath);
-    const info = await this.stat(source);
-    if (info.isFile) {
-      await Deno.writeFile(local, await this.readFile(source));
-      return;
-    }
-    if (!info.isDirectory) return;
-    const base = source.slice(0, source.lastIndexOf("/")) || "/";
-    const localRoot = local instanceof URL ? local.pathname : local;
-    for await (const entry of this.walk(source)) {
-      const dest = `${localRoot}/${entry.path.slice(base.length + 1)}`;
-      if (entry.isDirectory) await Deno.mkdir(dest);
-      else if (entry.isFile) {
-        await Deno.writeFile(dest, await this.readFile(entry.path));
-      }
-    }
+  /**
+   * Copies a sandbox file to `localPath`, or a sandbox directory tree to
+   * `localPath/<its name>` (the SDK's layout; `localPath` is created when
+   * missing). A symlink in the tree refuses the download before anything is
+   * written.
+   */
+  download(sandboxPath: string | URL, localPath: string | URL): Promise<void> {
+    return download(this, sandboxPath, localPath);
   }
 
   /** Unsupported. */

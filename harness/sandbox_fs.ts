@@ -268,9 +268,8 @@ export class SandboxFs {
     fn: (host: string) => Promise<T>,
   ): Promise<T> {
     return this.#host.lock.hold(async () => {
-      const host = await this.#resolve(path, op);
       try {
-        return await fn(host);
+        return await fn(await this.#resolve(path, op));
       } catch (error) {
         if (isNoSpace(error)) {
           // The scratch filesystem itself refused (ENOSPC).
@@ -278,7 +277,10 @@ export class SandboxFs {
             `Cannot ${op} '${path}' as the scratch quota is used up: delete files first`,
           );
         }
-        throw error;
+        // Deno's errors name the host path they failed on: the caller (a
+        // remote client, through the HTTP API) would learn where the harness
+        // keeps workspaces. It reads the sandbox path instead.
+        throw withSandboxPaths(error, this.#host.root, this.#host.mountPoint);
       }
     });
   }
@@ -348,6 +350,18 @@ export class SandboxFs {
     const owner = this.#host.owner;
     if (owner) await Deno.chown(path, owner.uid, owner.gid);
   }
+}
+
+function withSandboxPaths(
+  error: unknown,
+  root: string,
+  mount: string,
+): unknown {
+  if (!(error instanceof Error) || !error.message.includes(root)) return error;
+  const stack = error.stack;
+  error.message = error.message.replaceAll(root, mount);
+  if (stack !== undefined) error.stack = stack.replaceAll(root, mount);
+  return error;
 }
 
 function isNoSpace(error: unknown): boolean {
