@@ -18,18 +18,13 @@ import {
 import type { AuditEvent } from "../harness/run_result.ts";
 import { SandboxSetupError, ScratchQuotaError } from "../harness/sandbox.ts";
 import type { Rule } from "../injector/network_policy.ts";
+import { HostError, parseHostPattern } from "../injector/host_pattern.ts";
 import { MissingHostToolError } from "../runtime/host_tools.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 import { parseDuration, parseSizeMb } from "./_units.ts";
+import { UsageError } from "./_args.ts";
 
-/** A bad command line. */
-export class UsageError extends Error {
-  /** @param message What is wrong. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /** `node:util` parseArgs options for the shared flags. */
 export const SANDBOX_FLAGS = {
@@ -67,8 +62,9 @@ export const SANDBOX_FLAGS = {
 /** Help text for the shared flags. */
 export const SANDBOX_FLAGS_HELP = `Sandbox:
   --policy FILE          policy file (JSON or JSONC, see schema/policy.schema.json)
-  --timeout DURATION     wall-clock limit: 500ms, 10s, 2m (bare number = seconds)
-  --memory SIZE          JS heap and off-heap limit: 256M, 1G (bare number = MiB)
+  --timeout DURATION     wall-clock limit with a unit: 500ms, 10s, 2m (at most 24h)
+  --memory SIZE          JS heap and off-heap limit: 256M, 1G (bare number = MiB,
+                         like the policy's memoryMb)
   --scratch              grant a private read-write directory at /scratch (cwd)
   --input HOST[:SANDBOX] mount a host file or directory read-only (repeatable);
                          SANDBOX defaults to /inputs/<name> and must be under /inputs/
@@ -133,7 +129,7 @@ export function readSandboxFlags(values: {
         ? undefined
         : parseSizeMb(values.memory),
       scratch: values.scratch,
-      inputs: values.input,
+      inputs: values.input.map(checkInput),
       allowNet: values["allow-net"],
       inject: values.inject.map(parseInject),
       connectTo: values["connect-to"],
@@ -141,6 +137,60 @@ export function readSandboxFlags(values: {
     };
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+}
+
+/**
+ * `--input HOST[:SANDBOX]` whose SANDBOX part is not under `/inputs/`: the
+ * policy takes the whole text as the host path (`data.csv:/etc/x` is a
+ * legal file name) and would report a missing file. When that file does not
+ * exist but the part before the last colon does, the writer meant a sandbox
+ * path: say where it must be instead.
+ */
+function checkInput(text: string): string {
+  if (text.includes(":/inputs/")) return text;
+  const colon = text.lastIndexOf(":");
+  if (colon <= 0 || exists(text)) return text;
+  const host = text.slice(0, colon);
+  const target = text.slice(colon + 1);
+  if (!exists(host)) return text;
+  const name = host.replace(/\/+$/, "").split("/").at(-1) || "data";
+  throw new UsageError(
+    `Cannot mount --input '${text}': the path inside the sandbox ('${target}') must be under /inputs/, e.g. '${host}:/inputs/${name}' (or '${host}' alone for /inputs/${name})`,
+  );
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `--allow-net` and `--inject` patterns, checked as the policy will check
+ * them, so a refusal names the flag instead of a path inside the policy.
+ */
+function checkPatterns(flags: SandboxFlags, base: Policy): void {
+  const allowPublicSuffixWildcard = typeof base.network === "object" &&
+    base.network.allowPublicSuffixWildcards === true;
+  const given = [
+    ...flags.allowNet.map((pattern) => ["--allow-net", pattern] as const),
+    ...flags.inject.map(({ pattern }) => ["--inject", pattern] as const),
+  ];
+  for (const [flag, pattern] of given) {
+    try {
+      parseHostPattern(pattern, { allowPublicSuffixWildcard });
+    } catch (error) {
+      if (!(error instanceof HostError)) throw error;
+      const why = error.message.replace(
+        /^Cannot parse host pattern .*? as /,
+        "",
+      );
+      throw new UsageError(`Cannot use ${flag} '${pattern}': ${why}`);
+    }
   }
 }
 
@@ -205,6 +255,7 @@ export async function buildPolicy(flags: SandboxFlags): Promise<PolicyInput> {
   const base: Policy = flags.policyFile
     ? await loadPolicyFile(flags.policyFile)
     : parsePolicy({});
+  checkPatterns(flags, base);
   const absolute = (
     f: string,
   ) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseDuration, parseSizeMb } from "./_units.ts";
+import { MAX_DURATION_MS, parseDuration, parseSizeMb } from "./_units.ts";
 
 Deno.test("parseDuration() reads ms, s, m and h", () => {
   assert.equal(parseDuration("500ms"), 500);
@@ -10,9 +10,20 @@ Deno.test("parseDuration() reads ms, s, m and h", () => {
   assert.equal(parseDuration(" 5s "), 5000);
 });
 
-Deno.test("parseDuration() reads a bare number as seconds, like timeout(1)", () => {
-  assert.equal(parseDuration("3"), 3000);
-  assert.equal(parseDuration("0.25"), 250);
+Deno.test("parseDuration() refuses a bare number: a duration needs a unit", () => {
+  for (const text of ["3", "5000", "0.25"]) {
+    assert.throws(
+      () => parseDuration(text),
+      (error: unknown) => {
+        assert.ok(error instanceof SyntaxError);
+        assert.equal(
+          error.message,
+          `Cannot use --timeout '${text}' as a duration needs a unit: write '${text}ms' or '${text}s' (units: ms, s, m, h)`,
+        );
+        return true;
+      },
+    );
+  }
 });
 
 Deno.test("parseDuration() refuses malformed, negative and zero durations", () => {
@@ -23,15 +34,21 @@ Deno.test("parseDuration() refuses malformed, negative and zero durations", () =
         assert.ok(error instanceof SyntaxError);
         assert.equal(
           error.message,
-          `Cannot parse duration '${text}': use e.g. '500ms', '5s', '2m' or a number of seconds`,
+          `Cannot parse --timeout '${text}': use a number with a unit, e.g. '500ms', '5s', '2m'`,
         );
         return true;
       },
     );
   }
-  for (const text of ["0", "0ms", "0.0001s"]) {
+  for (const text of ["0ms", "0.0001s"]) {
     assert.throws(() => parseDuration(text), /it must be positive/, text);
   }
+});
+
+Deno.test("parseDuration() refuses more than the policy's 24 hours", () => {
+  assert.equal(parseDuration("24h"), MAX_DURATION_MS);
+  assert.throws(() => parseDuration("25h"), RangeError);
+  assert.throws(() => parseDuration("5000m"), /the longest run is 24h/);
 });
 
 Deno.test("parseSizeMb() reads K, M, G, T with optional B or iB, case-insensitive", () => {

@@ -1,5 +1,5 @@
 /**
- * `deno task audit [options] <file> [-- args...]`: runs a program in the
+ * `airlock audit [options] <file> [-- args...]`: runs a program in the
  * sandbox and reports every permission check and request it made, what was
  * refused and why, the minimal `deno run` flags that would let the same run
  * pass, and the matching airlock policy.
@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "./_args.ts";
 import { buildAuditReport, type PathMapping } from "../audit/report.ts";
 import { renderAuditHtml } from "../audit/render_html.ts";
 import { renderAuditText } from "../audit/render_text.ts";
@@ -27,7 +27,7 @@ const HELP =
   `airlock audit: what a program tries, what it needs, what it was refused
 
 Usage:
-  deno task audit [options] <file.ts> [-- program args...]
+  airlock audit [options] <file.ts> [-- program args...]
 
 Runs the program once in a sandbox with a permission broker and the injector
 recording everything, then prints a report: every permission check and
@@ -53,9 +53,9 @@ Exit codes: 0 when the report was produced (whatever the program did),
 125 bad usage or policy, 126 sandbox could not start, 127 program refused.
 
 Examples:
-  deno task audit script.ts
-  deno task audit --learn --json script.ts > trail.json
-  deno task audit --policy policy.jsonc --html report.html agent.ts
+  airlock audit script.ts
+  airlock audit --learn --json script.ts > trail.json
+  airlock audit --policy policy.jsonc --html report.html agent.ts
 `;
 
 /**
@@ -67,25 +67,19 @@ Examples:
 export async function main(argv: string[]): Promise<number> {
   let sandbox: Sandbox | undefined;
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        strict: true,
-        options: {
-          ...SANDBOX_FLAGS,
-          learn: { type: "boolean", default: false },
-          json: { type: "boolean", default: false },
-          html: { type: "string" },
-          "no-color": { type: "boolean", default: false },
-          help: { type: "boolean", short: "h", default: false },
-        },
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseCommandLine(
+      argv,
+      {
+        ...SANDBOX_FLAGS,
+        learn: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        html: { type: "string" },
+        "no-color": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      "airlock audit",
+      true,
+    );
     if (values.help) {
       console.log(HELP);
       return 0;

@@ -1,5 +1,6 @@
 /**
- * `deno task audit:flags [options] [path]`: finds every Deno permission grant
+ * `airlock audit-flags [options] [path]` (`deno task audit:flags` in a
+ * checkout): finds every Deno permission grant
  * in a project (deno.json tasks, package.json scripts, shebangs, shell
  * scripts, Makefiles, CI YAML, Dockerfiles, Markdown code blocks), rates its
  * risk, and exits 1 when a finding reaches `--fail-on`, so CI can gate on it.
@@ -8,7 +9,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseCommandLine, UsageError } from "./_args.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 import {
   atOrAbove,
@@ -21,8 +22,8 @@ import {
 } from "../audit/flags/mod.ts";
 
 /**
- * Exit codes of `audit:flags`. A gate's codes, as linters have them, not the
- * 117-127 of `deno task run`: nothing runs here, and CI scripts test for 1.
+ * Exit codes of `audit-flags`. A gate's codes, as linters have them, not the
+ * 117-127 of `airlock run`: nothing runs here, and CI scripts test for 1.
  */
 export const AUDIT_FLAGS_EXIT = {
   /** No finding at or above --fail-on. */
@@ -35,12 +36,12 @@ export const AUDIT_FLAGS_EXIT = {
 } as const;
 
 const HELP =
-  `airlock audit:flags: find every Deno permission grant in a project and rate its risk
+  `airlock audit-flags: find every Deno permission grant in a project and rate its risk
 
 Usage:
-  deno task audit:flags [options] [path]
+  airlock audit-flags [options] [path]
 
-  path   a directory (default: .) or one file. Directories are walked without
+  path   a directory (default: the current directory) or one file. Directories are walked without
          following symlinks, skipping node_modules, .git and vendor.
 
 What is read (nothing is run):
@@ -54,7 +55,7 @@ What is read (nothing is run):
 Options:
   --fail-on SEVERITY  exit 1 when a finding is at or above SEVERITY: critical,
                       high (default), medium, low, info, or none (never fail)
-  --trail FILE        a recorded run: the JSON of 'deno task audit --json
+  --trail FILE        a recorded run: the JSON of 'airlock audit --json
                       <program>'. Findings for commands that run that program
                       suggest the exact flags it used, leaving out what it was
                       refused and what this audit rates risky (repeatable)
@@ -81,14 +82,12 @@ Exit codes:
   ${AUDIT_FLAGS_EXIT.usage}  bad usage, or a path or trail file that cannot be read
 
 Examples:
-  deno task audit:flags
-  deno task audit:flags --fail-on critical --exclude tests/fixtures .
-  deno task audit:flags --json --fail-on none . > flags.json
-  deno task audit --learn --json agent.ts > trail.json
-  deno task audit:flags --trail trail.json
+  airlock audit-flags
+  airlock audit-flags --fail-on critical --exclude tests/fixtures .
+  airlock audit-flags --json --fail-on none . > flags.json
+  airlock audit --learn --json agent.ts > trail.json
+  airlock audit-flags --trail trail.json
 `;
-
-class UsageError extends Error {}
 
 /** Parsed command line. */
 interface CliArgs {
@@ -101,25 +100,14 @@ interface CliArgs {
 }
 
 function parseCli(argv: string[]): CliArgs | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "fail-on": { type: "string", default: "high" },
-        trail: { type: "string", multiple: true, default: [] },
-        exclude: { type: "string", multiple: true, default: [] },
-        json: { type: "boolean", default: false },
-        "no-color": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, {
+    "fail-on": { type: "string", default: "high" },
+    trail: { type: "string", multiple: true, default: [] },
+    exclude: { type: "string", multiple: true, default: [] },
+    json: { type: "boolean", default: false },
+    "no-color": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, "airlock audit-flags");
   if (values.help) return "help";
   if (positionals.length > 1) {
     throw new UsageError(
@@ -312,7 +300,7 @@ export async function main(argv: string[]): Promise<number> {
     return fails ? AUDIT_FLAGS_EXIT.findings : AUDIT_FLAGS_EXIT.ok;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    console.error(`audit:flags: ${error.message}\nRun with --help for usage.`);
+    console.error(`airlock: ${error.message}\nRun with --help for usage.`);
     return AUDIT_FLAGS_EXIT.usage;
   }
 }

@@ -186,7 +186,7 @@ Deno.test("audit:flags --help documents every option, severity and exit code, wi
   assert.equal(result.code, 0);
   for (
     const text of [
-      "deno task audit:flags [options] [path]",
+      "airlock audit-flags [options] [path]",
       "--fail-on SEVERITY",
       "--trail FILE",
       "--exclude PATH",
@@ -198,7 +198,7 @@ Deno.test("audit:flags --help documents every option, severity and exit code, wi
       "1  at least one finding at or above --fail-on",
       "125  bad usage",
       "Examples:",
-      "deno task audit --learn --json agent.ts > trail.json",
+      "airlock audit --learn --json agent.ts > trail.json",
     ]
   ) {
     assert.ok(result.stdout.includes(text), `--help lacks '${text}'`);

@@ -1,12 +1,13 @@
 /**
- * `deno task doctor [--fix] [--quiet]`: checks that this host can run
+ * `airlock doctor [--fix] [--quiet] [--json]`: checks that this host can run
  * airlock sandboxes and prints each missing piece with the exact fix.
  * `--fix` installs missing Debian packages when run as root.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseCommandLine, UsageError } from "./_args.ts";
+import { EXIT_CODES } from "./exit_codes.ts";
 import { findOnPath } from "../runtime/host_tools.ts";
 
 /** The result of one check. */
@@ -230,14 +231,18 @@ async function sandboxSmokeTest(): Promise<Check> {
   }
 }
 
-async function aptInstall(packages: string[]): Promise<boolean> {
+async function aptInstall(
+  packages: string[],
+  quietStdout: boolean,
+): Promise<boolean> {
   console.error(`doctor: installing ${packages.join(" ")} with apt-get`);
   const env = { PATH: SEARCH_PATH, DEBIAN_FRONTEND: "noninteractive" };
   const step = async (args: string[]) =>
     (await new Deno.Command("apt-get", {
       args,
       env,
-      stdout: "inherit",
+      // --json keeps stdout for the JSON document.
+      stdout: quietStdout ? "null" : "inherit",
       stderr: "inherit",
     }).output()).success;
   return await step(["update", "-qq"]) &&
@@ -251,23 +256,38 @@ async function aptInstall(packages: string[]): Promise<boolean> {
  * @returns 0 when every required check passes.
  */
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+  let values;
+  try {
+    const parsed = parseCommandLine(argv, {
       fix: { type: "boolean", default: false },
       quiet: { type: "boolean", short: "q", default: false },
+      json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
-    },
-  });
+    }, "airlock doctor");
+    values = parsed.values;
+    if (parsed.positionals.length > 0) {
+      throw new UsageError(
+        `Cannot use '${
+          parsed.positionals[0]
+        }': 'airlock doctor' takes no arguments`,
+      );
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`airlock: ${error.message}\nRun with --help for usage.`);
+    return EXIT_CODES.usage;
+  }
   if (values.help) {
     console.log(`airlock doctor: check that this host can run sandboxes
 
-Usage: deno task doctor [--fix] [--quiet]
+Usage: airlock doctor [--fix] [--quiet] [--json]
 
   --fix     install missing Debian packages (bubblewrap, socat, util-linux)
             with apt-get when running as root; otherwise print the command
-  --quiet   print only problems`);
+  --quiet   print only problems
+  --json    print { ok, checks: [{ name, ok, required, detail, fix? }] }
+
+Exit codes: 0 when every required check passes, 1 otherwise, 125 bad usage.`);
     return 0;
   }
   let checks = await runChecks();
@@ -276,7 +296,7 @@ Usage: deno task doctor [--fix] [--quiet]
   ];
   if (values.fix && missing.length > 0) {
     if (isRoot() && findOnPath("apt-get", SEARCH_PATH)) {
-      if (!(await aptInstall(missing))) {
+      if (!(await aptInstall(missing, values.json))) {
         console.error(
           `doctor: apt-get failed; run it yourself: apt-get install -y ${
             missing.join(" ")
@@ -299,13 +319,20 @@ Usage: deno task doctor [--fix] [--quiet]
   }
   const { stopBundler } = await import("../harness/bundle/bundle.ts");
   await stopBundler();
+  const failed = checks.filter((c) => !c.ok && c.required);
+  if (values.json) {
+    const shown = checks.map(({ apt: _apt, ...check }) => check);
+    console.log(
+      JSON.stringify({ ok: failed.length === 0, checks: shown }, null, 2),
+    );
+    return failed.length > 0 ? 1 : 0;
+  }
   for (const check of checks) {
     if (values.quiet && (check.ok || !check.required)) continue;
     const mark = check.ok ? "ok  " : check.required ? "FAIL" : "warn";
     console.log(`${mark}  ${check.name.padEnd(16)} ${check.detail}`);
     if (!check.ok && check.fix) console.log(`      fix: ${check.fix}`);
   }
-  const failed = checks.filter((c) => !c.ok && c.required);
   if (failed.length > 0 && !values.quiet) {
     console.log(`\n${failed.length} required check(s) failed.`);
   }

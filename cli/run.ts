@@ -1,11 +1,11 @@
 /**
- * `deno task run [options] <file | -> [-- args...]`: runs one program in a
+ * `airlock run [options] <file | -> [-- args...]`: runs one program in a
  * sandbox and exits with its exit code (or one of airlock's, see --help).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "./_args.ts";
 import { type AuditEvent, runResultToJson } from "../harness/run_result.ts";
 import { printable } from "../audit/render_text.ts";
 import { type RunOptions, Sandbox } from "../harness/sandbox.ts";
@@ -24,10 +24,11 @@ import {
 const HELP = `airlock run: run a Deno program in an ephemeral bubblewrap sandbox
 
 Usage:
-  deno task run [options] <file.ts | -> [-- program args...]
+  airlock run [options] <file.ts | -> [-- program args...]
 
-  <file.ts>   the program (TypeScript or JavaScript); its relative imports are
-              bundled from its own directory. '-' reads the program from stdin.
+  <file.ts>   the program (TypeScript or JavaScript), relative to the current
+              directory; its relative imports are bundled from its own
+              directory. '-' reads the program from stdin.
 
 ${SANDBOX_FLAGS_HELP}
 
@@ -45,14 +46,14 @@ Exit codes:
   ${EXIT_CODES.fileSize}    file-size limit   ${EXIT_CODES.diskLimit}  scratch quota     ${EXIT_CODES.outputLimit}  output cap
   ${EXIT_CODES.killed}    killed (Ctrl-C)   ${EXIT_CODES.crashed}  crashed (signal)
   ${EXIT_CODES.usage}    bad usage, policy or input
-  ${EXIT_CODES.setup}    sandbox could not start (run 'deno task doctor')
+  ${EXIT_CODES.setup}    sandbox could not start (run 'airlock doctor')
   ${EXIT_CODES.bundle}    program refused before running (syntax error, unavailable import)
 
 Examples:
-  deno task run examples/hello.ts
-  echo 'console.log(await Deno.readTextFile("/inputs/data.csv"))' | deno task run --input ./data.csv -
-  deno task run --timeout 5s --memory 128M --json script.ts -- --verbose
-  deno task run --inject 'api.github.com:Authorization=Bearer \${env:GITHUB_TOKEN}' agent.ts
+  airlock run hello.ts
+  echo 'console.log(await Deno.readTextFile("/inputs/data.csv"))' | airlock run --input ./data.csv -
+  airlock run --timeout 5s --memory 128M --json script.ts -- --verbose
+  airlock run --allow-net api.github.com --inject 'api.github.com:Authorization=Bearer \${env:GITHUB_TOKEN}' agent.ts
 `;
 
 /** Parsed command line. */
@@ -64,23 +65,17 @@ interface CliArgs extends SandboxFlags {
 }
 
 function parseCli(argv: string[]): CliArgs | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...SANDBOX_FLAGS,
-        json: { type: "boolean", default: false },
-        audit: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(
+    argv,
+    {
+      ...SANDBOX_FLAGS,
+      json: { type: "boolean", default: false },
+      audit: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    "airlock run",
+    true,
+  );
   if (values.help) return "help";
   const [program, ...programArgs] = positionals;
   if (!program) {
@@ -88,6 +83,7 @@ function parseCli(argv: string[]): CliArgs | "help" {
       "Missing the program: give a file, or '-' to read stdin",
     );
   }
+  if (program !== "-") checkProgramFile(program);
   return {
     ...readSandboxFlags(values),
     program,
@@ -95,6 +91,53 @@ function parseCli(argv: string[]): CliArgs | "help" {
     json: values.json,
     auditFile: values.audit,
   };
+}
+
+/**
+ * The program must be a file, relative to the current directory: a missing
+ * file or a directory is a usage error that says which, before any sandbox
+ * is made.
+ */
+function checkProgramFile(program: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(program);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      const where = program.startsWith("/") ? "" : ` in '${Deno.cwd()}'`;
+      throw new UsageError(
+        `Cannot run '${program}': there is no such file${where}`,
+      );
+    }
+    throw new UsageError(
+      `Cannot run '${program}': ${(error as Error).message}`,
+    );
+  }
+  if (info.isDirectory) {
+    const dir = program.replace(/\/+$/, "");
+    const scripts = programsIn(dir);
+    throw new UsageError(
+      `Cannot run '${program}' as it is a directory: name a program file in it${
+        scripts.length > 0
+          ? `, e.g. ${scripts.map((s) => `'${dir}/${s}'`).join(", ")}`
+          : ""
+      }`,
+    );
+  }
+  if (!info.isFile) {
+    throw new UsageError(`Cannot run '${program}' as it is not a regular file`);
+  }
+}
+
+/** Up to three TypeScript or JavaScript files directly in `dir`. */
+function programsIn(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)]
+      .filter((e) => e.isFile && /\.(ts|js|mts|mjs|tsx|jsx)$/.test(e.name))
+      .map((e) => e.name).sort().slice(0, 3);
+  } catch {
+    return [];
+  }
 }
 
 async function readStdin(): Promise<string> {
