@@ -17,6 +17,12 @@
  */
 
 import { buildBwrapArgs, type Mount } from "./bwrap_args.ts";
+import {
+  COMMAND_LINK_DIR,
+  commandLinkMounts,
+  COMMON_COMMANDS,
+  SANDBOX_PATH_VALUE,
+} from "./command_path.ts";
 import { type DenoGrants, denoPermissionFlags } from "./deno_permissions.ts";
 import type { HostTools } from "./host_tools.ts";
 import type { SandboxIdentity } from "./host_identity.ts";
@@ -97,6 +103,12 @@ export interface LaunchOptions {
   extraReadOnly?: readonly { source: string; dest: string }[];
   /** Give the program a stdin pipe (else /dev/null). */
   stdin?: boolean;
+  /**
+   * Command names that resolve on the sandbox's PATH, so a spawn of a bare
+   * name reaches the permission check (see `command_path.ts`); default
+   * {@linkcode COMMON_COMMANDS}.
+   */
+  commandNames?: readonly string[];
 }
 
 /** A command line ready for `Deno.Command`. */
@@ -179,6 +191,13 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       dest: m.dest,
     })),
     ...(options.mounts ?? []),
+    // Bare command names resolve (to links to Deno), so Deno asks the
+    // broker `run <name>` instead of answering NotFound unrecorded.
+    { kind: "dir", dest: COMMAND_LINK_DIR, mode: 0o755 },
+    ...commandLinkMounts(
+      options.commandNames ?? COMMON_COMMANDS,
+      SANDBOX_PATHS.deno,
+    ),
   ];
   let command: string[] = denoArgs;
   if (options.egressSocket) {
@@ -216,6 +235,8 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       // The update check would try the network on every start.
       DENO_NO_UPDATE_CHECK: "1",
       NO_COLOR: "1",
+      // Where bare command names are looked up (the links above first).
+      PATH: SANDBOX_PATH_VALUE,
       ...options.env,
     },
     cwd: options.cwd ?? "/",

@@ -39,17 +39,21 @@ denied(
   `return new Deno.Command("/bin/sh", { args: ["-c", "id"] }).outputSync();`,
   { broker: "run", value: "/bin/sh" },
 );
-corpus.add({
-  id: "pr-002",
-  title: "spawn a bare command name ('deno') with Deno.Command",
-  code:
-    `return new Deno.Command("deno", { args: ["--version"] }).outputSync();`,
-  expect: (v) => void assertThrew(v, /^NotFound: |^NotCapable: /),
-  audit: {
-    none:
-      "Deno resolves a bare name on PATH before asking the broker: the sandbox has no PATH, so nothing is found",
-  },
-});
+// Deno resolves a bare name on PATH before it asks the broker: the
+// sandbox's PATH resolves common names (runtime/command_path.ts), so the
+// attempt is checked and recorded instead of failing NotFound unseen.
+denied(
+  "pr-002",
+  "spawn a bare command name ('deno') with Deno.Command",
+  `return new Deno.Command("deno", { args: ["--version"] }).outputSync();`,
+  { broker: "run", value: "deno" },
+);
+denied(
+  "pr-002b",
+  "spawn a bare shell name ('sh') with Deno.Command",
+  `return new Deno.Command("sh", { args: ["-c", "id"] }).outputSync();`,
+  { broker: "run", value: "sh" },
+);
 denied(
   "pr-003",
   "spawn the Deno binary by absolute path to run unsandboxed code",
