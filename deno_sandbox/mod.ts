@@ -58,7 +58,10 @@
  *   imports are refused (the sandbox never fetches code). `deno.eval()` and
  *   `deno.repl()` evaluate in the global scope of one program (`node:vm`):
  *   declarations persist, a promise result is awaited, top-level `await`
- *   and redeclaring a `const` are not available.
+ *   works (the input runs in an async function whose declarations are
+ *   hoisted, as Node's REPL does it; its value is the last expression
+ *   statement's, and a `const` declared that way is assignable later);
+ *   redeclaring a `const` is not available.
  * - **stdio** defaults are those of the SDK's implementation: stdin "null",
  *   stdout and stderr "inherit" (copied to this process's own; the
  *   process's `stdout` is then null). Pass "piped" to read them.
@@ -91,9 +94,10 @@
 // and deadline) and options.ts (the SDK's options checked and mapped onto an
 // airlock sandbox); types.ts (the SDK's option types); deno.ts and
 // deno_types.ts (sandbox.deno, sandbox.env); process.ts and status.ts
-// (processes, exit status); repl.ts, repl_channel.ts and tagged_json.ts (the
-// REPL, and how values cross); fs.ts, fs_types.ts, fs_walk.ts and paths.ts
-// (sandbox.fs); errors.ts, kill.ts and deploy.ts (the SDK's other exports).
+// (processes, exit status); repl.ts, repl_channel.ts, top_level_await.ts and
+// tagged_json.ts (the REPL, its input, and how values cross); fs.ts,
+// fs_types.ts, fs_walk.ts, fs_transfer.ts and paths.ts (sandbox.fs);
+// errors.ts, kill.ts and deploy.ts (the SDK's other exports).
 // Inside the folder, airlock's own classes are imported as AirlockSandbox,
 // AirlockSandboxFs and AirlockSandboxOptions.
 

@@ -18,6 +18,7 @@ import * as esbuild from "esbuild";
 import { DenoProcess, type ProcessInit } from "./process.ts";
 import { ReplChannel, splitFrames } from "./repl_channel.ts";
 import { decodeValue, encodeValue } from "./tagged_json.ts";
+import { wrapTopLevelAwait } from "./top_level_await.ts";
 
 /**
  * The driver program's source. The first stdin line is the frame marker;
@@ -86,7 +87,8 @@ Deno.exit(0);
 /**
  * Compiles REPL input (TypeScript) to JavaScript on the harness side, as an
  * expression when it reads as one (`{ a: 1 }` is an object, as in Deno's
- * REPL).
+ * REPL); input with top-level `await` becomes an async function with its
+ * declarations hoisted (`top_level_await.ts`).
  *
  * @param code The input.
  * @param asExpression Compile `(code)` (for `call`'s function).
@@ -109,16 +111,24 @@ export async function compileReplInput(
   if (asExpression || /^\s*\{/.test(code) && !/;\s*$/.test(code)) {
     try {
       const out = await transform(`(${code}\n)`);
-      return asExpression ? out.replace(/;\s*$/, "") : out;
+      return asExpression
+        ? out.replace(/;\s*$/, "")
+        : await withTopLevelAwait(out);
     } catch (error) {
       if (asExpression) throw replSyntaxError(error);
     }
   }
+  let out: string;
   try {
-    return await transform(code);
+    out = await transform(code);
   } catch (error) {
     throw replSyntaxError(error);
   }
+  return await withTopLevelAwait(out);
+}
+
+async function withTopLevelAwait(js: string): Promise<string> {
+  return (await wrapTopLevelAwait(js)) ?? js;
 }
 
 function replSyntaxError(error: unknown): SyntaxError {
