@@ -74,8 +74,17 @@ export function authentication(
  * Without tokens, only this machine may call: the peer must be loopback, the
  * Host header a loopback name (a DNS-rebinding page names its own host), and
  * a browser's Origin, if any, loopback too.
+ *
+ * @param c The request's context.
+ * @throws {ApiError} 401 when the client is not this machine's.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { checkLoopback } from "./_auth.ts";
+ * app.get("/metrics", (c) => { checkLoopback(c); return c.text("..."); });
+ * ```
  */
-function checkLoopback(c: Context<AppEnv>): void {
+export function checkLoopback(c: Context<AppEnv>): void {
   const remote = c.env?.remoteAddr;
   if (remote?.transport === "unix") return;
   const refuse = (why: string) =>

@@ -14,6 +14,8 @@ import type { AuditEvent } from "../harness/run_result.ts";
 import type { Sandbox, SandboxOptions } from "../harness/sandbox.ts";
 import type { Ceilings, ClientRules } from "./ceilings.ts";
 import type { RunScheduler } from "./_scheduler.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import { nodeOfSandboxId } from "./node.ts";
 import { ApiError, deleted } from "./_errors.ts";
 
 /** Who is calling: one per token (or the anonymous loopback caller). */
@@ -74,6 +76,14 @@ export interface AppState {
   readonly pending: Set<Promise<unknown>>;
   /** Set once shutdown has begun: no new sandboxes. */
   closing: Promise<void> | null;
+  /** This node's name (in every sandbox id it makes), or null for none. */
+  readonly node: string | null;
+  /** Sandboxes alive at once on this node (Infinity: no node ceiling). */
+  readonly maxNodeSandboxes: number;
+  /** Set by `drain()`: no new sandboxes or runs; live runs finish. */
+  draining: boolean;
+  /** The node's counters (`GET /metrics`). */
+  readonly metrics: ServerMetrics;
   /**
    * Where run answers past their in-memory share wait for their client:
    * made on first use, private to the server (0700), removed at shutdown.
@@ -97,6 +107,16 @@ export interface AppState {
  */
 export function lookup(state: AppState, c: Context<AppEnv>): Entry {
   const id = c.req.param("id") ?? "";
+  const node = nodeOfSandboxId(id);
+  if (state.node !== null && node !== null && node !== state.node) {
+    // Said from the id alone (no existence oracle): the router sent it to
+    // the wrong node, or the client called a node directly.
+    throw new ApiError(
+      421,
+      "wrong_node",
+      `Cannot find sandbox '${id}' here: it lives on node '${node}', this is '${state.node}'; send its requests through the router, which routes by the node in the id`,
+    );
+  }
   const entry = state.registry.get(id);
   // The same answer for "absent" and "someone else's": no existence oracle.
   if (!entry || entry.caller !== c.get("caller")) {

@@ -25,6 +25,7 @@ export type ApiStatus =
   | 409
   | 413
   | 415
+  | 421
   | 422
   | 429
   | 500
@@ -200,6 +201,27 @@ export function shuttingDown(): ApiError {
     503,
     "shutting_down",
     "The server is shutting down: no new sandboxes",
+  );
+}
+
+/**
+ * The answer while the node drains (SIGTERM): a 503 `draining`, which a
+ * router may retry on another node (nothing was created or started).
+ *
+ * @param what What was refused ("new sandboxes", "new runs").
+ * @returns The answer.
+ *
+ * @example Usage
+ * ```ts
+ * import { draining } from "./_errors.ts";
+ * console.log(draining("new runs").code); // "draining"
+ * ```
+ */
+export function draining(what: string): ApiError {
+  return new ApiError(
+    503,
+    "draining",
+    `This node is draining (it is being stopped): no ${what}; live runs finish. Create a new sandbox (the router sends it to another node)`,
   );
 }
 

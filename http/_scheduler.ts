@@ -83,6 +83,35 @@ export class RunScheduler {
     return this.#running;
   }
 
+  /** Runs waiting for a slot, across every tenant. */
+  get queued(): number {
+    let waiting = 0;
+    for (const state of this.#tenants.values()) waiting += state.queue.length;
+    return waiting;
+  }
+
+  /**
+   * Resolves once no run is live or waiting (a draining server waits for
+   * this before it closes its sandboxes).
+   *
+   * @returns A promise of the first moment nothing is live or waiting.
+   */
+  idle(): Promise<void> {
+    if (this.#running === 0 && this.queued === 0) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#idleWaiters.push(resolve);
+    return promise;
+  }
+
+  #idleWaiters: (() => void)[] = [];
+
+  #wakeIdle(): void {
+    if (this.#running !== 0 || this.queued !== 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   /**
    * Runs live and waiting for one tenant.
    *
@@ -150,6 +179,7 @@ export class RunScheduler {
         reject(signal.reason);
         // Its place may have blocked a later run of the same tenant.
         this.#dispatch();
+        this.#wakeIdle();
       };
       signal.addEventListener("abort", onAbort, { once: true });
       promise.then(
@@ -176,6 +206,7 @@ export class RunScheduler {
       this.#forget(state);
     }
     this.#dispatch();
+    this.#wakeIdle();
   }
 
   #fits(state: Tenant, sandbox: string): boolean {
@@ -200,6 +231,7 @@ export class RunScheduler {
       else this.#bySandbox.delete(sandbox);
       this.#forget(state);
       this.#dispatch();
+      this.#wakeIdle();
     };
   }
 

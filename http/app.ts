@@ -32,7 +32,16 @@ import {
 import { RunScheduler } from "./_scheduler.ts";
 import { authentication } from "./_auth.ts";
 import type { AppEnv, AppState, Caller, ManagedSandbox } from "./_context.ts";
-import { ApiError, errorBody, shuttingDown, toApiError } from "./_errors.ts";
+import {
+  ApiError,
+  draining,
+  errorBody,
+  shuttingDown,
+  toApiError,
+} from "./_errors.ts";
+import { type CeilingKind, ServerMetrics } from "./metrics.ts";
+import { Readiness } from "./_readiness.ts";
+import { healthRoutes } from "./routes/health.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { runRoutes } from "./routes/runs.ts";
@@ -90,6 +99,25 @@ export interface AppOptions {
   runSlots?: number;
   /** Where internal errors are logged; default console.error. */
   log?: (message: string) => void;
+  /**
+   * This node's name, put in every sandbox id (`sbx-<node>-<random>`) so a
+   * router can route by id (node.ts); a request for a sandbox of another
+   * node is a 421 `wrong_node`. Default: none (`sbx-<random>`).
+   */
+  node?: string;
+  /**
+   * Sandboxes alive at once on this node, across every token: past it,
+   * creation is a 503 `node_full` and `GET /ready` says not ready.
+   * Default: no node ceiling (each token's own still applies).
+   */
+  maxNodeSandboxes?: number;
+  /**
+   * Who may read `GET /metrics` besides loopback clients: a metrics bearer
+   * token, or anyone (`public`). Default: loopback only.
+   */
+  metrics?: { token?: string; public?: boolean };
+  /** How long a passing readiness probe is trusted (ms); default 30,000. */
+  readinessTtlMs?: number;
 }
 
 /** What {@linkcode createApp} returns. */
@@ -98,6 +126,18 @@ export interface AirlockApp {
   app: Hono<AppEnv>;
   /** Refuses new sandboxes, then closes every sandbox. Idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * Drains the node: new sandboxes and new runs are refused (503
+   * `draining`, `GET /ready` answers 503), live and queued runs finish, up
+   * to `deadlineMs`; then every sandbox is closed (runs still live are
+   * killed) as by `shutdown()`.
+   *
+   * @param deadlineMs The longest wait for live runs.
+   * @returns Whether every run finished before the deadline.
+   */
+  drain(deadlineMs: number): Promise<boolean>;
+  /** The node's readiness (`GET /ready`). */
+  readiness: Readiness;
   /** Live sandboxes by id. */
   sandboxes: ReadonlyMap<string, ManagedSandbox>;
   /**
@@ -141,7 +181,17 @@ export function defaultRunSlots(): number {
  */
 export function createApp(options: AppOptions): AirlockApp {
   const log = options.log ?? ((message: string) => console.error(message));
-  const defaults = options.sandboxDefaults ?? {};
+  const node = options.node ?? null;
+  const metrics = new ServerMetrics(node ?? "");
+  const operatorAudit = options.sandboxDefaults?.onAudit;
+  const defaults: Partial<Omit<SandboxOptions, "secrets">> = {
+    ...options.sandboxDefaults,
+    ...(node !== null ? { node } : {}),
+    onAudit: (event) => {
+      metrics.audit(event);
+      operatorAudit?.(event);
+    },
+  };
   const host = options.allowHostAccess ?? false;
   const rules: ClientRules = {
     ...NO_CLIENT_RULES,
@@ -190,6 +240,10 @@ export function createApp(options: AppOptions): AirlockApp {
     registry: new Map(),
     pending: new Set(),
     closing: null,
+    node,
+    maxNodeSandboxes: options.maxNodeSandboxes ?? Infinity,
+    draining: false,
+    metrics,
     spoolDirectory: () =>
       spoolDir ??= Deno.makeTempDir({
         ...(defaults.tmpDir ? { dir: defaults.tmpDir } : {}),
@@ -199,8 +253,21 @@ export function createApp(options: AppOptions): AirlockApp {
 
   const app = new Hono<AppEnv>();
 
+  const readiness = new Readiness({
+    sandbox: probeOptions(defaults),
+    sandboxes: () => state.registry.size + state.pending.size,
+    maxSandboxes: state.maxNodeSandboxes,
+    draining: () => state.draining || state.closing !== null,
+    ...(options.readinessTtlMs !== undefined
+      ? { ttlMs: options.readinessTtlMs }
+      : {}),
+    log,
+  });
+
   app.onError((error, c) => {
     const api = toApiError(error, log, `${c.req.method} ${c.req.path}`);
+    const ceiling = CEILING_OF[api.code];
+    if (ceiling) metrics.rejected(ceiling);
     if (api.status === 401) {
       c.header("www-authenticate", 'Bearer realm="airlock"');
     }
@@ -221,11 +288,26 @@ export function createApp(options: AppOptions): AirlockApp {
 
   const { authenticate, open } = authentication(tokens, anonymous);
   app.use("/health", open);
+  app.use("/ready", open);
   app.use("/version", open);
   app.use("/openapi.json", open);
   // Authentication first: an unknown client never makes us read a body.
   app.use("/sandboxes", authenticate);
   app.use("/sandboxes/*", authenticate);
+  // Draining: nothing new starts here (a router retries elsewhere); what
+  // is live finishes, and reads, file and network calls still work.
+  app.post("/sandboxes", async (_c, next) => {
+    if (state.draining) throw draining("new sandboxes");
+    await next();
+  });
+  app.post("/sandboxes/:id/runs/*", async (_c, next) => {
+    if (state.draining) throw draining("new runs");
+    await next();
+  });
+  app.post("/sandboxes/:id/runs", async (_c, next) => {
+    if (state.draining) throw draining("new runs");
+    await next();
+  });
   const maxBody = options.maxBodyBytes ?? MIB;
   app.use(
     "*",
@@ -241,6 +323,13 @@ export function createApp(options: AppOptions): AirlockApp {
     }),
   );
 
+  app.route(
+    "/",
+    healthRoutes(state, readiness, {
+      token: options.metrics?.token ?? null,
+      public: options.metrics?.public ?? false,
+    }),
+  );
   app.route("/", metaRoutes());
   app.route("/", sandboxRoutes(state));
   app.route("/", runRoutes(state));
@@ -265,12 +354,45 @@ export function createApp(options: AppOptions): AirlockApp {
     return state.closing;
   }
 
+  async function drain(deadlineMs: number): Promise<boolean> {
+    state.draining = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finished = await Promise.race([
+      state.scheduler.idle().then(() => true),
+      new Promise<false>((resolve) =>
+        timer = setTimeout(() => resolve(false), deadlineMs)
+      ),
+    ]);
+    clearTimeout(timer);
+    await shutdown();
+    return finished;
+  }
+
   return {
     app,
     shutdown,
+    drain,
+    readiness,
     sandboxes: state.registry,
     runUsage: (name) => state.scheduler.usage(name),
   };
+}
+
+/** Error codes that mean "refused by a ceiling", by the ceiling's kind. */
+const CEILING_OF: Partial<Record<string, CeilingKind>> = {
+  too_many_sandboxes: "token_sandboxes",
+  node_full: "node_sandboxes",
+  too_many_runs: "runs",
+  over_ceiling: "limits",
+  draining: "draining",
+};
+
+/** The readiness probe's sandbox options: where and how, never what. */
+function probeOptions(
+  defaults: Partial<Omit<SandboxOptions, "secrets">>,
+): Partial<Omit<SandboxOptions, "secrets" | "policy">> {
+  const { policy: _policy, onAudit: _onAudit, ...rest } = defaults;
+  return rest;
 }
 
 /**

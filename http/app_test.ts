@@ -83,6 +83,8 @@ function errorCode(body: unknown): string {
 
 const EXPECTED_ROUTES = [
   "GET /health",
+  "GET /ready",
+  "GET /metrics",
   "GET /version",
   "GET /openapi.json",
   "POST /sandboxes",

@@ -29,6 +29,7 @@ import type {
   ErrorBody,
   NetworkPolicyInput,
   NetworkPolicyJson,
+  Readiness,
   RunRequest,
   RunResultJson,
   RunStatusJson,
@@ -204,6 +205,42 @@ export class AirlockClient {
    */
   async health(): Promise<{ ok: true }> {
     return await this.#json("GET", "/health");
+  }
+
+  /**
+   * Asks whether the node can start a sandbox now (no token needed). A node
+   * that cannot answers 503 with the same body: both are returned, not
+   * thrown.
+   *
+   * @returns `ready`, the node's name and each check.
+   */
+  async ready(): Promise<Readiness> {
+    const response = await this.#fetch(`${this.#base}/ready`);
+    if (response.status === 503) {
+      const text = await response.text();
+      try {
+        const body = JSON.parse(text) as Readiness;
+        if (typeof body.ready === "boolean") return body;
+      } catch { /* a router's page: below */ }
+      throw new AirlockApiError(503, {
+        code: "unexpected_response",
+        message: `HTTP 503: ${text.slice(0, 200)}`,
+      });
+    }
+    if (response.ok) return await response.json() as Readiness;
+    await response.body?.cancel();
+    return await this.#json("GET", "/ready");
+  }
+
+  /**
+   * Reads the node's metrics in the Prometheus text format; the client's
+   * token must be the server's metrics token (tenants' tokens are refused)
+   * unless the client is on the server's machine.
+   *
+   * @returns The exposition text.
+   */
+  async metrics(): Promise<string> {
+    return await (await this.#send("GET", "/metrics")).text();
   }
 
   /**

@@ -40,6 +40,7 @@ import {
 import { type ConnectTo, parseConnectTo } from "../injector/resolver.ts";
 import { UpstreamSchema } from "../injector/egress_policy.ts";
 import type { AppOptions, TokenInfo } from "./app.ts";
+import { NODE_NAME_PATTERN } from "./node.ts";
 import {
   CeilingsSchema,
   ClientRulesSchema,
@@ -130,6 +131,35 @@ export const ServerConfigSchema = z.strictObject({
   tmpDir: z.string().min(1).optional().describe(
     "Where sandbox workspaces and answer spools go (default $TMPDIR or /tmp)",
   ),
+  node: z.strictObject({
+    name: z.string().regex(
+      NODE_NAME_PATTERN,
+      "must be 1-63 lower-case letters, digits or '-', not starting or ending with '-'",
+    ).optional().describe(
+      "This node's name, in every sandbox id (sbx-<node>-<random>) so a router can route by id (default: $AIRLOCK_NODE_NAME, $POD_NAME, else the host name's first label; --node wins)",
+    ),
+    maxSandboxes: z.number().int().min(1).max(100_000).optional().describe(
+      "Sandboxes alive at once on this node across every token; past it creation is 503 node_full and /ready says not ready (default: no node ceiling)",
+    ),
+    drainTimeoutMs: z.number().int().min(0).max(3_600_000).optional()
+      .describe(
+        "On SIGTERM: how long live runs may take to finish before they are killed (default 30000); keep it under Kubernetes' terminationGracePeriodSeconds",
+      ),
+  }).optional().describe("This server as a node of a fleet"),
+  metrics: z.strictObject({
+    token: z.strictObject({
+      env: z.string().regex(ENV_NAME, "must be an environment variable name")
+        .optional().describe("Read the token from this environment variable"),
+      file: z.string().min(1).optional().describe(
+        "Read the token from this file (mode 0600 or stricter; relative to the config)",
+      ),
+    }).optional().describe(
+      "A bearer token that may read GET /metrics (and nothing else); give env or file",
+    ),
+    public: z.boolean().optional().describe(
+      "Anyone who reaches the port may read GET /metrics (default false: the metrics token or a loopback client)",
+    ),
+  }).optional().describe("Who may read GET /metrics"),
 }).describe("airlock HTTP API server configuration");
 
 /** The config as written. */
@@ -167,6 +197,10 @@ export interface ServerConfig {
   maxBodyBytes?: number;
   /** Tokens by value, from `tokens` and `tokenFile`. */
   tokens: Map<string, TokenInfo>;
+  /** `node.name`, if set. */
+  nodeName?: string;
+  /** `node.drainTimeoutMs`, if set. */
+  drainTimeoutMs?: number;
   /** Options for `createApp` (everything but tokens). */
   app: Omit<AppOptions, "tokens">;
 }
@@ -344,6 +378,52 @@ export async function loadServerConfig(
       });
     }
   }
+  let metricsToken: string | undefined;
+  const metricsSource = config.metrics?.token;
+  if (metricsSource !== undefined) {
+    const where = "metrics.token";
+    if (
+      (metricsSource.env === undefined) === (metricsSource.file === undefined)
+    ) {
+      issues.push({
+        path: where,
+        message: "give exactly one of 'env' or 'file'",
+      });
+    } else if (metricsSource.env !== undefined) {
+      metricsToken = env(metricsSource.env)?.trim();
+      if (!metricsToken) {
+        issues.push({
+          path: `${where}.env`,
+          message: `the variable '${metricsSource.env}' is unset or empty`,
+        });
+      }
+    } else {
+      const read = await readSecretFile(resolve(metricsSource.file!));
+      if ("error" in read) {
+        issues.push({ path: `${where}.file`, message: read.error });
+      } else metricsToken = read.text.trim();
+    }
+    if (metricsToken !== undefined && metricsToken !== "") {
+      if (
+        metricsToken.length < MIN_TOKEN_LENGTH || /[\s,]/.test(metricsToken)
+      ) {
+        issues.push({
+          path: where,
+          message:
+            `the token must have at least ${MIN_TOKEN_LENGTH} characters and no spaces or commas (e.g. 'openssl rand -hex 32')`,
+        });
+      } else if (tokens.has(metricsToken)) {
+        // A tenant's token reading every tenant's load is what a separate
+        // metrics token is for.
+        issues.push({
+          path: where,
+          message: `the same token as '${
+            tokens.get(metricsToken)!.name
+          }': give metrics a token of its own`,
+        });
+      }
+    }
+  }
   if (config.tmpDir !== undefined) {
     const dir = resolve(config.tmpDir);
     const info = await Deno.stat(dir).catch(() => null);
@@ -373,8 +453,25 @@ export async function loadServerConfig(
       ? { maxBodyBytes: parseSize(config.maxBodyBytes) }
       : {}),
     tokens,
+    ...(config.node?.name !== undefined ? { nodeName: config.node.name } : {}),
+    ...(config.node?.drainTimeoutMs !== undefined
+      ? { drainTimeoutMs: config.node.drainTimeoutMs }
+      : {}),
     app: {
       sandboxDefaults,
+      ...(config.node?.maxSandboxes !== undefined
+        ? { maxNodeSandboxes: config.node.maxSandboxes }
+        : {}),
+      ...(metricsToken || config.metrics?.public !== undefined
+        ? {
+          metrics: {
+            ...(metricsToken ? { token: metricsToken } : {}),
+            ...(config.metrics?.public !== undefined
+              ? { public: config.metrics.public }
+              : {}),
+          },
+        }
+        : {}),
       ...(config.ceilings ? { ceilings: config.ceilings } : {}),
       ...(config.clients ? { clients: definedRules(config.clients) } : {}),
       ...(caCerts.length > 0 ? { upstreamCaCerts: caCerts } : {}),

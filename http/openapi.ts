@@ -19,6 +19,7 @@ import {
   ErrorBodySchema,
   HealthSchema,
   NetworkViewSchema,
+  ReadinessSchema,
   type RouteBody,
   ROUTES,
   RunRequestSchema,
@@ -42,6 +43,7 @@ const REQUEST_SCHEMAS: Record<string, z.ZodType> = {
 const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   ErrorBody: ErrorBodySchema,
   Health: HealthSchema,
+  Readiness: ReadinessSchema,
   Version: VersionSchema,
   SandboxInfo: SandboxInfoSchema,
   CreatedSandbox: CreatedSandboxSchema,
@@ -104,6 +106,9 @@ function content(
         },
       },
     };
+  }
+  if ("text" in body) {
+    return { "text/plain": { schema: { type: "string" } } };
   }
   if ("events" in body) {
     return { "text/event-stream": { schema: { type: "string" } } };

@@ -46,6 +46,23 @@ export const ErrorBodySchema = z.strictObject({
 /** `GET /health`. */
 export const HealthSchema = z.strictObject({ ok: z.literal(true) });
 
+/** One readiness check. */
+export const ReadinessCheckSchema = z.strictObject({
+  ok: z.boolean(),
+  detail: z.string(),
+});
+
+/** `GET /ready` (200 when ready, 503 when not, same body). */
+export const ReadinessSchema = z.strictObject({
+  ready: z.boolean(),
+  node: z.string().nullable().describe(
+    "This node's name (in the ids of its sandboxes)",
+  ),
+  checks: z.record(z.string(), ReadinessCheckSchema).describe(
+    "sandbox (a probe sandbox runs), injector, capacity, draining",
+  ),
+});
+
 /** `GET /version`. */
 export const VersionSchema = z.strictObject({
   airlock: z.string(),
@@ -199,6 +216,7 @@ export type RouteBody =
   | { json: z.ZodType }
   | { binary: true }
   | { events: true }
+  | { text: true }
   | { none: true };
 
 /** One route of the API, as documented. */
@@ -235,6 +253,26 @@ export const ROUTES: readonly RouteDoc[] = [
     auth: false,
     status: 200,
     response: json(HealthSchema),
+  },
+  {
+    method: "get",
+    path: "/ready",
+    operationId: "ready",
+    summary:
+      "Readiness: whether this node can start a sandbox now (503 with the same body when not)",
+    auth: false,
+    status: 200,
+    response: json(ReadinessSchema),
+  },
+  {
+    method: "get",
+    path: "/metrics",
+    operationId: "metrics",
+    summary:
+      "Prometheus metrics (text format); needs the metrics token, or a loopback client",
+    auth: false,
+    status: 200,
+    response: { text: true },
   },
   {
     method: "get",

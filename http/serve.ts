@@ -1,6 +1,8 @@
 /**
- * `deno task serve [options]`: serves the HTTP API until SIGINT or SIGTERM,
- * then kills every sandbox, deletes its files and exits 0.
+ * `deno task serve [options]`: serves the HTTP API until a signal. SIGTERM
+ * drains the node (no new sandboxes or runs, live runs finish up to the
+ * drain deadline); SIGINT, or a second signal, stops at once. Either way
+ * every sandbox is killed, its files deleted, and the exit code is 0.
  *
  * @module
  */
@@ -15,6 +17,7 @@ import {
   type TokenInfo,
 } from "./app.ts";
 import { DEFAULT_CEILINGS, resolveCeilings } from "./ceilings.ts";
+import { resolveNodeName } from "./node.ts";
 import {
   loadServerConfig,
   MIN_TOKEN_LENGTH,
@@ -40,6 +43,9 @@ Options:
   --token-env NAME     read comma-separated tokens from environment variable NAME
   --max-sandboxes N    sandboxes each token may have at once (default ${DEFAULT_CEILINGS.sandboxes})
   --max-body SIZE      largest request body: 1MB, 512K, 4MiB (default 1MB)
+  --node NAME          this node's name, in every sandbox id (default:
+                       AIRLOCK_NODE_NAME, POD_NAME, else the host name)
+  --drain-timeout MS   on SIGTERM, how long live runs may take (default 30000)
   -h, --help           show this help
 
 Tokens also come from AIRLOCK_API_TOKENS (comma-separated). Each is at least
@@ -57,6 +63,10 @@ no npm, host inputs, upstream mappings, CA files, subnets or \${env:...}.
 
 Routes are described by GET /openapi.json.
 
+SIGTERM drains: new sandboxes and runs get 503 'draining', GET /ready says
+not ready, live runs finish (up to --drain-timeout), then everything closes.
+SIGINT, or a second signal, closes at once.
+
 Exit codes: 0 after SIGINT/SIGTERM (or a good --check); ${EXIT_CODES.usage} bad usage,
 bad config or cannot listen.
 `;
@@ -71,6 +81,7 @@ interface ServeArgs {
   maxBodyBytes: number;
   app: Omit<AppOptions, "tokens">;
   check: boolean;
+  drainTimeoutMs: number;
 }
 
 async function parseCli(
@@ -92,6 +103,8 @@ async function parseCli(
         "token-env": { type: "string" },
         "max-sandboxes": { type: "string" },
         "max-body": { type: "string" },
+        node: { type: "string" },
+        "drain-timeout": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -118,10 +131,19 @@ async function parseCli(
     throw new UsageError("Cannot --check without --config FILE");
   }
   const host = values.host ?? config.host ?? "127.0.0.1";
+  let node: string;
+  try {
+    node = resolveNodeName({ configured: values.node ?? config.nodeName, env });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const drainTimeoutMs = values["drain-timeout"] !== undefined
+    ? integer("--drain-timeout", values["drain-timeout"], 0, 3_600_000)
+    : config.drainTimeoutMs ?? 30_000;
   const port = values.port !== undefined
     ? integer("--port", values.port, 0, 65_535)
     : config.port ?? 8787;
-  const app = { ...config.app };
+  const app = { ...config.app, node };
   if (values["max-sandboxes"] !== undefined) {
     const maxSandboxes = integer(
       "--max-sandboxes",
@@ -175,7 +197,15 @@ async function parseCli(
       `Refusing to listen on '${host}' without a token: anyone who can reach it could run code on this machine. Pass --token-env NAME (or --token, AIRLOCK_API_TOKENS, or 'tokens' in the config), or listen on 127.0.0.1`,
     );
   }
-  return { host, port, tokens, maxBodyBytes, app, check: values.check };
+  return {
+    host,
+    port,
+    tokens,
+    maxBodyBytes,
+    app,
+    check: values.check,
+    drainTimeoutMs,
+  };
 }
 
 function integer(flag: string, text: string, min: number, max: number) {
@@ -204,6 +234,11 @@ function summary(args: ServeArgs): string {
     .map(([name, most]) => `${name} ${most}`).join(", ");
   return [
     `listen: ${args.host}:${args.port}`,
+    `node: ${args.app.node}${
+      args.app.maxNodeSandboxes
+        ? `, at most ${args.app.maxNodeSandboxes} sandboxes`
+        : ""
+    }, drain ${args.drainTimeoutMs} ms`,
     `tokens: ${names.length ? names.join(", ") : "none (loopback only)"}`,
     `ceilings: ${limits}`,
     `per token: ${ceilings.sandboxes} sandboxes, ${ceilings.runsPerToken} runs at once (${ceilings.runsPerSandbox} per sandbox), ${ceilings.queuedRunsPerToken} waiting`,
@@ -244,14 +279,21 @@ export async function main(
     console.log(`airlock: the config is valid\n${summary(args)}`);
     return 0;
   }
-  const { app, shutdown, sandboxes } = createApp({
+  const { app, shutdown, drain, readiness, sandboxes } = createApp({
     ...args.app,
     tokens: args.tokens.size > 0 ? args.tokens : null,
     maxBodyBytes: args.maxBodyBytes,
   });
   const stop = Promise.withResolvers<Deno.Signal>();
+  // A second signal while draining stops at once.
+  const again = Promise.withResolvers<Deno.Signal>();
+  let signalled = false;
   const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => {
-    const listener = () => stop.resolve(signal);
+    const listener = () => {
+      if (signalled) return again.resolve(signal);
+      signalled = true;
+      stop.resolve(signal);
+    };
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);
   });
@@ -266,7 +308,7 @@ export async function main(
           ? `${args.tokens.size} token${args.tokens.size === 1 ? "" : "s"}`
           : "no tokens: loopback clients only";
         console.log(
-          `airlock API listening on http://${host}:${port}/ (${auth})`,
+          `airlock API listening on http://${host}:${port}/ (${auth}), node '${args.app.node}'`,
         );
       },
     }, app.fetch);
@@ -279,13 +321,28 @@ export async function main(
     );
     return EXIT_CODES.usage;
   }
+  // The first readiness probe (a sandbox run) starts now, not at the
+  // first GET /ready.
+  readiness.warm();
   const signal = await stop.promise;
+  const count = `${sandboxes.size} sandbox${sandboxes.size === 1 ? "" : "es"}`;
+  if (signal === "SIGTERM") {
+    console.log(
+      `airlock API: SIGTERM: draining (${count}; live runs get up to ${args.drainTimeoutMs} ms)`,
+    );
+    const finished = await Promise.race([
+      drain(args.drainTimeoutMs),
+      again.promise.then(() => null),
+    ]);
+    console.log(
+      finished === true
+        ? "airlock API: drained: every run finished; closing"
+        : "airlock API: drain cut short: closing, runs still live are killed",
+    );
+  } else {
+    console.log(`airlock API: ${signal}: closing ${count}`);
+  }
   listeners.forEach((remove) => remove());
-  console.log(
-    `airlock API: ${signal}: closing ${sandboxes.size} sandbox${
-      sandboxes.size === 1 ? "" : "es"
-    }`,
-  );
   // Sandboxes first: their runs end, so streaming responses finish and the
   // server's own shutdown does not wait on them.
   await shutdown();

@@ -23,6 +23,10 @@
 
 /**
  * Every error code the API answers with; clients can switch on these.
+ * `node_unavailable` (502/503: the node holding the sandbox is gone or
+ * unreachable, its sandboxes with it) and `no_capacity` (503: no node can
+ * take a new sandbox now) come from the fleet's router
+ * (deploy/haproxy.ts), not from a node.
  *
  * @example Usage
  * ```ts
@@ -47,6 +51,11 @@ export const ERROR_CODES = [
   "no_scratch",
   "fs_refused",
   "shutting_down",
+  "draining",
+  "node_full",
+  "wrong_node",
+  "node_unavailable",
+  "no_capacity",
   "sandbox_setup_error",
   "internal",
 ] as const;
@@ -242,6 +251,38 @@ export type PlaceholderSecretsJson = Record<string, {
   value: string;
 }>;
 
+/**
+ * Which system information the program may read (Deno's `sys` kinds):
+ * "allow" every kind, "deny" none, or the listed kinds.
+ *
+ * @example Usage
+ * ```ts
+ * import type { SystemPolicyJson } from "./types.ts";
+ * const system: SystemPolicyJson = ["cpus", "systemMemoryInfo"];
+ * console.log(system.length); // 2
+ * ```
+ */
+export type SystemPolicyJson =
+  | "allow"
+  | "deny"
+  | (
+    | "hostname"
+    | "osRelease"
+    | "osUptime"
+    | "loadavg"
+    | "networkInterfaces"
+    | "systemMemoryInfo"
+    | "cpus"
+    | "uid"
+    | "gid"
+    | "getegid"
+    | "username"
+    | "userInfo"
+    | "homedir"
+    | "statfs"
+    | "getPriority"
+  )[];
+
 /** The sandbox policy as written: every field optional. */
 export interface PolicyInput {
   /** JSON Schema reference, ignored. */
@@ -260,6 +301,8 @@ export interface PolicyInput {
   npm?: { allow?: string[] | undefined } | undefined;
   /** Plain environment variables the program can read (never secrets). */
   env?: Record<string, string> | undefined;
+  /** System information the program may read; default "allow". */
+  system?: SystemPolicyJson | undefined;
   /** Whether every Deno permission check is recorded; default true. */
   audit?: { permissions?: boolean | undefined } | undefined;
   /** How the injector reaches upstreams. */
@@ -289,6 +332,8 @@ export interface PolicyJson {
   npm: { allow: string[] };
   /** Plain environment variables. */
   env: Record<string, string>;
+  /** System information the program may read. */
+  system: SystemPolicyJson;
   /** Whether every Deno permission check is recorded. */
   audit: { permissions: boolean };
   /** How the injector reaches upstreams. */
@@ -401,6 +446,24 @@ export interface RunResultJson extends RunStatusJson {
   stdout: string;
   /** Decoded as UTF-8 (invalid bytes replaced). */
   stderr: string;
+}
+
+/** `GET /ready`: one check. */
+export interface ReadinessCheck {
+  /** Whether it passed. */
+  ok: boolean;
+  /** What was found. */
+  detail: string;
+}
+
+/** `GET /ready` (200 when ready, 503 when not, with the same body). */
+export interface Readiness {
+  /** Whether the node can start a sandbox now. */
+  ready: boolean;
+  /** The node's name (in the ids of its sandboxes), or null. */
+  node: string | null;
+  /** sandbox (a probe sandbox runs), injector, capacity, draining. */
+  checks: Record<string, ReadinessCheck>;
 }
 
 /** `GET /sandboxes/{id}/files/{path}?list=1`. */

@@ -46,8 +46,9 @@ Deno.test("types.ts: every response type is what its schema answers", () => {
     true as Equal<T.RunResultJson, Out<typeof S.RunResultSchema>>,
     true as Equal<T.AuditEventJson, Out<typeof S.AuditEventSchema>>,
     true as Equal<T.DirListing, Out<typeof S.DirListingSchema>>,
+    true as Equal<T.Readiness, Out<typeof S.ReadinessSchema>>,
   ];
-  assert.equal(checks.length, 10);
+  assert.equal(checks.length, 11);
 });
 
 Deno.test("types.ts: the check tells a changed type apart (control)", () => {

@@ -1,7 +1,7 @@
 /**
- * The open routes: `GET /health`, `GET /version` and `GET /openapi.json`.
- * They need no token (app.ts puts them behind the loopback check only when
- * the server has no tokens).
+ * The open routes: `GET /version` and `GET /openapi.json` (`GET /health`
+ * is with the fleet's routes in health.ts). They need no token (app.ts puts
+ * them behind the loopback check only when the server has no tokens).
  *
  * @module
  */
@@ -14,19 +14,18 @@ import { openApiDocument } from "../openapi.ts";
 /**
  * The open routes, for `app.route("/", metaRoutes())`.
  *
- * @returns A hono app with the three routes.
+ * @returns A hono app with the two routes.
  *
  * @example Usage
  * ```ts
  * import { metaRoutes } from "./meta.ts";
- * const response = await metaRoutes().request("/health");
- * console.log(await response.json()); // { ok: true }
+ * const response = await metaRoutes().request("/version");
+ * console.log("airlock" in await response.json()); // true
  * ```
  */
 export function metaRoutes(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   let openapi: Record<string, unknown> | undefined;
-  app.get("/health", (c) => c.json({ ok: true as const }));
   app.get(
     "/version",
     (c) => c.json({ airlock: config.version, deno: Deno.version.deno }),

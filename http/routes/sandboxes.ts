@@ -35,6 +35,7 @@ import {
   shuttingDown,
 } from "../_errors.ts";
 import { CreateSandboxRequestSchema } from "../schemas.ts";
+import { observeRuns } from "../metrics.ts";
 
 /**
  * The routes that create, list and delete the caller's sandboxes, for
@@ -99,6 +100,15 @@ export function sandboxRoutes(state: AppState): Hono<AppEnv> {
     // The server's default policy is held to the caller's ceilings too.
     const over = ceilingIssues(parsed.limits, caller.ceilings, "policy.limits");
     if (over.length > 0) throw overCeiling(over);
+    if (registry.size + pending.size >= state.maxNodeSandboxes) {
+      // The node's own ceiling (memory, uids): the router sends the next
+      // attempt to another node (GET /ready says this node is full).
+      throw new ApiError(
+        503,
+        "node_full",
+        `Cannot create a sandbox on this node: it holds ${state.maxNodeSandboxes}, its ceiling; retry (the router picks a node with room)`,
+      );
+    }
     if (caller.count >= caller.maxSandboxes) {
       throw new ApiError(
         429,
@@ -135,6 +145,8 @@ export function sandboxRoutes(state: AppState): Hono<AppEnv> {
         listeners,
       };
       registry.set(sandbox.id, entry);
+      state.metrics.sandboxCreated();
+      observeRuns(sandbox, state.metrics);
       return entry;
     })();
     pending.add(creation);
