@@ -65,6 +65,8 @@ export class LocalDeno implements SandboxDeno {
       args: options.scriptArgs ?? [],
       timeoutMs: runTimeout(this.#session),
       ...(stdinPiped ? { stdin: "piped" as const } : {}),
+    }).catch((error) => {
+      throw withNpmHint(error);
     });
     return new DenoProcess(PROCESS_TOKEN, {
       pid: this.#session.nextPid++,
@@ -276,6 +278,22 @@ async function programFiles(
     throw error;
   }
   return files;
+}
+
+/** airlock's bundler names its policy key; here the option is `airlock.npm`. */
+function withNpmHint(error: unknown): unknown {
+  if (
+    error instanceof Error && error.name === "BundleError" &&
+    error.message.includes("(npm.allow)")
+  ) {
+    const hint =
+      '\n  (list npm packages in Sandbox.create({ airlock: { npm: ["name@range"] } }))';
+    error.message += hint;
+    if (error.stack) {
+      error.stack = error.stack.replace(/\n\s+at [\s\S]*$/, (t) => hint + t);
+    }
+  }
+  return error;
 }
 
 function randomHex(bytes: number): string {

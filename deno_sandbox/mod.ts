@@ -54,8 +54,11 @@
  * - **Programs**: `deno.run({ entrypoint })` bundles the entry and its
  *   relative imports from the files under /scratch (read through airlock's
  *   fs, so not while another run is live); `deno.run({ code })` runs
- *   inline code (its relative imports resolve in /scratch). npm:, jsr: and URL
- *   imports are refused (the sandbox never fetches code). `deno.eval()` and
+ *   inline code (its relative imports resolve in /scratch). npm packages
+ *   listed in the airlock-only option `airlock: { npm: ["ms@^2"] }` can be
+ *   imported (`npm:ms`, or bare `ms`): airlock installs them on the
+ *   harness side and bundles them in. Other npm:, jsr: and URL imports are
+ *   refused (the sandbox never fetches code). `deno.eval()` and
  *   `deno.repl()` evaluate in the global scope of one program (`node:vm`):
  *   declarations persist, a promise result is awaited, top-level `await`
  *   works (the input runs in an async function whose declarations are
@@ -76,9 +79,10 @@
  *   `port`, `watch`, `env.set/delete`, fs `open/create/symlink/link/
  *   readLink/chmod/chown/utime/umask/expandGlob`, `Client`, `Volume`,
  *   `Snapshot`. `labels`, `debug`, tokens and endpoints are ignored.
- * - **airlock-only** option `airlock`: `connectTo` (HOST:PORT:HOST2:PORT2,
- *   curl's --connect-to), `upstreamCaCerts` (PEM files or PEM text),
- *   `limits`, `inputs`, `injector`, `tmpDir`, `denoPath`, `onAudit`; and
+ * - **airlock-only** option `airlock`: `npm` (packages programs may
+ *   import) and `npmCacheDir`, `connectTo` (HOST:PORT:HOST2:PORT2, curl's
+ *   --connect-to), `upstreamCaCerts` (PEM files or PEM text), `limits`,
+ *   `inputs`, `injector`, `tmpDir`, `denoPath`, `onAudit`; and
  *   `sandbox.airlock`, the underlying airlock `Sandbox` (audit trail,
  *   `updateNetworkPolicy`).
  *

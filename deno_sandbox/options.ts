@@ -266,6 +266,7 @@ export function airlockSandboxOptions(
       limits: { memoryMb, ...airlock.limits, timeoutMs: capMs },
       scratch: true,
       ...(airlock.inputs ? { inputs: airlock.inputs } : {}),
+      ...(airlock.npm ? { npm: { allow: airlock.npm } } : {}),
       network: networkPolicy(sdk.allowNet, secrets),
       secrets: Object.fromEntries(
         secrets.map(([name, s]) => [name, {
@@ -283,6 +284,7 @@ export function airlockSandboxOptions(
     // Nothing of the harness's environment reaches a policy from here.
     env: () => undefined,
     ...(airlock.injector ? { injector: airlock.injector } : {}),
+    ...(airlock.npmCacheDir ? { npmCacheDir: airlock.npmCacheDir } : {}),
     ...(airlock.tmpDir ? { tmpDir: airlock.tmpDir } : {}),
     ...(airlock.denoPath ? { denoPath: airlock.denoPath } : {}),
     ...(airlock.onAudit ? { onAudit: airlock.onAudit } : {}),

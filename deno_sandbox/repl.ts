@@ -43,6 +43,11 @@ const send = (reply) => {
   const bytes = encoder.encode(marker + JSON.stringify(reply) + "\\n");
   for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
 };
+// import() has no loader here (programs are bundled before they run).
+const refuseImport = (specifier) => {
+  throw new TypeError("Cannot import '" + specifier + "' in sandbox.deno.eval() or a REPL: the local sandbox (airlock) bundles programs before they run; import it from a sandbox.deno.run() program (npm packages: Sandbox.create({ airlock: { npm: [...] } }))");
+};
+const options = { filename: "repl", importModuleDynamically: refuseImport };
 const describe = (e) => ({
   name: String(e?.name ?? "Error"),
   message: String(e?.message ?? e),
@@ -52,9 +57,9 @@ const handle = async (request) => {
   try {
     let value;
     if (request.op === "eval") {
-      value = vm.runInThisContext(request.code, { filename: "repl" });
+      value = vm.runInThisContext(request.code, options);
     } else {
-      const fn = vm.runInThisContext("(" + request.fn + ")", { filename: "repl" });
+      const fn = vm.runInThisContext("(" + request.fn + ")", options);
       if (typeof fn !== "function") throw new TypeError(request.fn + " is not a function");
       value = fn(...decodeValue(request.args));
     }

@@ -73,11 +73,21 @@ export interface BaseClientOptions {
  *   connectTo: ["api.example.com:443:127.0.0.1:8443"],
  *   upstreamCaCerts: ["./test-ca.pem"],
  *   limits: { cpuSeconds: 10 },
+ *   npm: ["ms@^2", "is-number"],
  * };
  * console.log(airlock.connectTo);
  * ```
  */
 export interface AirlockOptions {
+  /**
+   * npm packages `deno.run()` programs may import (`"name"` or
+   * `"name@range"`; the range is a ceiling for the program's own): airlock
+   * installs them on the harness side (no lifecycle scripts) and bundles
+   * them in; the sandbox never fetches code. The policy's `npm.allow`.
+   */
+  npm?: string[];
+  /** Where npm packages are installed (default `/var/tmp/airlock-npm-<uid>`). */
+  npmCacheDir?: string;
   /** `HOST1:PORT1:HOST2:PORT2` mappings (curl's --connect-to) for upstreams. */
   connectTo?: string[];
   /** Extra CAs trusted for upstream TLS: PEM file paths, or PEM text. */
