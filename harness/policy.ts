@@ -336,6 +336,22 @@ function flattenIssues(
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      // Each branch lacks only its own key (a rule with neither 'transform'
+      // nor 'response'): name the choice, not the first branch's key.
+      const lacking = issue.errors.map((branch) => {
+        const only = branch.length === 1 ? branch[0]! : undefined;
+        return only?.code === "invalid_type" && only.path.length === 1 &&
+            /received undefined/.test(only.message)
+          ? `'${String(only.path[0])}'`
+          : null;
+      });
+      if (lacking.length > 1 && lacking.every((key) => key !== null)) {
+        out.push({
+          path: path.map(String).join("."),
+          message: `needs ${[...new Set(lacking)].join(" or ")}`,
+        });
+        continue;
+      }
       const branches = issue.errors.map((branch) => ({
         branch,
         score: branch.filter((i) =>
@@ -357,23 +373,91 @@ function flattenIssues(
     }
     if (issue.code === "invalid_key" && issue.issues.length > 0) {
       // A record key failed its own check: say why, not just "invalid key".
-      const why = issue.issues.map((i) => i.message).join("; ");
-      out.push({ path: path.map(String).join("."), message: `key ${why}` });
+      const why = issue.issues.map((i) =>
+        i.message.replace(
+          /^Cannot parse host pattern (.+?) as /,
+          "the host pattern $1 is refused as ",
+        )
+      ).join("; ");
+      out.push({
+        path: path.map(String).join("."),
+        message: why.startsWith("the host pattern") ? why : `key ${why}`,
+      });
       continue;
     }
     const message = issue.code === "unrecognized_keys"
       ? `unknown key${issue.keys.length === 1 ? "" : "s"} ${
         issue.keys.map((k) => `'${k}'`).join(", ")
       } (not part of the policy schema)`
-      : issue.message;
+      : humanMessage(issue);
     out.push({ path: path.map(String).join("."), message });
   }
   return out;
 }
 
+const TYPE_WORDS: Record<string, string> = {
+  array: "a list",
+  object: "an object",
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  undefined: "nothing",
+  null: "null",
+};
+
+/**
+ * A zod issue in a person's words: "is missing (expected a list)" rather
+ * than "Invalid input: expected array, received undefined". Messages the
+ * schema wrote itself (refinements) pass through.
+ */
+function humanMessage(issue: z.core.$ZodIssue): string {
+  const words = (type: string) => TYPE_WORDS[type] ?? type;
+  switch (issue.code) {
+    case "invalid_type": {
+      const received = /received (\w+)/.exec(issue.message)?.[1];
+      const expected = words(issue.expected);
+      if (received === "undefined") return `is missing: give ${expected}`;
+      if (issue.expected === "int" && received === "number") {
+        return "must be a whole number";
+      }
+      return `must be ${expected}${received ? `, not ${words(received)}` : ""}`;
+    }
+    case "too_small":
+    case "too_big": {
+      const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
+      const most = issue.code === "too_small" ? "at least" : "at most";
+      const exclusive = issue.inclusive === false;
+      const limit = `${
+        exclusive
+          ? (issue.code === "too_small" ? "more than" : "less than")
+          : most
+      } ${bound}`;
+      if (issue.origin === "string") return `must have ${limit} characters`;
+      if (issue.origin === "array" || issue.origin === "set") {
+        return `must have ${limit} entries`;
+      }
+      return `must be ${limit}`;
+    }
+    case "invalid_value":
+      return `must be ${
+        issue.values.map((v) => JSON.stringify(v)).join(" or ")
+      }`;
+    default:
+      return issue.message.replace(/^Invalid input: /, "");
+  }
+}
+
 function unionMessage(issue: z.core.$ZodIssueInvalidUnion): string {
   const expected = issue.errors.flat()
     .filter((i) => i.path.length === 0)
-    .map((i) => i.message.replace(/^Invalid input: /, ""));
-  return `invalid value: ${[...new Set(expected)].join(", or ")}`;
+    .map((i) =>
+      humanMessage(i).replace(/^must be /, "").replace(/, not .*$/, "")
+    );
+  const received = issue.errors.flat()
+    .map((i) => /received (\w+)/.exec(i.message)?.[1])
+    .find((r) => r !== undefined);
+  return `must be ${[...new Set(expected)].join(", or ")}${
+    received ? `, not ${TYPE_WORDS[received] ?? received}` : ""
+  }`;
 }

@@ -211,6 +211,21 @@ function fixed(
   };
 }
 
+/**
+ * Why a `${secret:NAME}` did not resolve: not passed, or passed with no
+ * value (`{ API_TOKEN: Deno.env.get("API_TOKEN")! }` with the variable unset
+ * passes the key with `undefined`).
+ */
+function passedEmpty(sources: SecretSources, name: string): string {
+  if (!sources.secrets || !Object.hasOwn(sources.secrets, name)) {
+    return " (pass it in the secrets map)";
+  }
+  const value: unknown = sources.secrets[name];
+  return ` (the secrets map has '${name}', but its value is ${
+    value === "" ? "an empty string" : String(value)
+  }: check where the value comes from, e.g. an environment variable that is not set)`;
+}
+
 function compileRule(
   rule: Rule,
   id: string,
@@ -248,7 +263,7 @@ function compileRule(
           message: `unresolved secret reference '\${${ref}}'${
             ref.startsWith("env:")
               ? " (set it in the harness's environment)"
-              : " (pass it in the secrets map)"
+              : passedEmpty(sources, ref.slice("secret:".length))
           }`,
         });
       }

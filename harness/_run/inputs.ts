@@ -43,7 +43,9 @@ export async function prepareInputs(
       real = await Deno.realPath(input.source);
     } catch {
       throw new InputError(
-        `Cannot mount input '${input.source}' as it does not exist or cannot be resolved`,
+        `Cannot mount input '${input.source}' as it does not exist or cannot be resolved${
+          targetHint(input.source)
+        }`,
       );
     }
     // A link leading out of the input would let a program chdir through it
@@ -172,4 +174,24 @@ async function chownTree(workspace: Workspace, root: string): Promise<void> {
     if (entry.isDirectory) await chownTree(workspace, path);
     else await workspace.giveToSandbox(path);
   }
+}
+
+/**
+ * "data.csv:/etc/x": a sandbox path outside /inputs/ is not split off, so
+ * the whole text was taken as the host path. When the part before the last
+ * colon exists, say the rule the writer missed.
+ */
+function targetHint(source: string): string {
+  const colon = source.lastIndexOf(":");
+  if (colon <= 0) return "";
+  try {
+    Deno.statSync(source.slice(0, colon));
+  } catch {
+    return "";
+  }
+  return `; if '${
+    source.slice(colon + 1)
+  }' is meant as the path inside the sandbox, it must be under /inputs/ (e.g. '${
+    source.slice(0, colon)
+  }:/inputs/data')`;
 }
