@@ -42,7 +42,9 @@ export type {
   PolicyInput,
   PolicyInputEntry,
   PolicyInputMount,
+  SystemPolicy,
 } from "./harness/policy_schema.ts";
+export type { SystemInfoKind } from "./runtime/deno_permissions.ts";
 // The network policy's parts (NetworkPolicy refers to each).
 export type {
   KeyValueMatch,

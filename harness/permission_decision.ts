@@ -3,13 +3,19 @@
  * check, from the run's grants alone (no I/O), with the reason the program
  * sees in `NotCapable` on a deny. Paths are normalised before they are
  * matched; reads and writes are allowed only under a granted path, network
- * only to an allowed host, environment only for the run's names, and
- * subprocesses, FFI, system information and remote imports never.
+ * only to an allowed host, environment variables when the run's grant says
+ * (the sandbox's own environment holds only what airlock put there), system
+ * information only of the granted kinds, and subprocesses, FFI, changing
+ * the scheduling priority and remote imports never.
  * `permission_broker.ts` serves these answers on the run's socket.
  *
  * @module
  */
 
+import {
+  SYSTEM_INFO_KINDS,
+  type SystemInfoKind,
+} from "../runtime/deno_permissions.ts";
 import { detached } from "./_audit_bounds.ts";
 import { normalisePath } from "./paths.ts";
 
@@ -21,8 +27,14 @@ export interface BrokerGrants {
   write: readonly string[];
   /** `host:port`, `*.suffix:port` or bare host entries, or "all". */
   net: readonly string[] | "all";
-  /** Readable environment variable names. */
-  env: readonly string[];
+  /**
+   * Readable environment variable names, or "all": the sandbox's whole
+   * environment, which holds only airlock's variables (an unset name then
+   * reads as undefined, and listing shows those variables).
+   */
+  env: readonly string[] | "all";
+  /** Kinds of system information the program may read; default none. */
+  sys?: readonly SystemInfoKind[];
   /**
    * The program's starting directory: Deno sends paths as the program wrote
    * them, so relative ones are resolved against the directory the program
@@ -128,8 +140,18 @@ export function decidePermission(
       };
     }
     case "env": {
+      // The whole environment may be granted because of what it holds:
+      // bwrap clears it and airlock sets only proxy, TLS and temp settings,
+      // placeholders and the policy's plain variables; no secret is ever
+      // in it (tests/isolation_env_test.ts). Reading it tells nothing else.
+      if (grants.env === "all") {
+        return {
+          decision: "allow",
+          reason: "the sandbox's own environment (airlock's variables only)",
+        };
+      }
       if (value !== null && grants.env.includes(value)) {
-        return { decision: "allow", reason: "placeholder variable" };
+        return { decision: "allow", reason: "granted variable" };
       }
       return {
         decision: "deny",
@@ -150,13 +172,37 @@ export function decidePermission(
         decision: "deny",
         reason: "loading native libraries is never allowed in the sandbox",
       };
-    case "sys":
+    case "sys": {
+      if (value === "setPriority") {
+        // Not information: it changes the scheduler. Never granted.
+        return {
+          decision: "deny",
+          reason:
+            "changing a process's scheduling priority is never allowed in the sandbox",
+        };
+      }
+      if (
+        value !== null &&
+        (grants.sys as readonly string[] | undefined)?.includes(value)
+      ) {
+        return {
+          decision: "allow",
+          reason: "system information the policy allows ('system')",
+        };
+      }
+      const known = value !== null &&
+        (SYSTEM_INFO_KINDS as readonly string[]).includes(value);
       return {
         decision: "deny",
-        reason: `system information ('${
-          value === null ? "all" : shown(value)
-        }') is not available in the sandbox`,
+        reason: value === null
+          ? "system information of every kind is not available in the sandbox"
+          : known
+          ? `system information '${value}' is refused by the policy's 'system' setting`
+          : `system information '${
+            shown(value)
+          }' is not available in the sandbox`,
       };
+    }
     case "import":
       return {
         decision: "deny",

@@ -2,8 +2,8 @@
  * The broker's decisions from the grants alone: paths are normalised before
  * they are matched and never clamped into a grant, each kind of check is
  * allowed only as far as its grant goes, and what is never allowed in a
- * sandbox (subprocesses, FFI, system information, remote imports) is
- * denied in every mode that enforces. The socket side is in
+ * sandbox (subprocesses, FFI, changing the scheduling priority, remote
+ * imports) is denied in every mode that enforces. The socket side is in
  * permission_broker_test.ts; real programs in tests/permission_audit_test.ts.
  */
 import assert from "node:assert/strict";
@@ -81,6 +81,7 @@ Deno.test("decidePermission() allows each kind only as far as its grant goes", (
     ["run", "/bin/sh", "deny"],
     ["ffi", "/lib/x.so", "deny"],
     ["sys", "hostname", "deny"],
+    ["sys", null, "deny"],
     ["import", "https://example.com/x.ts", "deny"],
     ["hrtime", null, "deny"],
   ];
@@ -114,4 +115,36 @@ Deno.test("decidePermission() in learn mode allows and records all but subproces
   }
   assert.equal(decidePermission(grants, "run", "sh", "learn").decision, "deny");
   assert.equal(decidePermission(grants, "ffi", null, "learn").decision, "deny");
+});
+
+Deno.test("decidePermission() grants the whole environment for env: 'all' (unset names read as undefined)", () => {
+  const all = { ...grants, env: "all" as const };
+  for (const value of ["OPENAI_BASE_URL", "PLACEHOLDER", null]) {
+    const answer = decidePermission(all, "env", value);
+    assert.equal(answer.decision, "allow", `${value}`);
+    assert.match(answer.reason, /airlock's variables only/);
+  }
+  // Control: a list grants only its names, and never the listing.
+  assert.equal(decidePermission(grants, "env", "HOME").decision, "deny");
+  assert.equal(decidePermission(grants, "env", null).decision, "deny");
+});
+
+Deno.test("decidePermission() answers system information of the granted kinds only, never setPriority", () => {
+  const some = { ...grants, sys: ["hostname", "cpus"] as const };
+  assert.equal(decidePermission(some, "sys", "hostname").decision, "allow");
+  assert.equal(decidePermission(some, "sys", "cpus").decision, "allow");
+  const refused = decidePermission(some, "sys", "osRelease");
+  assert.equal(refused.decision, "deny");
+  assert.equal(
+    refused.reason,
+    "system information 'osRelease' is refused by the policy's 'system' setting",
+  );
+  assert.equal(decidePermission(some, "sys", null).decision, "deny");
+  assert.equal(decidePermission(some, "sys", "inspector").decision, "deny");
+  // Attack: setPriority changes the scheduler; no grant names it, and even
+  // a grant list that (wrongly) held it would not allow it.
+  const wide = { ...grants, sys: ["setPriority"] as never[] };
+  const priority = decidePermission(wide, "sys", "setPriority");
+  assert.equal(priority.decision, "deny");
+  assert.match(priority.reason, /never allowed/);
 });

@@ -20,6 +20,10 @@
 
 import { z } from "zod";
 import { DEFAULT_LIMITS, type ResourceLimits } from "../runtime/limits.ts";
+import {
+  SYSTEM_INFO_KINDS,
+  type SystemInfoKind,
+} from "../runtime/deno_permissions.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
 import {
   type NetworkPolicy,
@@ -109,6 +113,19 @@ export const EnvSchema = z.record(
   }),
 );
 
+/**
+ * Which system information the program may read (Deno's `sys` permission
+ * kinds): "allow" every harmless kind, "deny" none, or a list of kinds.
+ */
+export const SystemSchema = z.union([
+  z.enum(["allow", "deny"]),
+  z.array(z.enum(SYSTEM_INFO_KINDS)),
+]).default("allow").describe(
+  `System information the program may read: "allow" (default) answers every kind (${
+    SYSTEM_INFO_KINDS.join(", ")
+  }: the sandbox's own hostname, ids and empty network, the kernel release, uptime, load, memory and CPUs), "deny" refuses them all, a list allows those kinds only. Changing the scheduling priority is never allowed`,
+);
+
 /** One read-only input, as `HOST[:SANDBOX]` or an object. */
 export const InputSchema = z.union([
   z.string().min(1).describe("HOST_PATH or HOST_PATH:SANDBOX_PATH"),
@@ -133,6 +150,7 @@ export const PolicySchema = z.strictObject({
   env: EnvSchema.default({}).describe(
     "Plain environment variables the program can read. Visible to the program: never put secrets here (use 'secrets')",
   ),
+  system: SystemSchema,
   audit: z.strictObject({
     permissions: z.boolean().default(true).describe(
       "Record every Deno permission check through the harness's permission broker (~0.13 ms per check)",
@@ -188,6 +206,12 @@ export interface PlaceholderSecret {
   value: string;
 }
 
+/**
+ * Which system information the program may read: "allow" every kind of
+ * {@linkcode SYSTEM_INFO_KINDS}, "deny" none, or the listed kinds.
+ */
+export type SystemPolicy = "allow" | "deny" | SystemInfoKind[];
+
 /** A policy as written by its author (every field optional). */
 export interface PolicyInput {
   /** JSON Schema reference, ignored. */
@@ -206,6 +230,8 @@ export interface PolicyInput {
   npm?: { allow?: string[] | undefined } | undefined;
   /** Plain environment variables the program can read (never secrets). */
   env?: Record<string, string> | undefined;
+  /** System information the program may read; default "allow". */
+  system?: SystemPolicy | undefined;
   /** Whether every Deno permission check is recorded; default true. */
   audit?: { permissions?: boolean | undefined } | undefined;
   /** How the injector reaches upstreams. */
@@ -243,6 +269,8 @@ export interface Policy {
   npm: { allow: string[] };
   /** Plain environment variables. */
   env: Record<string, string>;
+  /** System information the program may read. */
+  system: SystemPolicy;
   /** Whether every Deno permission check is recorded. */
   audit: { permissions: boolean };
   /** How the injector reaches upstreams (CA files absolute). */

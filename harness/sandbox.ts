@@ -534,6 +534,7 @@ export class Sandbox implements AsyncDisposable {
         ? "enforce"
         : null,
       egress: this.#egress,
+      system: this.#policy.system,
       record: (event, run) => this.#record(event, run),
     }, {
       runNumber,

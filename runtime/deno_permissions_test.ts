@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { denoPermissionFlags, NEVER_GRANTED } from "./deno_permissions.ts";
+import {
+  denoPermissionFlags,
+  NEVER_GRANTED,
+  SYSTEM_INFO_KINDS,
+} from "./deno_permissions.ts";
 
 const GRANTS = {
   read: ["/inputs/a", "/scratch"],
@@ -7,7 +11,7 @@ const GRANTS = {
   net: ["api.github.com", "example.com:443"],
 };
 
-Deno.test("denoPermissionFlags() never grants env, run, ffi, sys or everything", () => {
+Deno.test("denoPermissionFlags() never grants env, run, ffi, sys or everything unless asked", () => {
   for (const grants of [GRANTS, { read: [], write: [], net: [] }]) {
     for (const flag of denoPermissionFlags(grants)) {
       assert.doesNotMatch(
@@ -20,13 +24,62 @@ Deno.test("denoPermissionFlags() never grants env, run, ffi, sys or everything",
   }
 });
 
-Deno.test("denoPermissionFlags() always denies run, ffi, sys and env and never prompts", () => {
+Deno.test("denoPermissionFlags() denies run and ffi always, sys and env unless granted, and never prompts", () => {
   const flags = denoPermissionFlags({ read: [], write: [], net: [] });
   assert.equal(flags[0], "--no-prompt");
   for (const kind of ["run", "ffi", "sys", "env"]) {
     assert.ok(flags.includes(`--deny-${kind}`), kind);
   }
-  assert.deepEqual([...NEVER_GRANTED].sort(), ["ffi", "run", "sys"]);
+  assert.deepEqual([...NEVER_GRANTED].sort(), ["ffi", "run"]);
+  const granted = denoPermissionFlags({
+    read: [],
+    write: [],
+    net: [],
+    env: "all",
+    sys: ["hostname", "cpus"],
+  });
+  for (const kind of ["run", "ffi"]) {
+    assert.ok(granted.includes(`--deny-${kind}`), kind);
+  }
+});
+
+Deno.test("denoPermissionFlags() grants the whole environment only for env: 'all'", () => {
+  const flags = denoPermissionFlags({
+    read: [],
+    write: [],
+    net: [],
+    env: "all",
+  });
+  assert.ok(flags.includes("--allow-env"));
+  assert.ok(!flags.includes("--deny-env"));
+});
+
+Deno.test("denoPermissionFlags() grants only the listed kinds of system information, never setPriority", () => {
+  const flags = denoPermissionFlags({
+    read: [],
+    write: [],
+    net: [],
+    sys: ["hostname", "cpus", "hostname"],
+  });
+  assert.ok(flags.includes("--allow-sys=hostname,cpus"), flags.join(" "));
+  assert.ok(!flags.includes("--deny-sys"));
+  assert.ok(!flags.includes("--allow-sys"), "never every kind");
+  assert.ok(!(SYSTEM_INFO_KINDS as readonly string[]).includes("setPriority"));
+  // Attack: a kind outside the list (or two kinds in one entry) smuggled
+  // past the types would widen the grant.
+  for (const kind of ["setPriority", "hostname,setPriority", "inspector"]) {
+    assert.throws(
+      () =>
+        denoPermissionFlags({
+          read: [],
+          write: [],
+          net: [],
+          // deno-lint-ignore no-explicit-any
+          sys: [kind as any],
+        }),
+      /^TypeError: Cannot grant system information/,
+    );
+  }
 });
 
 Deno.test("denoPermissionFlags() grants only listed env names, and then no --deny-env", () => {

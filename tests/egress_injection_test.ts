@@ -435,7 +435,8 @@ Deno.test("placeholder: the program reads an opaque stand-in; its listed host ge
     home: string | null;
   }>(result);
   assert.match(got.token, /^airlock-placeholder-GH_TOKEN-[0-9a-f]{32}$/);
-  assert.equal(got.home, "NotCapable", "no other environment variable");
+  // The sandbox's own HOME (its scratch), never the harness's.
+  assert.equal(got.home, "/scratch");
   const api = ups.get("api.example.test").seen[0];
   const other = ups.get("other.example.test").seen[0];
   assert.ok(api && other);

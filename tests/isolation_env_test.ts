@@ -120,3 +120,87 @@ Deno.test("namespace alone: the program's environment holds only the launcher's 
     assert.equal(env[CANARY_NAME], undefined);
   });
 });
+
+/** A program that lists its environment every way an SDK does. */
+const LISTING = `
+  import process from "node:process";
+  const listed = {
+    toObject: Deno.env.toObject(),
+    spread: { ...process.env },
+    keys: Object.keys(process.env),
+    json: JSON.parse(JSON.stringify(process.env)),
+    canary: process.env.${CANARY_NAME} ?? "unset",
+    byName: Deno.env.get("${CANARY_NAME}") ?? "unset",
+  };
+  console.log(JSON.stringify(listed));`;
+
+for (const permissions of [true, false]) {
+  Deno.test(
+    `sandbox lists its environment (${
+      permissions ? "broker" : "Deno's flags"
+    }): only airlock's variables, no canary, even when a placeholder and an injected header hold it`,
+    async () => {
+      await withCanary(async (canary) => {
+        await using sandbox = await Sandbox.create({
+          policy: {
+            audit: { permissions },
+            env: { PLAIN_SETTING: "visible" },
+            network: {
+              allow: {
+                "api.example.test": [{
+                  transform: [{
+                    headers: { authorization: `Bearer \${env:${CANARY_NAME}}` },
+                  }],
+                }],
+              },
+            },
+            secrets: {
+              API_TOKEN: {
+                hosts: ["api.example.test"],
+                value: `\${env:${CANARY_NAME}}`,
+              },
+            },
+          },
+        });
+        const result = await sandbox.run({ code: LISTING });
+        assert.equal(result.reason, "exit", result.stderr);
+        assertNoCanary(
+          canary,
+          "listing",
+          result.stdoutBytes,
+          result.stderrBytes,
+        );
+        const listed = JSON.parse(result.stdout) as {
+          toObject: Record<string, string>;
+          spread: Record<string, string>;
+          keys: string[];
+          json: Record<string, string>;
+          canary: string;
+          byName: string;
+        };
+        // Positive control: the listing really happened, and holds the
+        // sandbox's own settings.
+        assert.equal(listed.toObject.PLAIN_SETTING, "visible");
+        assert.match(listed.toObject.API_TOKEN ?? "", /^airlock-placeholder-/);
+        assert.ok(listed.toObject.HTTPS_PROXY?.startsWith("http://127.0.0.1:"));
+        assert.deepEqual(listed.spread, listed.toObject);
+        assert.deepEqual(listed.json, listed.toObject);
+        assert.deepEqual(
+          [...listed.keys].sort(),
+          Object.keys(listed.toObject).sort(),
+        );
+        assert.equal(listed.canary, "unset");
+        assert.equal(listed.byName, "unset");
+        const harness = Deno.env.toObject();
+        for (const [name, value] of Object.entries(listed.toObject)) {
+          if (value.length <= 1 || name === "PATH") continue; // "1", ""
+          assert.notEqual(
+            harness[name],
+            value,
+            `harness variable ${name} leaked`,
+          );
+        }
+      });
+    },
+  );
+}

@@ -66,7 +66,7 @@ Deno.test("audit trail records exactly what a program tried, with the right deci
     code: `
       console.log(await Deno.readTextFile("/inputs/data/in.txt"));
       try { await Deno.readTextFile("/etc/passwd"); } catch (e) { console.log("passwd:", e.name); }
-      try { Deno.env.get("HOME"); } catch (e) { console.log("env:", e.name); }
+      try { console.log("env:", Deno.env.get("HOME"), Deno.env.get("AWS_SECRET_ACCESS_KEY")); } catch (e) { console.log("env:", e.name); }
       console.log("allowed:", await (await fetch("https://api.example.test/")).text());
       try { await fetch("https://evil.example.test/"); } catch (e) { console.log("refused:", e.name); }
       try { new Deno.Command("/bin/sh").outputSync(); } catch (e) { console.log("spawn:", e.name); }
@@ -76,7 +76,7 @@ Deno.test("audit trail records exactly what a program tried, with the right deci
   assert.equal(result.exitCode, 0, result.stderr);
   assert.equal(
     result.stdout,
-    "input\npasswd: NotCapable\nenv: NotCapable\nallowed: upstream ok\nrefused: NotCapable\nspawn: NotCapable\n",
+    "input\npasswd: NotCapable\nenv: /tmp/run undefined\nallowed: upstream ok\nrefused: NotCapable\nspawn: NotCapable\n",
   );
   const seen = permissions(result.audit).map((e) =>
     `${e.permission} ${e.value} ${e.decision}`
@@ -85,7 +85,10 @@ Deno.test("audit trail records exactly what a program tried, with the right deci
     const expected of [
       "read /inputs/data/in.txt allow",
       "read /etc/passwd deny",
-      "env HOME deny",
+      // The sandbox's own environment is readable (airlock's variables
+      // only); each read is still recorded.
+      "env HOME allow",
+      "env AWS_SECRET_ACCESS_KEY allow",
       "net api.example.test:443 allow",
       "net evil.example.test:443 deny",
       "run /bin/sh deny",
@@ -96,9 +99,11 @@ Deno.test("audit trail records exactly what a program tried, with the right deci
       `missing '${expected}' in ${JSON.stringify(seen)}`,
     );
   }
-  // Nothing else was granted: every allow is one of the two expected.
+  // Nothing else was granted: every allow is one of those expected.
   const allowed = seen.filter((s) => s.endsWith(" allow"));
   assert.deepEqual(allowed.sort(), [
+    "env AWS_SECRET_ACCESS_KEY allow",
+    "env HOME allow",
     "net api.example.test:443 allow",
     "read /inputs/data/in.txt allow",
   ]);

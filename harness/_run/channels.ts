@@ -8,7 +8,11 @@
  */
 
 import type { Mount } from "../../runtime/bwrap_args.ts";
-import type { DenoGrants } from "../../runtime/deno_permissions.ts";
+import {
+  type DenoGrants,
+  SYSTEM_INFO_KINDS,
+  type SystemInfoKind,
+} from "../../runtime/deno_permissions.ts";
 import { EGRESS_PORT, SANDBOX_PATHS } from "../../runtime/launcher.ts";
 import type { EgressEvent } from "../../injector/audit.ts";
 import { bindRun, type SandboxEgress } from "./egress.ts";
@@ -19,6 +23,7 @@ import {
   startPermissionBroker,
 } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
+import type { SystemPolicy } from "../policy_schema.ts";
 import { RunAuditLog } from "../_audit_bounds.ts";
 import { SandboxSetupError } from "../errors.ts";
 
@@ -59,6 +64,13 @@ function liveNetGrants(egress: SandboxEgress): readonly string[] | "all" {
   return grants;
 }
 
+/** The kinds of system information a `system` setting grants. */
+function systemKinds(system: SystemPolicy): SystemInfoKind[] {
+  if (system === "allow") return [...SYSTEM_INFO_KINDS];
+  if (system === "deny") return [];
+  return [...new Set(system)];
+}
+
 /** Deno prints this on stderr when a broker is configured (before any program output). */
 export const BROKER_WARNING = new TextEncoder().encode(
   "Warning Permission broker is an experimental feature\n",
@@ -94,6 +106,13 @@ export async function openRunChannels(options: {
   env: Readonly<Record<string, string>>;
   /** The temp directory inside the sandbox (`<TMP>` to Deno), if writable. */
   tmp?: string;
+  /**
+   * The program's home directory (`HOME`, `os.homedir()`): a readable and
+   * writable directory of the sandbox, as on any machine.
+   */
+  home?: string;
+  /** System information the program may read; default "allow". */
+  system?: SystemPolicy;
   egress: SandboxEgress | null;
   /** Broker mode, or null for no broker (Deno's flags decide). */
   broker: BrokerMode | null;
@@ -107,6 +126,8 @@ export async function openRunChannels(options: {
   });
   const mounts: Mount[] = [];
   let env: Record<string, string> = {
+    // The policy's own HOME (a plain variable) wins over the default.
+    ...(options.home ? { HOME: options.home } : {}),
     ...options.env,
     // Deno.makeTempDir() and friends create under TMPDIR: the scratch's .tmp.
     ...(options.tmp ? { TMPDIR: options.tmp } : {}),
@@ -114,7 +135,12 @@ export async function openRunChannels(options: {
   let grants: DenoGrants = {
     ...options.base,
     net: [],
-    env: Object.keys(options.env),
+    // The whole environment: it is built here and in the launcher from
+    // airlock's own settings, placeholders and the policy's plain
+    // variables, never from the harness's (bwrap starts it empty). An SDK
+    // probing for OPENAI_BASE_URL reads undefined, as on a clean machine.
+    env: "all",
+    sys: systemKinds(options.system ?? "allow"),
   };
   let egressClose: (() => Promise<void>) | null = null;
   let egressSocket: string | null = null;
@@ -133,11 +159,7 @@ export async function openRunChannels(options: {
       egressSocket = egress.binding.socketPath;
       mounts.push(...egress.mounts);
       env = { ...env, ...egress.env };
-      grants = {
-        ...grants,
-        net: egress.grants.net,
-        env: [...(grants.env ?? []), ...(egress.grants.env ?? [])],
-      };
+      grants = { ...grants, net: egress.grants.net };
     }
     if (options.broker) {
       broker = await startPermissionBroker({
@@ -151,6 +173,7 @@ export async function openRunChannels(options: {
             return live ? liveNetGrants(live) : [];
           },
           env: grants.env ?? [],
+          sys: grants.sys ?? [],
           cwd: options.cwd,
           ...(options.tmp ? { tmp: options.tmp } : {}),
         },

@@ -28,9 +28,17 @@ import type { SandboxEgress } from "./egress.ts";
 import { openRunChannels, type RunChannels } from "./channels.ts";
 import type { BrokerMode } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
+import type { SystemPolicy } from "../policy_schema.ts";
 
 /** The program's TMPDIR when a scratch directory is granted. */
 const SANDBOX_TMP = "/var/tmp";
+/**
+ * The program's TMPDIR without a scratch: a directory of its own in the
+ * run's private /tmp (bounded by `tmpMb`, gone with the run). Not /tmp
+ * itself: Deno's own cache (DENO_DIR) lives there, and a program that
+ * could write it could leave Deno something to load.
+ */
+const SANDBOX_RUN_TMP = "/tmp/run";
 
 /** A launched sandbox waiting for its program. */
 export interface PreparedRun {
@@ -98,6 +106,8 @@ export interface RunSetup {
   broker: BrokerMode | null;
   /** The sandbox's egress, or null for no network at all. */
   egress: SandboxEgress | null;
+  /** System information the program may read; default "allow". */
+  system?: SystemPolicy;
   /** Records one audit event of a run. */
   record(event: AuditEvent, run: AuditEvent[]): void;
 }
@@ -162,6 +172,14 @@ export async function prepareRun(
       read.push(SANDBOX_TMP);
       write.push(SANDBOX_TMP);
     }
+    if (!runTmp) {
+      // os.tmpdir() and Deno.makeTempDir() need a writable TMPDIR: without
+      // a scratch, one made inside the run's /tmp tmpfs (owned by the
+      // sandbox's user, private to it).
+      mounts.push({ kind: "dir", dest: SANDBOX_RUN_TMP, mode: 0o700 });
+      read.push(SANDBOX_RUN_TMP);
+      write.push(SANDBOX_RUN_TMP);
+    }
     if (scratch) {
       // The scratch directory is the program's only writable place on disk.
       mounts.push({
@@ -180,7 +198,11 @@ export async function prepareRun(
       base: { read, write },
       cwd,
       statusPath,
-      ...(scratch ? { tmp: SANDBOX_TMP } : {}),
+      tmp: scratch ? SANDBOX_TMP : SANDBOX_RUN_TMP,
+      // A home to look for dotfiles in (SDKs join paths to os.homedir()):
+      // the scratch, kept across runs, or else the run's own temp dir.
+      home: scratch ? SANDBOX_PATHS.scratch : SANDBOX_RUN_TMP,
+      ...(setup.system !== undefined ? { system: setup.system } : {}),
       env,
       egress: setup.egress,
       broker: setup.broker,

@@ -70,8 +70,9 @@ denied(
   "pr-005",
   "node:child_process execSync('id')",
   `const cp = (await import("node:child_process")).default; return cp.execSync("id").toString();`,
-  // node:child_process copies process.env first: the listing is refused.
-  { broker: "env", value: null },
+  // The shell it starts is refused (execSync reports it as a failed command).
+  { broker: "run", value: "/bin/sh" },
+  /^(NotCapable|Error: Command failed)/,
 );
 denied(
   "pr-006",
@@ -82,13 +83,18 @@ denied(
       c.on("error", reject);
       c.on("exit", (code) => resolve("exit " + code));
     });`,
-  { broker: "env", value: "NODE_V8_COVERAGE" },
+  { broker: "run", value: "/usr/bin/deno" },
 );
 denied(
   "pr-007",
   "node:child_process fork of the program itself",
-  `const cp = (await import("node:child_process")).default; cp.fork("/airlock/main.js"); return "forked";`,
-  { broker: "env", value: null },
+  `const cp = (await import("node:child_process")).default;
+    const c = cp.fork("/airlock/main.js");
+    return await new Promise((resolve, reject) => {
+      c.on("error", reject);
+      c.on("exit", (code) => resolve("exit " + code));
+    });`,
+  { broker: "run", value: /deno$/ },
 );
 denied(
   "pr-008",
