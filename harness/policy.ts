@@ -398,6 +398,7 @@ function flattenIssues(
 const TYPE_WORDS: Record<string, string> = {
   array: "a list",
   object: "an object",
+  record: "an object",
   string: "a string",
   number: "a number",
   int: "a whole number",
