@@ -506,6 +506,69 @@ export async function bundlerSandbox(
   };
 }
 
+/** The one-shot transform's esbuild flags (the worker's `COMMON`). */
+const TRANSFORM_FLAGS = [
+  "--loader=ts",
+  "--format=esm",
+  "--target=esnext",
+  "--charset=utf8",
+  "--sourcemap=inline",
+  "--legal-comments=none",
+  '--define:process.env.NODE_ENV="production"',
+  "--color=false",
+  "--log-level=error",
+  "--log-limit=0",
+] as const;
+
+let fingerprint: { signature: string; value: Promise<string> } | null = null;
+
+/**
+ * What the bundler's output depends on besides its input: the worker's
+ * source (its esbuild options, its plugin), esbuild's JavaScript API and
+ * binary (by real path, which names the version, and by size and mtime),
+ * and the one-shot transform's flags. Part of every bundle cache key, so a
+ * bundle made by another esbuild or another plugin is never served. The
+ * files are looked at on each call (a few stats) and hashed again when one
+ * changed: a bundler started after the change uses the new ones.
+ *
+ * @returns A hex SHA-256.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { bundlerFingerprint } from "./_process.ts";
+ * console.log(await bundlerFingerprint());
+ * ```
+ */
+export async function bundlerFingerprint(): Promise<string> {
+  const [esbuild, worker] = await Promise.all([
+    locateEsbuild(),
+    workerSource(),
+  ]);
+  const stats = await Promise.all(
+    [esbuild.api, esbuild.binary, worker].map(async (path) => {
+      const info = await Deno.stat(path);
+      return [path, info.size, info.mtime?.getTime() ?? null];
+    }),
+  );
+  const signature = JSON.stringify([stats, TRANSFORM_FLAGS]);
+  if (fingerprint?.signature !== signature) {
+    const value = (async () => {
+      const text = await Deno.readTextFile(worker);
+      const digest = await crypto.subtle.digest(
+        "SHA-256",
+        new TextEncoder().encode(JSON.stringify([signature, text])),
+      );
+      return Array.from(
+        new Uint8Array(digest),
+        (b) => b.toString(16).padStart(2, "0"),
+      ).join("");
+    })();
+    fingerprint = { signature, value };
+    value.catch(() => (fingerprint = null));
+  }
+  return await fingerprint.value;
+}
+
 /** Longest output accepted from a one-shot transform. */
 const MAX_TRANSFORM_OUTPUT = 64 * 1024 * 1024;
 
@@ -544,20 +607,7 @@ export async function transformOnce(
       env: {},
       cwd: "/",
       network: "none",
-      command: [
-        "/esbuild",
-        "--loader=ts",
-        "--format=esm",
-        "--target=esnext",
-        "--charset=utf8",
-        "--sourcemap=inline",
-        `--sourcefile=${sourcefile}`,
-        "--legal-comments=none",
-        '--define:process.env.NODE_ENV="production"',
-        "--color=false",
-        "--log-level=error",
-        "--log-limit=0",
-      ],
+      command: ["/esbuild", ...TRANSFORM_FLAGS, `--sourcefile=${sourcefile}`],
     });
   } finally {
     // runOnce returned after the process exited: its uid is free again.
@@ -724,8 +774,15 @@ function locateEsbuild(): Promise<{ api: string; binary: string }> {
 async function workerSource(): Promise<string> {
   const url = new URL("./_worker.ts", import.meta.url);
   if (url.protocol === "file:") return decodeURIComponent(url.pathname);
-  const text = await (await fetch(url)).text();
-  const dir = await Deno.makeTempDir({ prefix: "airlock-bundler-" });
-  await Deno.writeTextFile(`${dir}/worker.ts`, text);
-  return `${dir}/worker.ts`;
+  // Fetched once per process (the fingerprint asks for it on every bundle).
+  remoteWorker ??= (async () => {
+    const text = await (await fetch(url)).text();
+    const dir = await Deno.makeTempDir({ prefix: "airlock-bundler-" });
+    await Deno.writeTextFile(`${dir}/worker.ts`, text);
+    return `${dir}/worker.ts`;
+  })();
+  remoteWorker.catch(() => (remoteWorker = null));
+  return await remoteWorker;
 }
+
+let remoteWorker: Promise<string> | null = null;

@@ -21,6 +21,7 @@
 import { printable } from "../../audit/render_text.ts";
 import {
   type BundleHost,
+  bundlerFingerprint,
   bundlerFor,
   runningBundler,
   stopBundlerProcesses,
@@ -29,6 +30,12 @@ import {
   type WorkerResult,
 } from "./_process.ts";
 import { removeHelperFiles } from "./_sandbox.ts";
+import {
+  BundleCache,
+  type BundleDeps,
+  contentHash,
+  emptyDeps,
+} from "./cache.ts";
 import { normalisePath } from "../paths.ts";
 import { MAX_INSTALLS_PER_BUNDLE, type NpmPackages } from "./npm_packages.ts";
 
@@ -139,13 +146,36 @@ export interface BundleOptions {
   npm?: NpmPackages | null;
   /** Called for every refused import (npm policy, escapes, URL imports). */
   onRefused?: (refusal: ImportRefusal) => void;
+  /**
+   * Where finished bundles are kept and looked up (`cache.ts`); default
+   * the process's {@linkcode defaultBundleCache}, null for none.
+   */
+  cache?: BundleCache | null;
+  /**
+   * The cache partition: bundles are served only to the scope that made
+   * them (a hit is faster, so a shared entry would tell one tenant what
+   * another bundled). Default "": the process's own.
+   */
+  cacheScope?: string;
 }
 
 /**
- * Bundles a program into one ES module.
+ * The process's bundle cache (64 MiB), shared by every sandbox of one
+ * cache scope.
+ */
+export const defaultBundleCache: BundleCache = new BundleCache();
+
+/** Bumped when what a key covers changes. */
+const CACHE_FORMAT = 1;
+
+/**
+ * Bundles a program into one ES module, or finds it already bundled (see
+ * `cache.ts`: a hit needs the same text, bundler, npm allowlist and
+ * scope, and the same answer to every question the bundler asked: program
+ * files on disk, package installs).
  *
  * @param source The program.
- * @param options npm packages and the refusal listener.
+ * @param options npm packages, the refusal listener, the cache.
  * @returns JavaScript source with an inline source map (stack traces point at
  *   the original files; package files show as `npm:name@version/file`).
  * @throws {BundleError} For syntax errors, missing files and refused imports.
@@ -160,6 +190,68 @@ export interface BundleOptions {
 export async function bundleProgram(
   source: ProgramSource,
   options: BundleOptions = {},
+): Promise<string> {
+  const cache = options.cache === undefined
+    ? defaultBundleCache
+    : options.cache;
+  const npm = options.npm ?? null;
+  const given = cache === null ? null : await keySource(source);
+  if (cache === null || given === null) {
+    return await bundleOnce(source, options, emptyDeps());
+  }
+  const key = await BundleCache.key({
+    format: CACHE_FORMAT,
+    bundler: await bundlerFingerprint(),
+    scope: options.cacheScope ?? "",
+    npm: npm === null ? null : { cacheDir: npm.cacheDir, allow: npm.allowed },
+    source: given,
+  });
+  const files = source.path !== undefined
+    ? diskFiles(given.root as string)
+    : null;
+  const hit = await cache.get(key, {
+    has: (path) => files?.has(path) ?? Promise.resolve(false),
+    read: (path) => files?.read(path) ?? Promise.resolve(undefined),
+    package: async (name, range) => {
+      if (npm === null) throw new Error("no packages");
+      await npm.ready();
+      // Answers only from installs already made: a lookup installs nothing.
+      return await npm.resolve(name, range, { installs: { left: 0 } });
+    },
+  });
+  if (hit !== null) return hit;
+  const deps = emptyDeps();
+  const js = await bundleOnce(source, options, deps);
+  cache.set(key, js, deps);
+  return js;
+}
+
+/**
+ * What a program's key covers: its text (code, or files and entry), or for
+ * a program on disk the real path of its entry (the files it reads are
+ * checked as dependencies). Null when the path does not resolve (the
+ * bundler reports it).
+ */
+async function keySource(
+  source: ProgramSource,
+): Promise<Record<string, unknown> | null> {
+  if (source.code !== undefined) return { code: source.code };
+  if (source.files !== undefined) {
+    return { files: source.files, entry: source.entry };
+  }
+  try {
+    const real = await Deno.realPath(source.path);
+    return { path: real, root: real.slice(0, real.lastIndexOf("/")) };
+  } catch {
+    return null;
+  }
+}
+
+/** Bundles without the cache, recording what the bundler asked in `deps`. */
+async function bundleOnce(
+  source: ProgramSource,
+  options: BundleOptions,
+  deps: BundleDeps,
 ): Promise<string> {
   const npm = options.npm ?? null;
   if (source.code !== undefined && !IMPORTS.test(source.code)) {
@@ -180,7 +272,7 @@ export async function bundleProgram(
       }]);
     }
     const root = real.slice(0, real.lastIndexOf("/"));
-    disk = diskFiles(root);
+    disk = recorded(diskFiles(root), deps);
     entry = real.slice(root.length);
     const text = await disk.read(entry);
     if (text === undefined) {
@@ -218,7 +310,11 @@ export async function bundleProgram(
   const host: BundleHost = {
     files: disk,
     package: npm
-      ? (name, range) => npm.resolve(name, range, { installs })
+      ? async (name, range) => {
+        const dir = await npm.resolve(name, range, { installs });
+        deps.packages.set(JSON.stringify([name, range]), { name, range, dir });
+        return dir;
+      }
       : null,
   };
   if (npm) await npm.ready();
@@ -226,6 +322,28 @@ export async function bundleProgram(
     await bundlerFor(npm?.cacheDir ?? null).bundle(entry, files, host),
     options,
   );
+}
+
+/** `files`, noting each answer in `deps` (a content hash for a read). */
+function recorded(files: FileSource, deps: BundleDeps): FileSource {
+  return {
+    has: async (path) => {
+      const found = await files.has(path);
+      // A read of the same path is the stronger record: keep it.
+      if (typeof deps.files.get(path) !== "string") {
+        deps.files.set(path, found);
+      }
+      return found;
+    },
+    read: async (path) => {
+      const text = await files.read(path);
+      deps.files.set(
+        path,
+        text === undefined ? false : await contentHash(text),
+      );
+      return text;
+    },
+  };
 }
 
 /**

@@ -173,6 +173,16 @@ export class NpmPackages {
     return this.#cacheDir;
   }
 
+  /**
+   * The allowlist as `name` or `name@range` (canonical ranges), sorted: two
+   * instances with equal lists allow exactly the same imports.
+   */
+  get allowed(): string[] {
+    return [...this.#allow].map(([name, ceiling]) =>
+      ceiling === null ? name : `${name}@${ceiling.range}`
+    ).sort();
+  }
+
   /** Whether `name` is on the allowlist. */
   allows(name: string): boolean {
     return this.#allow.has(name);
