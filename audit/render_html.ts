@@ -1,8 +1,11 @@
 /**
- * The permission audit as one self-contained HTML page: summary cards per
- * kind, the minimal `deno run` flags and airlock policy, and a timeline of
- * every audit event with client-side filters per kind. No network fetches,
- * no external fonts: the file can be mailed or attached to a ticket.
+ * The permission audit as one self-contained HTML page: how the run ended
+ * (and whether the report is therefore partial), summary cards per kind,
+ * what was refused and not granted, the minimal `deno run` flags with their
+ * warnings and the airlock policy, the program's output (bounded), and a
+ * timeline of every audit event (requests with the headers the injector
+ * added) with client-side filters per kind. No network fetches, no
+ * external fonts: the file can be mailed or attached to a ticket.
  *
  * Every value comes from the audited program, which is untrusted. Each
  * interpolated string goes through {@linkcode escapeHtml} (a file named
@@ -13,7 +16,12 @@
  * @module
  */
 
-import { type AuditReport, REPORT_KINDS, type ReportKind } from "./report.ts";
+import {
+  type AuditReport,
+  type BoundedOutput,
+  REPORT_KINDS,
+  type ReportKind,
+} from "./report.ts";
 import type { AuditEvent } from "../harness/run_result.ts";
 import { printable } from "./render_text.ts";
 
@@ -55,12 +63,21 @@ export function escapeHtml(value: string): string {
  *   program: "agent.ts",
  *   generatedAt: "2025-06-12T09:41:09.220Z",
  *   learn: false,
- *   run: { exitCode: 0, reason: "exit", durationMs: 120 },
+ *   run: {
+ *     exitCode: 0,
+ *     reason: "exit",
+ *     durationMs: 120,
+ *     completed: true,
+ *     summary: "The program ran to its end (exit code 0, 0.12 s).",
+ *   },
  *   events: [],
  *   entries: [],
  *   summary: {},
  *   minimalFlags: [],
  *   denoCommand: "deno run agent.ts",
+ *   workingDirectory: "/work",
+ *   refused: [],
+ *   callouts: [],
  *   flagNotes: [],
  *   policySnippet: {},
  * });
@@ -83,6 +100,9 @@ export function renderAuditHtml(report: AuditReport): string {
 <header>
 <h1>Permission audit <span class="program">${text(report.program)}</span></h1>
 ${facts(report)}
+<p class="outcome${report.run.completed ? "" : " partial"}" id="outcome">${
+    text(report.run.summary)
+  }</p>
 </header>
 <main>
 <section aria-labelledby="summary-title">
@@ -91,10 +111,15 @@ ${facts(report)}
 ${REPORT_KINDS.map((kind) => card(kind, report)).join("\n")}
 </div>
 </section>
+<section aria-labelledby="refused-title">
+<h2 id="refused-title">Refused, not granted (${report.refused.length})</h2>
+${refused(report)}
+</section>
 <div class="grants">
 <section aria-labelledby="flags-title">
 <h2 id="flags-title">Minimal flags for plain <code>deno run</code></h2>
 ${flagNotes(report)}
+<p class="from">from <code>${text(report.workingDirectory)}</code>:</p>
 <pre id="deno-command">${block(report.denoCommand)}</pre>
 </section>
 <section aria-labelledby="policy-title">
@@ -108,6 +133,10 @@ ${flagNotes(report)}
   }</pre>
 </section>
 </div>
+<section aria-labelledby="output-title">
+<h2 id="output-title">Program output</h2>
+${output(report)}
+</section>
 <section aria-labelledby="timeline-title">
 <h2 id="timeline-title">Timeline</h2>
 ${filters(report.events)}
@@ -217,6 +246,16 @@ code, pre, .mono { font-family: var(--mono); font-size: 12.5px; }
 @media (max-width: 900px) { .grants { grid-template-columns: minmax(0, 1fr); } }
 pre { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin: 0;
   white-space: pre-wrap; word-break: break-all; }
+.outcome { margin: 12px 0 0; padding: 8px 12px; border-radius: 8px; background: var(--allow-bg); color: var(--text); }
+.outcome.partial { background: var(--deny-bg); box-shadow: inset 3px 0 0 var(--deny); font-weight: 600; }
+.refused { margin: 0; padding: 0; list-style: none; }
+.refused li { background: var(--panel); border: 1px solid var(--line); border-left: 3px solid var(--deny); border-radius: 6px; padding: 6px 10px; margin-bottom: 6px; }
+.refused .why { display: block; color: var(--muted); font-size: 12.5px; }
+.refused .tag { color: var(--deny); font-weight: 600; font-size: 12px; margin-left: 6px; }
+.callout { margin: 0 0 8px; padding: 6px 10px; border-left: 3px solid var(--deny); background: var(--panel); font-size: 13px; }
+.from { margin: 0 0 4px; color: var(--muted); font-size: 12.5px; }
+pre.output { max-height: 420px; overflow: auto; }
+.stream { margin: 10px 0 4px; font-family: var(--mono); font-size: 12.5px; color: var(--muted); }
 .note { margin: 0 0 8px; padding: 6px 10px; border-left: 3px solid #d4a017; background: var(--panel); color: var(--muted); font-size: 13px; }
 .filters { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; margin-bottom: 10px; }
 .filters label { display: inline-flex; align-items: center; gap: 5px; font-family: var(--mono); font-size: 12.5px; cursor: pointer; }
@@ -264,9 +303,16 @@ function facts(report: AuditReport): string {
     : `${run.reason} (exit code ${run.exitCode})`;
   const items = [
     `<li>mode <b>${report.learn ? "learn" : "enforce"}</b></li>`,
-    `<li class="${run.exitCode === 0 ? "good" : "bad"}">run <b>${
-      text(ended)
+    `<li class="${run.completed ? "good" : "bad"}">run <b>${
+      text(run.completed ? ended : `incomplete: ${ended}`)
     }</b></li>`,
+    ...(report.mirror
+      ? [`<li>directory <b>${
+        text(
+          `a writable throwaway copy of ${report.mirror.path} (${report.mirror.files} entries)`,
+        )
+      }</b></li>`]
+      : []),
     `<li>duration <b>${(run.durationMs / 1000).toFixed(2)} s</b></li>`,
     `<li class="good"><b>${allowed}</b> allowed</li>`,
     `<li class="${denied > 0 ? "bad" : ""}"><b>${denied}</b> denied</li>`,
@@ -289,8 +335,51 @@ function card(kind: ReportKind, report: AuditReport): string {
 }
 
 function flagNotes(report: AuditReport): string {
-  return report.flagNotes.map((note) => `<p class="note">${text(note)}</p>`)
-    .join("\n");
+  return [
+    ...report.flagNotes.map((note) => `<p class="note">${text(note)}</p>`),
+    ...report.callouts.map((c) =>
+      `<p class="callout">⚠ <code>${text(`${c.kind} ${c.value}`)}</code>: ${
+        text(c.why)
+      }</p>`
+    ),
+  ].join("\n");
+}
+
+function refused(report: AuditReport): string {
+  if (report.refused.length === 0) {
+    return `<p class="from">nothing was refused or left out</p>`;
+  }
+  const items = report.refused.map((t) => {
+    const times = t.count > 1 ? ` ×${t.count}` : "";
+    const tag = t.sensitive
+      ? `<span class="tag">sensitive: ${text(t.sensitive)}</span>`
+      : "";
+    const why = t.cause === "refused"
+      ? `refused in the run: ${t.reason}`
+      : `left out: ${t.reason}`;
+    return `<li><code>${text(`${t.kind} ${t.value}`)}</code>${
+      text(times)
+    }${tag}<span class="why">${text(why)}</span></li>`;
+  });
+  return `<ul class="refused" id="refused">${items.join("")}</ul>`;
+}
+
+function output(report: AuditReport): string {
+  if (!report.output) return `<p class="from">(not recorded)</p>`;
+  const stream = (name: string, o: BoundedOutput) => {
+    const note = o.length === 0
+      ? " (empty)"
+      : o.omitted > 0
+      ? ` (${o.length} characters; ${o.omitted} left out of the middle)`
+      : "";
+    return `<p class="stream">${name}${text(note)}</p>${
+      o.length === 0
+        ? ""
+        : `<pre class="output" id="${name}">${block(o.text)}</pre>`
+    }`;
+  };
+  return stream("stdout", report.output.stdout) +
+    stream("stderr", report.output.stderr);
 }
 
 /** The timeline group of an event, as used by the filters. */
@@ -373,7 +462,12 @@ function row(event: AuditEvent, hostValues: Map<string, string>): string {
         event.redactions ?? 0
       } secret occurrence(s) from the response`
       : event.reason;
-    reason = `<span class="mono">${text(event.rule)}</span>${
+    const injected = event.injected?.length
+      ? `<span class="sub injected">injected ${
+        text(event.injected.join(", "))
+      }</span>`
+      : "";
+    reason = `<span class="mono">${text(event.rule)}</span>${injected}${
       why ? `<span class="sub">${text(why)}</span>` : ""
     }`;
     num = event.status === null ? "–" : String(event.status);

@@ -63,7 +63,17 @@ function hostileReport(): AuditReport {
     program: ATTACK,
     generatedAt: ATTACK,
     learn: false,
-    run: { exitCode: 1, reason: ATTACK, durationMs: 5 },
+    run: {
+      exitCode: 1,
+      reason: ATTACK,
+      durationMs: 5,
+      completed: false,
+      summary: ATTACK,
+    },
+    output: {
+      stdout: { text: ATTACK, length: ATTACK.length, omitted: 0 },
+      stderr: { text: ATTACK, length: ATTACK.length, omitted: 0 },
+    },
     events,
     entries: [{
       kind: "read",
@@ -77,7 +87,17 @@ function hostileReport(): AuditReport {
     summary: { read: { allowed: 0, denied: 1 } },
     minimalFlags: [`--allow-read=./data/${ATTACK}`],
     denoCommand: `deno run --allow-read=./data/${ATTACK} ${ATTACK}`,
-    flagNotes: [],
+    workingDirectory: ATTACK,
+    refused: [{
+      kind: "net",
+      value: ATTACK,
+      cause: "refused",
+      reason: ATTACK,
+      sensitive: ATTACK,
+      count: 2,
+    }],
+    callouts: [{ kind: "env", value: ATTACK, why: ATTACK }],
+    flagNotes: [ATTACK],
     policySnippet: { inputs: [`./data/${ATTACK}`] },
   };
 }
@@ -194,6 +214,66 @@ Deno.test("renderAuditHtml() shows summary cards, the minimal flags and the poli
       }</pre>`,
     ),
   );
+});
+
+Deno.test("renderAuditHtml() says how the run ended and that a failed run's report is partial", () => {
+  const html = renderAuditHtml(fixture);
+  assert.match(
+    html,
+    /<p class="outcome partial" id="outcome">The program failed: it exited with code 1 after 1\.83 s\. The result is partial/,
+  );
+  assert.match(html, /run <b>incomplete: exit code 1<\/b>/);
+  const done = renderAuditHtml({
+    ...fixture,
+    run: { ...fixture.run, exitCode: 0, completed: true, summary: "ran" },
+  });
+  assert.match(done, /<p class="outcome" id="outcome">ran<\/p>/);
+});
+
+Deno.test("renderAuditHtml() lists refused targets apart from the proposed flags, sensitive ones tagged", () => {
+  const html = renderAuditHtml(fixture);
+  const list = html.slice(
+    html.indexOf('<ul class="refused"'),
+    html.indexOf("</ul>", html.indexOf('<ul class="refused"')),
+  );
+  for (const t of fixture.refused) {
+    assert.ok(list.includes(escapeHtml(`${t.kind} ${t.value}`)), t.value);
+  }
+  assert.match(
+    list,
+    /read \/root\/\.ssh\/id_ed25519<\/code><span class="tag">sensitive: SSH keys/,
+  );
+  assert.match(
+    html,
+    /<h2 id="refused-title">Refused, not granted \(14\)<\/h2>/,
+  );
+  assert.match(
+    html,
+    /<p class="callout">⚠ <code>env GITHUB_TOKEN<\/code>: looks like a credential<\/p>/,
+  );
+  assert.match(html, /<p class="from">from <code>\/work\/agent<\/code>:<\/p>/);
+});
+
+Deno.test("renderAuditHtml() shows the injected header names per request and the program's output", () => {
+  const html = renderAuditHtml(fixture);
+  const rows = html.slice(html.indexOf("<tbody>"), html.indexOf("</tbody>"))
+    .split("</tr>");
+  const requests = rows.filter((r) => r.includes("/repos/denoland/"));
+  assert.equal(requests.length, 2);
+  for (const row of requests) {
+    assert.match(
+      row,
+      /<span class="sub injected">injected authorization<\/span>/,
+    );
+  }
+  assert.ok(
+    html.includes(
+      `<pre class="output" id="stdout">fetched 2 repositories\nwrote /scratch/issues.json\n</pre>`,
+    ),
+  );
+  // The program's ESC and bidi override are visible escapes in the page.
+  assert.ok(html.includes("\\x1b[2Jinjected\\u202eescape"));
+  assert.ok(!html.includes("\x1b"));
 });
 
 Deno.test("renderAuditHtml() has a checkbox filter for each kind in the timeline", () => {

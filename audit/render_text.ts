@@ -1,7 +1,10 @@
 /**
- * The permission audit as terminal text: a header, a table per kind, the
- * denied attempts with their reasons, the minimal `deno run` flags and the
- * matching airlock policy. Colour (ANSI) only when asked for.
+ * The permission audit as terminal text: a header saying how the run ended
+ * (and when the report is therefore partial), a table per kind, each
+ * request with the headers the injector added, the program's output
+ * (bounded), what was refused and not granted, the minimal `deno run` flags
+ * with their warnings, and the matching airlock policy. Colour (ANSI) only
+ * when asked for.
  *
  * Every value in a report comes from the audited program, which is
  * untrusted: control characters (an ESC starting a terminal sequence that
@@ -14,10 +17,13 @@
 
 import {
   type AuditReport,
+  type BoundedOutput,
+  egressEvents,
   REPORT_KINDS,
   type ReportEntry,
   type ReportKind,
 } from "./report.ts";
+import { cut, cutMiddle, fit, length, pad, wrap } from "./_text_layout.ts";
 
 /** Options for {@linkcode renderAuditText}. */
 export interface RenderAuditTextOptions {
@@ -47,7 +53,13 @@ const GAP = "  ";
  *   program: "agent.ts",
  *   generatedAt: "2025-06-12T09:41:09.220Z",
  *   learn: false,
- *   run: { exitCode: 1, reason: "exit", durationMs: 1834 },
+ *   run: {
+ *     exitCode: 1,
+ *     reason: "exit",
+ *     durationMs: 1834,
+ *     completed: false,
+ *     summary: "The program failed: it exited with code 1 after 1.83 s.",
+ *   },
  *   events: [],
  *   entries: [{
  *     kind: "read",
@@ -59,8 +71,17 @@ const GAP = "  ";
  *     time: "2025-06-12T09:41:07.123Z",
  *   }],
  *   summary: { read: { allowed: 0, denied: 1 } },
- *   minimalFlags: ["--allow-read=/etc/passwd"],
- *   denoCommand: "deno run --allow-read=/etc/passwd agent.ts",
+ *   minimalFlags: [],
+ *   denoCommand: "deno run agent.ts",
+ *   workingDirectory: "/work",
+ *   refused: [{
+ *     kind: "read",
+ *     value: "/etc/passwd",
+ *     cause: "refused",
+ *     reason: "read access to '/etc/passwd' is not granted",
+ *     count: 1,
+ *   }],
+ *   callouts: [],
  *   flagNotes: [],
  *   policySnippet: {},
  * }, { color: false, width: 80 });
@@ -94,7 +115,9 @@ export function renderAuditText(
   if (absent.length > 0) {
     out.push(style.dim(`Not attempted: ${absent.join(", ")}`), "");
   }
-  out.push(...denied(report.entries, style, width), "");
+  out.push(...requests(report, style, width), "");
+  out.push(...output(report, style, width), "");
+  out.push(...refused(report, style, width), "");
   out.push(...flags(report, style, width), "");
   out.push(style.bold("airlock policy"));
   if (Object.keys(report.policySnippet).length === 0) {
@@ -174,7 +197,12 @@ function header(report: AuditReport, style: Style, width: number): string[] {
     : "enforce: denied attempts failed inside the program";
   const rows: [string, string][] = [
     ["mode", cut(mode, width - 12)],
-    ["run", cut(ended, width - 12)],
+    [
+      "run",
+      run.completed
+        ? cut(ended, width - 12)
+        : style.red(cut(`INCOMPLETE: ${ended}`, width - 12)),
+    ],
     ["generated", cut(printable(report.generatedAt), width - 12)],
     [
       "attempts",
@@ -185,11 +213,37 @@ function header(report: AuditReport, style: Style, width: number): string[] {
       }`,
     ],
   ];
+  if (report.mirror) {
+    const m = report.mirror;
+    const readOnly = m.readOnly.length > 0
+      ? `; ${m.readOnly.join(", ")} read-only`
+      : "";
+    const problems = m.problems.length > 0
+      ? `; ${m.problems.length} not copied`
+      : "";
+    rows.push([
+      "directory",
+      cut(
+        `a writable throwaway copy of ${
+          printable(m.path)
+        } (${m.files} entries, ${m.bytes} bytes${readOnly}${problems})`,
+        width - 12,
+      ),
+    ]);
+  }
+  const paint = run.completed ? (t: string) => t : style.yellow;
   return [
     style.bold(
       cut(`airlock permission audit: ${printable(report.program)}`, width),
     ),
     ...rows.map(([label, text]) => `${INDENT}${label.padEnd(10)}${text}`),
+    "",
+    ...wrap(printable(run.summary), width - INDENT.length).map((line) =>
+      INDENT + paint(line)
+    ),
+    ...(report.mirror?.problems ?? []).slice(0, 5).map((p) =>
+      INDENT + style.dim(cut(`not copied: ${printable(p)}`, width - 2))
+    ),
   ];
 }
 
@@ -208,7 +262,11 @@ function table(
     host: printable(shownHost(e) ?? ""),
     decision: e.decision,
     count: String(e.count),
-    reason: printable(e.reason),
+    reason: printable(
+      e.injected && e.injected.length > 0
+        ? `injected ${e.injected.join(", ")}; ${e.reason}`
+        : e.reason,
+    ),
   }));
   const countWidth = Math.max(5, ...rows.map((r) => r.count.length));
   const decisionWidth = 8;
@@ -283,29 +341,94 @@ function shownHost(entry: ReportEntry): string | null {
     : null;
 }
 
-function denied(
-  entries: readonly ReportEntry[],
-  style: Style,
-  width: number,
-): string[] {
-  const list = entries.filter((e) => e.decision === "deny");
-  const total = list.reduce((sum, e) => sum + e.count, 0);
-  const out = [style.bold(`Denied (${total})`)];
+/** Most requests listed one by one. */
+const MAX_REQUESTS = 50;
+
+function requests(report: AuditReport, style: Style, width: number): string[] {
+  const list = egressEvents(report.events).filter((e) =>
+    e.kind !== "secret-echo" &&
+    !(e.kind === "connect" && e.decision === "allow")
+  );
+  const out = [style.bold(`Requests (${list.length})`)];
   if (list.length === 0) {
-    out.push(`${INDENT}${style.dim("nothing was denied")}`);
+    out.push(`${INDENT}${style.dim("no request went through the injector")}`);
+    return out;
+  }
+  for (const e of list.slice(0, MAX_REQUESTS)) {
+    const refused = e.decision === "deny" || e.decision === "error";
+    const mark = refused ? style.red("✗") : style.green("✓");
+    const target = e.kind === "connect"
+      ? `CONNECT ${e.host}:${e.port}`
+      : `${e.method} ${e.scheme}://${e.host}:${e.port}${e.path}`;
+    const status = e.status === null ? "no answer" : String(e.status);
+    const injected = e.injected.length > 0
+      ? `  injected: ${e.injected.join(", ")}`
+      : "";
+    const room = width - INDENT.length - 2 - length(status) - 3 -
+      length(injected);
+    out.push(
+      `${INDENT}${mark} ${
+        cutMiddle(printable(target), Math.max(room, 16))
+      } → ${status}${style.yellow(printable(injected))}`,
+    );
+    if (refused && e.reason) {
+      for (const part of wrap(printable(e.reason), width - 6)) {
+        out.push(style.dim(`${INDENT}    ${part}`));
+      }
+    }
+  }
+  if (list.length > MAX_REQUESTS) {
+    out.push(style.dim(`${INDENT}… and ${list.length - MAX_REQUESTS} more`));
+  }
+  return out;
+}
+
+function output(report: AuditReport, style: Style, width: number): string[] {
+  const out = [style.bold("Program output")];
+  if (!report.output) {
+    out.push(`${INDENT}${style.dim("(not recorded)")}`);
+    return out;
+  }
+  const stream = (name: string, o: BoundedOutput) => {
+    if (o.length === 0) {
+      out.push(`${INDENT}${name}: ${style.dim("(empty)")}`);
+      return;
+    }
+    const note = o.omitted > 0
+      ? ` (${o.length} characters; ${o.omitted} left out of the middle)`
+      : "";
+    out.push(`${INDENT}${name}${style.dim(note)}:`);
+    for (const line of o.text.replace(/\n$/, "").split("\n")) {
+      out.push(`${INDENT}${style.dim("│")} ${cut(printable(line), width - 4)}`);
+    }
+  };
+  stream("stdout", report.output.stdout);
+  stream("stderr", report.output.stderr);
+  return out;
+}
+
+function refused(report: AuditReport, style: Style, width: number): string[] {
+  const list = report.refused;
+  const out = [style.bold(`Refused, not granted (${list.length})`)];
+  if (list.length === 0) {
+    out.push(`${INDENT}${style.dim("nothing was refused or left out")}`);
     return out;
   }
   const indent = `${INDENT}    `;
-  for (const entry of list) {
-    const times = entry.count > 1 ? ` ×${entry.count}` : "";
-    const head = `${entry.kind} `;
+  for (const target of list) {
+    const times = target.count > 1 ? ` ×${target.count}` : "";
+    const head = `${target.kind} `;
+    const tag = target.sensitive ? `  [sensitive: ${target.sensitive}]` : "";
     const room = width - INDENT.length - 2 - head.length - times.length;
     out.push(
       `${INDENT}${style.red("✗")} ${head}${
-        cutMiddle(printable(entry.value), Math.max(room, 8))
+        cutMiddle(printable(target.value), Math.max(room, 8))
       }${style.dim(times)}`,
     );
-    for (const part of wrap(printable(entry.reason), width - indent.length)) {
+    const why = target.cause === "refused"
+      ? `refused in the run: ${target.reason}${tag}`
+      : `left out: ${target.reason}`;
+    for (const part of wrap(printable(why), width - indent.length)) {
       out.push(style.dim(indent + part));
     }
   }
@@ -314,76 +437,24 @@ function denied(
 
 function flags(report: AuditReport, style: Style, width: number): string[] {
   const out = [style.bold("Minimal flags for plain deno run")];
-  const notes = report.flagNotes;
-  for (const note of notes) {
-    for (const part of wrap(note, width - INDENT.length)) {
+  for (const note of report.flagNotes) {
+    for (const part of wrap(printable(note), width - INDENT.length)) {
       out.push(INDENT + style.yellow(part));
     }
   }
+  for (const c of report.callouts) {
+    const text = `⚠ ${c.kind} ${c.value}: ${c.why}`;
+    for (const part of wrap(printable(text), width - INDENT.length)) {
+      out.push(INDENT + style.yellow(part));
+    }
+  }
+  out.push(
+    style.dim(
+      `${INDENT}from ${
+        cutMiddle(printable(report.workingDirectory), width - 8)
+      }:`,
+    ),
+  );
   out.push(INDENT + printable(report.denoCommand));
   return out;
-}
-
-/** Column widths that fit `available`: narrow columns keep their natural
- * width, the widest give up space first, none below `min`. */
-function fit(natural: number[], available: number, min: number): number[] {
-  const total = natural.reduce((a, b) => a + b, 0);
-  if (total <= available) return natural;
-  const widths = [...natural];
-  const order = natural.map((_, i) => i).sort((a, b) =>
-    natural[a]! - natural[b]!
-  );
-  let left = available;
-  let columns = order.length;
-  for (const i of order) {
-    const share = Math.floor(left / columns);
-    widths[i] = Math.min(natural[i]!, Math.max(share, min));
-    left -= widths[i]!;
-    columns--;
-  }
-  return widths;
-}
-
-function length(text: string): number {
-  return [...text].length;
-}
-
-function pad(text: string, width: number): string {
-  return text + " ".repeat(Math.max(0, width - length(text)));
-}
-
-/** Cuts the end: for prose, whose start says the most. */
-function cut(text: string, width: number): string {
-  const chars = [...text];
-  return chars.length <= width
-    ? text
-    : `${chars.slice(0, width - 1).join("")}…`;
-}
-
-/** Cuts the middle: for paths and hosts, whose file name or port at the
- * end matters as much as the start. */
-function cutMiddle(text: string, width: number): string {
-  const chars = [...text];
-  if (chars.length <= width) return text;
-  const tail = Math.floor((width - 1) / 2);
-  const head = width - 1 - tail;
-  return `${chars.slice(0, head).join("")}…${
-    chars.slice(chars.length - tail).join("")
-  }`;
-}
-
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let current = "";
-  for (const word of text.split(" ")) {
-    const candidate = current === "" ? word : `${current} ${word}`;
-    if (length(candidate) <= width) {
-      current = candidate;
-      continue;
-    }
-    if (current !== "") lines.push(current);
-    current = length(word) <= width ? word : cutMiddle(word, width);
-  }
-  if (current !== "") lines.push(current);
-  return lines;
 }

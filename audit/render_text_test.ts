@@ -35,12 +35,21 @@ function report(entries: ReportEntry[], fields: Partial<AuditReport> = {}) {
     program: "agent.ts",
     generatedAt: "2025-06-12T09:41:09.220Z",
     learn: false,
-    run: { exitCode: 0, reason: "exit", durationMs: 1200 },
+    run: {
+      exitCode: 0,
+      reason: "exit",
+      durationMs: 1200,
+      completed: true,
+      summary: "The program ran to its end.",
+    },
     events: [],
     entries,
     summary,
     minimalFlags: [],
     denoCommand: "deno run agent.ts",
+    workingDirectory: "/work",
+    refused: [],
+    callouts: [],
     flagNotes: [],
     policySnippet: {},
     ...fields,
@@ -56,11 +65,16 @@ function section(text: string, title: string): string[] {
   return lines.slice(start, end === -1 ? undefined : end);
 }
 
-Deno.test("renderAuditText() shows the header, a table per attempted kind, denials, flags and policy", () => {
+Deno.test("renderAuditText() shows the header, a table per attempted kind, refusals, flags and policy", () => {
   const text = renderAuditText(fixture, { color: false });
   assert.match(text, /^airlock permission audit: agent\.ts\n/);
   assert.match(text, /mode {6}enforce/);
-  assert.match(text, /run {7}exited with code 1 after 1\.83 s/);
+  assert.match(text, /run {7}INCOMPLETE: exited with code 1 after 1\.83 s/);
+  // How the run ended, in a sentence, right under the header.
+  assert.match(
+    text,
+    /\n\n {2}The program failed: it exited with code 1 after 1\.83 s\. The result is\s+partial/,
+  );
   for (const kind of ["read", "write", "net", "env", "run", "sys", "ffi"]) {
     const slot = fixture.summary[kind as "read"]!;
     assert.ok(
@@ -71,10 +85,11 @@ Deno.test("renderAuditText() shows the header, a table per attempted kind, denia
     );
   }
   assert.match(text, /\nimport: 0 allowed, 1 denied\n/);
-  assert.match(text, /\negress: 3 allowed, 2 denied\n/);
-  assert.match(text, /\nDenied \(14\)\n/);
+  assert.match(text, /\negress: 2 allowed, 2 denied\n/);
+  assert.match(text, /\nRefused, not granted \(14\)\n/);
   const flags = section(text, "Minimal flags for plain deno run");
   assert.ok(flags.includes(`  ${fixture.denoCommand}`));
+  assert.ok(flags.includes("  from /work/agent:"));
   const policy = section(text, "airlock policy").slice(1).join("\n");
   assert.equal(
     policy,
@@ -82,18 +97,79 @@ Deno.test("renderAuditText() shows the header, a table per attempted kind, denia
   );
 });
 
-Deno.test("renderAuditText() lists every denied attempt with its reason in the Denied section", () => {
-  const text = renderAuditText(fixture, { color: false, width: 160 });
-  const denied = section(text, "Denied").join("\n");
-  const expected = fixture.entries.filter((e) => e.decision === "deny");
-  assert.ok(expected.length > 0);
-  for (const e of expected) {
-    assert.ok(denied.includes(`✗ ${e.kind} ${e.value}`), e.value);
-    assert.ok(denied.includes(e.reason), e.reason);
+Deno.test("renderAuditText() lists every refused target with its reason, sensitive ones tagged", () => {
+  const text = renderAuditText(fixture, { color: false, width: 200 });
+  const refused = section(text, "Refused, not granted").join("\n");
+  assert.ok(fixture.refused.length > 0);
+  for (const t of fixture.refused) {
+    assert.ok(refused.includes(`✗ ${t.kind} ${t.value}`), t.value);
+    assert.ok(refused.includes(t.reason), t.reason);
   }
-  for (const e of fixture.entries.filter((e) => e.decision === "allow")) {
-    assert.ok(!denied.includes(`✗ ${e.kind} ${e.value}\n`), e.value);
+  assert.match(refused, /id_ed25519\n.*\[sensitive: SSH keys/);
+  assert.match(
+    refused,
+    /169\.254\.169\.254:80\n.*\[sensitive: a cloud metadata/,
+  );
+  // Nothing refused is in the proposed flag of its kind.
+  for (const t of fixture.refused) {
+    const flag = fixture.minimalFlags.find((f) =>
+      f.startsWith(`--allow-${t.kind}`)
+    );
+    assert.ok(!flag?.split(/[=,]/).includes(t.value), `${t.kind} ${t.value}`);
   }
+});
+
+Deno.test("renderAuditText() shows each request with the header names the injector added", () => {
+  const text = renderAuditText(fixture, { color: false, width: 200 });
+  const requests = section(text, "Requests").join("\n");
+  assert.match(
+    requests,
+    /✓ GET https:\/\/api\.github\.com:443\/repos\/denoland\/deno\/issues\S* → 200 {2}injected: authorization/,
+  );
+  assert.match(requests, /✗ CONNECT pastebin\.com:443 → 403/);
+  // The egress table names them too.
+  assert.match(section(text, "egress:").join("\n"), /injected authorization/);
+});
+
+Deno.test("renderAuditText() shows the program's output, escaped, and says when it was cut", () => {
+  const text = renderAuditText(fixture, { color: false, width: 200 });
+  const out = section(text, "Program output").join("\n");
+  assert.ok(out.includes("│ fetched 2 repositories"));
+  // The program's ESC and bidi override are shown, never sent raw.
+  assert.ok(out.includes("│ \\x1b[2Jinjected\\u202eescape"));
+  const cutShort = renderAuditText(
+    report([], {
+      output: {
+        stdout: {
+          text: "a\n… 10 characters left out …\nb",
+          length: 30,
+          omitted: 10,
+        },
+        stderr: { text: "", length: 0, omitted: 0 },
+      },
+    }),
+  );
+  assert.match(
+    cutShort,
+    /stdout \(30 characters; 10 left out of the middle\):/,
+  );
+  assert.match(cutShort, /stderr: \(empty\)/);
+});
+
+Deno.test("renderAuditText() puts each callout beside the proposed flags", () => {
+  const text = renderAuditText(
+    report([], {
+      callouts: [{
+        kind: "run",
+        value: "sh",
+        why: "a subprocess runs outside Deno's permission checks",
+      }],
+      denoCommand: "deno run --allow-run=sh agent.ts",
+    }),
+    { color: false },
+  );
+  const flags = section(text, "Minimal flags").join("\n");
+  assert.match(flags, /⚠ run sh: a subprocess runs outside/);
 });
 
 Deno.test("renderAuditText() shows counts and the host value only when it differs", () => {
@@ -116,10 +192,11 @@ Deno.test("renderAuditText() writes no ANSI codes when color is false", () => {
 Deno.test("renderAuditText() colours denied red, allowed green and headers bold when color is true", () => {
   const text = renderAuditText(fixture, { color: true });
   assert.ok(text.includes("\x1b[1mairlock permission audit: agent.ts\x1b[22m"));
-  assert.ok(text.includes("\x1b[1mDenied (14)\x1b[22m"));
+  assert.ok(text.includes("\x1b[1mRefused, not granted (14)\x1b[22m"));
   assert.ok(text.includes("\x1b[31mdeny    \x1b[39m"));
   assert.ok(text.includes("\x1b[32mallow   \x1b[39m"));
   assert.ok(text.includes(`\x1b[31m✗\x1b[39m read /etc/passwd`));
+  assert.ok(text.includes("\x1b[31mINCOMPLETE: exited with code 1"));
   // Without the codes it is the same report.
   assert.equal(
     text.replace(ANSI, ""),
@@ -187,7 +264,12 @@ Deno.test("renderAuditText() says so when nothing was attempted, denied or needs
       "Not attempted: read, write, net, env, run, sys, ffi, import, egress",
     ),
   );
-  assert.ok(text.includes("Denied (0)\n  nothing was denied"));
+  assert.ok(
+    text.includes(
+      "Refused, not granted (0)\n  nothing was refused or left out",
+    ),
+  );
+  assert.ok(text.includes("Requests (0)\n"));
   assert.ok(text.includes("airlock policy\n  (nothing to grant)\n"));
   assert.ok(text.includes("  deno run agent.ts\n"));
 });
@@ -196,11 +278,21 @@ Deno.test("renderAuditText() names learn mode and an exit that was not the progr
   const text = renderAuditText(
     report([], {
       learn: true,
-      run: { exitCode: 137, reason: "timeout", durationMs: 30000 },
+      run: {
+        exitCode: 137,
+        reason: "timeout",
+        durationMs: 30000,
+        completed: false,
+        summary: "The program was cut short: the time limit ended it.",
+      },
     }),
   );
   assert.match(text, /mode {6}learn/);
-  assert.match(text, /ended by timeout \(exit code 137\) after 30\.00 s/);
+  assert.match(
+    text,
+    /INCOMPLETE: ended by timeout \(exit code 137\) after 30\.00 s/,
+  );
+  assert.match(text, /cut short: the time limit ended it/);
 });
 
 Deno.test("renderAuditText() prints each flag note under the minimal flags", () => {

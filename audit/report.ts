@@ -1,14 +1,18 @@
 /**
- * The permission audit of one run: what the program tried (grouped by kind),
- * what was refused and why, the minimal Deno flags that would let the same
- * run pass under plain `deno run`, and the matching airlock policy snippet.
- * Built from a `RunResult`'s audit trail; rendered by
- * `render_text.ts` and `render_html.ts`.
+ * The permission audit of one run: how the run ended (and whether the
+ * report is therefore partial), what the program tried (grouped by kind),
+ * each request with the headers the injector added, the program's output
+ * (bounded), what was refused and why, the minimal Deno flags that let the
+ * same run pass under plain `deno run` (`proposal.ts`: never a refused or
+ * sensitive target), and the matching airlock policy snippet. Built from a
+ * `RunResult`; rendered by `render_text.ts` and `render_html.ts`.
  *
  * @module
  */
 
 import type { EgressEvent } from "../injector/audit.ts";
+import type { Policy } from "../harness/policy.ts";
+import { type Callout, propose, type RefusedTarget } from "./proposal.ts";
 import type {
   AuditEvent,
   AuditOverflowEvent,
@@ -20,10 +24,12 @@ import type {
 export type {
   AuditEvent,
   AuditOverflowEvent,
+  Callout,
   EgressEvent,
   OtherAuditEvent,
   PermissionEvent,
   PermissionKind,
+  RefusedTarget,
 };
 
 /** Kinds shown in a report: Deno's permission kinds plus egress requests. */
@@ -67,6 +73,46 @@ export interface ReportEntry {
   count: number;
   /** First time seen. */
   time: string;
+  /** Egress entries: the header names the injector added (never values). */
+  injected?: string[];
+}
+
+/** How the run ended, in the report's words. */
+export interface RunOutcome {
+  /** The program's exit code (or 128 + signal). */
+  exitCode: number;
+  /** Why it ended: "exit", "timeout", "oom", ... */
+  reason: string;
+  /** Wall-clock duration. */
+  durationMs: number;
+  /** False when the program failed or was cut short: the report is partial. */
+  completed: boolean;
+  /** One plain sentence: how it ended, and what that means for the report. */
+  summary: string;
+}
+
+/** One output stream, bounded: its start and its end when it is long. */
+export interface BoundedOutput {
+  /** The text kept (the middle of a long stream is left out). */
+  text: string;
+  /** The stream's length in characters. */
+  length: number;
+  /** Characters left out of the middle (0 when all is kept). */
+  omitted: number;
+}
+
+/** What learn mode's copy of the user's directory held. */
+export interface MirrorInfo {
+  /** The directory (the program's working directory). */
+  path: string;
+  /** Entries copied. */
+  files: number;
+  /** Bytes copied. */
+  bytes: number;
+  /** Top-level directories shown read-only instead of copied. */
+  readOnly: string[];
+  /** Entries that could not be copied. */
+  problems: string[];
 }
 
 /** Everything a report shows. */
@@ -78,7 +124,11 @@ export interface AuditReport {
   /** Whether this was a learn-mode run (allow-and-record). */
   learn: boolean;
   /** How the run ended. */
-  run: { exitCode: number; reason: string; durationMs: number };
+  run: RunOutcome;
+  /** The program's output, bounded (absent when not given). */
+  output?: { stdout: BoundedOutput; stderr: BoundedOutput };
+  /** Learn mode: the writable copy of the user's directory. */
+  mirror?: MirrorInfo;
   /** The run's audit trail, in time order. */
   events: AuditEvent[];
   /** Distinct attempts, in time order. */
@@ -96,11 +146,21 @@ export interface AuditReport {
     /** The latest such attempt's value, when known. */
     lastValue?: string;
   }[];
-  /** The minimal flags for plain `deno run` (e.g. `--allow-net=api.github.com:443`). */
+  /**
+   * The minimal flags for plain `deno run` (e.g.
+   * `--allow-net=api.github.com:443`): what the run used, never a refused
+   * or sensitive target (those are in `refused`).
+   */
   minimalFlags: string[];
   /** A complete `deno run …` command line with those flags (every part
    * shell-quoted). */
   denoCommand: string;
+  /** The directory to run `denoCommand` from (relative flags start there). */
+  workingDirectory: string;
+  /** Refused, not granted: targets the proposal leaves out, and why. */
+  refused: RefusedTarget[];
+  /** Proposed grants that need a second look. */
+  callouts: Callout[];
   /** What a reader of the flags must know before using them. */
   flagNotes: string[];
   /** An airlock policy granting the same (JSON-compatible). */
@@ -125,6 +185,10 @@ export interface ReportOptions {
   paths: readonly PathMapping[];
   /** Host directory paths are shown relative to (default: cwd). */
   relativeTo?: string;
+  /** The policy in force: its rules (injections) go into the snippet. */
+  policy?: Policy;
+  /** Characters kept of each output stream (default 8,192). */
+  outputChars?: number;
 }
 
 /**
@@ -140,6 +204,10 @@ export interface ReportedRun {
   reason: string;
   /** Wall-clock duration from launch to exit. */
   durationMs: number;
+  /** The program's stdout, when the report should show it. */
+  stdout?: string;
+  /** The program's stderr, when the report should show it. */
+  stderr?: string;
 }
 
 /**
@@ -164,7 +232,10 @@ export interface ReportedRun {
  *     firstTime: "2026-01-01T00:00:00.000Z", lastTime: "2026-01-01T00:00:00.000Z",
  *   }],
  * }, { program: "agent.ts", learn: false, paths: [] });
- * assert.deepEqual(report.minimalFlags, ["--allow-read=/work/a.txt"]);
+ * // Refused in an enforcing run: never proposed, listed instead.
+ * assert.deepEqual(report.minimalFlags, []);
+ * assert.equal(report.refused[0]?.value, "/work/a.txt");
+ * assert.equal(report.run.completed, false);
  * ```
  */
 export function buildAuditReport(
@@ -176,6 +247,7 @@ export function buildAuditReport(
   const entries: ReportEntry[] = [];
   const egressSeen = new Map<string, ReportEntry>();
   const unrecorded: NonNullable<AuditReport["unrecorded"]> = [];
+  let mirror: MirrorInfo | undefined;
   for (const event of events) {
     if (event.source === "harness" && event.kind === "audit-overflow") {
       const over = event as AuditOverflowEvent;
@@ -187,6 +259,8 @@ export function buildAuditReport(
         count: over.count,
         ...(over.lastValue !== undefined ? { lastValue: over.lastValue } : {}),
       });
+    } else if (event.source === "harness" && event.kind === "learn-mirror") {
+      mirror = mirrorInfo(event);
     } else if (event.source === "broker") {
       const value = event.value ?? "(any)";
       entries.push({
@@ -212,9 +286,13 @@ export function buildAuditReport(
         ? "deny"
         : "allow";
       const key = `${value}\0${decision}`;
+      const injected = event.injected ?? [];
       const existing = egressSeen.get(key);
       if (existing) {
         existing.count++;
+        for (const name of injected) {
+          if (!existing.injected!.includes(name)) existing.injected!.push(name);
+        }
         continue;
       }
       const entry: ReportEntry = {
@@ -226,6 +304,7 @@ export function buildAuditReport(
           `${event.method} ${event.scheme}://${value}${event.path} (${event.rule})`,
         count: 1,
         time: event.time,
+        injected: [...injected],
       };
       egressSeen.set(key, entry);
       entries.push(entry);
@@ -237,37 +316,142 @@ export function buildAuditReport(
     if (entry.decision === "allow") slot.allowed += entry.count;
     else slot.denied += entry.count;
   }
-  const minimalFlags = flagsFor(entries);
+  const proposal = propose(entries, {
+    learn: options.learn,
+    ...(options.policy ? { policy: options.policy } : {}),
+  });
+  const run = outcome(result, options.learn, entries);
+  const flagNotes = [...proposal.notes];
+  if (!run.completed) {
+    flagNotes.unshift(
+      "The run did not complete: these flags cover only what the program tried before it stopped.",
+    );
+  }
+  if (proposal.refused.length > 0) {
+    const n = proposal.refused.length;
+    flagNotes.push(
+      `${n} target${
+        n === 1 ? " is" : "s are"
+      } left out (see "Refused, not granted"): where the program tries one, it fails as it did in the sandbox. Grant one by hand only if the program must have it.`,
+    );
+  }
+  if (unrecorded.length > 0) {
+    flagNotes.push(
+      "Some attempts were counted but not recorded one by one (the run's audit bound): the flags cannot name them.",
+    );
+  }
+  const chars = options.outputChars ?? OUTPUT_CHARS;
   return {
     program: options.program,
     generatedAt: new Date().toISOString(),
     learn: options.learn,
-    run: {
-      exitCode: result.exitCode,
-      reason: result.reason,
-      durationMs: result.durationMs,
-    },
+    run,
+    ...(result.stdout !== undefined || result.stderr !== undefined
+      ? {
+        output: {
+          stdout: bounded(result.stdout ?? "", chars),
+          stderr: bounded(result.stderr ?? "", chars),
+        },
+      }
+      : {}),
+    ...(mirror ? { mirror } : {}),
     events,
     entries,
     summary,
     ...(unrecorded.length > 0 ? { unrecorded } : {}),
-    minimalFlags,
+    minimalFlags: proposal.minimalFlags,
     // Every part quoted: values come from the program (a path it chose could
     // carry shell syntax into a command people paste).
     denoCommand: [
       "deno",
       "run",
-      ...minimalFlags.map(quote),
+      ...proposal.minimalFlags.map(quote),
       quote(options.program),
-    ]
-      .join(" "),
-    policySnippet: policyFor(entries),
-    flagNotes:
-      minimalFlags.length > 0 && entries.some((e) => e.decision === "deny")
-        ? [
-          "These flags grant everything the program tried, denied attempts included: drop what it should not have.",
-        ]
-        : [],
+    ].join(" "),
+    workingDirectory: relativeTo,
+    refused: proposal.refused,
+    callouts: proposal.callouts,
+    policySnippet: proposal.policySnippet,
+    flagNotes,
+  };
+}
+
+/** Characters kept of each output stream by default. */
+const OUTPUT_CHARS = 8_192;
+
+/**
+ * A stream kept whole when short, else its first quarter and its last
+ * three quarters of `chars` (a failure's message is at the end).
+ */
+function bounded(text: string, chars: number): BoundedOutput {
+  if (text.length <= chars) return { text, length: text.length, omitted: 0 };
+  const head = Math.floor(chars / 4);
+  const tail = chars - head;
+  return {
+    text: `${text.slice(0, head)}\n… ${
+      text.length - chars
+    } characters left out …\n${text.slice(text.length - tail)}`,
+    length: text.length,
+    omitted: text.length - chars,
+  };
+}
+
+const ENDINGS: Record<string, string> = {
+  timeout: "cut short: the time limit ended it",
+  oom: "cut short: it ran out of memory",
+  cpu: "cut short: the CPU-time limit ended it",
+  "file-size": "cut short: it wrote a file past the file-size limit",
+  "disk-limit": "cut short: it filled its scratch quota",
+  "output-limit": "cut short: its output reached the cap",
+  killed: "cut short: it was killed",
+  crashed: "it crashed on a signal",
+};
+
+function outcome(
+  result: ReportedRun,
+  learn: boolean,
+  entries: readonly ReportEntry[],
+): RunOutcome {
+  const seconds = `${(result.durationMs / 1000).toFixed(2)} s`;
+  const completed = result.reason === "exit" && result.exitCode === 0;
+  let summary: string;
+  if (completed) {
+    summary =
+      `The program ran to its end (exit code 0, ${seconds}): the report covers the whole run.`;
+  } else {
+    const how = result.reason === "exit"
+      ? `The program failed: it exited with code ${result.exitCode} after ${seconds}`
+      : `The program was ${
+        ENDINGS[result.reason] ?? `ended (${result.reason})`
+      } (exit code ${result.exitCode}) after ${seconds}`;
+    summary =
+      `${how}. The result is partial: it shows only what the program tried before it stopped.`;
+    const spawned = entries.some((e) =>
+      e.kind === "run" && e.value !== "(any)"
+    );
+    if (learn && spawned) {
+      summary +=
+        " Learning never runs other programs: if it stopped at a spawn, the proposed --allow-run lets that spawn run under plain deno run.";
+    }
+  }
+  return {
+    exitCode: result.exitCode,
+    reason: result.reason,
+    durationMs: result.durationMs,
+    completed,
+    summary,
+  };
+}
+
+function mirrorInfo(event: OtherAuditEvent): MirrorInfo {
+  const strings = (value: unknown) =>
+    Array.isArray(value) ? value.filter((v) => typeof v === "string") : [];
+  return {
+    path: String(event.path ?? ""),
+    files: Number(event.files ?? 0),
+    bytes: Number(event.bytes ?? 0),
+    readOnly: strings(event.readOnly),
+    problems: strings(event.problems),
   };
 }
 
@@ -290,81 +474,6 @@ function toHost(
   return host.startsWith(`${relativeTo}/`)
     ? `./${host.slice(relativeTo.length + 1)}`
     : host;
-}
-
-/** Collapse many paths under one directory into the directory. */
-const COLLAPSE_AT = 8;
-
-function flagsFor(entries: readonly ReportEntry[]): string[] {
-  const wanted = (kind: ReportKind, map: (e: ReportEntry) => string | null) => {
-    const values = entries.filter((e) => e.kind === kind).map(map)
-      .filter((v): v is string => v !== null && v !== "(any)");
-    return [...new Set(values)];
-  };
-  const flags: string[] = [];
-  const add = (flag: string, values: string[], bare: boolean) => {
-    if (values.length > 0) flags.push(`--allow-${flag}=${values.join(",")}`);
-    else if (bare) flags.push(`--allow-${flag}`);
-  };
-  const anyOf = (kind: ReportKind) =>
-    entries.some((e) => e.kind === kind && e.value === "(any)");
-  add("read", collapse(wanted("read", (e) => e.hostValue ?? e.value)), false);
-  add("write", collapse(wanted("write", (e) => e.hostValue ?? e.value)), false);
-  const net = new Set([
-    ...wanted("net", (e) => e.value),
-    ...wanted("egress", (e) => e.value),
-  ]);
-  // The proxy itself is an artefact of the sandbox, not something to grant.
-  net.delete("127.0.0.1:3128");
-  add("net", [...net], false);
-  add("env", wanted("env", (e) => e.value), anyOf("env"));
-  add("run", wanted("run", (e) => e.value), false);
-  add("sys", wanted("sys", (e) => e.value), anyOf("sys"));
-  add("ffi", wanted("ffi", (e) => e.hostValue ?? e.value), false);
-  add("import", wanted("import", (e) => e.value), false);
-  return flags;
-}
-
-function collapse(paths: string[]): string[] {
-  const byDir = new Map<string, string[]>();
-  for (const path of paths) {
-    const dir = path.includes("/")
-      ? path.slice(0, path.lastIndexOf("/")) || "/"
-      : ".";
-    byDir.set(dir, [...(byDir.get(dir) ?? []), path]);
-  }
-  return [...byDir.entries()].flatMap(([dir, list]) =>
-    list.length >= COLLAPSE_AT ? [dir] : list
-  );
-}
-
-function policyFor(entries: readonly ReportEntry[]): Record<string, unknown> {
-  const hosts = new Set<string>();
-  for (const e of entries) {
-    if (
-      (e.kind === "net" || e.kind === "egress") && e.value !== "(any)" &&
-      e.value !== "127.0.0.1:3128"
-    ) {
-      const [host, port] = splitHostPort(e.value);
-      hosts.add(port === "443" || port === "80" ? host : `${host}:${port}`);
-    }
-  }
-  const inputs = new Set<string>();
-  for (const e of entries) {
-    if (e.kind === "read" && e.hostValue && !e.value.startsWith("/scratch")) {
-      inputs.add(e.hostValue);
-    }
-  }
-  const snippet: Record<string, unknown> = {};
-  if (hosts.size > 0) snippet.network = { allow: [...hosts] };
-  if (inputs.size > 0) snippet.inputs = collapse([...inputs]);
-  if (entries.some((e) => e.kind === "write")) snippet.scratch = true;
-  return snippet;
-}
-
-function splitHostPort(value: string): [string, string] {
-  const at = value.lastIndexOf(":");
-  return at === -1 ? [value, "443"] : [value.slice(0, at), value.slice(at + 1)];
 }
 
 function quote(arg: string): string {

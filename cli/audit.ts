@@ -37,9 +37,12 @@ for plain 'deno run', and an airlock policy snippet granting the same.
 Mode:
   --learn                run in a throwaway learning sandbox instead: reads,
                          writes, env and network are allowed-and-recorded; the
-                         current directory is visible read-only at its own
-                         path; no secret is loaded; network requests are
-                         recorded and answered locally (nothing is sent)
+                         program sees a writable throwaway copy of your
+                         directory at its own path (.git and node_modules
+                         read-only; your files are never changed); no secret
+                         is loaded; network requests are recorded and
+                         answered locally (nothing is sent); other programs
+                         are never run (each attempt is recorded)
 
 ${SANDBOX_FLAGS_HELP}
 
@@ -48,6 +51,12 @@ Output:
   --html FILE            also write a self-contained HTML report to FILE
   --no-color             no colours in the terminal report
   -h, --help             show this help
+
+The report says how the program ended: when it failed or was cut short,
+the result is partial (it shows what the program tried before it stopped).
+The proposed flags never grant a refused or sensitive target (keys,
+credentials, cron, shell profiles, cloud metadata): those are listed under
+"Refused, not granted". Run the proposed command from the directory shown.
 
 Exit codes: 0 when the report was produced (whatever the program did),
 125 bad usage or policy, 126 sandbox could not start, 127 program refused.
@@ -66,7 +75,13 @@ Examples:
  */
 export async function main(argv: string[]): Promise<number> {
   let sandbox: Sandbox | undefined;
+  const startDir = Deno.cwd();
   try {
+    // Under `deno task` the task runs in airlock's directory; the user's is
+    // INIT_CWD. Files on the command line, learn mode's mirror and the
+    // proposed command's relative paths all mean the user's directory.
+    const userDir = userDirectory();
+    if (userDir !== startDir) Deno.chdir(userDir);
     const { values, positionals } = parseCommandLine(
       argv,
       {
@@ -95,10 +110,11 @@ export async function main(argv: string[]): Promise<number> {
     const cwd = Deno.cwd();
     sandbox = await Sandbox.create({
       policy,
-      ...(values.learn ? { learn: { mirror: cwd } } : {}),
+      // One run: no process waits for a next one (each would copy the
+      // directory again).
+      ...(values.learn ? { learn: { mirror: cwd }, warm: false } : {}),
     });
     const result = await sandbox.run({ path: program, args: programArgs });
-    if (!values.json) showProgramOutput(result.stdout, result.stderr);
     const paths: PathMapping[] = [
       ...policy.inputs.map((i) => ({ sandbox: i.target, host: i.source })),
       // Files the program writes to its scratch cwd land in the cwd of a
@@ -113,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       learn: values.learn,
       paths,
       relativeTo: cwd,
+      policy,
     });
     if (values.html) {
       await Deno.writeTextFile(values.html, renderAuditHtml(report));
@@ -132,19 +149,21 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(error);
   } finally {
     await sandbox?.close();
+    if (Deno.cwd() !== startDir) Deno.chdir(startDir);
   }
 }
 
-/** The program's own output goes to stderr, so stdout holds only the report. */
-function showProgramOutput(stdout: string, stderr: string): void {
-  const lines = (text: string) =>
-    text.replace(/\n$/, "").split("\n").slice(0, 40);
-  if (stdout) {
-    console.error(`── program stdout ──\n${lines(stdout).join("\n")}`);
+/** The user's directory: INIT_CWD (set by `deno task`) when it exists. */
+function userDirectory(): string {
+  const init = Deno.env.get("INIT_CWD");
+  if (init && init.startsWith("/")) {
+    try {
+      if (Deno.statSync(init).isDirectory) return init;
+    } catch {
+      // gone: the current directory
+    }
   }
-  if (stderr) {
-    console.error(`── program stderr ──\n${lines(stderr).join("\n")}`);
-  }
+  return Deno.cwd();
 }
 
 if (import.meta.main) {

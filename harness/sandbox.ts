@@ -23,6 +23,7 @@ import { classifyExit, type ExitFacts } from "../runtime/exit_reason.ts";
 import type { HostTools } from "../runtime/host_tools.ts";
 import type { SandboxIdentity } from "../runtime/host_identity.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { learnCommandNames } from "../runtime/command_path.ts";
 import { assertValidLimits, type ResourceLimits } from "../runtime/limits.ts";
 import { Workspace } from "../runtime/workspace.ts";
 import {
@@ -490,7 +491,15 @@ export class Sandbox implements AsyncDisposable {
       // no watcher: the kernel refuses writes past it. A walk measures this
       // run's two directories.
       quota: !this.#workspace.volume && this.#scratch && prepare.runTmp
-        ? walkQuota([this.#scratch, prepare.runTmp], this.#quota!.quotaBytes)
+        ? walkQuota(
+          [this.#scratch, prepare.runTmp, prepare.mirrorCopy ?? []].flat(),
+          this.#quota!.quotaBytes,
+        )
+        : !this.#workspace.volume && prepare.mirrorCopy
+        ? walkQuota(
+          [prepare.mirrorCopy],
+          this.#policy.limits.scratchMb * 1024 * 1024,
+        )
         : null,
       stdin: options.stdin,
     });
@@ -527,6 +536,15 @@ export class Sandbox implements AsyncDisposable {
       inputTargets: this.#policy.inputs.map((i) => i.target),
       scratch: this.#scratch,
       mirror: this.#options.learn?.mirror,
+      // Learn mode: the copy may fill half the quota (the program writes
+      // the rest), and every host command name resolves, so each spawn
+      // the program would make under plain deno run is recorded.
+      ...(this.#options.learn
+        ? {
+          mirrorMaxBytes: this.#policy.limits.scratchMb * 1024 * 1024 / 2,
+          commandNames: learnCommandNames(),
+        }
+        : {}),
       limits: this.#policy.limits,
       broker: this.#options.learn
         ? "learn"

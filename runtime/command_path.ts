@@ -129,3 +129,35 @@ export function commandLinkMounts(
   }
   return mounts;
 }
+
+let learnNames: readonly string[] | undefined;
+
+/**
+ * The names a learn-mode sandbox resolves: {@linkcode COMMON_COMMANDS} and
+ * every name on the harness's `PATH` (found once per process). A program
+ * learned on this host can run any of those under plain `deno run`, so each
+ * attempt must be recorded.
+ *
+ * @returns The names, at most 4,096.
+ *
+ * @example Usage
+ * ```ts
+ * import { learnCommandNames } from "./command_path.ts";
+ * console.log(learnCommandNames().includes("sh")); // true
+ * ```
+ */
+export function learnCommandNames(): readonly string[] {
+  if (learnNames === undefined) {
+    let searchPath = "";
+    try {
+      searchPath = Deno.env.get("PATH") ?? "";
+    } catch {
+      // no env permission: the common names only
+    }
+    learnNames = Object.freeze(
+      [...new Set([...COMMON_COMMANDS, ...hostCommandNames(searchPath)])]
+        .slice(0, MAX_NAMES),
+    );
+  }
+  return learnNames;
+}

@@ -26,6 +26,7 @@ import {
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { SandboxEgress } from "./egress.ts";
 import { openRunChannels, type RunChannels } from "./channels.ts";
+import { mirrorView } from "./mirror.ts";
 import type { BrokerMode } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
 import type { SystemPolicy } from "../policy_schema.ts";
@@ -54,6 +55,8 @@ export interface PreparedRun {
   readonly statusPath: string;
   /** Host path of the run's TMPDIR, when it has one. */
   readonly runTmp: string | null;
+  /** Host path of learn mode's writable copy of the mirror, if any. */
+  readonly mirrorCopy: string | null;
   /** The run's injector and broker sockets. */
   readonly channels: RunChannels;
   /** The launched process (bwrap's monitor). */
@@ -100,6 +103,10 @@ export interface RunSetup {
   scratch: string | null;
   /** Learn mode's mirrored project directory, if any. */
   mirror: string | undefined;
+  /** Most bytes the mirror's copy may hold (learn mode). */
+  mirrorMaxBytes?: number;
+  /** Command names the sandbox's PATH resolves; default the common ones. */
+  commandNames?: readonly string[];
   /** The sandbox's limits (the wall clock is the supervisor's). */
   limits: ResourceLimits;
   /** Permission broker mode, or null for Deno's flags alone. */
@@ -151,11 +158,13 @@ export async function prepareRun(
   const { mirror, scratch } = setup;
   let cwd: string = scratch ? SANDBOX_PATHS.scratch : "/";
   if (mirror !== undefined) {
-    // Learn mode only: no secrets and no egress exist in this sandbox.
-    mounts.push({ kind: "ro-bind", source: mirror, dest: mirror });
+    // Learn mode only: no secrets and no egress exist in this sandbox. The
+    // directory is a writable throwaway copy (mounted below).
     read.push(mirror);
+    write.push(mirror);
     cwd = mirror;
   }
+  let mirrorCopy: string | null = null;
   // With a scratch directory, the run also gets a fresh TMPDIR of its own
   // (/var/tmp), under the same quota and deleted after the run.
   const runTmp = scratch ? `${runDir}/tmp` : null;
@@ -165,6 +174,26 @@ export async function prepareRun(
     await Deno.writeTextFile(`${codeDir}/${BOOT_FILE}`, BOOT_SOURCE, {
       mode: 0o644,
     });
+    if (mirror !== undefined) {
+      const view = await mirrorView(mirror, `${runDir}/mirror`, {
+        maxBytes: setup.mirrorMaxBytes ?? 128 * 1024 * 1024,
+        identity: setup.identity,
+      });
+      mounts.push(...view.mounts);
+      mirrorCopy = view.copy;
+      setup.record({
+        time: new Date().toISOString(),
+        source: "harness",
+        kind: "learn-mirror",
+        sandboxId: setup.sandboxId,
+        runId,
+        path: mirror,
+        files: view.files,
+        bytes: view.bytes,
+        readOnly: view.readOnly,
+        problems: view.problems,
+      }, runAudit);
+    }
     if (runTmp) {
       await Deno.mkdir(runTmp, { mode: 0o700 });
       await setup.workspace.giveToSandbox(runTmp);
@@ -224,6 +253,7 @@ export async function prepareRun(
       env: channels.env,
       ...(channels.egressSocket ? { egressSocket: channels.egressSocket } : {}),
       stdin: true,
+      ...(setup.commandNames ? { commandNames: setup.commandNames } : {}),
     });
     return preparedRun({
       runNumber,
@@ -232,6 +262,7 @@ export async function prepareRun(
       codeDir,
       statusPath,
       runTmp,
+      mirrorCopy,
       channels,
       child,
       audit: runAudit,

@@ -92,7 +92,8 @@ export async function setupSandbox(
       identity,
       ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
       // The scratch quota as a filesystem of its own (where possible).
-      ...(policy.scratch
+      // Learn mode's writable copy of the user's directory lives there too.
+      ...(policy.scratch || options.learn?.mirror !== undefined
         ? {
           scratch: {
             quotaBytes: policy.limits.scratchMb * 1024 * 1024,
