@@ -9,6 +9,7 @@ import { parseCommandLine } from "./_args.ts";
 import { type AuditEvent, runResultToJson } from "../harness/run_result.ts";
 import { printable } from "../audit/render_text.ts";
 import { type RunOptions, Sandbox } from "../harness/sandbox.ts";
+import { stopBundler } from "../harness/bundle/bundle.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import {
   buildPolicy,
@@ -176,6 +177,10 @@ export async function main(argv: string[]): Promise<number> {
       policy,
       ...(audit ? { onAudit: (event: AuditEvent) => audit.write(event) } : {}),
     });
+    // One program per command: the long-lived bundler a sandbox starts a
+    // second after its creation would only compete with this run for the
+    // CPU (an import-free program compiles without it).
+    await stopBundler();
     const controller = new AbortController();
     const onInterrupt = () => controller.abort();
     Deno.addSignalListener("SIGINT", onInterrupt);
@@ -229,7 +234,6 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   const code = await main(Deno.args);
-  const { stopBundler } = await import("../harness/bundle/bundle.ts");
   await stopBundler();
   Deno.exit(code);
 }

@@ -378,10 +378,29 @@ function defaultRange(): { first: number; size: number } {
 }
 
 /**
- * The rows of this process's uid map. Deno requires --allow-all to read
- * /proc/self, so a `cat` (same user namespace) reads it for us.
+ * The rows of this process's uid map. Deno opens /proc/self only to
+ * --allow-all (which the harness has: see host_tools.ts); otherwise a
+ * `cat` (same user namespace) reads it for us.
  */
 function readUidMap(): [number, number, number][] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync("/proc/self/uid_map");
+  } catch {
+    // not readable directly: ask cat below
+  }
+  if (!text) text = catUidMap();
+  const rows: [number, number, number][] = [];
+  for (const line of text.trim().split("\n")) {
+    const nums = line.trim().split(/\s+/).map(Number);
+    if (nums.length === 3 && nums.every(Number.isSafeInteger)) {
+      rows.push(nums as [number, number, number]);
+    }
+  }
+  return rows;
+}
+
+function catUidMap(): string {
   let text = "";
   try {
     const out = new Deno.Command("cat", {
@@ -392,14 +411,7 @@ function readUidMap(): [number, number, number][] {
     }).outputSync();
     text = new TextDecoder().decode(out.stdout);
   } catch {
-    return [];
+    return "";
   }
-  const rows: [number, number, number][] = [];
-  for (const line of text.trim().split("\n")) {
-    const nums = line.trim().split(/\s+/).map(Number);
-    if (nums.length === 3 && nums.every(Number.isSafeInteger)) {
-      rows.push(nums as [number, number, number]);
-    }
-  }
-  return rows;
+  return text;
 }

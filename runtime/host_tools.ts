@@ -302,8 +302,12 @@ export async function sharedLibraries(
   ldd: string,
   binary: string,
 ): Promise<string[]> {
-  const out = await new Deno.Command(ldd, {
-    args: [binary],
+  // `ldd` is a bash script that asks the ELF interpreter to list what it
+  // would load; asking the interpreter directly gives the same list without
+  // starting bash (~30 ms a binary). Anything unusual goes through ldd.
+  const interpreter = elfInterpreter(binary);
+  const out = await new Deno.Command(interpreter ?? ldd, {
+    args: interpreter ? ["--list", binary] : [binary],
     clearEnv: true,
     env: { PATH: "/usr/bin:/bin", LC_ALL: "C" },
     stdout: "piped",
@@ -311,6 +315,7 @@ export async function sharedLibraries(
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (/not a dynamic executable|statically linked/.test(text)) return [];
+  if (!out.success && interpreter) return await sharedLibraries(ldd, binary);
   if (!out.success) {
     throw new MissingHostToolError(
       "ldd",
@@ -335,4 +340,47 @@ export async function sharedLibraries(
     if (path) libs.push(path);
   }
   return [...new Set(libs)];
+}
+
+/**
+ * The ELF interpreter (`PT_INTERP`, e.g. `/lib64/ld-linux-x86-64.so.2`) a
+ * 64-bit little-endian binary names, when it is an executable file; null
+ * for anything else (ldd then decides).
+ */
+function elfInterpreter(binary: string): string | null {
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(binary, { read: true });
+    const head = new Uint8Array(4096);
+    const read = file.readSync(head) ?? 0;
+    const view = new DataView(head.buffer, 0, read);
+    // "\x7fELF", 64-bit, little-endian.
+    if (
+      read < 64 || view.getUint32(0) !== 0x7f454c46 || head[4] !== 2 ||
+      head[5] !== 1
+    ) {
+      return null;
+    }
+    const phoff = Number(view.getBigUint64(0x20, true));
+    const phentsize = view.getUint16(0x36, true);
+    const phnum = view.getUint16(0x38, true);
+    for (let i = 0; i < phnum; i++) {
+      const at = phoff + i * phentsize;
+      if (at + 0x28 > read) return null;
+      if (view.getUint32(at, true) !== 3) continue; // PT_INTERP
+      const offset = Number(view.getBigUint64(at + 0x08, true));
+      const size = Number(view.getBigUint64(at + 0x20, true));
+      if (size < 2 || offset + size > read) return null;
+      const path = new TextDecoder().decode(
+        head.subarray(offset, offset + size - 1),
+      );
+      const info = Deno.statSync(path);
+      return path.startsWith("/") && info.isFile ? path : null;
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    file?.close();
+  }
 }

@@ -17,7 +17,7 @@ import {
 import { assertValidLimits } from "../../runtime/limits.ts";
 import { buildSeccompFilter } from "../../runtime/seccomp_filter.ts";
 import { Workspace } from "../../runtime/workspace.ts";
-import { Injector } from "../../injector/injector.ts";
+import type { Injector } from "../../injector/injector.ts";
 import { SandboxSetupError } from "../errors.ts";
 import type { SandboxOptions } from "../options.ts";
 import { parsePolicy, type Policy, PolicyError } from "../policy.ts";
@@ -166,7 +166,10 @@ export async function setupSandbox(
  */
 export function injectorFor(options: SandboxOptions): Promise<Injector> {
   if (options.injector) return Promise.resolve(options.injector);
-  defaultInjector ??= Injector.create();
+  // Loaded on first use: a sandbox without network (the CLI's default)
+  // never pays for the proxy, TLS and DNS modules.
+  defaultInjector ??= import("../../injector/injector.ts")
+    .then(({ Injector }) => Injector.create());
   // A failed creation (e.g. WebCrypto unavailable) is retried next time.
   defaultInjector.catch(() => (defaultInjector = undefined));
   return defaultInjector;
