@@ -3,7 +3,8 @@
  * `deno run`, through the library and through the CLI; throughput of one and
  * of two sandboxes; peak resident memory of one sandbox's process tree.
  *
- * Usage: `deno task bench:start [--runs N] [--json]`
+ * Usage: `deno task bench:start [--runs N] [--json] [--cli]`; `--cli` times
+ * only the bare floor and `airlock run hello.ts` (the CLI startup figure).
  *
  * Figures only: a missed target is printed, never turned into an exit code.
  *
@@ -28,19 +29,15 @@ export const SETTLE_MS = 60;
 /** Target for the library's overhead: median(b) / median(a). */
 export const TARGET_RATIO = 1.5;
 
+/** Target for the CLI: `airlock run hello.ts` over a bare `deno run hello.ts`. */
+export const TARGET_CLI_RATIO = 3;
+
 const HELLO = 'console.log("hello, world");\n';
 const EXPECTED = "hello, world\n";
 const SLEEPER = "await new Promise((r) => setTimeout(r, 300));\n" + HELLO;
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const CLI_FLAGS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-env",
-  "--allow-net",
-  "--allow-sys",
-  "--no-prompt",
-];
+/** What the installed command runs: `deno install -g -A -n airlock ...`. */
+const CLI_FLAGS = ["--allow-all"];
 const decoder = new TextDecoder();
 
 /** Median and 95th percentile of one measured series, in milliseconds. */
@@ -206,7 +203,7 @@ function oneShotRun(): Promise<void> {
   return run(HELLO).then((r) => expectHello(r.success, r.stdout, r.stderr));
 }
 
-/** (c) the CLI, as `deno task run <file>` starts it. */
+/** (c) the CLI, as the installed `airlock run <file>` starts it. */
 function cliRun(file: string): () => Promise<void> {
   return () =>
     spawnDeno([
@@ -214,9 +211,77 @@ function cliRun(file: string): () => Promise<void> {
       ...CLI_FLAGS,
       "--config",
       `${REPO}/deno.json`,
-      `${REPO}/cli/run.ts`,
+      `${REPO}/cli/mod.ts`,
+      "run",
       file,
     ]);
+}
+
+/** The CLI startup figure alone (`--cli`). */
+export interface CliReport {
+  /** Where it ran. */
+  machine: MachineInfo;
+  /** Counted runs per series. */
+  runs: number;
+  /** (a) bare `deno run hello.ts`, (c) `airlock run hello.ts`. */
+  results: { a: Summary; c: Summary };
+  /** median(c) / median(a) and whether it is within {@linkcode TARGET_CLI_RATIO}. */
+  ratio: { ca: number; limit: number; pass: boolean };
+}
+
+/**
+ * Times a bare `deno run hello.ts` against `airlock run hello.ts`,
+ * interleaved.
+ *
+ * @param runs Counted runs per series.
+ * @returns The figures.
+ */
+export async function cliBenchmark(runs: number): Promise<CliReport> {
+  const machine = await machineInfo();
+  const dir = await Deno.makeTempDir({ prefix: "airlock-bench-" });
+  try {
+    const file = `${dir}/hello.ts`;
+    await Deno.writeTextFile(file, HELLO);
+    const results = await measure(runs, { a: bareRun(file), c: cliRun(file) });
+    const ca = round2(results.c.medianMs / results.a.medianMs);
+    return {
+      machine,
+      runs,
+      results,
+      ratio: { ca, limit: TARGET_CLI_RATIO, pass: ca <= TARGET_CLI_RATIO },
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The CLI figure as text.
+ *
+ * @param r The figures.
+ * @returns Printable lines.
+ */
+export function formatCliReport(r: CliReport): string {
+  const m = r.machine;
+  const row = (name: string, s: Summary) =>
+    `${name.padEnd(32)}${fix(s.medianMs).padStart(10)}${
+      fix(s.p95Ms).padStart(10)
+    }`;
+  return [
+    "airlock CLI startup",
+    `cpu     ${m.cpu} (${m.cores} cores), load ${m.load}`,
+    `runs    ${r.runs} per series, interleaved (+${WARMUP_RUNS} warm-up rounds)`,
+    "",
+    `${"hello.ts".padEnd(32)}${"median ms".padStart(10)}${
+      "p95 ms".padStart(10)
+    }`,
+    row("(a) bare deno run hello.ts", r.results.a),
+    row("(c) airlock run hello.ts", r.results.c),
+    "",
+    `ratio c/a   ${fix(r.ratio.ca, 2)}  target <= ${r.ratio.limit}: ${
+      r.ratio.pass ? "PASS" : "MISS"
+    }`,
+  ].join("\n");
 }
 
 // ---------------------------------------------------------- throughput
@@ -395,7 +460,7 @@ export async function benchmark(runs: number): Promise<Report> {
   const machine = await machineInfo();
   const dir = await Deno.makeTempDir({ prefix: "airlock-bench-" });
   try {
-    const file = `${dir}/hello.js`;
+    const file = `${dir}/hello.ts`;
     await Deno.writeTextFile(file, HELLO);
     let results: Report["results"];
     {
@@ -448,7 +513,7 @@ export function formatReport(r: Report): string {
     ["(b)  sandbox.run, one Sandbox", r.results.b],
     ["(bc) same, warm: false", r.results.bc],
     ["(b2) run(), one-shot", r.results.b2],
-    ["(c)  CLI cli/run.ts", r.results.c],
+    ["(c)  airlock run (CLI)", r.results.c],
   ];
   const half = Math.ceil(r.runs / 2);
   return [
@@ -472,7 +537,9 @@ export function formatReport(r: Report): string {
     `ratio b/a   ${fix(r.ratios.ba, 2)}`,
     `ratio bc/a  ${fix(r.ratios.bca, 2)}`,
     `ratio b2/a  ${fix(r.ratios.b2a, 2)}`,
-    `ratio c/a   ${fix(r.ratios.ca, 2)}`,
+    `ratio c/a   ${fix(r.ratios.ca, 2)} (CLI target <= ${TARGET_CLI_RATIO}: ${
+      r.ratios.ca <= TARGET_CLI_RATIO ? "PASS" : "MISS"
+    })`,
     `target b/a <= ${r.target.limit}: ${r.target.pass ? "PASS" : "MISS"}`,
     "",
     `throughput, sequential (1 sandbox, ${r.runs} runs)   ${
@@ -489,22 +556,25 @@ export function formatReport(r: Report): string {
   ].join("\n");
 }
 
-const USAGE = "Usage: deno task bench:start [--runs N] [--json]";
+const USAGE = "Usage: deno task bench:start [--runs N] [--json] [--cli]";
 
-function parseCli(argv: string[]): { runs: number; json: boolean } {
+function parseCli(
+  argv: string[],
+): { runs: number; json: boolean; cli: boolean } {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
       runs: { type: "string", default: "30" },
       json: { type: "boolean", default: false },
+      cli: { type: "boolean", default: false },
     },
   });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 2) {
     throw new Error(`--runs must be an integer >= 2, got '${values.runs}'`);
   }
-  return { runs, json: values.json };
+  return { runs, json: values.json, cli: values.cli };
 }
 
 if (import.meta.main) {
@@ -517,8 +587,17 @@ if (import.meta.main) {
   }
   const { runs, json } = cli;
   try {
-    const report = await benchmark(runs);
-    console.log(json ? JSON.stringify(report, null, 2) : formatReport(report));
+    if (cli.cli) {
+      const report = await cliBenchmark(runs);
+      console.log(
+        json ? JSON.stringify(report, null, 2) : formatCliReport(report),
+      );
+    } else {
+      const report = await benchmark(runs);
+      console.log(
+        json ? JSON.stringify(report, null, 2) : formatReport(report),
+      );
+    }
   } finally {
     await stopBundler();
   }
