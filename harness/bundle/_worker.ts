@@ -519,6 +519,16 @@ function plugin(
               `Cannot import '${spec}' from '${importer}': it is a link to a file outside every installed package`,
             );
           }
+          if (bare && args.kind === "require-call") {
+            // An optional dependency, required inside try/catch by packages
+            // that work without it (debug's supports-color, ws's
+            // bufferutil): esbuild's own resolver fails it again and, in a
+            // try block, leaves a require() that throws at run time, as
+            // Node's does when the package is absent; anywhere else it is
+            // still an error. Nothing is resolved that this lookup did not
+            // already fail to find.
+            return undefined;
+          }
           return { errors: found.errors.map((e) => ({ text: e.text })) };
         }
         if (found.external) return found;

@@ -127,6 +127,19 @@ await plant("exportsout", "1.0.0", {
   "link.txt": { link: hostSecretFile },
 });
 
+await plant("optional", "1.0.0", {
+  // debug's supports-color, ws's bufferutil: a package that works without
+  // an optional dependency requires it inside try/catch.
+  "index.js": `let found;
+try { found = require("absent-optional-dep"); } catch (e) { found = "absent: " + e.name; }
+module.exports = { found };`,
+  "hard.js": 'module.exports = require("absent-hard-dep");',
+  "relative.js": `let found;
+try { found = require("./missing-file.js"); } catch (e) { found = "absent"; }
+try { found = require("../../../../../../other@1.0.0/node_modules/other/index.js"); } catch (e) { found = "absent"; }
+module.exports = { found };`,
+});
+
 function cacheListing(): string[] {
   return [...Deno.readDirSync(cacheDir)].map((e) => e.name).sort();
 }
@@ -134,7 +147,7 @@ const CACHE_BEFORE = cacheListing();
 
 const POLICY = {
   npm: {
-    allow: ["evil@^1.0.0", "other", "mainout", "exportsout"],
+    allow: ["evil@^1.0.0", "other", "mainout", "exportsout", "optional"],
   },
 };
 
@@ -682,6 +695,31 @@ Deno.test("bun-012 [bundler] without npm.allow, or with npm turned off by the op
   );
   const ok = await plain.run({ code: "console.log(1 + 1);" });
   assert.equal(ok.stdout, "2\n");
+});
+
+Deno.test("bun-014 [bundler] a package's optional require of an absent package inside try/catch bundles and throws at run time; outside try, and a relative path, are still refused", async () => {
+  await using box = await sandbox();
+  const ok = await box.run({
+    code: 'import m from "optional"; console.log(JSON.stringify(m));',
+  });
+  assert.equal(ok.exitCode, 0, ok.stderr);
+  // The require ran in the sandbox and found nothing: no package is on its
+  // disk, and reading one would be refused anyway.
+  assert.match(ok.stdout, /"found":"absent: \w+"/, ok.stderr);
+  assertClean("stdout", ok.stdout + ok.stderr);
+  const hard = await refusedRun(
+    box,
+    'import m from "optional/hard.js"; console.log(m);',
+  );
+  assert.match(hard.error.message, /absent-hard-dep/);
+  // A relative require is never left for run time, in try or not: it names
+  // a file of the package, or a walk out of it.
+  const relative = await refusedRun(
+    box,
+    'import m from "optional/relative.js"; console.log(m);',
+  );
+  assert.match(relative.error.message, /missing-file\.js|another install/);
+  await assertHealthy(box);
 });
 
 if (!Deno.env.get("BUN_KEEP")) {
