@@ -30,9 +30,25 @@ Deno.test("parsePolicy() fills every default, denying network and scratch", () =
       secrets: {},
       npm: { allow: [] },
       env: {},
+      system: "allow",
       audit: { permissions: true },
       upstream: { connectTo: [], caCerts: [] },
     });
+  }
+});
+
+Deno.test("parsePolicy() takes 'system' as allow, deny or a list of kinds, and refuses setPriority", () => {
+  assert.equal(parsePolicy({ system: "deny" }).system, "deny");
+  assert.deepEqual(parsePolicy({ system: ["cpus", "hostname"] }).system, [
+    "cpus",
+    "hostname",
+  ]);
+  for (const system of ["maybe", ["setPriority"], ["inspector"], true]) {
+    const error = policyError(() => parsePolicy({ system }));
+    assert.ok(
+      error.issues.some((i) => i.path.startsWith("system")),
+      JSON.stringify(error.issues),
+    );
   }
 });
 
@@ -264,6 +280,7 @@ Deno.test("policyJsonSchema() describes every top-level key and forbids others",
       "npm",
       "scratch",
       "secrets",
+      "system",
       "upstream",
     ],
   );
