@@ -2,7 +2,7 @@
 const attempts: [string, () => unknown][] = [
   ["read /etc/passwd", () => Deno.readTextFileSync("/etc/passwd")],
   ["read ~/.ssh/id_rsa", () => Deno.readTextFileSync("/root/.ssh/id_rsa")],
-  ["environment", () => Deno.env.toObject()],
+  ["read bwrap's environment", () => Deno.readTextFileSync("/proc/1/environ")],
   ["spawn a shell", () => new Deno.Command("sh").outputSync()],
   [
     "connect to 1.1.1.1:443",
@@ -11,6 +11,9 @@ const attempts: [string, () => unknown][] = [
 ];
 
 console.log(`Hello from inside airlock (Deno ${Deno.version.deno})`);
+// Readable, like any machine's environment: it holds only airlock's own
+// variables (no secret of the harness is ever among them).
+console.log(`  environment: ${Object.keys(Deno.env.toObject()).join(", ")}`);
 for (const [what, attempt] of attempts) {
   try {
     await attempt();

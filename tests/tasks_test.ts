@@ -35,7 +35,7 @@ Deno.test("deno task example (the quick start) runs the example in a sandbox and
   for (
     const what of [
       "read /etc/passwd",
-      "environment",
+      "read bwrap's environment",
       "spawn a shell",
       "connect to 1.1.1.1:443",
     ]
@@ -46,6 +46,9 @@ Deno.test("deno task example (the quick start) runs the example in a sandbox and
       text,
     );
   }
+  // The environment is the sandbox's own.
+  assert.match(text, /environment: .*\bTMPDIR\b/, text);
+  assert.doesNotMatch(text, /ALLOWED/, text);
 });
 
 Deno.test("deno task run and deno task audit work with their own flags", async () => {
