@@ -71,6 +71,8 @@ export interface HaproxyConfigOptions {
   serverTimeoutMs?: number;
   /** A `stats` page at this `host:port` (no auth: keep it internal). */
   stats?: string;
+  /** Log each request to stderr (HAProxy's httplog format). */
+  log?: boolean;
 }
 
 /** A DNS label, as node.ts allows (checked again: it becomes config text). */
@@ -136,15 +138,23 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     "# (sbx-<node>-<12 hex>); everything else to a node that is ready.",
     "global",
     "  maxconn 4096",
+    ...(options.log ? ["  log stderr format short local0 info"] : []),
     "",
     "defaults",
     "  mode http",
+    ...(options.log ? ["  log global", "  option httplog"] : []),
     "  option http-server-close",
     "  timeout connect 2s",
-    "  timeout client 60s",
+    "  timeout client 120s",
     "  timeout http-request 10s",
+    "  # Longer than clients keep idle connections (Deno and hyper: 90 s), so",
+    "  # the client closes first: a request never meets a connection the",
+    "  # router is closing (a POST that fails that way cannot be retried).",
+    "  timeout http-keep-alive 100s",
     `  timeout server ${Math.ceil(serverTimeout / 1000)}s`,
     "  timeout queue 5s",
+    "  # A check may wait for a node's first readiness probe (a sandbox run).",
+    "  timeout check 5s",
     "  # A connection refused is retried after min(timeout connect, 1 s).",
     "  retries 2",
     "",
