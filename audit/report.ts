@@ -332,7 +332,7 @@ export function buildAuditReport(
     flagNotes.push(
       `${n} target${
         n === 1 ? " is" : "s are"
-      } left out (see "Refused, not granted"): where the program tries one, it fails as it did in the sandbox. Grant one by hand only if the program must have it.`,
+      } left out (see "Refused, not granted"): where the program tries one under these flags, Deno refuses it (NotCapable). Grant one by hand only if the program must have it.`,
     );
   }
   if (unrecorded.length > 0) {

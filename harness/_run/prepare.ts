@@ -31,15 +31,27 @@ import type { BrokerMode } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
 import type { SystemPolicy } from "../policy_schema.ts";
 
-/** The program's TMPDIR when a scratch directory is granted. */
-const SANDBOX_TMP = "/var/tmp";
+/**
+ * The program's TMPDIR when a scratch directory is granted.
+ *
+ * @example Usage
+ * ```ts ignore
+ * console.log(SANDBOX_TMP); // "/var/tmp"
+ * ```
+ */
+export const SANDBOX_TMP = "/var/tmp";
 /**
  * The program's TMPDIR without a scratch: a directory of its own in the
  * run's private /tmp (bounded by `tmpMb`, gone with the run). Not /tmp
  * itself: Deno's own cache (DENO_DIR) lives there, and a program that
  * could write it could leave Deno something to load.
+ *
+ * @example Usage
+ * ```ts ignore
+ * console.log(SANDBOX_RUN_TMP); // "/tmp/run"
+ * ```
  */
-const SANDBOX_RUN_TMP = "/tmp/run";
+export const SANDBOX_RUN_TMP = "/tmp/run";
 
 /** A launched sandbox waiting for its program. */
 export interface PreparedRun {
