@@ -49,7 +49,7 @@ export function runCodeTool(maxTimeoutMs: number) {
     name: "run_code",
     title: "Run code in an airlock sandbox",
     description:
-      "Run a Deno TypeScript/JavaScript program in an isolated sandbox and return its stdout, stderr and exit code. The working directory /scratch persists between calls of this session. The program gets no environment variables, no host files and no network unless the server's policy allows it; npm:, jsr: and URL imports are refused (node: built-ins work).",
+      "Run a Deno TypeScript/JavaScript program in an isolated sandbox and return its stdout, stderr and exit code. The working directory /scratch persists between calls of this session. The program sees none of the host's environment variables, no host files and no network unless the server's policy allows it; npm:, jsr: and URL imports are refused (node: built-ins work).",
     inputSchema: {
       type: "object",
       properties: {
