@@ -110,8 +110,10 @@ export interface AirlockClientOptions {
 }
 
 /**
- * One event of {@linkcode AirlockClient.runStream}: output bytes as they
- * come, audit events as they happen, then the status (or an error).
+ * One event of {@linkcode AirlockClient.runStream}: output as it comes
+ * (`text`, and its bytes in `data`: the exact bytes the program wrote when
+ * the stream was asked for with `binary: true`), audit events as they
+ * happen, then the status (or an error).
  *
  * @example Handling each kind
  * ```ts
@@ -120,7 +122,7 @@ export interface AirlockClientOptions {
  *   switch (event.type) {
  *     case "stdout":
  *     case "stderr":
- *       return new TextDecoder().decode(event.data);
+ *       return event.text;
  *     case "audit":
  *       return `audit: ${event.event.kind}`;
  *     case "status":
@@ -129,11 +131,17 @@ export interface AirlockClientOptions {
  *       return `error: ${event.error.code}`;
  *   }
  * }
- * console.log(show({ type: "stdout", data: new TextEncoder().encode("hi") }));
+ * console.log(show({ type: "stdout", text: "hi", data: new TextEncoder().encode("hi") }));
  * ```
  */
 export type RunStreamEvent =
-  | { type: "stdout" | "stderr"; data: Uint8Array }
+  | {
+    type: "stdout" | "stderr";
+    /** The output as text (a character split across chunks arrives whole). */
+    text: string;
+    /** Its bytes: UTF-8 of `text`, or exactly what the program wrote with `binary: true`. */
+    data: Uint8Array;
+  }
   | { type: "audit"; event: AuditEventJson }
   | { type: "status"; status: RunStatusJson }
   | { type: "error"; error: ErrorBody["error"] };
@@ -152,6 +160,27 @@ export type RunStreamEvent =
 export interface CallOptions {
   /** Aborting cancels the call (for runs: the server kills the run). */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of {@linkcode AirlockClient.runStream}.
+ *
+ * @example Exact bytes
+ * ```ts ignore
+ * import { AirlockClient, type StreamOptions } from "./client.ts";
+ * const client = new AirlockClient({ baseUrl: "http://127.0.0.1:8787" });
+ * const options: StreamOptions = { binary: true };
+ * for await (const event of client.runStream("sbx-1", { code: "Deno.stdout.write(new Uint8Array([255]))" }, options)) {
+ *   if (event.type === "stdout") console.log(event.data); // Uint8Array [ 255 ]
+ * }
+ * ```
+ */
+export interface StreamOptions extends CallOptions {
+  /**
+   * Ask the server for the exact bytes (base64 on the wire, `?binary=1`)
+   * instead of text; `text` is then decoded here.
+   */
+  binary?: boolean;
 }
 
 interface Call extends CallOptions {
@@ -325,19 +354,23 @@ export class AirlockClient {
    *
    * @param id The sandbox.
    * @param request The program and run settings.
-   * @param options `signal` aborts the stream and kills the run.
+   * @param options `signal` aborts the stream and kills the run; `binary`
+   *   asks for the exact bytes of the output (default: text).
    * @returns The events; the last one is `status` (or `error`).
    */
   async *runStream(
     id: string,
     request: RunRequest,
-    options: CallOptions = {},
+    options: StreamOptions = {},
   ): AsyncGenerator<RunStreamEvent, void, undefined> {
+    const { binary = false, ...call } = options;
     const response = await this.#send(
       "POST",
-      `${sandboxPath(id)}/runs/stream`,
-      { ...options, json: request },
+      `${sandboxPath(id)}/runs/stream${binary ? "?binary=1" : ""}`,
+      { ...call, json: request },
     );
+    // Bytes to text per stream: a character split across chunks.
+    const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
     if (!response.body) return;
     const reader = response.body.pipeThrough(new TextDecoderStream())
       .getReader();
@@ -351,7 +384,7 @@ export class AirlockClient {
         while ((end = buffer.indexOf("\n\n")) !== -1) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const event = parseEvent(block);
+          const event = parseEvent(block, decoders);
           if (event) yield event;
         }
       }
@@ -525,6 +558,8 @@ export class AirlockClient {
   }
 }
 
+const encoder = new TextEncoder();
+
 function sandboxPath(id: string): string {
   return `/sandboxes/${encodeURIComponent(id)}`;
 }
@@ -536,7 +571,10 @@ function filePath(id: string, path: string): string {
   }`;
 }
 
-function parseEvent(block: string): RunStreamEvent | null {
+function parseEvent(
+  block: string,
+  decoders: Record<"stdout" | "stderr", TextDecoder>,
+): RunStreamEvent | null {
   let type = "message";
   const data: string[] = [];
   for (const line of block.split("\n")) {
@@ -551,8 +589,17 @@ function parseEvent(block: string): RunStreamEvent | null {
   const payload = JSON.parse(data.join("\n"));
   switch (type) {
     case "stdout":
-    case "stderr":
-      return { type, data: fromBase64(payload.base64) };
+    case "stderr": {
+      if (typeof payload.text === "string") {
+        return { type, text: payload.text, data: encoder.encode(payload.text) };
+      }
+      const data = fromBase64(payload.base64);
+      return {
+        type,
+        text: decoders[type].decode(data, { stream: true }),
+        data,
+      };
+    }
     case "audit":
       return { type, event: payload };
     case "status":

@@ -178,10 +178,20 @@ export const RunResultSchema = RunStatusSchema.extend({
   stderr: z.string(),
 });
 
-/** Data of a `stdout` or `stderr` stream event. */
-export const StreamChunkSchema = z.strictObject({
-  base64: z.string().describe("The exact bytes, base64-encoded"),
-});
+/**
+ * Data of a `stdout` or `stderr` stream event: text by default, base64 of
+ * the exact bytes with `?binary=1`.
+ */
+export const StreamChunkSchema = z.union([
+  z.strictObject({
+    text: z.string().describe(
+      "The output as UTF-8 text (invalid bytes replaced; a character split across chunks arrives whole)",
+    ),
+  }),
+  z.strictObject({
+    base64: z.string().describe("The exact bytes, base64-encoded (?binary=1)"),
+  }),
+]);
 
 /** `PUT /sandboxes/{id}/network` body. */
 export const UpdateNetworkRequestSchema = z.strictObject({
@@ -336,9 +346,14 @@ export const ROUTES: readonly RouteDoc[] = [
     path: "/sandboxes/{id}/runs/stream",
     operationId: "runStream",
     summary:
-      "Run a program, streaming server-sent events: 'stdout' and 'stderr' (StreamChunk), 'audit' (AuditEvent, as it happens), then 'status' (RunStatus) or 'error' (ErrorBody). A client that disconnects kills the run; a slow reader makes the program wait on its output. It waits for a run slot as /runs does",
+      "Run a program, streaming server-sent events: 'stdout' and 'stderr' (StreamChunk: { text } by default, { base64 } of the exact bytes with ?binary=1), 'audit' (AuditEvent, as it happens), then 'status' (RunStatus) or 'error' (ErrorBody). A client that disconnects kills the run; a slow reader makes the program wait on its output. It waits for a run slot as /runs does",
     auth: true,
     request: json(RunRequestSchema),
+    query: [{
+      name: "binary",
+      description:
+        "1: send stdout and stderr as base64 of the exact bytes instead of text",
+    }],
     status: 200,
     response: { events: true },
   },

@@ -1,5 +1,6 @@
 /**
- * `POST /sandboxes/:id/runs` and `POST /sandboxes/:id/runs/stream`. A run
+ * `POST /sandboxes/:id/runs` and `POST /sandboxes/:id/runs/stream` (output
+ * as text, or as base64 of the exact bytes with `?binary=1`). A run
  * first takes a slot of the scheduler shared by every token (_scheduler.ts);
  * its answer is a RunResult written from a bounded spool (_spool.ts), or
  * server-sent events with a bounded queue (a slow reader makes the program
@@ -120,7 +121,9 @@ export function runRoutes(state: AppState): Hono<AppEnv> {
     // The stream's own queue is bounded (a slow reader makes the program
     // wait on its output), so the slot goes when the run has ended.
     child.status.catch(() => {}).finally(release);
-    return new Response(eventStream(entry, child, log), {
+    // Output is text unless the client asks for the exact bytes.
+    const binary = c.req.query("binary") === "1";
+    return new Response(eventStream(entry, child, log, binary), {
       headers: {
         "content-type": "text/event-stream",
         "cache-control": "no-cache",
@@ -197,6 +200,7 @@ function eventStream(
   entry: Entry,
   child: Awaited<ReturnType<Sandbox["spawn"]>>,
   log: (message: string) => void,
+  binary: boolean,
 ): ReadableStream<Uint8Array> {
   let done = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -229,10 +233,20 @@ function eventStream(
   };
   entry.listeners.set(child.runId, audit);
   const pump = async (stream: ReadableStream<Uint8Array>, name: string) => {
+    // One decoder per stream: a character split across two chunks is sent
+    // whole with the second (invalid UTF-8 becomes U+FFFD; ?binary=1 keeps
+    // the exact bytes).
+    const decoder = new TextDecoder();
     for await (const chunk of stream) {
-      send(name, { base64: base64(chunk) });
+      if (binary) send(name, { base64: base64(chunk) });
+      else {
+        const text = decoder.decode(chunk, { stream: true });
+        if (text) send(name, { text });
+      }
       await room();
     }
+    const rest = binary ? "" : decoder.decode();
+    if (rest) send(name, { text: rest });
   };
   return new ReadableStream<Uint8Array>({
     start(c) {
