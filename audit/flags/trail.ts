@@ -2,8 +2,10 @@
  * Recorded runs (`--trail`): reads the JSON of `deno task audit --json
  * <program>` and turns the generic advice for a command that runs that
  * program into the exact flags the run used. What the run was refused, and
- * what this audit rates risky, is never proposed: a prompt injection's
- * attempt stays out of the flags.
+ * sensitive targets (keys, credentials, cron, cloud metadata), are never
+ * proposed: a prompt injection's attempt stays out of the flags. A grant
+ * the run needed that this audit rates risky stays in, named with why, so
+ * the proposed command still runs.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import {
 } from "./model.ts";
 import { splitList } from "./parse.ts";
 import { rateList } from "./rate.ts";
+import { sensitiveEnv, sensitiveHost, sensitivePath } from "../sensitive.ts";
 
 /**
  * The parts of an `AuditReport` (audit/report.ts) the flag audit
@@ -118,23 +121,30 @@ export function trailFor(
 
 /**
  * The flags a recorded run used, per kind: values the run was refused (in
- * an enforcing run) and values this audit rates high are left out, so the
- * proposal never grants what a prompt injection went for.
+ * an enforcing run) and sensitive targets (keys, credentials, cron, cloud
+ * metadata: `../sensitive.ts`) are left out, so the proposal never grants
+ * what a prompt injection went for. Other values this audit rates risky
+ * stay in the flag, named with why: dropping a grant the run needed would
+ * leave a command that fails.
  */
 function observedFlags(
   trail: Trail,
-): Map<PermissionKind, { flag: string; leftOut: string[] }> {
-  const out = new Map<PermissionKind, { flag: string; leftOut: string[] }>();
+): Map<PermissionKind, { flag: string; leftOut: string[]; risky: string[] }> {
+  const out = new Map<
+    PermissionKind,
+    { flag: string; leftOut: string[]; risky: string[] }
+  >();
   for (const flag of trail.minimalFlags) {
     const m = flag.match(/^--allow-([a-z]+)(?:=(.*))?$/);
     if (!m || !LIST_KINDS.includes(m[1] as PermissionKind)) continue;
     const kind = m[1] as PermissionKind;
     if (m[2] === undefined) {
-      out.set(kind, { flag, leftOut: [] });
+      out.set(kind, { flag, leftOut: [], risky: [] });
       continue;
     }
     const keep: string[] = [];
     const leftOut: string[] = [];
+    const risky: string[] = [];
     for (const value of splitList(m[2])) {
       const tried = trail.entries.filter((e) =>
         (e.kind === kind || (kind === "net" && e.kind === "egress")) &&
@@ -144,15 +154,27 @@ function observedFlags(
       );
       const refused = !trail.learn && tried.length > 0 &&
         tried.every((e) => e.decision === "deny");
-      const risky = ["read", "write", "net", "env"].includes(kind) &&
-        SEVERITIES.indexOf(rateList(kind, [value]).severity) >=
-          SEVERITIES.indexOf(kind === "env" ? "medium" : "high");
-      if (refused || risky) leftOut.push(value);
-      else keep.push(value);
+      // A prompt injection's target stays out even when a learning run
+      // (which allows everything) recorded it.
+      if (refused || withheld(kind, value)) {
+        leftOut.push(value);
+        continue;
+      }
+      keep.push(value);
+      const rating = ["read", "write", "net", "env"].includes(kind)
+        ? rateList(kind, [value])
+        : null;
+      if (
+        rating &&
+        SEVERITIES.indexOf(rating.severity) >=
+          SEVERITIES.indexOf(kind === "env" ? "medium" : "high")
+      ) risky.push(`${value} (${rating.message})`);
     }
-    if (keep.length > 0) {
-      out.set(kind, { flag: `--allow-${kind}=${keep.join(",")}`, leftOut });
-    } else out.set(kind, { flag: "", leftOut });
+    out.set(kind, {
+      flag: keep.length > 0 ? `--allow-${kind}=${keep.join(",")}` : "",
+      leftOut,
+      risky,
+    });
   }
   return out;
 }
@@ -188,7 +210,15 @@ export function trailSuggestion(grant: Grant, trail: Trail): string {
   const run = `the recorded run of ${trail.program}`;
   const notProposed = (values: string[]) =>
     values.length > 0
-      ? `; not proposed (refused in the run, or risky): ${values.join(", ")}`
+      ? `; not proposed (refused in the run, or sensitive): ${
+        values.join(", ")
+      }`
+      : "";
+  const keptRisky = (values: string[]) =>
+    values.length > 0
+      ? `; kept though risky, as the run needed them (check each): ${
+        values.join("; ")
+      }`
       : "";
   const pick = grant.kind === "all"
     ? observed
@@ -207,6 +237,9 @@ export function trailSuggestion(grant: Grant, trail: Trail): string {
   const leftOut = pick.flatMap(([kind, o]) =>
     o.leftOut.map((v) => grant.kind === "all" ? `${kind} ${v}` : v)
   );
+  const risky = pick.flatMap(([kind, o]) =>
+    o.risky.map((v) => grant.kind === "all" ? `${kind} ${v}` : v)
+  );
   return (flags.length > 0
     ? `${run} ${grant.kind === "all" ? "needed only" : "used"}: ${
       flags.join(" ")
@@ -214,5 +247,17 @@ export function trailSuggestion(grant: Grant, trail: Trail): string {
     : `${run} needs no ${
       grant.kind === "all" ? "permission" : grant.kind
     } grant`) +
-    notProposed(leftOut);
+    notProposed(leftOut) + keptRisky(risky);
+}
+
+/** A sensitive target: never proposed, whatever the run recorded. */
+function withheld(kind: PermissionKind, value: string): boolean {
+  const sensitivity = kind === "read" || kind === "write"
+    ? sensitivePath(value)
+    : kind === "net"
+    ? sensitiveHost(value)
+    : kind === "env"
+    ? sensitiveEnv(value)
+    : null;
+  return sensitivity?.action === "withhold";
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { AuditReport } from "../report.ts";
 import { auditText } from "./mod.ts";
-import { parseTrail, type Trail } from "./trail.ts";
+import { parseTrail, type Trail, trailSuggestion } from "./trail.ts";
 
 /** A recorded run of agent.ts: what it read, reached and was refused. */
 function report(learn: boolean): AuditReport {
@@ -22,7 +22,13 @@ function report(learn: boolean): AuditReport {
     program: "agent.ts",
     generatedAt: "2025-06-12T09:41:09.000Z",
     learn,
-    run: { exitCode: 0, reason: "exit", durationMs: 10 },
+    run: {
+      exitCode: 0,
+      reason: "exit",
+      durationMs: 10,
+      completed: true,
+      summary: "The program exited with code 0.",
+    },
     events: [],
     entries: [
       {
@@ -35,6 +41,9 @@ function report(learn: boolean): AuditReport {
       entry("egress", "pastebin.com:443", "deny"),
     ],
     summary: {},
+    workingDirectory: ".",
+    refused: [],
+    callouts: [],
     minimalFlags: [
       "--allow-read=./data/in.csv,/etc/hosts,/root/.ssh/id_rsa",
       "--allow-net=api.example.com:443,pastebin.com:443",
@@ -67,11 +76,13 @@ Deno.test("auditText() with a trail proposes the flags the run used, never refus
     )?.suggestion;
   assert.equal(
     fix(3, "--allow-read"),
-    "the recorded run of agent.ts used: --allow-read=./data/in.csv; not proposed (refused in the run, or risky): /etc/hosts, /root/.ssh/id_rsa",
+    // /etc/hosts was allowed and needed: kept, with why it is risky;
+    // the refused key stays out.
+    "the recorded run of agent.ts used: --allow-read=./data/in.csv,/etc/hosts; not proposed (refused in the run, or sensitive): /root/.ssh/id_rsa; kept though risky, as the run needed them (check each): /etc/hosts (reads /etc/hosts: system configuration)",
   );
   assert.equal(
     fix(3, "--allow-net"),
-    "the recorded run of agent.ts used: --allow-net=api.example.com:443; not proposed (refused in the run, or risky): pastebin.com:443",
+    "the recorded run of agent.ts used: --allow-net=api.example.com:443; not proposed (refused in the run, or sensitive): pastebin.com:443",
   );
   assert.equal(
     fix(3, "--allow-env"),
@@ -79,7 +90,7 @@ Deno.test("auditText() with a trail proposes the flags the run used, never refus
   );
   assert.match(
     fix(4, "-A")!,
-    /needed only: --allow-read=\.\/data\/in\.csv --allow-net=api\.example\.com:443;/,
+    /needed only: --allow-read=\.\/data\/in\.csv,\/etc\/hosts --allow-net=api\.example\.com:443;/,
   );
   // Another program's command keeps the generic advice.
   assert.equal(
@@ -113,4 +124,51 @@ Deno.test("parseTrail() accepts a report or an array of them and rejects anythin
       (e: Error) => e instanceof TypeError && /'bad\.json'/.test(e.message),
     );
   }
+});
+
+Deno.test("trailSuggestion() keeps a needed risky grant runnable and says why, but never a sensitive one", () => {
+  const learned: Trail = {
+    program: "weather.ts",
+    learn: true,
+    entries: [
+      {
+        kind: "env",
+        value: "WEATHER_TOKEN",
+        hostValue: null,
+        decision: "allow",
+      },
+      {
+        kind: "read",
+        value: "/root/.ssh/id_rsa",
+        hostValue: null,
+        decision: "allow",
+      },
+      {
+        kind: "net",
+        value: "169.254.169.254:80",
+        hostValue: null,
+        decision: "allow",
+      },
+    ],
+    // An older report could list a learned key read among the flags.
+    minimalFlags: [
+      "--allow-env=WEATHER_TOKEN",
+      "--allow-read=/root/.ssh/id_rsa",
+      "--allow-net=api.weather.example:443,169.254.169.254:80",
+    ],
+  };
+  const fix = trailSuggestion(
+    { kind: "all", values: null, flag: "-A" },
+    learned,
+  );
+  // The variable the program needs stays in the proposed flags.
+  assert.match(fix, /needed only: --allow-env=WEATHER_TOKEN /);
+  assert.match(fix, /kept though risky.*: env WEATHER_TOKEN \(/);
+  // A key and the metadata service are never proposed.
+  assert.match(fix, /--allow-net=api\.weather\.example:443(;| )/);
+  assert.doesNotMatch(fix, /--allow-read=/);
+  assert.match(
+    fix,
+    /not proposed \(refused in the run, or sensitive\): read \/root\/\.ssh\/id_rsa, net 169\.254\.169\.254:80/,
+  );
 });
