@@ -13,7 +13,7 @@ import { parseCommandLine, UsageError } from "./_args.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 import {
   atOrAbove,
-  auditPath,
+  auditProject,
   type Finding,
   parseTrail,
   SEVERITIES,
@@ -41,42 +41,85 @@ const HELP =
 Usage:
   airlock audit-flags [options] [path]
 
-  path   a directory (default: the current directory) or one file. Directories are walked without
-         following symlinks, skipping node_modules, .git and vendor.
+  path   a directory (default: the current directory) or one file.
+         Directories are walked without following symlinks.
 
 What is read (nothing is run):
   deno.json / deno.jsonc tasks (and their "permissions" sets, for -P),
   package.json scripts, the #! line of every text file, and deno commands in
-  shell scripts, Makefiles, YAML (CI workflows), Dockerfiles (shell and
-  ["exec"] form), Procfiles and Markdown code blocks. Only run, serve, test,
-  bench, compile, install -g, eval and repl grant permissions; 'deno task'
-  lines are not followed.
+  shell scripts, Makefiles, YAML (CI workflows, compose files), Dockerfiles,
+  Procfiles and Markdown code blocks (a dockerfile block as a Dockerfile, a
+  json block's tasks as tasks). Deno counts only in command position: after
+  env, sudo, exec, timeout, gosu, tini, npx..., in sh -c, and as the image of
+  'docker run denoland/deno ...'; 'adduser deno', 'USER deno' are no
+  commands. Dockerfiles are read per build stage: on a denoland/deno image
+  the entrypoint is deno, so CMD ["run", "--allow-net", "main.ts"] is
+  'deno run --allow-net main.ts'; ENTRYPOINT and CMD are joined, and a stage
+  FROM an earlier one inherits them. Only run, serve, test, bench, compile,
+  install -g, eval and repl grant permissions; 'deno task' lines are not
+  followed. The script a command runs is read when it is in the project: a
+  server (Deno.serve, app.listen, Fresh, 'deno serve') gets its listening
+  address as the --allow-net fix, and the literal hosts, variables and paths
+  its code names become the list. Fixes quote the project's own command.
 
 Options:
-  --fail-on SEVERITY  exit 1 when a finding is at or above SEVERITY: critical,
-                      high (default), medium, low, info, or none (never fail)
-  --trail FILE        a recorded run: the JSON of 'airlock audit --json
-                      <program>'. Findings for commands that run that program
-                      suggest the exact flags it used, leaving out what it was
-                      refused and what this audit rates risky (repeatable)
-  --exclude PATH      skip a file or directory, relative to path (repeatable)
-  --json              print the findings as a JSON array of { file, line,
-                      command, flag, severity, message, suggestion }
-  --no-color          no colours (also off with NO_COLOR, or when not a terminal)
-  -h, --help          show this help
+  --fail-on SEVERITY     exit 1 when a finding is at or above SEVERITY: critical,
+                         high (default), medium, low, info, or none (never fail)
+  --exclude GLOB         skip matching files and directories (repeatable). Like
+                         .gitignore: a pattern with no slash matches a name at
+                         any depth (docs), one with a slash is anchored to path
+                         (docs/old, examples/**/*.md); * ? ** {a,b} [abc]; a
+                         trailing / matches directories only
+  --no-default-excludes  also read what is skipped by default: node_modules,
+                         vendor, .git, .hg, .svn, and Markdown under docs
+                         archive folders (old, archive, archived, deprecated,
+                         legacy, versioned_docs) and changelogs (CHANGELOG,
+                         CHANGES, HISTORY, NEWS, RELEASES...)
+  --trail FILE           a recorded run: the JSON of 'airlock audit --json
+                         <program>'. Findings for commands that run that
+                         program suggest the exact flags it used, leaving out
+                         what it was refused and what this audit rates risky
+                         (repeatable)
+  --json                 print the findings as a JSON array of { id, file,
+                         line, command, flag, severity, message, suggestion }
+  --no-color             no colours (also off with NO_COLOR, or when not a
+                         terminal)
+  -h, --help             show this help
+
+Findings (id):
+  allow-all, allow-read, allow-write, allow-net, allow-env, allow-sys,
+  allow-run, allow-ffi, allow-import, allow-scripts, allow-hrtime
+                    a granting flag, rated by what it reaches
+  deno-eval         deno eval, which runs with every permission whatever its
+                    flags: rated by its code
+  remote-unpinned   a script fetched at run time (https:, jsr:, npm:) with no
+                    version pin or lockfile entry
+  no-prompt         a missing --no-prompt where a person runs the command in
+                    a terminal (tasks, #! lines). Deno prompts only when stdin
+                    and stderr are terminals, so CI lines, Dockerfiles and
+                    containers are not reported
+  permission-set-missing, bad-flag
+                    a -P set not found, a flag Deno rejects
 
 Severities:
-  critical  -A/--allow-all, --allow-run (a subprocess has no Deno sandbox),
-            --allow-ffi, deno eval (always runs with every permission)
-  high      unlisted --allow-read/-write/-net/-env, --allow-scripts; reading
-            ~/.ssh, ~/.aws, ~/.config, .env, /etc, /proc, $HOME; writing over
-            code, config or the home directory; the cloud metadata address
-  medium    unlisted --allow-sys or --allow-import, secret-looking --allow-env
-            names, read of the whole project, flags Deno rejects
-  low       listed grants, a missing --no-prompt in a task, CI, Docker or #! line
-  info      localhost-only net, --allow-hrtime (a no-op), grants a deny cancels
+  critical  -A/--allow-all, --allow-run of an interpreter or of anything,
+            --allow-ffi, deno eval of code built at run time ($VAR, $(...))
+  high      unlisted --allow-read/-write/-net/-env, --allow-run of listed
+            programs, --allow-scripts; reading ~/.ssh, ~/.aws, ~/.config,
+            .env, /etc, /proc, $HOME; writing over code, config or the home
+            directory; the cloud metadata address; an unpinned remote script
+            given broad grants; deno eval of literal code that spawns or
+            imports
+  medium    unlisted --allow-sys or --allow-import, secret-looking
+            --allow-env names, read of the whole project, flags Deno rejects,
+            deno eval of literal code that reads, writes or fetches, an
+            unpinned remote script given narrow grants
+  low       listed grants, a missing --no-prompt, an unpinned remote script
+            given no grants
+  info      localhost-only net, --allow-hrtime (a no-op), grants a deny
+            cancels, deno eval of literal code that calls no gated API
 
-Exit codes:
+Exit codes (for CI gates):
   ${AUDIT_FLAGS_EXIT.ok}  no finding at or above --fail-on
   ${AUDIT_FLAGS_EXIT.findings}  at least one finding at or above --fail-on
   ${AUDIT_FLAGS_EXIT.usage}  bad usage, or a path or trail file that cannot be read
@@ -84,6 +127,7 @@ Exit codes:
 Examples:
   airlock audit-flags
   airlock audit-flags --fail-on critical --exclude tests/fixtures .
+  airlock audit-flags --exclude 'examples/**/*.md' --exclude legacy/ .
   airlock audit-flags --json --fail-on none . > flags.json
   airlock audit --learn --json agent.ts > trail.json
   airlock audit-flags --trail trail.json
@@ -95,6 +139,7 @@ interface CliArgs {
   failOn: Severity | "none";
   trails: string[];
   exclude: string[];
+  defaultExcludes: boolean;
   json: boolean;
   noColor: boolean;
 }
@@ -104,6 +149,7 @@ function parseCli(argv: string[]): CliArgs | "help" {
     "fail-on": { type: "string", default: "high" },
     trail: { type: "string", multiple: true, default: [] },
     exclude: { type: "string", multiple: true, default: [] },
+    "no-default-excludes": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     "no-color": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -129,6 +175,7 @@ function parseCli(argv: string[]): CliArgs | "help" {
     failOn: failOn as Severity | "none",
     trails: values.trail,
     exclude: values.exclude,
+    defaultExcludes: !values["no-default-excludes"],
     json: values.json,
     noColor: values["no-color"],
   };
@@ -160,6 +207,8 @@ export interface RenderOptions {
   color: boolean;
   /** The --fail-on threshold, for the summary line. */
   failOn: Severity | "none";
+  /** Paths the walk skipped, and why, for a closing line. */
+  skipped?: readonly { path: string; rule: string }[];
 }
 
 const COLORS: Record<Severity, string> = {
@@ -194,32 +243,37 @@ export function renderFindings(
   findings: readonly Finding[],
   options: RenderOptions,
 ): string {
-  if (findings.length === 0) return "No Deno permission grants found.\n";
+  const skipped = skippedLine(options.skipped ?? []);
+  if (findings.length === 0) {
+    return `No Deno permission grants found.\n${skipped}`;
+  }
   const paint = (severity: Severity, text: string) =>
     options.color ? `\x1b[${COLORS[severity]}m${text}\x1b[0m` : text;
   const rows = findings.map((f) => ({
     severity: f.severity,
+    id: f.id,
     location: visible(`${f.file}:${f.line}`),
     flag: visible(f.flag),
     command: truncate(visible(f.command), COMMAND_WIDTH),
     why: visible(f.message),
     fix: visible(f.suggestion),
   }));
-  const width = (key: "location" | "flag", cap: number) =>
+  const width = (key: "id" | "location" | "flag", cap: number) =>
     Math.min(cap, Math.max(key.length, ...rows.map((r) => r[key].length)));
+  const idWidth = width("id", 22);
   const locationWidth = width("location", 48);
   const flagWidth = width("flag", 32);
   const indent = " ".repeat(10);
   const lines = [
-    `${"SEVERITY".padEnd(10)}${"LOCATION".padEnd(locationWidth + 2)}${
-      "FLAG".padEnd(flagWidth + 2)
-    }COMMAND`,
+    `${"SEVERITY".padEnd(10)}${"ID".padEnd(idWidth + 2)}${
+      "LOCATION".padEnd(locationWidth + 2)
+    }${"FLAG".padEnd(flagWidth + 2)}COMMAND`,
   ];
   for (const row of rows) {
     lines.push(
       paint(row.severity, row.severity) +
         " ".repeat(10 - row.severity.length) +
-        `${row.location.padEnd(locationWidth)}  ${
+        `${row.id.padEnd(idWidth)}  ${row.location.padEnd(locationWidth)}  ${
           row.flag.padEnd(flagWidth)
         }  ${row.command}`,
       `${indent}why: ${row.why}`,
@@ -241,7 +295,27 @@ export function renderFindings(
         ? ` ${failing} at or above --fail-on ${options.failOn}: failing.`
         : ` None at or above --fail-on ${options.failOn}.`),
   );
-  return lines.join("\n") + "\n";
+  return lines.join("\n") + "\n" + skipped;
+}
+
+/**
+ * One line naming what the walk skipped, so an exclusion never hides a
+ * finding silently; "" when nothing was.
+ */
+function skippedLine(
+  skipped: readonly { path: string; rule: string }[],
+): string {
+  if (skipped.length === 0) return "";
+  const shown = skipped.slice(0, 6).map((s) =>
+    `${visible(s.path)} (${visible(s.rule)})`
+  );
+  const more = skipped.length > 6 ? `, and ${skipped.length - 6} more` : "";
+  const defaults = skipped.some((s) => s.rule.startsWith("default:"))
+    ? " --no-default-excludes reads the default ones."
+    : "";
+  return `Skipped ${skipped.length} path(s): ${
+    shown.join(", ")
+  }${more}.${defaults}\n`;
 }
 
 /** Control characters and bidi controls as visible `\u{..}` escapes. */
@@ -275,12 +349,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     const trails = await readTrails(args.trails);
     let findings: Finding[];
+    let skipped: { path: string; rule: string }[];
     try {
-      findings = await auditPath(args.path, {
+      ({ findings, skipped } = await auditProject(args.path, {
         trails,
         exclude: args.exclude,
+        defaultExcludes: args.defaultExcludes,
         relativeTo: Deno.cwd(),
-      });
+      }));
     } catch (error) {
       // An unreadable directory would hide its grants: stop, do not pass.
       throw new UsageError(
@@ -291,7 +367,11 @@ export async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify(findings, null, 2));
     } else {
       const color = !args.noColor && !Deno.noColor && Deno.stdout.isTerminal();
-      const text = renderFindings(findings, { color, failOn: args.failOn });
+      const text = renderFindings(findings, {
+        color,
+        failOn: args.failOn,
+        skipped,
+      });
       console.log(text.replace(/\n$/, ""));
     }
     const failOn = args.failOn;

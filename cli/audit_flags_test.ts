@@ -94,7 +94,7 @@ Deno.test("audit:flags passes a clean project at the default bar, and the path d
     assert.equal(result.code, 0, result.stdout);
     assert.match(
       result.stdout,
-      /^info +deno\.json:1 +--allow-net=localhost:8000 /m,
+      /^info +allow-net +deno\.json:1 +--allow-net=localhost:8000 /m,
     );
     assert.match(
       result.stdout,
@@ -120,7 +120,7 @@ Deno.test("audit:flags exits 125 (usage) on bad usage, an unreadable path or a b
         [[`${dir}/missing`], /Cannot audit '.*missing'/],
         [["--trail", `${dir}/nope.json`, dir], /Cannot read trail/],
         [["--trail", `${dir}/not-json.json`, dir], /Cannot read trail/],
-        [["--trail", `${dir}/other.json`, dir], /deno task audit --json/],
+        [["--trail", `${dir}/other.json`, dir], /airlock audit --json/],
       ];
       for (const [args, message] of cases) {
         const result = await cli(args);
@@ -142,6 +142,7 @@ Deno.test("audit:flags --json prints an array of findings with exactly the docum
     "command",
     "file",
     "flag",
+    "id",
     "line",
     "message",
     "severity",
@@ -155,6 +156,7 @@ Deno.test("audit:flags --json prints an array of findings with exactly the docum
         finding.severity as string,
       ),
     );
+    assert.match(finding.id as string, /^[a-z]+(?:-[a-z]+)*$/);
     for (const key of ["command", "file", "flag", "message", "suggestion"]) {
       assert.equal(typeof finding[key], "string", key);
       assert.notEqual(finding[key], "", key);
@@ -189,7 +191,10 @@ Deno.test("audit:flags --help documents every option, severity and exit code, wi
       "airlock audit-flags [options] [path]",
       "--fail-on SEVERITY",
       "--trail FILE",
-      "--exclude PATH",
+      "--exclude GLOB",
+      "--no-default-excludes",
+      "remote-unpinned",
+      "deno-eval",
       "--json",
       "--no-color",
       "critical",
@@ -215,19 +220,25 @@ Deno.test("audit:flags prints no colour codes with NO_COLOR or when not a termin
   ]);
   assert.equal(result.code, 0);
   assert.ok(!result.stdout.includes("\x1b"), "no ANSI escapes");
-  assert.match(result.stdout, /^SEVERITY +LOCATION +FLAG +COMMAND$/m);
+  assert.match(result.stdout, /^SEVERITY +ID +LOCATION +FLAG +COMMAND$/m);
   assert.match(
     result.stdout,
-    /^critical +tests\/fixtures\/risky_project\/deno\.json:7 +-A +deno run -A main\.ts$/m,
+    /^critical +allow-all +tests\/fixtures\/risky_project\/deno\.json:7 +-A +deno run -A main\.ts$/m,
   );
   assert.match(result.stdout, /^ +why: every permission/m);
   assert.match(result.stdout, /^ +fix: /m);
   assert.ok(!result.stdout.includes("deploy.sh"), "--exclude scripts");
+  // What was skipped is said, so an exclusion never hides a finding silently.
+  assert.match(
+    result.stdout,
+    /^Skipped 1 path\(s\): scripts \(--exclude scripts\)\.$/m,
+  );
   assert.match(result.stdout, /Makefile:8/);
 });
 
 Deno.test("renderFindings() colours severities only when asked, and shows hostile control and bidi characters as escapes", () => {
   const finding: Finding = {
+    id: "allow-all",
     file: "deno.json",
     line: 3,
     command: "deno run -A x.ts\x1b[2K\x1b[1A",
@@ -259,7 +270,13 @@ Deno.test("audit:flags --trail proposes the exact flags the recorded run used", 
     program: "agent.ts",
     generatedAt: "2025-06-12T09:41:09.000Z",
     learn: false,
-    run: { exitCode: 0, reason: "exit", durationMs: 10 },
+    run: {
+      exitCode: 0,
+      reason: "exit",
+      durationMs: 10,
+      completed: true,
+      summary: "The program exited with code 0.",
+    },
     events: [],
     entries: [{
       kind: "egress",
@@ -271,6 +288,9 @@ Deno.test("audit:flags --trail proposes the exact flags the recorded run used", 
       time: "2025-06-12T09:41:07.000Z",
     }],
     summary: {},
+    workingDirectory: ".",
+    refused: [],
+    callouts: [],
     minimalFlags: ["--allow-net=api.github.com:443"],
     denoCommand: "deno run --allow-net=api.github.com:443 agent.ts",
     flagNotes: [],

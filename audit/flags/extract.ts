@@ -1,10 +1,12 @@
 /**
  * Finds the deno commands in a project's files, by file name: deno.json
  * tasks, package.json scripts, the `#!` line of any file, and the lines of
- * shell scripts, Makefiles, CI YAML, Dockerfiles (shell and exec form),
- * Procfiles and Markdown code blocks. Each command comes with its line and
- * the kind of place it sits in, which decides whether a prompt can be
- * answered there.
+ * shell scripts, Makefiles, CI YAML, Dockerfiles (see `docker.ts`),
+ * Procfiles and Markdown code blocks (by the block's language: a
+ * `dockerfile` block is read as a Dockerfile, a `json` block's tasks as
+ * tasks). Each command comes with its line and the kind of place it sits
+ * in, which decides whether a prompt can be answered there. Deno counts
+ * only in command position (see `launch.ts`).
  *
  * @module
  */
@@ -12,25 +14,26 @@
 import { basename } from "node:path";
 import { parseJsonc } from "../../harness/_jsonc.ts";
 import { isRecord } from "./_json.ts";
-import { logicalLines, shellCommands } from "./shell.ts";
+import { dockerfileSites } from "./docker.ts";
+import { logicalLines } from "./shell.ts";
+import {
+  type CommandSite,
+  type Context,
+  execSegment,
+  shellSegment,
+  sitesFromShell,
+  sitesFromWords,
+} from "./site.ts";
 
-/** Where a command sits; prompts cannot be answered in all but `script`/`docs`. */
-export type Context = "task" | "ci" | "docker" | "shebang" | "script" | "docs";
+export type { CommandSite, Context } from "./site.ts";
 
-/** One deno command found in a file. */
-export interface CommandSite {
-  /** 1-based line. */
-  line: number;
-  /** What kind of place it is in. */
-  context: Context;
-  /** The words from `deno` on. */
-  words: string[];
-  /** `DENO_NO_PROMPT=...` set in front of it. */
-  noPromptEnv: boolean;
-}
-
-const DENO_WORD = /^(?:\S*\/)?deno(?:\.exe)?(?:@[\w.^~<>=-]+)?$/;
-const SHELLS = /^(?:ba|z|da|k|fi|c|tc)?sh$/;
+/**
+ * Paths whose scripts run in CI, with no terminal: workflow folders and
+ * the `ci/` folders next to them.
+ */
+const CI_PATH =
+  /(?:^|\/)(?:\.github|\.gitlab|\.circleci|\.buildkite|\.woodpecker|\.ci|ci)\//;
+const TS_BLOCK = /^(?:[mc]?[jt]sx?|typescript|javascript)$/;
 
 /**
  * Finds the deno commands in one file's text, by the file's name: tasks of
@@ -39,7 +42,8 @@ const SHELLS = /^(?:ba|z|da|k|fi|c|tc)?sh$/;
  * and Markdown code blocks.
  *
  * @param text The file's text.
- * @param path The file's path (its name decides how it is read).
+ * @param path The file's path (its name decides how it is read; a path
+ * under `.github/` or `ci/` marks scripts as CI).
  * @returns The commands, in file order.
  *
  * @example Usage
@@ -55,121 +59,180 @@ export function findDenoCommands(text: string, path: string): CommandSite[] {
   const lines = text.replaceAll("\r\n", "\n").split("\n");
   const sites: CommandSite[] = [];
   if (lines[0]?.startsWith("#!") && /deno/.test(lines[0])) {
-    sites.push(...fromShell(lines[0].slice(2), 1, "shebang"));
+    sites.push(...sitesFromShell(lines[0].slice(2), 1, "shebang", (ws) => {
+      const segment = shellSegment(ws);
+      return { ...segment, render: (w) => `#!${segment.render(w)}` };
+    }));
   }
   if (name === "deno.json" || name === "deno.jsonc") {
-    return [...sites, ...fromJsonScripts(text, "tasks")];
+    return [...sites, ...fromJsonScripts(text, "tasks", 1, "task")];
   }
   if (name === "package.json") {
-    return [...sites, ...fromJsonScripts(text, "scripts")];
+    return [...sites, ...fromJsonScripts(text, "scripts", 1, "task")];
+  }
+  const ci = CI_PATH.test(path.replaceAll("\\", "/"));
+  if (
+    /^(?:docker|container)file(?:\..*)?$|\.(?:docker|container)file$/.test(
+      lower,
+    )
+  ) {
+    return [...sites, ...dockerfileSites(lines, 1, "docker")];
+  }
+  if (/\.(?:md|markdown|mdx)$/.test(lower)) {
+    return [...sites, ...markdownSites(lines)];
   }
   let context: Context | null = null;
-  if (/\.(?:sh|bash|zsh|ksh)$/.test(lower)) context = "script";
+  if (/\.(?:sh|bash|zsh|ksh)$/.test(lower)) context = ci ? "ci" : "script";
   else if (/^(?:gnu)?makefile$|\.mk$/.test(lower)) context = "task";
   else if (/\.ya?ml$/.test(lower)) context = "ci";
-  else if (/^(?:docker|container)file|\.dockerfile$/.test(lower)) {
-    context = "docker";
-  } else if (lower === "procfile") context = "task";
-  else if (/\.(?:md|markdown|mdx)$/.test(lower)) context = "docs";
+  else if (lower === "procfile") context = "task";
   else if (
     !name.includes(".") && /^#!.*\b(?:ba|z|da|k)?sh\b/.test(lines[0] ?? "")
   ) {
-    context = "script";
+    context = ci ? "ci" : "script";
   }
   if (context === null) return sites;
-  let fenced = context !== "docs";
-  for (const { text: raw, line } of logicalLines(lines)) {
+  const value = /\.ya?ml$/.test(lower)
+    ? yamlValue
+    : lower === "procfile"
+    ? (text: string) => text.replace(/^[\w-]+:\s*/, "") // `web: deno serve`
+    : null;
+  return [...sites, ...lineSites(lines, 1, context, value)];
+}
+
+/** Commands of shell-like lines (scripts, Makefile recipes, YAML values). */
+function lineSites(
+  lines: readonly string[],
+  firstLine: number,
+  context: Context,
+  value: ((text: string) => string) | null,
+): CommandSite[] {
+  const sites: CommandSite[] = [];
+  for (const { text: raw, line: at } of logicalLines(lines)) {
+    const line = firstLine + at - 1;
     if (line === 1 && raw.startsWith("#!")) continue;
-    if (context === "docs" && /^\s*(?:```|~~~)/.test(raw)) {
-      fenced = !fenced;
-      continue;
-    }
-    if (!fenced) continue;
     let text = raw;
     if (context === "task" && text.startsWith("\t")) {
       text = text.replace(/^\t[@+-]*/, ""); // make's silent/ignore prefixes
     }
-    if (context === "ci") text = unquoteYamlScalar(text);
-    const exec = execForm(text);
+    if (value) text = value(text);
+    if (context === "docs") text = text.replace(/^\s*[$%]\s+/, "");
+    const exec = execArray(text);
     sites.push(
       ...(exec
-        ? fromWords(exec, line, context)
-        : fromShell(text, line, context)),
+        ? sitesFromWords(
+          exec.words.map((t) => ({ text: t, literal: true })),
+          line,
+          context,
+          (ws) => execSegment(exec.before, ws),
+        )
+        : sitesFromShell(text, line, context)),
     );
   }
   return sites;
 }
 
-/** `key: "deno run ..."` → `deno run ...` (a quoted YAML scalar is one string). */
-function unquoteYamlScalar(text: string): string {
-  const m = text.match(/^\s*(?:-\s+)*(?:[\w.$-]+:\s+)?(["'])(.*)\1\s*$/);
-  if (!m) return text;
-  return m[1] === "'"
-    ? m[2]!.replaceAll("''", "'")
-    : m[2]!.replace(/\\(["\\])/g, "$1");
+/**
+ * The command in a YAML line: the value after `- key:` (unquoted), with
+ * GitHub's `${{ expr }}` kept as one word; "" for a block scalar's header.
+ */
+function yamlValue(text: string): string {
+  const joined = text.replace(
+    /\$\{\{\s*(.*?)\s*\}\}/g,
+    (_, expr: string) => `\${{${expr.replace(/\s+/g, "")}}}`,
+  );
+  const m = joined.match(/^\s*(?:-\s+)*(?:[\w.$/-]+:(?:\s+|$))(.*)$/);
+  const value = m ? m[1]! : joined;
+  if (/^[|>][-+]?\d*\s*(?:#.*)?$/.test(value)) return "";
+  const quoted = value.match(/^(["'])(.*)\1\s*$/);
+  if (!quoted) return value;
+  return quoted[1] === "'"
+    ? quoted[2]!.replaceAll("''", "'")
+    : quoted[2]!.replace(/\\(["\\])/g, "$1");
 }
 
-/** An exec-form array (`CMD ["deno", "run", ...]`) naming deno, or null. */
-function execForm(text: string): string[] | null {
+/** An exec-form array (`command: ["deno", "run", ...]`), or null. */
+function execArray(text: string): { before: string; words: string[] } | null {
   const m = text.match(
-    /\[\s*"(?:[^"\\]|\\.)*"(?:\s*,\s*"(?:[^"\\]|\\.)*")*\s*\]/,
+    /^(.*?)(\[\s*"(?:[^"\\]|\\.)*"(?:\s*,\s*"(?:[^"\\]|\\.)*")*\s*\])\s*$/,
   );
-  if (!m || !m[0].includes("deno")) return null;
+  if (!m) return null;
   try {
-    const words: unknown = JSON.parse(m[0]);
+    const words: unknown = JSON.parse(m[2]!);
     return Array.isArray(words) && words.every((w) => typeof w === "string")
-      ? words
+      ? { before: m[1]!.trim(), words }
       : null;
   } catch {
     return null;
   }
 }
 
-function fromShell(
-  text: string,
-  line: number,
-  context: Context,
-): CommandSite[] {
-  return shellCommands(text).flatMap((words) =>
-    fromWords(words, line, context)
-  );
-}
-
-/** The deno command in one simple command, looking inside `sh -c '...'`. */
-function fromWords(
-  words: string[],
-  line: number,
-  context: Context,
-): CommandSite[] {
-  const at = words.findIndex((w) => DENO_WORD.test(w));
-  if (at > 0 && /^(?:echo|printf)$/.test(words[0]!)) return [];
-  const dashC = words.findIndex((w, k) =>
-    /^-[a-z]*c$/.test(w) &&
-    words.slice(0, k).some((s) => SHELLS.test(basename(s)))
-  );
-  if (dashC !== -1 && (at === -1 || dashC < at) && words[dashC + 1]) {
-    return fromShell(words[dashC + 1]!, line, context);
+/**
+ * Commands in Markdown code blocks, by the block's language: Dockerfile
+ * blocks as Dockerfiles, JSON blocks' tasks, TypeScript blocks' shebang
+ * only, anything else as shell lines (a `$ ` prompt dropped).
+ */
+function markdownSites(lines: readonly string[]): CommandSite[] {
+  const sites: CommandSite[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = lines[i]!.match(/^\s*(`{3,}|~{3,})\s*([^\s`]*)/);
+    if (!open) continue;
+    const fence = open[1]!;
+    const lang = open[2]!.toLowerCase().replace(/^\{?\.?/, "");
+    const start = i + 1;
+    let end = start;
+    while (
+      end < lines.length &&
+      !new RegExp(`^\\s*${fence[0]}{${fence.length},}\\s*$`).test(lines[end]!)
+    ) end++;
+    const block = lines.slice(start, end);
+    const firstLine = start + 1;
+    if (/^(?:docker(?:file)?|containerfile)$/.test(lang)) {
+      sites.push(...dockerfileSites(block, firstLine, "docs"));
+    } else if (/^json[c5]?$/.test(lang)) {
+      const text = block.join("\n");
+      sites.push(...fromJsonScripts(text, "tasks", firstLine, "docs"));
+      sites.push(...fromJsonScripts(text, "scripts", firstLine, "docs"));
+    } else if (TS_BLOCK.test(lang)) {
+      const first = block[0] ?? "";
+      if (first.startsWith("#!") && /deno/.test(first)) {
+        sites.push(...sitesFromShell(first.slice(2), firstLine, "docs"));
+      }
+    } else {
+      sites.push(
+        ...lineSites(
+          block,
+          firstLine,
+          "docs",
+          /^ya?ml$/.test(lang) ? yamlValue : null,
+        ),
+      );
+    }
+    i = end;
   }
-  if (at === -1) return [];
-  const noPromptEnv = words.slice(0, at).some((w) =>
-    /^DENO_NO_PROMPT=./.test(w)
-  );
-  return [{ line, context, words: words.slice(at), noPromptEnv }];
+  return sites;
 }
 
 /** Commands of deno.json `tasks` or package.json `scripts`, at their key's line. */
 function fromJsonScripts(
   text: string,
   key: "tasks" | "scripts",
+  firstLine: number,
+  context: Context,
 ): CommandSite[] {
   let json: unknown;
   try {
     json = parseJsonc(text);
   } catch {
+    if (context === "docs") return [];
     // Unparseable config: read it line by line rather than skip it.
     return logicalLines(text.split("\n")).flatMap(({ text, line }) =>
       [...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].flatMap((m) =>
-        fromShell(m[1]!.replace(/\\(.)/g, "$1"), line, "task")
+        sitesFromShell(
+          m[1]!.replace(/\\(.)/g, "$1"),
+          firstLine + line - 1,
+          context,
+        )
       )
     );
   }
@@ -190,8 +253,8 @@ function fromJsonScripts(
     );
     keyPattern.lastIndex = from;
     from = keyPattern.exec(text)?.index ?? from;
-    const line = text.slice(0, from).split("\n").length;
-    sites.push(...fromShell(command, line, "task"));
+    const line = firstLine + text.slice(0, from).split("\n").length - 1;
+    sites.push(...sitesFromShell(command, line, context));
   }
   return sites;
 }

@@ -35,7 +35,32 @@ Deno.test("findDenoCommands() handles quotes, continuations, chains, redirection
   assert.deepEqual(words("/usr/bin/deno run -W x.ts"), [
     "1: /usr/bin/deno run -W x.ts",
   ]);
-  assert.deepEqual(words("cp deno.json out/ && which deno"), ["1: deno"]);
+  // Deno counts only in command position: as an argument, a user or a
+  // group name it is no deno command.
+  assert.deepEqual(words("cp deno.json out/ && which deno"), []);
+  assert.deepEqual(
+    words(
+      "addgroup --gid 1000 deno && adduser --uid 1000 --disabled-password deno --ingroup deno && chown deno:deno /deno-dir/",
+    ),
+    [],
+  );
+  assert.deepEqual(words("command -v deno && gosu deno deno run -N x.ts"), [
+    "1: deno run -N x.ts",
+  ]);
+  assert.deepEqual(
+    words("sudo -E -u deno env DENO_DIR=/d timeout 10s deno test -R"),
+    ["1: deno test -R"],
+  );
+  assert.deepEqual(
+    words(
+      "docker run --rm -it -p 8000:8000 -v $PWD:/app denoland/deno:2.0.2 run -N /app/main.ts",
+    ),
+    ["1: deno run -N /app/main.ts"],
+  );
+  assert.deepEqual(words("docker run --rm node:22 deno run -A x.ts"), [
+    "1: deno run -A x.ts",
+  ]);
+  assert.deepEqual(words("docker run --rm denoland/deno:2.0.2"), []);
   // In a file type that is not a script, only the #! line counts.
   assert.deepEqual(
     words(

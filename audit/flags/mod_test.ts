@@ -40,7 +40,8 @@ Deno.test("auditPath() reports each risky pattern of the fixture project at its 
     "deno.json:19 high --allow-read",
     "deno.json:20 high --allow-write (from -P=build)",
     "deno.json:20 low --allow-read=./src (from -P=build)",
-    "deno.json:21 critical deno eval",
+    // A literal program that calls no gated API: every permission, no harm.
+    "deno.json:21 info deno eval",
     // deno.jsonc with comments and trailing commas, in a subfolder.
     "sub/deno.jsonc:5 critical --allow-ffi=./libsqlite.so",
     "sub/deno.jsonc:6 high --allow-write=./src,./out",
@@ -67,17 +68,16 @@ Deno.test("auditPath() reports each risky pattern of the fixture project at its 
     "package.json:5 low --allow-read=./data",
     "package.json:6 high --allow-scripts",
     "package.json:7 critical --allow-all (from -P=ci)",
-    // GitHub workflow: plain, block scalar with continuations, quoted scalar.
+    // GitHub workflow: plain, block scalar with continuations, quoted
+    // scalar. No terminal in CI, so no --no-prompt note.
     ".github/workflows/ci.yml:7 critical -A",
     ".github/workflows/ci.yml:9 high --allow-net",
     ".github/workflows/ci.yml:9 high --allow-read=/etc/passwd",
-    ".github/workflows/ci.yml:9 low (no --no-prompt)",
     ".github/workflows/ci.yml:12 low --allow-write=/tmp/out",
     // Dockerfile: shell form and exec form.
     "Dockerfile:5 medium --allow-read=.",
     "Dockerfile:5 high --allow-write=.",
     "Dockerfile:6 info --allow-net=0.0.0.0:8000",
-    "Dockerfile:6 low (no --no-prompt)",
     // Markdown: the fenced block only.
     "README.md:7 high -R (in -RN)",
     "README.md:7 high -N (in -RN)",
@@ -151,9 +151,9 @@ Deno.test("auditPath() finds nothing at or above low in a clean project", async 
   }
 });
 
-Deno.test("auditText() reports a missing --no-prompt only where nobody can answer a prompt", () => {
+Deno.test("auditText() reports a missing --no-prompt only where a person runs the command in a terminal", () => {
   const noPrompt = (text: string, path: string) =>
-    auditText(text, path).filter((f) => f.flag === "(no --no-prompt)").length;
+    auditText(text, path).filter((f) => f.id === "no-prompt").length;
   assert.equal(
     noPrompt(`{ "tasks": { "t": "deno run x.ts" } }`, "deno.json"),
     1,
@@ -162,19 +162,80 @@ Deno.test("auditText() reports a missing --no-prompt only where nobody can answe
     noPrompt(`{ "scripts": { "t": "deno test" } }`, "package.json"),
     1,
   );
-  assert.equal(noPrompt("- run: deno serve x.ts", "ci.yml"), 1);
-  assert.equal(noPrompt("CMD deno run x.ts", "Dockerfile"), 1);
   assert.equal(noPrompt("#!/usr/bin/env -S deno run\n", "tool.ts"), 1);
-  assert.equal(noPrompt("- run: DENO_NO_PROMPT=1 deno run x.ts", "ci.yml"), 0);
-  assert.equal(noPrompt("- run: deno run -A x.ts", "ci.yml"), 0);
-  assert.equal(noPrompt("- run: deno compile x.ts", "ci.yml"), 0);
+  assert.equal(noPrompt("run:\n\tdeno run x.ts\n", "Makefile"), 1);
+  // Deno prompts only when stdin and stderr are terminals: never in CI, an
+  // image build or a container.
+  assert.equal(noPrompt("- run: deno serve x.ts", "ci.yml"), 0);
+  assert.equal(noPrompt("CMD deno run x.ts", "Dockerfile"), 0);
+  assert.equal(noPrompt("RUN deno run x.ts", "Dockerfile"), 0);
+  assert.equal(noPrompt("deno run x.ts", ".github/scripts/release.sh"), 0);
+  assert.equal(noPrompt("deno run x.ts", "ci/build.sh"), 0);
+  assert.equal(noPrompt("DENO_NO_PROMPT=1 deno run x.ts", "Makefile"), 0);
+  assert.equal(
+    noPrompt(`{ "tasks": { "t": "deno run -A x.ts" } }`, "deno.json"),
+    0,
+  );
+  assert.equal(
+    noPrompt(`{ "tasks": { "t": "deno compile x.ts" } }`, "deno.json"),
+    0,
+  );
   assert.equal(noPrompt("deno run x.ts", "dev.sh"), 0);
   assert.equal(noPrompt("```\ndeno run x.ts\n```", "README.md"), 0);
+  // The fix is the project's command with the flag added.
+  const [finding] = auditText(
+    `{ "tasks": { "t": "deno run --allow-net=localhost x.ts" } }`,
+    "deno.json",
+  ).filter((f) => f.id === "no-prompt");
+  assert.equal(
+    finding?.suggestion,
+    "add --no-prompt so a missing grant fails fast: deno run --no-prompt --allow-net=localhost x.ts",
+  );
 });
 
-Deno.test("auditText() rates deno eval critical whatever its flags (Deno 2.9 ignores them)", () => {
+Deno.test("auditText() rates deno eval by its code: literal and harmless is info, gated APIs medium, spawning high, built at run time critical", () => {
+  // Deno 2.9 runs eval with every permission whatever its flags, so the
+  // flags are not rated: the code is.
   assert.deepEqual(rateTask("deno eval --deny-run --allow-read=. 'x'"), [
+    "info deno eval",
+  ]);
+  assert.deepEqual(rateTask("deno eval -p 1"), ["info deno eval"]);
+  assert.deepEqual(rateTask(`deno eval "console.log(Deno.version.deno)"`), [
+    "info deno eval",
+  ]);
+  assert.deepEqual(
+    rateTask(`deno eval "console.log(await Deno.readTextFile('x'))"`),
+    ["medium deno eval"],
+  );
+  assert.deepEqual(
+    rateTask(`deno eval 'await fetch("https://example.com")'`),
+    ["medium deno eval"],
+  );
+  assert.deepEqual(
+    rateTask(`deno eval 'new Deno.Command("sh").spawn()'`),
+    ["high deno eval"],
+  );
+  assert.deepEqual(rateTask(`deno eval 'await import("https://x.dev/a.ts")'`), [
+    "high deno eval",
+  ]);
+  // Code the shell builds when the command runs is whatever that input is.
+  assert.deepEqual(rateTask(`deno eval "$CODE"`), ["critical deno eval"]);
+  assert.deepEqual(rateTask('deno eval "console.log($(cat x))"'), [
     "critical deno eval",
   ]);
-  assert.deepEqual(rateTask("deno eval -p 1"), ["critical deno eval"]);
+  assert.deepEqual(rateTask("deno eval $(cat code.js)"), [
+    "critical deno eval",
+  ]);
+  // A single-quoted $ is literal (and a template literal's ${} is JS).
+  assert.deepEqual(rateTask("deno eval 'console.log(`${1 + 1}`)'"), [
+    "info deno eval",
+  ]);
+  // In a Dockerfile's exec form nothing is expanded.
+  const docker = auditText(
+    'FROM denoland/deno:2.0.2\nCMD ["eval", "console.log(\'$HOME\')"]\n',
+    "Dockerfile",
+  );
+  assert.deepEqual(docker.map((f) => `${f.severity} ${f.id} ${f.line}`), [
+    "info deno-eval 2",
+  ]);
 });

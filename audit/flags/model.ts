@@ -35,8 +35,26 @@ export const SEVERITIES: readonly Severity[] = [
   "critical",
 ];
 
+/**
+ * What a finding is about, stable across releases so CI can filter on it:
+ * `allow-<kind>` for a granting flag (`allow-all` for `-A`, `allow-net`,
+ * `allow-read`...), `deno-eval` for `deno eval`, `remote-unpinned` for a
+ * script fetched at run time without a version pin or lockfile entry,
+ * `no-prompt` for a missing `--no-prompt`, `permission-set-missing` for a
+ * `-P` set the audit did not find, `bad-flag` for a flag Deno rejects.
+ */
+export type FindingId =
+  | `allow-${PermissionKind | "all" | "hrtime" | "scripts"}`
+  | "deno-eval"
+  | "remote-unpinned"
+  | "no-prompt"
+  | "permission-set-missing"
+  | "bad-flag";
+
 /** One risky grant (or missing safeguard) at one place in the project. */
 export interface Finding {
+  /** What the finding is about (see {@linkcode FindingId}). */
+  id: FindingId;
   /** The file, relative to the audited directory (or `relativeTo`). */
   file: string;
   /** 1-based line of the command (the task's key in deno.json). */
@@ -49,7 +67,7 @@ export interface Finding {
   severity: Severity;
   /** One line: what the grant lets the program do. */
   message: string;
-  /** One line: the narrower flag to use instead. */
+  /** One line: the fix, as the project's own command where it can be derived. */
   suggestion: string;
 }
 
@@ -61,6 +79,10 @@ export interface Grant {
   values: string[] | null;
   /** The flag as written. */
   flag: string;
+  /** Index of its word in the parsed words (absent for a `-P` set's grants). */
+  at?: number;
+  /** For a short flag in a cluster (`-RN`): its characters in that word. */
+  span?: [number, number];
 }
 
 /** One `--deny-*` flag; `values` null denies the whole kind. */
@@ -104,7 +126,7 @@ export const LIST_KINDS: readonly PermissionKind[] = [
  * @example Usage
  * ```ts
  * import { sortFindings } from "./mod.ts";
- * const f = { file: "a", line: 1, command: "", flag: "", message: "", suggestion: "" };
+ * const f = { id: "allow-all", file: "a", line: 1, command: "", flag: "", message: "", suggestion: "" } as const;
  * console.log(sortFindings([{ ...f, severity: "low" }, { ...f, severity: "critical" }]).map((x) => x.severity));
  * // [ "critical", "low" ]
  * ```

@@ -11,6 +11,7 @@ Deno.test("atOrAbove() and sortFindings() order severities critical > high > med
     file: string,
     line: number,
   ): Finding => ({
+    id: "allow-all",
     file,
     line,
     severity,

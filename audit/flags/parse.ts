@@ -37,8 +37,18 @@ export type Subcommand =
 export interface ParsedDenoCommand {
   /** The subcommand (`deno x.ts` is `run`, `deno -A` alone is `repl`). */
   subcommand: Subcommand;
-  /** The script (first positional), or null. */
+  /** The script (first positional; `deno eval`'s code), or null. */
   script: string | null;
+  /** Index of the script in the words given, or null. */
+  scriptAt: number | null;
+  /** The words after the script (its own arguments). */
+  scriptArgs: string[];
+  /** Index of the first word after the subcommand (where flags start). */
+  flagsAt: number;
+  /** Values of options that take one (`--port 8080` is `{ port: "8080" }`). */
+  options: Record<string, string>;
+  /** `--lock` or `--frozen`: remote code is checked against a lockfile. */
+  lock: boolean;
   /** Granting flags, in order. */
   grants: Grant[];
   /** Deny flags, in order. */
@@ -150,6 +160,11 @@ export function parseDenoCommand(
   const parsed: ParsedDenoCommand = {
     subcommand,
     script: null,
+    scriptAt: null,
+    scriptArgs: [],
+    flagsAt: i,
+    options: {},
+    lock: false,
     grants: [],
     denies: [],
     noPrompt: false,
@@ -172,13 +187,21 @@ export function parseDenoCommand(
       const eq = a.indexOf("=");
       const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
       const value = eq === -1 ? null : a.slice(eq + 1);
+      const grants = parsed.grants.length;
       if (longFlag(parsed, name, value, a)) {
+        if (parsed.grants.length > grants) parsed.grants.at(-1)!.at = i;
         if (value === null && /^allow-(?!all$|hrtime$)/.test(name)) {
           bareListFlag = parsed.grants.at(-1)?.flag ?? null;
         }
-      } else if (LONG_VALUE.has(name) && value === null) i++;
+      } else if (LONG_VALUE.has(name)) {
+        const given = value ?? args[i + 1];
+        if (given !== undefined) parsed.options[name] = given;
+        if (value === null) i++;
+      } else if (name === "lock" || (name === "frozen" && value !== "false")) {
+        parsed.lock = true;
+      }
     } else if (a.startsWith("-") && a.length > 1) {
-      const result = shortCluster(parsed, a);
+      const result = shortCluster(parsed, a, i);
       if (result === "next") i++;
       else if (result === "bare" && !a.endsWith("P")) {
         bareListFlag = parsed.grants.at(-1)?.flag ?? null;
@@ -187,11 +210,15 @@ export function parseDenoCommand(
       if (subcommand === "repl") continue;
       if (parsed.script === null) {
         parsed.script = a;
+        parsed.scriptAt = i;
         if (previousBare && stopsAtScript && !SCRIPT_LIKE.test(a)) {
           parsed.misplacedValue = { flag: previousBare, word: a };
         }
       }
-      if (stopsAtScript) break;
+      if (stopsAtScript) {
+        parsed.scriptArgs = args.slice(i + 1);
+        break;
+      }
     }
   }
   if (!named) {
@@ -249,6 +276,7 @@ function longFlag(
 function shortCluster(
   parsed: ParsedDenoCommand,
   word: string,
+  at: number,
 ): "next" | "bare" | "done" {
   for (let j = 1; j < word.length; j++) {
     const c = word[j]!;
@@ -276,12 +304,20 @@ function shortCluster(
           kind: SHORT_ALLOW[c]!,
           values: value === null ? null : splitList(value),
           flag: shown(value),
+          at,
+          span: [j, value === null ? j + 1 : word.length],
         });
       }
       if (value !== null) return "done";
       if (rest === "") return c === "r" ? "done" : "bare";
     } else if (c === "A") {
-      parsed.grants.push({ kind: "all", values: null, flag: shown(null) });
+      parsed.grants.push({
+        kind: "all",
+        values: null,
+        flag: shown(null),
+        at,
+        span: [j, j + 1],
+      });
     } else if (c === "g" && parsed.subcommand === "install") {
       parsed.global = true;
     } else if (SHORT_VALUE[parsed.subcommand].includes(c)) {

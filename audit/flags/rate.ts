@@ -368,7 +368,7 @@ export function rateGrant(grant: Grant, denies: readonly Deny[]): Rating {
             ? ` (partly mitigated by ${denies.map((d) => d.flag).join(" ")})`
             : ""),
         suggestion:
-          "grant only what it needs: `deno task audit --learn --json prog.ts > trail.json`, then --trail trail.json proposes the flags",
+          "grant only what it needs: `airlock audit --learn --json prog.ts > trail.json`, then `airlock audit-flags --trail trail.json` proposes the flags",
       };
     case "hrtime":
       return {

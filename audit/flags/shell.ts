@@ -7,6 +7,17 @@
  * @module
  */
 
+/** One word of a simple command, quotes removed. */
+export interface ShellWord {
+  /** The word's text, quotes removed, variables as written. */
+  text: string;
+  /**
+   * False when the shell would expand part of it (`$VAR`, `$(...)` or a
+   * backtick outside single quotes): its value is not what is written.
+   */
+  literal: boolean;
+}
+
 /**
  * Splits one logical shell line into simple commands: on `&&`, `||`, `;`,
  * `|`, `&`, parentheses, backticks and `$(`; quotes removed, redirections
@@ -26,15 +37,39 @@
  * ```
  */
 export function shellCommands(line: string): string[][] {
-  const commands: string[][] = [];
-  let words: string[] = [];
+  return shellWords(line).map((words) => words.map((w) => w.text));
+}
+
+/**
+ * {@linkcode shellCommands}, with each word marked literal or not: a word
+ * with `$` or a backtick outside single quotes is what the shell makes of
+ * it at run time, not what is written.
+ *
+ * @param line One logical line (continuations already joined).
+ * @returns The simple commands, each as its words.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shellWords } from "./shell.ts";
+ * const [words] = shellWords(`deno eval 'console.log($x)' "$CODE"`);
+ * assert.deepEqual(words!.map((w) => w.literal), [true, true, true, false]);
+ * ```
+ */
+export function shellWords(line: string): ShellWord[][] {
+  const commands: ShellWord[][] = [];
+  let words: ShellWord[] = [];
   let word = "";
+  let literal = true;
   let inWord = false;
   let redirectTarget = false;
+  const expands = (next: string | undefined) =>
+    next !== undefined && /[\w{(@*#?$!-]/.test(next);
   const endWord = () => {
-    if (inWord && !redirectTarget) words.push(word);
+    if (inWord && !redirectTarget) words.push({ text: word, literal });
     else if (inWord) redirectTarget = false;
     word = "";
+    literal = true;
     inWord = false;
   };
   const endCommand = () => {
@@ -55,6 +90,9 @@ export function shellCommands(line: string): string[][] {
       inWord = true;
       for (i++; i < line.length && line[i] !== '"'; i++) {
         if (line[i] === "\\" && '"\\$`'.includes(line[i + 1] ?? "x")) i++;
+        else if (line[i] === "`" || (line[i] === "$" && expands(line[i + 1]))) {
+          literal = false;
+        }
         word += line[i];
       }
     } else if (c === "\\") {
@@ -79,6 +117,7 @@ export function shellCommands(line: string): string[][] {
       while ("<>&".includes(line[i + 1] ?? "x")) i++;
       redirectTarget = true;
     } else {
+      if (c === "$" && expands(line[i + 1])) literal = false;
       inWord = true;
       word += c;
     }

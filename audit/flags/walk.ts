@@ -1,27 +1,35 @@
 /**
  * Walks a project for the flag audit: which files are read (not links
- * inside the project, not dependencies or VCS data) and which are skipped
+ * inside the project, not what the exclusions skip) and which are skipped
  * as data (big or binary).
  *
  * @module
  */
 
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { type Exclude, excludeFilter } from "./exclude.ts";
 
-/** Directories never walked: dependencies and VCS data, not the project's commands. */
-const SKIP_DIRS = new Set(["node_modules", ".git", "vendor"]);
 /** Larger files are data, not scripts. */
 const MAX_FILE_BYTES = 1024 * 1024;
 
+/** The files of a project to read, and what was skipped and why. */
+export interface ProjectWalk {
+  /** The files' absolute paths, sorted. */
+  files: string[];
+  /** Skipped files and directories (relative), with the rule that skipped them. */
+  skipped: { path: string; rule: string }[];
+}
+
 /**
  * The files of a project, sorted, for the flag audit to read: a directory
- * is walked without following the symlinks inside it and skipping
- * node_modules, .git and vendor; a file is itself. The path given is
- * followed even when it is a link.
+ * is walked without following the symlinks inside it, skipping what
+ * `exclude` names (by default node_modules, vendor, VCS data, and
+ * Markdown in docs archives and changelogs: see exclude.ts); a file is
+ * itself. The path given is followed even when it is a link.
  *
  * @param path The directory or file (absolute).
- * @param excluded Absolute paths to skip, with everything under them.
- * @returns The files' absolute paths.
+ * @param exclude The exclusion test (default: the default exclusions).
+ * @returns The files, and what was skipped.
  *
  * @example Usage
  * ```ts
@@ -31,41 +39,49 @@ const MAX_FILE_BYTES = 1024 * 1024;
  * await Deno.mkdir(`${dir}/node_modules`);
  * await Deno.writeTextFile(`${dir}/node_modules/x.sh`, "deno run -A x.ts");
  * await Deno.writeTextFile(`${dir}/deno.json`, "{}");
- * assert.deepEqual(await projectFiles(dir), [`${dir}/deno.json`]);
+ * const walked = await projectFiles(dir);
+ * assert.deepEqual(walked.files, [`${dir}/deno.json`]);
+ * assert.deepEqual(walked.skipped, [{ path: "node_modules", rule: "default: node_modules/" }]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function projectFiles(
   path: string,
-  excluded: readonly string[] = [],
-): Promise<string[]> {
-  const files: string[] = [];
-  await walk(path, excluded, files, true);
-  return files;
+  exclude: Exclude = excludeFilter([]),
+): Promise<ProjectWalk> {
+  const walked: ProjectWalk = { files: [], skipped: [] };
+  await walk(path, path, exclude, walked, true);
+  return walked;
 }
 
 async function walk(
+  root: string,
   path: string,
-  excluded: readonly string[],
-  out: string[],
+  exclude: Exclude,
+  out: ProjectWalk,
   top = false,
 ): Promise<void> {
-  if (excluded.some((e) => path === e || path.startsWith(`${e}/`))) return;
   // The path given is followed; symlinks inside it are not (a link to / or
   // to a loop would walk forever, and its files are not the project's).
   const info = top ? await Deno.stat(path) : await Deno.lstat(path);
+  if (!top) {
+    const rel = relative(root, path).replaceAll("\\", "/");
+    const rule = exclude(rel, info.isDirectory);
+    if (rule !== null) {
+      out.skipped.push({ path: rel, rule });
+      return;
+    }
+  }
   if (info.isFile) {
-    out.push(path);
+    out.files.push(path);
     return;
   }
   if (!info.isDirectory) return;
   const names: string[] = [];
-  for await (const entry of Deno.readDir(path)) {
-    if (!(entry.isDirectory && SKIP_DIRS.has(entry.name))) {
-      names.push(entry.name);
-    }
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  for (const name of names.sort()) {
+    await walk(root, join(path, name), exclude, out);
   }
-  for (const name of names.sort()) await walk(join(path, name), excluded, out);
 }
 
 /**
