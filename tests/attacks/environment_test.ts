@@ -386,6 +386,36 @@ corpus.add({
   audit: [sysRead("cpus"), { broker: "sys", value: "hostname" }],
 });
 
+// --- Without a scratch: TMPDIR and HOME in the run's own /tmp ---
+
+corpus.batch("no-scratch", {
+  policy: (fx) => ({ ...basePolicy(fx), scratch: false }),
+});
+corpus.add({
+  id: "env-038",
+  batch: "no-scratch",
+  title: "without a scratch, os.tmpdir() is writable (and so is HOME)",
+  code: `const os = (await import("node:os")).default;
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(os.tmpdir() + "/probe.txt", "x");
+    return { tmpdir: os.tmpdir(), home: os.homedir(), dir };`,
+  expect: (v) => {
+    const { tmpdir, home, dir } = valueOf<
+      { tmpdir: string; home: string; dir: string }
+    >(v);
+    assert.equal(tmpdir, "/tmp/run");
+    assert.equal(home, "/tmp/run");
+    assert.match(dir, /^\/tmp\/run\/\w+$/);
+  },
+  audit: { broker: "write", value: /^\/tmp\/run\//, decisions: ["allow"] },
+});
+denied(
+  "env-039",
+  "without a scratch, write into Deno's own cache beside TMPDIR (/tmp/.deno)",
+  `await Deno.writeTextFile("/tmp/.deno/planted.js", "globalThis.pwned = 1"); return "written";`,
+  { broker: "write", value: "/tmp/.deno/planted.js" },
+);
+
 // --- Deno's flags decide (no broker): the same environment ---
 
 const FLAGS_NONE =
