@@ -2,7 +2,8 @@
  * The package as a new user meets it, outside this checkout: what `deno
  * publish` would ship, the library imported from a separate project (the
  * deno.json `links` form, offline), and the `airlock` command installed
- * with `deno install` into a temporary root and run from another directory.
+ * with `deno install` into a temporary root (the README's flags, from this
+ * checkout instead of JSR) and run from another directory.
  */
 
 import assert from "node:assert/strict";
@@ -155,6 +156,7 @@ console.log("hello", data.trim());`,
       "install",
       "-g",
       "-A",
+      "--unstable-no-legacy-abort",
       "--root",
       root,
       "-n",
@@ -213,6 +215,7 @@ Deno.test("package: the installed airlock serve answers the HTTP API and stops o
       "install",
       "-g",
       "-A",
+      "--unstable-no-legacy-abort",
       "--root",
       root,
       "-n",
@@ -265,5 +268,25 @@ Deno.test("package: the installed airlock serve answers the HTTP API and stops o
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("package: the README's install lines name this package, its version and every export", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  for (
+    const line of [
+      `deno install -g -A --unstable-no-legacy-abort -n airlock jsr:${config.name}/cli`,
+      `deno add jsr:${config.name}`,
+      `"links": ["../airlock"]`,
+      `"imports": { "${config.name}": "jsr:${config.name}@^${config.version}" }`,
+    ]
+  ) {
+    assert.ok(readme.includes(line), `README lacks: ${line}`);
+  }
+  for (const name of Object.keys(config.exports)) {
+    const specifier = name === "."
+      ? config.name
+      : `${config.name}/${name.slice(2)}`;
+    assert.ok(readme.includes(`\`${specifier}\``), `README lacks ${specifier}`);
   }
 });
