@@ -44,7 +44,10 @@ export type {
   PolicyInputMount,
   SystemPolicy,
 } from "./harness/policy_schema.ts";
-export type { SystemInfoKind } from "./runtime/deno_permissions.ts";
+export {
+  SYSTEM_INFO_KINDS,
+  type SystemInfoKind,
+} from "./runtime/deno_permissions.ts";
 // The network policy's parts (NetworkPolicy refers to each).
 export type {
   KeyValueMatch,
