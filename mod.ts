@@ -82,10 +82,15 @@ export type {
 // The audit report of runs (text and HTML).
 export {
   type AuditReport,
+  type BoundedOutput,
   buildAuditReport,
+  type Callout,
   egressEvents,
+  type MirrorInfo,
   type PathMapping,
   permissionEvents,
+  type PolicyInForce,
+  type RefusedTarget,
   renderAuditHtml,
   renderAuditText,
   type RenderAuditTextOptions,
@@ -94,6 +99,8 @@ export {
   type ReportEntry,
   type ReportKind,
   type ReportOptions,
+  type RunOutcome,
+  type SnippetRule,
 } from "./audit/mod.ts";
 
 // Errors.

@@ -11,8 +11,17 @@
  */
 
 import type { EgressEvent } from "../injector/audit.ts";
-import type { Policy } from "../harness/policy.ts";
 import { type Callout, propose, type RefusedTarget } from "./proposal.ts";
+import {
+  type BoundedOutput,
+  boundOutput,
+  type MirrorInfo,
+  mirrorInfo,
+  OUTPUT_CHARS,
+  type RunOutcome,
+  runOutcome,
+} from "./outcome.ts";
+import type { PolicyInForce, SnippetRule } from "./policy_snippet.ts";
 import type {
   AuditEvent,
   AuditOverflowEvent,
@@ -24,12 +33,17 @@ import type {
 export type {
   AuditEvent,
   AuditOverflowEvent,
+  BoundedOutput,
   Callout,
   EgressEvent,
+  MirrorInfo,
   OtherAuditEvent,
   PermissionEvent,
   PermissionKind,
+  PolicyInForce,
   RefusedTarget,
+  RunOutcome,
+  SnippetRule,
 };
 
 /** Kinds shown in a report: Deno's permission kinds plus egress requests. */
@@ -75,44 +89,6 @@ export interface ReportEntry {
   time: string;
   /** Egress entries: the header names the injector added (never values). */
   injected?: string[];
-}
-
-/** How the run ended, in the report's words. */
-export interface RunOutcome {
-  /** The program's exit code (or 128 + signal). */
-  exitCode: number;
-  /** Why it ended: "exit", "timeout", "oom", ... */
-  reason: string;
-  /** Wall-clock duration. */
-  durationMs: number;
-  /** False when the program failed or was cut short: the report is partial. */
-  completed: boolean;
-  /** One plain sentence: how it ended, and what that means for the report. */
-  summary: string;
-}
-
-/** One output stream, bounded: its start and its end when it is long. */
-export interface BoundedOutput {
-  /** The text kept (the middle of a long stream is left out). */
-  text: string;
-  /** The stream's length in characters. */
-  length: number;
-  /** Characters left out of the middle (0 when all is kept). */
-  omitted: number;
-}
-
-/** What learn mode's copy of the user's directory held. */
-export interface MirrorInfo {
-  /** The directory (the program's working directory). */
-  path: string;
-  /** Entries copied. */
-  files: number;
-  /** Bytes copied. */
-  bytes: number;
-  /** Top-level directories shown read-only instead of copied. */
-  readOnly: string[];
-  /** Entries that could not be copied. */
-  problems: string[];
 }
 
 /** Everything a report shows. */
@@ -185,8 +161,9 @@ export interface ReportOptions {
   paths: readonly PathMapping[];
   /** Host directory paths are shown relative to (default: cwd). */
   relativeTo?: string;
-  /** The policy in force: its rules (injections) go into the snippet. */
-  policy?: Policy;
+  /** The policy in force (an airlock `Policy`): its rules, injections
+   * included, go into the snippet. */
+  policy?: PolicyInForce;
   /** Characters kept of each output stream (default 8,192). */
   outputChars?: number;
 }
@@ -320,7 +297,10 @@ export function buildAuditReport(
     learn: options.learn,
     ...(options.policy ? { policy: options.policy } : {}),
   });
-  const run = outcome(result, options.learn, entries);
+  const run = runOutcome(result, {
+    learn: options.learn,
+    spawned: entries.some((e) => e.kind === "run" && e.value !== "(any)"),
+  });
   const flagNotes = [...proposal.notes];
   if (!run.completed) {
     flagNotes.unshift(
@@ -349,8 +329,8 @@ export function buildAuditReport(
     ...(result.stdout !== undefined || result.stderr !== undefined
       ? {
         output: {
-          stdout: bounded(result.stdout ?? "", chars),
-          stderr: bounded(result.stderr ?? "", chars),
+          stdout: boundOutput(result.stdout ?? "", chars),
+          stderr: boundOutput(result.stderr ?? "", chars),
         },
       }
       : {}),
@@ -373,85 +353,6 @@ export function buildAuditReport(
     callouts: proposal.callouts,
     policySnippet: proposal.policySnippet,
     flagNotes,
-  };
-}
-
-/** Characters kept of each output stream by default. */
-const OUTPUT_CHARS = 8_192;
-
-/**
- * A stream kept whole when short, else its first quarter and its last
- * three quarters of `chars` (a failure's message is at the end).
- */
-function bounded(text: string, chars: number): BoundedOutput {
-  if (text.length <= chars) return { text, length: text.length, omitted: 0 };
-  const head = Math.floor(chars / 4);
-  const tail = chars - head;
-  return {
-    text: `${text.slice(0, head)}\n… ${
-      text.length - chars
-    } characters left out …\n${text.slice(text.length - tail)}`,
-    length: text.length,
-    omitted: text.length - chars,
-  };
-}
-
-const ENDINGS: Record<string, string> = {
-  timeout: "cut short: the time limit ended it",
-  oom: "cut short: it ran out of memory",
-  cpu: "cut short: the CPU-time limit ended it",
-  "file-size": "cut short: it wrote a file past the file-size limit",
-  "disk-limit": "cut short: it filled its scratch quota",
-  "output-limit": "cut short: its output reached the cap",
-  killed: "cut short: it was killed",
-  crashed: "it crashed on a signal",
-};
-
-function outcome(
-  result: ReportedRun,
-  learn: boolean,
-  entries: readonly ReportEntry[],
-): RunOutcome {
-  const seconds = `${(result.durationMs / 1000).toFixed(2)} s`;
-  const completed = result.reason === "exit" && result.exitCode === 0;
-  let summary: string;
-  if (completed) {
-    summary =
-      `The program ran to its end (exit code 0, ${seconds}): the report covers the whole run.`;
-  } else {
-    const how = result.reason === "exit"
-      ? `The program failed: it exited with code ${result.exitCode} after ${seconds}`
-      : `The program was ${
-        ENDINGS[result.reason] ?? `ended (${result.reason})`
-      } (exit code ${result.exitCode}) after ${seconds}`;
-    summary =
-      `${how}. The result is partial: it shows only what the program tried before it stopped.`;
-    const spawned = entries.some((e) =>
-      e.kind === "run" && e.value !== "(any)"
-    );
-    if (learn && spawned) {
-      summary +=
-        " Learning never runs other programs: if it stopped at a spawn, the proposed --allow-run lets that spawn run under plain deno run.";
-    }
-  }
-  return {
-    exitCode: result.exitCode,
-    reason: result.reason,
-    durationMs: result.durationMs,
-    completed,
-    summary,
-  };
-}
-
-function mirrorInfo(event: OtherAuditEvent): MirrorInfo {
-  const strings = (value: unknown) =>
-    Array.isArray(value) ? value.filter((v) => typeof v === "string") : [];
-  return {
-    path: String(event.path ?? ""),
-    files: Number(event.files ?? 0),
-    bytes: Number(event.bytes ?? 0),
-    readOnly: strings(event.readOnly),
-    problems: strings(event.problems),
   };
 }
 
