@@ -56,6 +56,15 @@ export interface SandboxOptions {
   /** Where npm packages are installed; default `/var/tmp/airlock-npm-<uid>`. */
   npmCacheDir?: string;
   /**
+   * Which sandboxes share bundled programs with this one (see
+   * `harness/bundle/cache.ts`): a program bundled for one is served to the
+   * others from the process's cache. Default "", shared by every sandbox
+   * that leaves it unset. Give mutually distrusting tenants scopes of their
+   * own (the HTTP API uses one per token): a hit is faster than a miss, so
+   * a shared entry would tell one that another ran the same program.
+   */
+  bundleCacheScope?: string;
+  /**
    * Whether the policy may name npm packages (default true). A server whose
    * clients must not make the harness install and bundle packages sets it
    * to false: a policy with `npm.allow` entries is then a PolicyError.

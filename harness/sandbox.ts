@@ -374,6 +374,7 @@ export class Sandbox implements AsyncDisposable {
     // (or take the process started while the sandbox was idle).
     const bundling = bundleProgram(source, {
       npm: this.#npm,
+      cacheScope: this.#options.bundleCacheScope ?? "",
       // A refused import is an attempt the operator should see.
       onRefused: (refusal) =>
         this.#record({

@@ -104,6 +104,14 @@ export interface LaunchOptions {
   /** Give the program a stdin pipe (else /dev/null). */
   stdin?: boolean;
   /**
+   * Host files kept across the runs of one sandbox, each bound read-write
+   * over its `name` in DENO_DIR (`v8_code_cache_v2`, its `-wal`...; see
+   * `harness/_run/code_cache.ts`). With them Deno reuses and writes V8's
+   * code cache; without, DENO_DIR is empty in every run and Deno starts
+   * with `--no-code-cache`.
+   */
+  denoCache?: readonly { name: string; source: string }[];
+  /**
    * Command names that resolve on the sandbox's PATH, so a spawn of a bare
    * name reaches the permission check (see `command_path.ts`); default
    * {@linkcode COMMON_COMMANDS}.
@@ -151,7 +159,8 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     "--no-npm",
     "--cached-only",
     // A fresh tmpfs DENO_DIR per run: writing a code cache is wasted work.
-    "--no-code-cache",
+    // With a kept one (denoCache), the sandbox's next run starts from it.
+    ...(options.denoCache?.length ? [] : ["--no-code-cache"]),
     `--v8-flags=${v8Flags(limits)}`,
     ...(options.warmBoot
       ? ["--preload", `${SANDBOX_PATHS.code}/${BOOT_FILE}`]
@@ -182,6 +191,20 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
       sizeBytes: limits.tmpMb * 1024 * 1024,
       mode: 0o1777,
     },
+    // The sandbox's own kept caches over their names in DENO_DIR (the rest
+    // of DENO_DIR stays in this run's tmpfs).
+    ...(options.denoCache ?? []).map((file): Mount => {
+      if (!/^[a-z0-9_]+(?:-wal|-shm)?$/.test(file.name)) {
+        throw new TypeError(
+          `Cannot bind '${file.name}' into DENO_DIR: not a cache database's file name`,
+        );
+      }
+      return {
+        kind: "bind",
+        source: file.source,
+        dest: `${SANDBOX_PATHS.denoDir}/${file.name}`,
+      };
+    }),
     // The program's directory, read-only: a warm-started process finds its
     // main.js here once the harness has written it.
     { kind: "ro-bind", source: options.program, dest: SANDBOX_PATHS.code },

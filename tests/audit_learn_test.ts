@@ -352,3 +352,71 @@ Deno.test("every kind Deno checks reaches the broker, a spawn of a bare command 
   );
   assert.equal(run?.decision, "deny");
 });
+
+Deno.test("learn mode's copy is made with the sandbox's rights: a link stays a link (never followed on the host), a root-only file is not copied, and a directory past the bound is refused", async () => {
+  const dir = await project({ "visible.txt": "hello" });
+  const secret = await Deno.makeTempFile({ prefix: "airlock-root-only-" });
+  await Deno.writeTextFile(secret, "HOST-SECRET-CONTENT");
+  await Deno.chmod(secret, 0o600);
+  try {
+    // Attack: a link in the user's directory to a file only root can read.
+    // A copier running as root that followed it would hand the file to
+    // the program.
+    await Deno.symlink(secret, `${dir}/link-to-secret`);
+    await Deno.copyFile(secret, `${dir}/root-only.txt`);
+    await Deno.chmod(`${dir}/root-only.txt`, 0o600);
+    await using sandbox = await Sandbox.create({
+      learn: { mirror: dir },
+      warm: false,
+    });
+    const result = await sandbox.run({
+      code: `
+        const t = (f) => { try { return f(); } catch (e) { return e.name; } };
+        console.log(JSON.stringify({
+          visible: t(() => Deno.readTextFileSync("visible.txt")),
+          link: t(() => Deno.readLinkSync("link-to-secret")),
+          viaLink: t(() => Deno.readTextFileSync("link-to-secret")),
+          rootOnly: t(() => Deno.readTextFileSync("root-only.txt")),
+        }));
+      `,
+    });
+    assert.equal(result.exitCode, 0, result.stderr);
+    const seen = JSON.parse(result.stdout);
+    assert.equal(seen.visible, "hello", "positive control: the copy is there");
+    assert.equal(seen.link, secret, "the link was copied as a link");
+    assert.notEqual(seen.viaLink, "HOST-SECRET-CONTENT");
+    assert.ok(!result.stdout.includes("HOST-SECRET-CONTENT"));
+    const rootOnly = Deno.uid() === 0;
+    if (rootOnly) {
+      // The copy ran as the sandbox's own uid, which cannot read the file.
+      assert.notEqual(seen.rootOnly, "HOST-SECRET-CONTENT");
+      const mirror = result.audit.find((e) =>
+        e.source === "harness" && e.kind === "learn-mirror"
+      ) as { problems?: string[] } | undefined;
+      assert.ok(
+        mirror?.problems?.some((p) => p.includes("root-only.txt")),
+        JSON.stringify(mirror),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(secret);
+  }
+  // A directory past half the scratch quota is refused before anything
+  // is copied, with what to do.
+  const big = await project({});
+  try {
+    await Deno.writeFile(`${big}/blob.bin`, new Uint8Array(3 * 1024 * 1024));
+    await using sandbox = await Sandbox.create({
+      policy: { limits: { scratchMb: 4 } },
+      learn: { mirror: big },
+      warm: false,
+    });
+    await assert.rejects(
+      sandbox.run({ code: "console.log(1)" }),
+      /Cannot mirror '.*' into the learn sandbox: it holds more than 2 MiB.*raise limits\.scratchMb/,
+    );
+  } finally {
+    await Deno.remove(big, { recursive: true });
+  }
+});

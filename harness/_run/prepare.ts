@@ -26,6 +26,8 @@ import {
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { SandboxEgress } from "./egress.ts";
 import { openRunChannels, type RunChannels } from "./channels.ts";
+import { type DenoCacheLease, denoCacheFor } from "./code_cache.ts";
+import { MAP_FILE, separateSourceMap } from "./source_map.ts";
 import { mirrorView } from "./mirror.ts";
 import type { BrokerMode } from "../permission_broker.ts";
 import type { AuditEvent } from "../run_result.ts";
@@ -181,6 +183,7 @@ export async function prepareRun(
   // (/var/tmp), under the same quota and deleted after the run.
   const runTmp = scratch ? `${runDir}/tmp` : null;
   let channels: RunChannels | null = null;
+  let lease: DenoCacheLease | null = null;
   try {
     await Deno.mkdir(codeDir, { mode: 0o755 });
     await Deno.writeTextFile(`${codeDir}/${BOOT_FILE}`, BOOT_SOURCE, {
@@ -250,6 +253,14 @@ export async function prepareRun(
       audit: (event) => setup.record(event, runAudit),
     });
     mounts.push(...channels.mounts);
+    // The sandbox's kept Deno caches (code cache, module analysis): its
+    // own, never another sandbox's (see code_cache.ts).
+    const denoCache = await denoCacheFor(
+      setup.workspace,
+      setup.identity,
+      setup.limits,
+    );
+    lease = (await denoCache?.acquire()) ?? null;
     run.beforeLaunch();
     const child = launchSandbox({
       tools: setup.tools,
@@ -265,8 +276,11 @@ export async function prepareRun(
       env: channels.env,
       ...(channels.egressSocket ? { egressSocket: channels.egressSocket } : {}),
       stdin: true,
+      ...(lease ? { denoCache: lease.files } : {}),
       ...(setup.commandNames ? { commandNames: setup.commandNames } : {}),
     });
+    lease?.track(child);
+    lease = null;
     return preparedRun({
       runNumber,
       runId,
@@ -281,6 +295,7 @@ export async function prepareRun(
       key,
     });
   } catch (error) {
+    lease?.cancel();
     await channels?.close();
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
     throw error;
@@ -309,8 +324,13 @@ export async function deliverProgram(
 ): Promise<boolean> {
   if (!run.alive) return false;
   // Written before the header: Deno reads main.js only after the boot has
-  // the header, so the program is complete when it is loaded.
-  await Deno.writeTextFile(`${run.codeDir}/${PROGRAM_FILE}`, js, {
+  // the header, so the program is complete when it is loaded. Its source
+  // map goes beside it (read only for a stack trace; see source_map.ts).
+  const { code, map } = separateSourceMap(js);
+  if (map !== null) {
+    await Deno.writeFile(`${run.codeDir}/${MAP_FILE}`, map, { mode: 0o644 });
+  }
+  await Deno.writeTextFile(`${run.codeDir}/${PROGRAM_FILE}`, code, {
     mode: 0o644,
   });
   const writer = run.child.stdin.getWriter();

@@ -126,6 +126,9 @@ export function sandboxRoutes(state: AppState): Hono<AppEnv> {
         ...(body.secrets ? { secrets: body.secrets } : {}),
         ...(body.warm !== undefined ? { warm: body.warm } : {}),
         ...(env ? { env } : {}),
+        // Tokens are mutually hostile tenants: none is served a bundle
+        // another made (a hit's speed would say it ran that program).
+        bundleCacheScope: `token:${caller.name}`,
         onAudit: (event) => {
           const runId = (event as { runId?: unknown }).runId;
           if (typeof runId === "string") listeners.get(runId)?.(event);

@@ -27,6 +27,7 @@ import { DEFAULT_LIMITS, type ResourceLimits } from "../../runtime/limits.ts";
 import { buildSeccompFilter } from "../../runtime/seccomp_filter.ts";
 import { Workspace } from "../../runtime/workspace.ts";
 import { bundleProgram } from "../../harness/bundle/bundle.ts";
+import { SandboxDenoCache } from "../../harness/_run/code_cache.ts";
 
 /** How much of Deno's permission wall is left standing. */
 export type DenoWall = "read-all" | "allow-all";
@@ -45,6 +46,11 @@ export interface NamespaceOnlyOptions {
   denoFlags?: readonly string[];
   /** `Deno.args` of the program. */
   args?: readonly string[];
+  /**
+   * Bind the workspace's kept Deno caches over DENO_DIR, as a real run
+   * does (`harness/_run/code_cache.ts`).
+   */
+  denoCache?: boolean;
 }
 
 /** What a namespace-only run hands back. */
@@ -102,6 +108,9 @@ export async function runNamespaceOnly(
       mounts.push({ kind: "bind", source: scratch, dest: "/scratch" });
     }
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const kept = options.denoCache
+      ? await SandboxDenoCache.open(workspace, identity, limits)
+      : null;
     const launch: LaunchOptions = {
       tools,
       identity,
@@ -114,6 +123,7 @@ export async function runNamespaceOnly(
       mounts,
       cwd: scratch ? "/scratch" : "/",
       denoFlags: options.denoFlags ?? [],
+      ...(kept ? { denoCache: kept.files } : {}),
     };
     const child = (options.deno ?? "allow-all") === "read-all"
       ? launchSandbox(launch)
