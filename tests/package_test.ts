@@ -208,7 +208,7 @@ console.log("hello", data.trim());`,
   }
 });
 
-Deno.test("package: the installed airlock serve answers the HTTP API and stops on SIGTERM", async () => {
+Deno.test("package: the installed airlock serve reads a config relative to its directory, answers the HTTP API and stops on SIGTERM", async () => {
   const root = await tempDir("airlock-install-root-");
   try {
     const install = await deno([
@@ -225,8 +225,23 @@ Deno.test("package: the installed airlock serve answers the HTTP API and stops o
       `${ROOT}/cli/mod.ts`,
     ], root);
     assert.equal(install.code, 0, install.stderr);
+    await Deno.writeTextFile(
+      `${root}/server.jsonc`,
+      `{
+  // what a sandbox created without a policy gets
+  "listen": { "host": "127.0.0.1", "port": 0 },
+  "defaultPolicy": { "limits": { "timeoutMs": 7000 } }
+}`,
+    );
+    const check = await command(
+      `${root}/bin/airlock`,
+      ["serve", "--config", "server.jsonc", "--check"],
+      { cwd: root },
+    );
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /the config is valid/);
     const child = new Deno.Command(`${root}/bin/airlock`, {
-      args: ["serve", "--port", "0"],
+      args: ["serve", "--config", "server.jsonc"],
       cwd: root,
       env: ENV,
       stdin: "null",
@@ -249,7 +264,8 @@ Deno.test("package: the installed airlock serve answers the HTTP API and stops o
         headers: { "content-type": "application/json" },
         body: "{}",
       });
-      const { id } = await created.json();
+      const { id, policy } = await created.json();
+      assert.equal(policy.limits.timeoutMs, 7000, "the config's default");
       const ran = await fetch(`${url}/sandboxes/${id}/runs`, {
         method: "POST",
         headers: { "content-type": "application/json" },
