@@ -74,8 +74,14 @@ export interface SandboxOptions {
    * Learn mode (for `deno task audit --learn`): the broker allows and
    * records reads, writes, env and sys; the injector records each request
    * and answers it locally with 503 instead of sending it; no secret or
-   * placeholder is loaded. `mirror` mounts a host directory read-only at the
-   * same path as the working directory, so recorded paths are host paths.
+   * placeholder is loaded; running programs and FFI are recorded and
+   * refused, and every command name on the harness's PATH resolves (so a
+   * spawn of a bare name is recorded). `mirror` shows each run a writable
+   * throwaway copy of a host directory at its own path, as the working
+   * directory (made as the sandbox's uid; `.git` and `node_modules` shown
+   * read-only; at most half of `limits.scratchMb`): the program's writes
+   * land in the copy and are recorded, the host directory never changes,
+   * and recorded paths are host paths.
    */
   learn?: { mirror?: string };
   /**
