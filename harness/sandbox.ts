@@ -65,7 +65,7 @@ import { superviseRun } from "./_run/supervise.ts";
 import { SandboxFsError, ScratchQuotaError } from "./errors.ts";
 import { SandboxFs } from "./sandbox_fs.ts";
 import type { RunOptions, SandboxOptions, SandboxProcess } from "./options.ts";
-import { NpmPackages } from "./bundle/npm_packages.ts";
+import type { NpmPackages } from "./bundle/npm_packages.ts";
 
 // The option types live in options.ts; re-exported for existing imports.
 export type { RunOptions, SandboxOptions, SandboxProcess } from "./options.ts";
@@ -134,7 +134,11 @@ export class Sandbox implements AsyncDisposable {
   #networkGeneration = 0;
 
   private constructor(
-    init: SandboxParts & { id: string; options: SandboxOptions },
+    init: SandboxParts & {
+      id: string;
+      options: SandboxOptions;
+      npm: NpmPackages | null;
+    },
   ) {
     this.id = init.id;
     this.#policy = init.policy;
@@ -161,14 +165,7 @@ export class Sandbox implements AsyncDisposable {
       settle: (work) => this.#settle(work),
     });
     this.#network = init.policy.network;
-    this.#npm = init.policy.npm.allow.length > 0
-      ? new NpmPackages({
-        allow: init.policy.npm.allow,
-        ...(init.options.npmCacheDir
-          ? { cacheDir: init.options.npmCacheDir }
-          : {}),
-      })
-      : null;
+    this.#npm = init.npm;
   }
 
   /**
@@ -185,10 +182,19 @@ export class Sandbox implements AsyncDisposable {
     const id = sandboxId(options.node);
     const parts = await setupSandbox(options);
     try {
+      // Loaded only for a policy that names packages: the semver library
+      // is the costliest import a sandbox without npm would pay for.
+      const npm = parts.policy.npm.allow.length > 0
+        ? new (await import("./bundle/npm_packages.ts")).NpmPackages({
+          allow: parts.policy.npm.allow,
+          ...(options.npmCacheDir ? { cacheDir: options.npmCacheDir } : {}),
+        })
+        : null;
       const sandbox = new Sandbox({
         id,
         ...parts,
         options,
+        npm,
       });
       sandbox.#warm.refill(parts.policy.env);
       // The bundler's sandbox starts while the caller prepares its first run.

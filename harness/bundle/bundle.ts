@@ -37,7 +37,8 @@ import {
   emptyDeps,
 } from "./cache.ts";
 import { normalisePath } from "../paths.ts";
-import { MAX_INSTALLS_PER_BUNDLE, type NpmPackages } from "./npm_packages.ts";
+import { MAX_INSTALLS_PER_BUNDLE } from "./_install_limit.ts";
+import type { NpmPackages } from "./npm_packages.ts";
 
 /** A program: inline code, files with an entry point, or a file on disk. */
 export type ProgramSource =

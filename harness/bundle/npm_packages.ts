@@ -21,6 +21,7 @@
  */
 
 import semver from "semver";
+import { MAX_INSTALLS_PER_BUNDLE } from "./_install_limit.ts";
 import { PackageRefusal } from "./_process.ts";
 import { installInSandbox } from "./_npm_installer.ts";
 
@@ -94,8 +95,8 @@ export interface ResolveOptions {
   installs?: { left: number };
 }
 
-/** New installs one bundle may cause (see `ResolveOptions.installs`). */
-export const MAX_INSTALLS_PER_BUNDLE = 16;
+// New installs one bundle may cause (see `ResolveOptions.installs`).
+export { MAX_INSTALLS_PER_BUNDLE };
 
 /** Installs that run at once per harness (each a `deno install`). */
 const INSTALL_SLOTS = 2;
