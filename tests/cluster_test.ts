@@ -14,40 +14,25 @@
 
 import assert from "node:assert/strict";
 import { CertificateAuthority } from "../injector/ca.ts";
-import { haproxyConfig } from "../deploy/haproxy.ts";
 import { AirlockApiError, AirlockClient } from "../http/client.ts";
 import type { RunResultJson } from "../http/types.ts";
 import { nodeOfSandboxId } from "../http/node.ts";
+import {
+  type FleetNode,
+  HAPROXY,
+  type Router,
+  settled,
+  startNode,
+  startRouter,
+  stopNodes,
+  until,
+} from "./kits/fleet.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const TOKEN = "cluster-token-0123456789abcdef";
 const SECRET = `sk-cluster-${crypto.randomUUID()}`;
 const HOST = "api.cluster.test";
 const NODES = ["airlock-0", "airlock-1", "airlock-2"] as const;
 const SANDBOXES = 30;
-
-const haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].find((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
-
-/** Polls `check` until it returns a value other than undefined/false. */
-async function until<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 45_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** A local HTTPS upstream that wants the injected credential, with gates. */
 async function startUpstream(dir: string) {
@@ -114,68 +99,6 @@ async function startUpstream(dir: string) {
   };
 }
 
-interface Node {
-  name: string;
-  url: string;
-  child: Deno.ChildProcess;
-  /** Everything it printed so far. */
-  output(): string;
-  status: Promise<Deno.CommandStatus>;
-}
-
-async function startNode(
-  name: string,
-  config: string,
-  tmp: string,
-): Promise<Node> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-no-legacy-abort",
-      "-A",
-      "--no-prompt",
-      `${ROOT}http/serve.ts`,
-      "--config",
-      config,
-      "--port",
-      "0",
-    ],
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", TMPDIR: tmp },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let printed = "";
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      printed += text;
-    }
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
-  const status = reading.then(() => child.status);
-  const url = await until(`node ${name} listening`, async () => {
-    const port = printed.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
-      ?.[1];
-    if (port) return `http://127.0.0.1:${port}`;
-    const done = await Promise.race([
-      status.then(() => true),
-      Promise.resolve(false),
-    ]);
-    if (done) assert.fail(`node ${name} exited: ${printed}`);
-    return undefined;
-  }).catch((error) => {
-    child.kill("SIGKILL");
-    throw new Error(`${error.message}; it printed: ${printed}`);
-  });
-  return { name, url, child, output: () => printed, status };
-}
-
-function settled(promise: Promise<unknown>): Promise<boolean> {
-  return Promise.race([
-    promise.then(() => true, () => true),
-    Promise.resolve(false),
-  ]);
-}
-
 /** What a run through the router ended with: its result, or the API error. */
 async function outcome(
   run: Promise<RunResultJson>,
@@ -212,21 +135,20 @@ Deno.test({
   name:
     "cluster: 3 nodes behind HAProxy route by sandbox id; a SIGKILLed node's sandboxes get node_unavailable while the others finish, new sandboxes go to live nodes, and a SIGTERMed node finishes its live runs before it exits 0",
   // CI installs HAProxy (.ci/run); elsewhere the test says it was skipped.
-  ignore: haproxy === undefined && Deno.env.get("CI") !== "true",
+  ignore: HAPROXY === undefined && Deno.env.get("CI") !== "true",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     assert.ok(
-      haproxy,
+      HAPROXY,
       "Cannot run the cluster test: install haproxy (apt-get install haproxy)",
     );
     const dir = await Deno.makeTempDir({ prefix: "airlock-cluster-" });
     await Deno.chmod(dir, 0o755);
     const upstream = await startUpstream(dir);
-    const nodes = new Map<string, Node>();
+    const nodes = new Map<string, FleetNode>();
     const http = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
-    let router: Deno.ChildProcess | null = null;
-    let routerLog: Promise<string> = Promise.resolve("");
+    let router: Router | null = null;
     try {
       await Deno.writeTextFile(`${dir}/tokens`, `agents ${TOKEN}\n`, {
         mode: 0o600,
@@ -234,14 +156,11 @@ Deno.test({
       // Three nodes, each with its own config, workspace directory and
       // process: nothing is shared but the router's view of the ids.
       await Promise.all(NODES.map(async (name) => {
-        const tmp = `${dir}/${name}`;
-        await Deno.mkdir(tmp, { mode: 0o755 });
-        const config = `${dir}/${name}.jsonc`;
-        await Deno.writeTextFile(
-          config,
-          JSON.stringify({
+        nodes.set(
+          name,
+          await startNode(dir, name, {
             tokenFile: "tokens",
-            node: { name, drainTimeoutMs: 120_000 },
+            node: { drainTimeoutMs: 120_000 },
             upstream: {
               connectTo: [`${HOST}:443:127.0.0.1:${upstream.port}`],
               caCerts: ["upstream-ca.pem"],
@@ -254,36 +173,13 @@ Deno.test({
             runSlots: 40,
           }),
         );
-        nodes.set(name, await startNode(name, config, tmp));
       }));
-      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const routerPort = listener.addr.port;
-      listener.close();
-      await Deno.writeTextFile(
-        `${dir}/haproxy.cfg`,
-        haproxyConfig({
-          bind: `127.0.0.1:${routerPort}`,
-          nodes: NODES.map((name) => ({
-            name,
-            address: nodes.get(name)!.url.replace("http://", ""),
-          })),
-          checkIntervalMs: 250,
-          log: true,
-        }),
+      router = await startRouter(
+        dir,
+        NODES.map((name) => nodes.get(name)!),
+        { log: true },
       );
-      router = new Deno.Command(haproxy!, {
-        args: ["-db", "-f", `${dir}/haproxy.cfg`],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      routerLog = (async () => {
-        let text = "";
-        for await (
-          const chunk of router.stderr.pipeThrough(new TextDecoderStream())
-        ) text += chunk;
-        return text;
-      })();
-      const routerUrl = `http://127.0.0.1:${routerPort}`;
+      const routerUrl = router.url;
       const client = new AirlockClient({
         baseUrl: routerUrl,
         token: TOKEN,
@@ -451,19 +347,9 @@ Deno.test({
       assert.ok(after instanceof AirlockApiError);
       assert.equal(after.code, "node_unavailable");
     } finally {
-      for (const node of nodes.values()) {
-        try {
-          node.child.kill("SIGINT");
-        } catch { /* exited */ }
-        await node.status;
-      }
-      if (router) {
-        try {
-          router.kill("SIGTERM");
-        } catch { /* exited */ }
-        await router.status;
-        if (Deno.env.get("AIRLOCK_CLUSTER_LOG")) console.error(await routerLog);
-      }
+      await stopNodes(nodes.values());
+      const log = await router?.stop();
+      if (Deno.env.get("AIRLOCK_CLUSTER_LOG")) console.error(log);
       await upstream.close();
       http.close();
       await Deno.remove(dir, { recursive: true });
