@@ -160,7 +160,10 @@ function denied(
   id: string,
   title: string,
   code: string,
-  audit: { broker: "env" | "read" | "sys"; value: string | RegExp | null },
+  audit: {
+    broker: "env" | "read" | "write" | "sys";
+    value: string | RegExp | null;
+  },
 ) {
   corpus.add({
     id,
