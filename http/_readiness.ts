@@ -83,12 +83,11 @@ export class Readiness {
     const checks: Record<string, CheckResult> = {
       sandbox,
       injector,
-      capacity: {
-        ok: alive < maxSandboxes,
-        detail: Number.isFinite(maxSandboxes)
-          ? `${alive} of ${maxSandboxes} sandboxes`
-          : `${alive} sandboxes (no node ceiling)`,
-      },
+      // No counts: /ready needs no token, and how many sandboxes a node
+      // holds is its tenants' business (GET /metrics has it, with a token).
+      capacity: alive < maxSandboxes
+        ? { ok: true, detail: "below the node's sandbox ceiling" }
+        : { ok: false, detail: "at the node's sandbox ceiling" },
       draining: draining()
         ? { ok: false, detail: "draining: no new sandboxes" }
         : { ok: true, detail: "not draining" },

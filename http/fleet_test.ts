@@ -139,6 +139,11 @@ Deno.test("GET /ready runs a probe sandbox and says ready; at the node ceiling i
     const full = await anonymous.ready();
     assert.equal(full.ready, false);
     assert.equal(full.checks.capacity?.ok, false);
+    // Attack: an anonymous caller counting a node's tenants' sandboxes
+    // through /ready (it needs no token): the capacity check has no count.
+    for (const report of [ready, full]) {
+      assert.doesNotMatch(report.checks.capacity?.detail ?? "", /\d/);
+    }
     const refused = await apiError(client.createSandbox());
     assert.equal(refused.status, 503);
     assert.equal(refused.code, "node_full");
