@@ -72,6 +72,15 @@ const VERB: Record<PermissionKind, string> = {
   ffi: "loads",
   import: "imports from",
 };
+const PLURAL: Record<string, string> = {
+  reads: "read",
+  writes: "write",
+  reaches: "reach",
+  uses: "use",
+  runs: "run",
+  loads: "load",
+  "imports from": "import from",
+};
 /** `list <what> <who> <verb>`: "list the variables main.ts reads". */
 const WHAT: Record<PermissionKind, string> = {
   read: "the paths",
@@ -172,9 +181,10 @@ export function fixFor(input: FixInput): string {
   const leftOut = risky.length > 0
     ? `; not proposed (risky): ${risky.join(", ")}`
     : "";
-  const who = parsed.subcommand === "test"
-    ? "the tests"
-    : input.name ?? "the program";
+  const tests = parsed.subcommand === "test";
+  const who = tests ? "the tests" : input.name ?? "the program";
+  // "main.ts reads", "the tests read".
+  const verb = tests ? PLURAL[VERB[kind]] ?? VERB[kind] : VERB[kind];
   if (safe.length > 0) {
     const others = kind === "net" && listener
       ? safe.filter((v) => v !== listener.address)
@@ -183,7 +193,7 @@ export function fixFor(input: FixInput): string {
       ? `${listener.from} (${listener.address})${
         others.length > 0 ? ` and fetches ${others.join(", ")}` : ""
       }`
-      : `${who} ${VERB[kind]} ${safe.join(", ")}`;
+      : `${who} ${verb} ${safe.join(", ")}`;
     const more = kind === "net" && listener && others.length === 0
       ? "; add any host it calls"
       : "";
@@ -197,9 +207,7 @@ export function fixFor(input: FixInput): string {
       kind === "run" ? "programs, never a shell or interpreter" : "libraries"
     }: ${slot}${leftOut}`;
   }
-  return `list ${WHAT[kind]} ${who} ${
-    kind === "import" ? "imports from" : VERB[kind].replace(/ from$/, "")
-  }: ${slot}${leftOut}`;
+  return `list ${WHAT[kind]} ${who} ${verb}: ${slot}${leftOut}`;
 }
 
 /** The fix for `-A`: a pinned script, or the recorded run's exact flags. */

@@ -115,7 +115,8 @@ const DOCKER_VALUES = new Set(
  */
 export function isDenoImage(image: string): boolean {
   const m = image.toLowerCase().match(
-    /^(?:[\w.-]+(?::\d+)?\/)?((?:[\w.-]+\/)*[\w.-]+)(?::([^@]+))?(?:@sha256:[0-9a-f]+)?$/,
+    // [registry/]name[:tag][@digest]; a registry has a dot, a port or is localhost.
+    /^(?:(?:[\w-]+\.[\w.-]+|[\w.-]+:\d+|localhost)\/)?((?:[\w.-]+\/)*[\w.-]+)(?::([^@]+))?(?:@sha256:[0-9a-f]+)?$/,
   );
   if (!m) return false;
   const name = m[1]!;

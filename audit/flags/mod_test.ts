@@ -94,7 +94,7 @@ Deno.test("auditPath() puts the most severe findings first and commands in them 
   );
   assert.equal(
     deploy?.command,
-    "deno run --allow-read=./dist --allow-write=$HOME/.cache/deploy --allow-env=AWS_SECRET_ACCESS_KEY,AWS_REGION deploy.ts",
+    'deno run --allow-read=./dist "--allow-write=$HOME/.cache/deploy" --allow-env=AWS_SECRET_ACCESS_KEY,AWS_REGION deploy.ts',
   );
 });
 

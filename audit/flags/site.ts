@@ -188,12 +188,10 @@ export function shellSegment(words: ShellWord[]): Segment {
 export function quoteWord(word: ShellWord): string {
   const text = word.text;
   if (/^[\w@%+=:,./~{}^-]+$/.test(text)) return text;
-  if (!word.literal) {
-    // An expanding word, or a `<slot>` to fill in: shown as written.
-    return /^[\w@%+=:,./~{}$*<>-]+$|<[^<>]+>/.test(text)
-      ? text
-      : `"${text.replace(/["\\]/g, "\\$&")}"`;
-  }
+  // A `<slot>` to fill in is shown as is.
+  if (/<[^<>]+>/.test(text) && !word.literal) return text;
+  // An expanding word keeps its expansion: double quotes, not split.
+  if (!word.literal) return `"${text.replace(/["\\]/g, "\\$&")}"`;
   return text.includes("'") && !/["\\$`!]/.test(text)
     ? `"${text}"`
     : `'${text.replaceAll("'", `'\\''`)}'`;

@@ -1,5 +1,5 @@
 /**
- * Recorded runs (`--trail`): reads the JSON of `deno task audit --json
+ * Recorded runs (`--trail`): reads the JSON of `airlock audit --json
  * <program>` and turns the generic advice for a command that runs that
  * program into the exact flags the run used. What the run was refused, and
  * sensitive targets (keys, credentials, cron, cloud metadata), are never
@@ -27,7 +27,7 @@ import { sensitiveEnv, sensitiveHost, sensitivePath } from "../sensitive.ts";
  * uses; every AuditReport is one (the tests hold that at compile time).
  */
 export interface Trail {
-  /** The program the run audited, as given to `deno task audit`. */
+  /** The program the run audited, as given to `airlock audit`. */
   program: string;
   /** A learn-mode run allows everything, so nothing in it was refused. */
   learn: boolean;
@@ -51,7 +51,7 @@ export interface TrailEntry {
 
 /**
  * Checks that a parsed JSON value is an audit report (or an array of them),
- * as `deno task audit --json` prints.
+ * as `airlock audit --json` prints.
  *
  * @param value The parsed JSON.
  * @param name The file name, for the error message.
@@ -74,7 +74,7 @@ export function parseTrail(value: unknown, name: string): Trail[] {
       report.minimalFlags.every((f) => typeof f === "string");
     if (!ok) {
       throw new TypeError(
-        `Cannot use '${name}' as a trail: expected the JSON of 'deno task audit --json <program>' (an object with 'program', 'entries' and 'minimalFlags')`,
+        `Cannot use '${name}' as a trail: expected the JSON of 'airlock audit --json <program>' (an object with 'program', 'entries' and 'minimalFlags')`,
       );
     }
   }

@@ -92,10 +92,10 @@ Deno.test("auditText() with a trail proposes the flags the run used, never refus
     fix(4, "-A")!,
     /needed only: --allow-read=\.\/data\/in\.csv,\/etc\/hosts --allow-net=api\.example\.com:443;/,
   );
-  // Another program's command keeps the generic advice.
+  // Another program's command gets the advice derived from its own command.
   assert.equal(
     fix(5, "--allow-net"),
-    "list the hosts: --allow-net=api.example.com",
+    "list the hosts other.ts reaches: deno run --allow-net=<hosts it reaches> --no-prompt other.ts",
   );
   // In a learn run nothing was refused, but the risky values stay out.
   const learned = auditText(text, "deno.json", {
