@@ -61,6 +61,17 @@ const SLOT: Record<PermissionKind, string> = {
   ffi: "<library path>",
   import: "<hosts it imports from>",
 };
+/** The slots for `deno test`: the tests are many. */
+const SLOT_TESTS: Record<PermissionKind, string> = {
+  read: "<paths they read>",
+  write: "<paths they write>",
+  net: "<hosts they reach>",
+  env: "<variables they read>",
+  sys: "<APIs they use>",
+  run: "<programs they run>",
+  ffi: "<library path>",
+  import: "<hosts they import from>",
+};
 /** `<who> <verb> <values>`: "main.ts reads deno.json". */
 const VERB: Record<PermissionKind, string> = {
   read: "reads",
@@ -201,7 +212,11 @@ export function fixFor(input: FixInput): string {
       replaceFlag(site, grant, flag(grant, safe))
     }${more}${leftOut}`;
   }
-  const slot = replaceFlag(site, grant, flag(grant, [SLOT[kind]]));
+  const slot = replaceFlag(
+    site,
+    grant,
+    flag(grant, [(tests ? SLOT_TESTS : SLOT)[kind]]),
+  );
   if (kind === "run" || kind === "ffi") {
     return `remove --allow-${kind}; if unavoidable, list exact ${
       kind === "run" ? "programs, never a shell or interpreter" : "libraries"

@@ -89,7 +89,7 @@ Deno.test("fixFor() rewrites the project's own command: the flag replaced in pla
   // The tests, not a script, are what deno test runs.
   assert.equal(
     fixOf("deno test --allow-net --no-prompt", "--allow-net"),
-    "list the hosts the tests reach: deno test --allow-net=<hosts it reaches> --no-prompt",
+    "list the hosts the tests reach: deno test --allow-net=<hosts they reach> --no-prompt",
   );
 });
 

@@ -222,7 +222,9 @@ function listenerOf(
       portEnv: null,
     };
   }
-  const name = basename(script ?? parsed.script ?? "");
+  // A local script as the command names it (as the other fixes do); a
+  // remote one by its last part (`file-server`).
+  const name = script ?? basename(parsed.script ?? "");
   if (facts?.listens) {
     // Fresh's dev.ts with `build` builds the site and exits.
     if (args[0] === "build" && /\$fresh\/dev\.ts/.test(source ?? "")) {
