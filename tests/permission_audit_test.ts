@@ -264,8 +264,10 @@ Deno.test("permission broker: Deno fails closed (exit 87) when the broker goes a
   const program = `${dir}/p.js`;
   await Deno.writeTextFile(
     program,
+    // The second check waits for the test's go on stdin, sent once the
+    // broker is closed (a sleep here let a slow test answer it too).
     `Deno.readTextFileSync("${program}"); console.log("first check answered");
-     await new Promise((r) => setTimeout(r, 400));
+     await Deno.stdin.read(new Uint8Array(1));
      Deno.readTextFileSync("${program}"); console.log("UNREACHABLE");`,
   );
   const child = new Deno.Command(Deno.execPath(), {
@@ -275,6 +277,7 @@ Deno.test("permission broker: Deno fails closed (exit 87) when the broker goes a
       DENO_NO_UPDATE_CHECK: "1",
       NO_COLOR: "1",
     },
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -284,6 +287,9 @@ Deno.test("permission broker: Deno fails closed (exit 87) when the broker goes a
     seen += (await reader.read()).value ?? "";
   }
   await broker.close();
+  const stdin = child.stdin.getWriter();
+  await stdin.write(new Uint8Array([0x0a]));
+  await stdin.close();
   while (true) {
     const { value, done } = await reader.read();
     if (done) break;
