@@ -19,14 +19,22 @@ function source(count: number, size: number) {
 }
 
 Deno.test("readAhead hands over every byte in order, joined into fewer chunks while the consumer is busy", async () => {
-  const { chunks } = source(64, 1000);
+  const { state, chunks } = source(64, 1000);
   const sizes: number[] = [];
   const out: number[] = [];
   for await (const chunk of readAhead(chunks, 1 << 20)) {
     sizes.push(chunk.length);
     out.push(...chunk);
     // A slow consumer (a TLS write in the injector): reads go on meanwhile.
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // It is busy until the reader has pulled 5 chunks past what it was
+    // handed (a condition, not a 5 ms sleep: on a loaded machine the reader
+    // got as little time as the sleep and the chunks were not joined).
+    const want = Math.min(64, out.length / 1000 + 5);
+    const deadline = Date.now() + 30_000;
+    while (state.pulled < want) {
+      assert.ok(Date.now() < deadline, `no read ahead: ${state.pulled}`);
+      await tick();
+    }
   }
   assert.equal(out.length, 64_000);
   assert.ok(out.every((byte, i) => byte === i % 251), "bytes out of order");
