@@ -82,6 +82,8 @@ Options:
                          (repeatable)
   --json                 print the findings as a JSON array of { id, file,
                          line, command, flag, severity, message, suggestion }
+                         on stdout; what was skipped and the verdict go to
+                         stderr
   --no-color             no colours (also off with NO_COLOR, or when not a
                          terminal)
   -h, --help             show this help
@@ -280,22 +282,28 @@ export function renderFindings(
       `${indent}fix: ${row.fix}`,
     );
   }
+  // What was skipped comes before the verdict, which is the last line.
+  return `${lines.join("\n")}\n\n${skipped}${
+    summaryLine(findings, options.failOn)
+  }\n`;
+}
+
+/** The counts per severity and the gate's verdict, as one line. */
+function summaryLine(
+  findings: readonly Finding[],
+  failOn: Severity | "none",
+): string {
   const counts = [...SEVERITIES].reverse()
     .map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`);
-  const failing = options.failOn === "none"
+  const failing = failOn === "none"
     ? 0
-    : findings.filter((f) => atOrAbove(f.severity, options.failOn as Severity))
-      .length;
-  lines.push(
-    "",
-    `${findings.length} finding(s): ${counts.join(", ")}.` +
-      (options.failOn === "none"
-        ? " --fail-on none: never fails."
-        : failing > 0
-        ? ` ${failing} at or above --fail-on ${options.failOn}: failing.`
-        : ` None at or above --fail-on ${options.failOn}.`),
-  );
-  return lines.join("\n") + "\n" + skipped;
+    : findings.filter((f) => atOrAbove(f.severity, failOn)).length;
+  return `${findings.length} finding(s): ${counts.join(", ")}.` +
+    (failOn === "none"
+      ? " --fail-on none: never fails."
+      : failing > 0
+      ? ` ${failing} at or above --fail-on ${failOn}: failing (exit code 1).`
+      : ` None at or above --fail-on ${failOn}.`);
 }
 
 /**
@@ -365,6 +373,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (args.json) {
       console.log(JSON.stringify(findings, null, 2));
+      // stdout stays pure JSON; the CI log still says why the gate failed
+      // and what was skipped.
+      console.error(
+        `${skippedLine(skipped)}${summaryLine(findings, args.failOn)}`,
+      );
     } else {
       const color = !args.noColor && !Deno.noColor && Deno.stdout.isTerminal();
       const text = renderFindings(findings, {

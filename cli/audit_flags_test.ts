@@ -138,6 +138,15 @@ Deno.test("audit:flags --json prints an array of findings with exactly the docum
   assert.equal(result.code, 0);
   const findings: unknown = JSON.parse(result.stdout);
   assert.ok(Array.isArray(findings) && findings.length > 0);
+  // stdout is only the JSON; the verdict goes to stderr for the CI log.
+  assert.match(result.stderr, /^\d+ finding\(s\): .*--fail-on none/m);
+  const gate = await cli(["--json", "--exclude", "scripts", FIXTURE]);
+  assert.equal(gate.code, AUDIT_FLAGS_EXIT.findings);
+  assert.ok(Array.isArray(JSON.parse(gate.stdout)));
+  assert.match(
+    gate.stderr,
+    /^Skipped 1 path\(s\): scripts \(--exclude scripts\)\.\n.* at or above --fail-on high: failing \(exit code 1\)\.\n$/,
+  );
   const fields = [
     "command",
     "file",
@@ -233,6 +242,8 @@ Deno.test("audit:flags prints no colour codes with NO_COLOR or when not a termin
     result.stdout,
     /^Skipped 1 path\(s\): scripts \(--exclude scripts\)\.$/m,
   );
+  // The verdict is the last line, after what was skipped.
+  assert.match(result.stdout, /\.\n\d+ finding\(s\): [^\n]*never fails\.\n$/);
   assert.match(result.stdout, /Makefile:8/);
 });
 

@@ -251,15 +251,21 @@ function allFix(input: FixInput): string {
     }`;
   }
   const name = input.name ?? script;
-  if (name === null || name === "-" || parsed.subcommand === "test") {
-    const what = parsed.subcommand === "test" ? "the tests" : "the program";
-    return `grant only what ${what} need${what === "the tests" ? "" : "s"}: ${
+  if (parsed.subcommand === "test") {
+    return `grant only what the tests need: ${
       replaceFlag(site, grant, "<--allow-* flags>")
-    }${
-      parsed.subcommand === "test"
-        ? " (or give each test its own with Deno.test({ permissions }))"
-        : " (airlock audit --learn records what a run uses)"
-    }`;
+    } (or give each test its own with Deno.test({ permissions }))`;
+  }
+  if (name === "-") {
+    // `echo "import 'lume/cli.ts'" | deno run -A -`: the code is on stdin.
+    return `grant only what the code piped to deno needs: ${
+      replaceFlag(site, grant, "<--allow-* flags>")
+    } (to learn which: put that code in a file and run airlock audit --learn on it)`;
+  }
+  if (name === null) {
+    return `grant only what the program needs: ${
+      replaceFlag(site, grant, "<--allow-* flags>")
+    } (airlock audit --learn records what a run uses)`;
   }
   const shown = name.replace(/^\.\//, "");
   return `record what ${shown} uses: airlock audit --learn --json ${shown} > trail.json, then airlock audit-flags --trail trail.json gives this command's exact flags${

@@ -284,7 +284,11 @@ export function rateList(
           }}')`,
         );
       }
-      return rated("low", "reads only the listed variables", "nothing to do");
+      return rated(
+        "low",
+        "reads only the listed variables",
+        "keep the list as narrow as the program needs",
+      );
     }
     case "sys":
       return all
@@ -292,7 +296,11 @@ export function rateList(
           "medium",
           "reads host details (interfaces, uid, memory, OS) for fingerprinting",
         )
-        : rated("low", "reads only the listed host details", "nothing to do");
+        : rated(
+          "low",
+          "reads only the listed host details",
+          "keep the list as narrow as the program needs",
+        );
     case "run": {
       if (all) {
         return rated(
