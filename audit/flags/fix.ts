@@ -178,7 +178,11 @@ export function fixFor(input: FixInput): string {
     const dropped = grant.values.filter((v) => riskyValue(kind, v));
     if (dropped.length === 0) return fallback;
     const kept = grant.values.filter((v) => !dropped.includes(v));
-    return `drop ${dropped.join(", ")}: ${
+    // A program that runs npm or a shell needs it: say where that step goes.
+    const why = kind === "run"
+      ? ` (it runs any code with no sandbox; if the program needs it, do that step outside Deno)`
+      : "";
+    return `drop ${dropped.join(", ")}${why}: ${
       replaceFlag(site, grant, kept.length > 0 ? flag(grant, kept) : null)
     }`;
   }
@@ -205,8 +209,13 @@ export function fixFor(input: FixInput): string {
         others.length > 0 ? ` and fetches ${others.join(", ")}` : ""
       }`
       : `${who} ${verb} ${safe.join(", ")}`;
+    // The literals are a start: a name built at run time is not among them.
     const more = kind === "net" && listener && others.length === 0
       ? "; add any host it calls"
+      : (facts?.built as readonly string[] | undefined)?.includes(kind)
+      ? `; add the ${
+        WHAT[kind].replace(/^the /, "")
+      } its code builds at run time`
       : "";
     return `${why}: ${
       replaceFlag(site, grant, flag(grant, safe))

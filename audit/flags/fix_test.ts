@@ -48,6 +48,14 @@ Deno.test("fixFor() never proposes a value it rates risky, even when the script 
   const write = fixOf(run, "--allow-write", files)!;
   assert.match(write, /--allow-write=\.\/out\/report\.txt /);
   assert.match(write, /not proposed \(risky\): \.\/src\/main\.ts$/);
+  // A name built at run time is not among the literals: the fix says so.
+  assert.match(
+    fixOf(run, "--allow-read", {
+      "x.ts": `${hostile}\nawait Deno.readTextFile(Deno.args[0]);`,
+    })!,
+    /--allow-read=\.\/data\.json --allow-net .*; add the paths its code builds at run time; not proposed/,
+  );
+  assert.doesNotMatch(read, /builds at run time/);
   const spawn = fixOf(run, "--allow-run", files)!;
   assert.match(spawn, /--allow-run=git /);
   assert.match(spawn, /not proposed \(risky\): bash$/);
@@ -73,6 +81,14 @@ Deno.test("fixFor() rewrites the project's own command: the flag replaced in pla
       "--allow-read=~/.ssh,./data",
     ),
     "drop ~/.ssh: deno run --allow-read=./data --no-prompt main.ts",
+  );
+  // An interpreter in the run list: dropped, and where that step goes.
+  assert.equal(
+    fixOf(
+      "deno run --allow-run=git,bash --no-prompt main.ts",
+      "--allow-run=git,bash",
+    ),
+    "drop bash (it runs any code with no sandbox; if the program needs it, do that step outside Deno): deno run --allow-run=git --no-prompt main.ts",
   );
   assert.equal(
     fixOf("deno run --allow-hrtime --no-prompt main.ts", "--allow-hrtime"),

@@ -33,6 +33,12 @@ export interface SourceFacts {
   writes: string[];
   /** Literal programs it runs. */
   runs: string[];
+  /**
+   * The kinds it also uses with names built at run time
+   * (`Deno.readTextFile(path)`, `fetch(url)`): a list of its literals
+   * alone would make those calls fail.
+   */
+  built: ("read" | "write" | "net" | "env" | "run")[];
   /** Permission-gated APIs it calls (for `deno eval`'s code). */
   apis: string[];
   /** Of those, the ones that run or load other code (subprocess, import). */
@@ -70,6 +76,10 @@ const CODE_APIS = new Set([
   "Function()",
   "Worker",
 ]);
+
+/** The `Deno.*` calls that read or write the path they are given. */
+const READS = "readTextFile|readFile|open|readDir|stat|lstat|realPath";
+const WRITES = "writeTextFile|writeFile|mkdir|remove|create";
 
 /**
  * Reads a script's source for the permissions its literal calls use.
@@ -129,10 +139,10 @@ export function sourceFacts(source: string): SourceFacts {
       ),
     );
   const reads = [
-    ...pathArg("readTextFile|readFile|open|readDir|stat|lstat|realPath"),
+    ...pathArg(READS),
     ...all(/\bfsRoot\s*:\s*["']([^"']+)["']/g),
   ];
-  const writes = pathArg("writeTextFile|writeFile|mkdir|remove|create");
+  const writes = pathArg(WRITES);
   const runs = all(/\bnew\s+Deno\s*\.\s*Command\(\s*["']([^"']+)["']/g);
   if (/\bnew\s+Deno\s*\.\s*Command\(\s*Deno\s*\.\s*execPath\(\)/.test(code)) {
     runs.push("deno");
@@ -141,6 +151,29 @@ export function sourceFacts(source: string): SourceFacts {
     /\b(?:fetch|WebSocket|EventSource)\s*\(\s*["'`](?:https?|wss?):\/\/([^/"'`$?#\s]+)/g,
   );
   const apis = gatedApis(code);
+  // A first argument that is not one plain string literal is built at run
+  // time (a variable, a template with ${...}, a concatenation).
+  const notLiteral = String
+    .raw`\(\s*(?!["'][^"'\`$]*["']\s*[,)]|\`[^\`$]*\`\s*[,)])[^)\s]`;
+  const calls = (names: string) =>
+    new RegExp(String.raw`\bDeno\s*\.\s*(?:${names})(?:Sync)?` + notLiteral)
+      .test(code);
+  const built: SourceFacts["built"] = [];
+  if (calls(READS)) built.push("read");
+  if (calls(WRITES)) built.push("write");
+  if (
+    new RegExp(String.raw`\b(?:fetch|WebSocket|EventSource)` + notLiteral)
+      .test(code)
+  ) built.push("net");
+  if (
+    new RegExp(String.raw`\bDeno\s*\.\s*env\s*\.\s*(?:get|has)` + notLiteral)
+      .test(code) || /\bDeno\s*\.\s*env\s*\.\s*toObject\s*\(/.test(code)
+  ) built.push("env");
+  if (
+    new RegExp(String.raw`\bnew\s+Deno\s*\.\s*Command` + notLiteral).test(code)
+  ) {
+    built.push("run");
+  }
   return {
     listens,
     hostname,
@@ -151,6 +184,7 @@ export function sourceFacts(source: string): SourceFacts {
     reads: unique(reads),
     writes,
     runs: unique(runs),
+    built,
     apis,
     codeApis: apis.filter((a) => CODE_APIS.has(a)),
   };

@@ -62,6 +62,27 @@ Deno.test("sourceFacts() lists literal hosts, variables, paths and programs, and
   assert.deepEqual(facts.writes, ["out/report.txt"]);
   assert.deepEqual(facts.runs, ["git"]);
   assert.equal(facts.listens, false);
+  // What is built at run time is named by kind, so a fix can say so.
+  assert.deepEqual(facts.built, ["read", "net"]);
+  assert.deepEqual(
+    sourceFacts(`
+      await Deno.writeTextFile("out/" + name, x);
+      Deno.env.get(key); new Deno.Command(tool);
+      await fetch(new URL("/x", base));
+    `).built,
+    ["write", "net", "env", "run"],
+  );
+  assert.deepEqual(sourceFacts("Deno.env.toObject()").built, ["env"]);
+  // Control: literal calls only (and calls with no argument) build nothing.
+  assert.deepEqual(
+    sourceFacts(`
+      await Deno.readTextFile("./a.json", { signal });
+      await Deno.writeTextFile(\`out.txt\`, "x");
+      await fetch("https://api.github.com/zen"); Deno.env.get("PORT");
+      new Deno.Command("git", { args }); Deno.openKv(path);
+    `).built,
+    [],
+  );
 });
 
 Deno.test("sourceFacts() names the gated APIs code calls, and which of them run other code", () => {
