@@ -71,7 +71,7 @@ import { type PermissionSets, permissionSetsOf } from "./permission_sets.ts";
 import { rateSite, type RuleContext } from "./rules.ts";
 import type { CommandSite } from "./site.ts";
 import type { Trail } from "./trail.ts";
-import { projectFiles, readText } from "./walk.ts";
+import { projectFiles, readBesideSync, readText } from "./walk.ts";
 
 export { atOrAbove, SEVERITIES, sortFindings } from "./model.ts";
 export type {
@@ -303,7 +303,15 @@ export async function auditProject(
       if (dir === top || !dir.startsWith(`${top}/`)) return null;
     }
   };
-  const read = (file: string) => texts.get(file) ?? null;
+  // One file audited: the scripts its commands run are still read from
+  // beside it (as the walk would have), so its fixes are the same.
+  const beside = new Map<string, string | null>();
+  const read = (file: string): string | null => {
+    const text = texts.get(file);
+    if (text !== undefined || isDirectory) return text ?? null;
+    if (!beside.has(file)) beside.set(file, readBesideSync(top, file, exclude));
+    return beside.get(file)!;
+  };
   const findings = [...texts].flatMap(([file, text]) =>
     auditText(text, relative(base, file) || basename(file), {
       trails: options.trails ?? [],

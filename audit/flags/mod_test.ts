@@ -239,3 +239,33 @@ Deno.test("auditText() rates deno eval by its code: literal and harmless is info
     "info deno-eval 2",
   ]);
 });
+
+Deno.test("auditPath() of one file reads the script beside it, as for its directory, never through a link or outside", async () => {
+  const server = "Deno.serve({ port: 7000 }, () => new Response(''));";
+  const dockerfile =
+    'FROM denoland/deno\nCMD ["run", "--allow-net", "main.ts"]\n';
+  const dir = await tempProject({
+    "app/Dockerfile": dockerfile,
+    "app/main.ts": server,
+    "app/linked/Dockerfile": dockerfile,
+    "elsewhere/main.ts": server,
+  });
+  try {
+    const fix = async (path: string) =>
+      (await auditPath(path)).find((f) => f.flag === "--allow-net")
+        ?.suggestion;
+    const listens = /--allow-net=0\.0\.0\.0:7000/;
+    assert.match((await fix(`${dir}/app/Dockerfile`))!, listens);
+    assert.match((await fix(`${dir}/app`))!, listens, "as for its directory");
+    // Attack: a link beside the audited file, to a file outside the
+    // project, must not make the audit read it.
+    await Deno.symlink(`${dir}/elsewhere/main.ts`, `${dir}/app/linked/main.ts`);
+    assert.doesNotMatch((await fix(`${dir}/app/linked/Dockerfile`))!, listens);
+    // Control: the same file there, not a link, is read.
+    await Deno.remove(`${dir}/app/linked/main.ts`);
+    await Deno.writeTextFile(`${dir}/app/linked/main.ts`, server);
+    assert.match((await fix(`${dir}/app/linked/Dockerfile`))!, listens);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { type Exclude, excludeFilter } from "./exclude.ts";
 
 /** Larger files are data, not scripts. */
@@ -107,4 +107,54 @@ export async function readText(file: string): Promise<string | null> {
   const bytes = await Deno.readFile(file);
   if (bytes.subarray(0, 8000).includes(0)) return null;
   return new TextDecoder().decode(bytes);
+}
+
+/**
+ * A file beside an audited single file (the script its command runs), read
+ * as the directory walk would: only inside `top`, through no symlink (a
+ * link planted in the project must not make this trusted reader open a
+ * file outside it), not excluded, and text. Null otherwise.
+ *
+ * @param top The audited file's directory (absolute).
+ * @param path The file wanted (absolute).
+ * @param exclude The exclusion test the walk uses.
+ * @returns Its text, or null.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBesideSync } from "./walk.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/main.ts`, "Deno.serve(() => new Response());");
+ * await Deno.symlink("/etc/hostname", `${dir}/link.ts`);
+ * assert.match(readBesideSync(dir, `${dir}/main.ts`) ?? "", /Deno\.serve/);
+ * assert.equal(readBesideSync(dir, `${dir}/link.ts`), null);
+ * assert.equal(readBesideSync(dir, "/etc/hostname"), null);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function readBesideSync(
+  top: string,
+  path: string,
+  exclude: Exclude = excludeFilter([]),
+): string | null {
+  const rel = relative(top, path).replaceAll("\\", "/");
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) return null;
+  try {
+    const parts = rel.split("/");
+    for (let k = 1; k <= parts.length; k++) {
+      const info = Deno.lstatSync(join(top, ...parts.slice(0, k)));
+      const last = k === parts.length;
+      if (info.isSymlink || (last ? !info.isFile : !info.isDirectory)) {
+        return null;
+      }
+      if (exclude(parts.slice(0, k).join("/"), !last) !== null) return null;
+      if (last && info.size > MAX_FILE_BYTES) return null;
+    }
+    const bytes = Deno.readFileSync(path);
+    if (bytes.subarray(0, 8000).includes(0)) return null;
+    return new TextDecoder().decode(bytes);
+  } catch {
+    return null;
+  }
 }
