@@ -95,7 +95,7 @@ function spawnServer(tmpDir: string) {
     },
     /** Waits for the next response without a matching request. */
     async nextUnmatched(): Promise<RpcResponse> {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 30_000;
       while (unmatched.length === 0) {
         assert.ok(Date.now() < deadline, "no response arrived");
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -277,7 +277,7 @@ Deno.readTextFileSync("/etc/passwd");`,
     }
     assert.equal(server.unmatched.length, 0);
     assert.deepEqual(workspaces(), []);
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (processesMentioning(parent).length > 0) {
       assert.ok(
         Date.now() < deadline,
@@ -314,7 +314,9 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
     const cancelledId = server.lastId;
     let answered = false;
     cancelled.then(() => (answered = true));
-    const deadline = Date.now() + 20_000;
+    // One deadline for the cancel and the second run's start (each can take
+    // seconds on a loaded machine).
+    const deadline = Date.now() + 60_000;
     const first = await startedRun(parent);
     // Requests are served while the run is live.
     assert.deepEqual((await server.request("ping")).result, {});
@@ -350,7 +352,7 @@ Deno.test("mcp_server: a ping is answered during a run, a cancelled call gets no
     assert.equal(killed.structuredContent.reason, "killed");
     assert.equal(answered, false, "no late response for the cancelled call");
     assert.deepEqual([...Deno.readDirSync(parent)], []);
-    const end = Date.now() + 10_000;
+    const end = Date.now() + 30_000;
     while (processesMentioning(parent).length > 0) {
       assert.ok(Date.now() < end, "sandbox processes left behind");
       await new Promise((resolve) => setTimeout(resolve, 100));
