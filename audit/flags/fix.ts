@@ -16,7 +16,7 @@ import { atOrAbove, type Grant, type PermissionKind } from "./model.ts";
 import type { ParsedDenoCommand } from "./parse.ts";
 import { rateList } from "./rate.ts";
 import type { RemoteScript } from "./remote.ts";
-import type { CommandSite } from "./site.ts";
+import { type CommandSite, quoteWord } from "./site.ts";
 import type { SourceFacts } from "./source.ts";
 
 /** Where a server listens, and what says so. */
@@ -277,7 +277,17 @@ function allFix(input: FixInput): string {
     } (airlock audit --learn records what a run uses)`;
   }
   const shown = name.replace(/^\.\//, "");
-  return `record what ${shown} uses: airlock audit --learn --json ${shown} > trail.json, then airlock audit-flags --trail trail.json gives this command's exact flags${
+  // The run learns what these arguments make the program do (`dev.ts build`).
+  const from = parsed.scriptAt === null
+    ? site.words.length
+    : parsed.scriptAt + 2;
+  const args = site.words.slice(from).map((text, k) =>
+    quoteWord({ text, literal: site.literal[from + k] ?? true })
+  );
+  const learn = `${quoteWord({ text: shown, literal: true })}${
+    args.length > 0 ? ` -- ${args.join(" ")}` : ""
+  }`;
+  return `record what ${shown} uses: airlock audit --learn --json ${learn} > trail.json, then airlock audit-flags --trail trail.json gives this command's exact flags${
     listener
       ? `; it listens on ${listener.address} (--allow-net=${listener.address})`
       : ""

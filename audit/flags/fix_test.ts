@@ -149,6 +149,11 @@ Deno.test("fixFor() for -A: the recorded run's flags for a local script, a pinne
     fixOf("deno run -A --no-prompt tools/gen.ts", "-A"),
     "record what tools/gen.ts uses: airlock audit --learn --json tools/gen.ts > trail.json, then airlock audit-flags --trail trail.json gives this command's exact flags",
   );
+  // The program's arguments are part of what the run must learn.
+  assert.equal(
+    fixOf(`deno run -A --no-prompt tools/gen.ts --out "$DIR" 'a b'`, "-A"),
+    `record what tools/gen.ts uses: airlock audit --learn --json tools/gen.ts -- --out "$DIR" 'a b' > trail.json, then airlock audit-flags --trail trail.json gives this command's exact flags`,
+  );
   assert.equal(
     fixOf("deno run -A https://deno.land/x/tool/cli.ts build", "-A"),
     "run a pinned version with only the grants it needs: deno run <--allow-* flags> https://deno.land/x/tool@<version>/cli.ts build",
