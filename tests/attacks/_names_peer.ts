@@ -21,7 +21,7 @@ async function sh(command: string): Promise<boolean> {
 }
 
 setTimeout(() => Deno.exit(0), 120_000);
-const deadline = Date.now() + 10_000;
+const deadline = Date.now() + 30_000;
 while (!(await sh("ip link show v1"))) {
   if (Date.now() > deadline) {
     console.error("Cannot start the peer: interface v1 never arrived");
