@@ -105,7 +105,12 @@ export function dockerfileSites(
     );
   const finish = () => {
     if (stage?.written) {
-      sites.push(...hinted(startSites(stage, context), stage));
+      const published = [...stage.exposed];
+      sites.push(
+        ...hinted(startSites(stage, context), stage).map((site) =>
+          Object.assign(site, { published })
+        ),
+      );
     }
   };
   const handle = (keyword: string, rest: string, ins: Instruction) => {

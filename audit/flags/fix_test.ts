@@ -134,6 +134,24 @@ Deno.test("fixFor() gives a server its listening address: deno serve, the script
     'main.ts listens (0.0.0.0:9090): CMD ["run", "--allow-net=0.0.0.0:9090", "--allow-env", "main.ts"]; add any host it calls',
     'main.ts reads PORT: CMD ["run", "--allow-net", "--allow-env=PORT", "main.ts"]',
   ]);
+  // A script the audit cannot read, started to serve on one port: docker
+  // run -p's container port, a CMD's EXPOSE; not a build-time RUN's.
+  const [published] = auditText(
+    "docker run -p 127.0.0.1:8080:1993/tcp denoland/deno run --allow-net /app/main.ts",
+    "run.sh",
+  );
+  assert.equal(
+    published?.suggestion,
+    "/app/main.ts listens (0.0.0.0:1993): docker run -p 127.0.0.1:8080:1993/tcp denoland/deno run --allow-net=0.0.0.0:1993 /app/main.ts; add any host it calls",
+  );
+  const image = auditText(
+    'FROM denoland/deno\nEXPOSE 1993\nRUN deno run --allow-net fetch.ts\nCMD ["run", "--allow-net", "main.ts"]\n',
+    "Dockerfile",
+  );
+  assert.deepEqual(image.map((f) => `${f.line} ${f.suggestion}`), [
+    "3 list the hosts fetch.ts reaches: deno run --allow-net=<hosts it reaches> fetch.ts",
+    '4 main.ts listens (0.0.0.0:1993): CMD ["run", "--allow-net=0.0.0.0:1993", "main.ts"]; add any host it calls',
+  ]);
   // The listening message replaces the "any host" example.
   const net = auditText(dockerfile, "Dockerfile", {
     project: project({ "main.ts": main }, "Dockerfile"),

@@ -19,7 +19,13 @@ export type Launch =
    * Deno's words start at `at`: `words[at]` is deno itself, or, when
    * `implied`, the first of deno's arguments (an image's entrypoint).
    */
-  | { kind: "deno"; at: number; implied: boolean }
+  | {
+    kind: "deno";
+    at: number;
+    implied: boolean;
+    /** Container ports `docker run -p` publishes: where the program listens. */
+    published?: number[];
+  }
   /** A shell runs `script` (`sh -c 'deno run ...'`): read it as shell. */
   | { kind: "shell"; script: string; at: number };
 
@@ -220,11 +226,18 @@ function dockerLaunch(words: readonly string[], at: number): Launch | null {
   const verb = words[i];
   if (verb !== "run" && verb !== "exec") return null;
   let entrypoint: string | null = null;
+  const published: number[] = [];
   for (i++; i < words.length; i++) {
     const w = words[i]!;
     if (!w.startsWith("-")) break;
     if (w === "--entrypoint") entrypoint = words[i + 1] ?? null;
     else if (w.startsWith("--entrypoint=")) entrypoint = w.slice(13);
+    const publish = w === "-p" || w === "--publish"
+      ? words[i + 1]
+      : w.match(/^--publish=(.+)$/)?.[1];
+    // [ip:][hostPort:]containerPort[/proto]: the container's port.
+    const port = publish?.match(/(?:^|:)(\d{1,5})(?:\/(?:tcp|udp))?$/)?.[1];
+    if (port !== undefined) published.push(Number(port));
     if (DOCKER_VALUES.has(w)) i++;
   }
   const target = words[i];
@@ -236,8 +249,15 @@ function dockerLaunch(words: readonly string[], at: number): Launch | null {
     ? DENO_WORD.test(entrypoint)
     : verb === "run" && isDenoImage(target) &&
       (DENO_SUBCOMMANDS.has(first) || first.startsWith("-"));
-  if (denoFirst) return { kind: "deno", at: args, implied: true };
+  if (denoFirst) {
+    return published.length > 0
+      ? { kind: "deno", at: args, implied: true, published }
+      : { kind: "deno", at: args, implied: true };
+  }
   if (entrypoint !== null) return null;
   const rest = launchOf(words.slice(args));
-  return rest === null ? null : { ...rest, at: rest.at + args };
+  if (rest === null) return null;
+  return rest.kind === "deno" && published.length > 0
+    ? { ...rest, at: rest.at + args, published }
+    : { ...rest, at: rest.at + args };
 }

@@ -74,6 +74,22 @@ Deno.test("launchOf() reads docker run of a Deno image: arguments starting with 
     ["docker exec -it app deno test", "deno test"],
   ];
   for (const [line, expected] of cases) assert.equal(at(line), expected, line);
+  // The container ports it publishes: where the program is meant to listen.
+  const published = (line: string) => {
+    const launch = launchOf(line.split(" "));
+    return launch?.kind === "deno" ? launch.published : null;
+  };
+  assert.deepEqual(
+    published(
+      "docker run -p 8080:1993 --publish=9000/udp denoland/deno run x.ts",
+    ),
+    [1993, 9000],
+  );
+  assert.deepEqual(
+    published("docker run -p 127.0.0.1:80:8000 img deno run x.ts"),
+    [8000],
+  );
+  assert.equal(published("docker run denoland/deno run x.ts"), undefined);
 });
 
 Deno.test("isDenoImage() knows the official images, not the entrypoint-less bin one", () => {

@@ -225,18 +225,30 @@ function listenerOf(
   // A local script as the command names it (as the other fixes do); a
   // remote one by its last part (`file-server`).
   const name = script ?? basename(parsed.script ?? "");
+  const exposed = site.exposed?.length === 1 ? site.exposed[0] : undefined;
   if (facts?.listens) {
     // Fresh's dev.ts with `build` builds the site and exits.
     if (args[0] === "build" && /\$fresh\/dev\.ts/.test(source ?? "")) {
       return null;
     }
     const fromEnv = facts.portEnv ? site.env?.[facts.portEnv] : undefined;
-    const exposed = site.exposed?.length === 1 ? site.exposed[0] : undefined;
     const port = fromEnv ?? facts.port ?? exposed ?? 8000;
     return {
       address: `${facts.hostname ?? "0.0.0.0"}:${port}`,
       from: `${name} listens`,
       portEnv: facts.portEnv,
+    };
+  }
+  // A script this audit cannot read, started in a container to serve on
+  // one port (docker run -p, EXPOSE for its CMD): it listens there.
+  const published = site.published?.length === 1
+    ? site.published[0]
+    : undefined;
+  if (!facts && published !== undefined && !argPort && name !== "") {
+    return {
+      address: `0.0.0.0:${published}`,
+      from: `${name} listens`,
+      portEnv: null,
     };
   }
   if (/^file[-_]server(?:\.ts)?$/.test(name) || (argPort && !facts)) {

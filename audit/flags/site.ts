@@ -45,6 +45,12 @@ export interface CommandSite {
   env?: Readonly<Record<string, string>>;
   /** Ports a Dockerfile `EXPOSE`s for it. */
   exposed?: readonly number[];
+  /**
+   * Ports it is started to serve on: `docker run -p`'s container ports, or
+   * the `EXPOSE`d ones for an image's `CMD`/`ENTRYPOINT` (not for `RUN`,
+   * which runs at build time).
+   */
+  published?: readonly number[];
 }
 
 /** Part of a command as the file writes it: a shell line, or one array. */
@@ -260,15 +266,16 @@ export function sitesFromWords(
     segment: 0,
     index: launch.at + k,
   }));
-  return [
-    launch.implied
-      ? siteOf(
-        line,
-        context,
-        [{ text: "deno", literal: true }, ...deno],
-        [null, ...origins],
-        [segmentOf(words)],
-      )
-      : siteOf(line, context, deno, origins, [segmentOf(words)]),
-  ];
+  const site = launch.implied
+    ? siteOf(
+      line,
+      context,
+      [{ text: "deno", literal: true }, ...deno],
+      [null, ...origins],
+      [segmentOf(words)],
+    )
+    : siteOf(line, context, deno, origins, [segmentOf(words)]);
+  // `docker run -p 1993:1993 ...`: the program listens on what is published.
+  if (launch.published) Object.assign(site, { published: launch.published });
+  return [site];
 }
