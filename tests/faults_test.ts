@@ -313,36 +313,31 @@ Deno.test("an injector closed mid-download gives the program a network error (no
   let result: Record<string, unknown> = {};
   let status: RunStatus | undefined;
   let stderr = "";
-  let closedAt = 0;
   const unhandled = await catchingUnhandled(async () => {
     const child = await sandbox.spawn({ code: SLOW_DOWNLOAD });
     const stdout = lineReader(child.stdout);
     const stderrText = new Response(child.stderr).text();
     assert.equal(
-      await within(stdout.next(), 20_000, "the first chunk"),
+      await within(stdout.next(), 30_000, "the first chunk"),
       "first-chunk",
     );
     assert.equal(up.streams.started, 1, "positive control: download running");
     assert.equal(up.streams.completed, 0, "the download is still going");
 
-    closedAt = performance.now();
-    await within(injector.close(), 10_000, "injector.close()");
+    await within(injector.close(), 30_000, "injector.close()");
 
-    const rest = await within(stdout.rest(), 20_000, "the program's output");
-    status = await within(child.status, 20_000, "the run's status");
+    const rest = await within(stdout.rest(), 30_000, "the program's output");
+    status = await within(child.status, 30_000, "the run's status");
     stderr = await stderrText;
     result = lastJson(rest, stderr);
   });
-  const endedAfterCloseMs = performance.now() - closedAt;
 
   assert.ok(status);
   assert.equal(status.reason, "exit", `not a clean exit: ${stderr}`);
   assert.equal(status.exitCode, 0, stderr);
-  assert.ok(
-    endedAfterCloseMs < 15_000,
-    `the run ended ${endedAfterCloseMs} ms after the injector closed`,
-  );
-  assert.ok(status.durationMs < 30_000, "ended before its timeout");
+  // No hang: the run ended on its own ("exit", not "timeout", while the
+  // download had a minute left), and within() bounded each wait. (No
+  // elapsed-time assertion: a loaded machine is slower, not wrong.)
   // The program's own report: it got the response, then a network error.
   assert.equal(result.status, 200, JSON.stringify(result));
   assert.equal(result.done, false, `the body ended normally: ${stderr}`);
@@ -353,7 +348,7 @@ Deno.test("an injector closed mid-download gives the program a network error (no
 
   // A run on the closed injector fails closed: it never starts.
   await assert.rejects(sandbox.run({ code: FETCH_OK }), /closed injector/);
-  await within(sandbox.close(), 10_000, "sandbox.close()");
+  await within(sandbox.close(), 30_000, "sandbox.close()");
   assert.equal(sandbox.closed, true);
 
   // A new injector serves a new sandbox, injection included.
@@ -473,11 +468,11 @@ Deno.test("a SIGKILLed harness leaves no sandbox process, workspace or socket be
         unixSocketsMentioning(r).map((s) => `bound socket ${s}`)
       ),
     ];
-    const clean = await pollUntil(() => leftovers().length === 0, 10_000);
-    assert.ok(clean, `left behind after 10 s: ${leftovers().join(", ")}`);
+    const clean = await pollUntil(() => leftovers().length === 0, 30_000);
+    assert.ok(clean, `left behind after 30 s: ${leftovers().join(", ")}`);
     // The upstream sees the interrupted download end too.
     assert.ok(
-      await pollUntil(() => up.streams.cancelled === 1, 10_000),
+      await pollUntil(() => up.streams.cancelled === 1, 30_000),
       `upstream streams: ${JSON.stringify(up.streams)}`,
     );
   } finally {
@@ -514,7 +509,9 @@ Deno.test("a full scratch quota stops the writes (ENOSPC, or disk-limit where me
     assert.match(full.stderr, /No space left on device/);
   }
   assert.equal(full.success, false);
-  assert.ok(full.durationMs < 30_000, "stopped before its timeout");
+  // Stopped by the quota, not its 30 s timeout (the reason says so; no
+  // elapsed-time assertion).
+  assert.notEqual(full.reason, "timeout");
   const written = await sandbox.fs.readDir("/scratch");
   // The filesystem's own metadata takes a few percent of the quota.
   assert.ok(written.length >= 12, `only ${written.length} files written`);
@@ -653,7 +650,7 @@ Deno.test("a missing bwrap is a SandboxSetupError, the program never runs, and t
     assert.match(error.message, /bwrap/);
     assert.equal(pathExists(`${scratch}/ran`), false, "the program ran");
     assert.equal(sandbox.running, false);
-    await within(sandbox.close(), 10_000, "sandbox.close()");
+    await within(sandbox.close(), 30_000, "sandbox.close()");
     assert.deepEqual(entriesOf(tmpDir), []);
   } finally {
     await Deno.remove(tmpDir, { recursive: true });
@@ -719,14 +716,19 @@ Deno.test("a workspace too deep for the run sockets (path > 107 bytes) fails clo
 
 // --- garbage never stops the harness -----------------------------------------
 
+/** Connections each spammer makes at least before it stops. */
+const SPAM_CONNECTIONS = 20;
+
 /**
- * A program that opens connection after connection to the proxy for
- * `ms` milliseconds from 4 workers and writes garbage: random bytes,
- * smuggling shapes, huge heads, HTTP/2 prefaces, CONNECTs followed by
- * non-TLS bytes, half-open connections, refused hosts. Prints `spamming`
- * first and `{ connections, failures }` at the end.
+ * A program that opens connection after connection to the proxy from 4
+ * workers and writes garbage: random bytes, smuggling shapes, huge heads,
+ * HTTP/2 prefaces, CONNECTs followed by non-TLS bytes, half-open
+ * connections, refused hosts. Prints `spamming` first, goes on until its
+ * stdin ends and it has made `SPAM_CONNECTIONS` connections (a condition,
+ * not a duration: how much a fixed time allows depends on the machine's
+ * load), and prints `{ connections, failures }` at the end.
  */
-function spamProgram(seed: number, ms: number): string {
+function spamProgram(seed: number): string {
   return `
 const enc = new TextEncoder();
 let state = ${seed} >>> 0;
@@ -757,9 +759,14 @@ const payloads = [
 ];
 let connections = 0;
 let failures = 0;
-const deadline = Date.now() + ${ms};
+let stop = false;
+(async () => {
+  const buf = new Uint8Array(64);
+  try { while ((await Deno.stdin.read(buf)) !== null); } catch {}
+  stop = true;
+})();
 async function worker() {
-  while (Date.now() < deadline) {
+  while (!stop || connections < ${SPAM_CONNECTIONS}) {
     let conn;
     try {
       conn = await Deno.connect({ hostname: "127.0.0.1", port: 3128 });
@@ -796,7 +803,9 @@ Deno.test("garbage from 5 sandboxes at once never stops the injector: a normal s
       for (let i = 0; i < 5; i++) {
         spammers.push(
           await Sandbox.create({
-            policy: egressPolicy(up),
+            // Room for five sandboxes to start on a loaded machine: they
+            // spam until the normal fetches are done.
+            policy: egressPolicy(up, { timeoutMs: 120_000 }),
             secrets: { TOKEN },
             injector,
           }),
@@ -808,7 +817,9 @@ Deno.test("garbage from 5 sandboxes at once never stops the injector: a normal s
         injector,
       });
       const runs = await Promise.all(
-        spammers.map((s, i) => s.spawn({ code: spamProgram(1000 + i, 6_000) })),
+        spammers.map((s, i) =>
+          s.spawn({ code: spamProgram(1000 + i), stdin: "piped" })
+        ),
       );
       const outputs = runs.map((run) => lineReader(run.stdout));
       const stderrs = runs.map((run) => new Response(run.stderr).text());
@@ -818,7 +829,8 @@ Deno.test("garbage from 5 sandboxes at once never stops the injector: a normal s
           "spamming",
         );
       }
-      // While all five spam: a normal fetch, twice.
+      // While all five spam (they go on until their stdin ends): a normal
+      // fetch, twice.
       for (let i = 0; i < 2; i++) {
         const ok = await normal.run({ code: FETCH_OK });
         assert.equal(ok.reason, "exit", ok.stderr);
@@ -827,14 +839,17 @@ Deno.test("garbage from 5 sandboxes at once never stops the injector: a normal s
           body: "ok",
         });
       }
+      await Promise.all(runs.map((run) => run.stdin!.close()));
       const statuses = await Promise.all(runs.map((run) => run.status));
       for (const [i, status] of statuses.entries()) {
         const stderr = await stderrs[i]!;
         assert.equal(status.reason, "exit", `spammer ${i}: ${stderr}`);
         assert.equal(status.exitCode, 0, `spammer ${i}: ${stderr}`);
         const report = lastJson(await outputs[i]!.rest(), stderr);
+        // A spammer stops only after this many connections: an injector
+        // that stopped accepting would have left it running to its timeout.
         assert.ok(
-          (report.connections as number) >= 20,
+          (report.connections as number) >= SPAM_CONNECTIONS,
           `spammer ${i} barely spammed: ${JSON.stringify(report)}`,
         );
       }
