@@ -166,7 +166,9 @@ Deno.test("agent_server: run_code prints, keeps scratch per conversation, report
   );
   assert.match(net.stdout, /^api \{"path":"\/v1\/me","authorized":true\}$/m);
   assert.match(net.stdout, /^exfil refused: NotCapable$/m);
-  assert.match(net.stdout, /^env refused: NotCapable$/m);
+  // The sandbox's environment is readable whole since 9cb6cbf, and holds
+  // only airlock's variables: the server's token is simply not there.
+  assert.match(net.stdout, /^env undefined$/m);
   assert.ok(!JSON.stringify(net).includes(TOKEN), "the token never shows");
   const apiCall = net.audit.egress.find((e) => e.url.endsWith("/v1/me"));
   assert.ok(apiCall, JSON.stringify(net.audit));
@@ -179,11 +181,6 @@ Deno.test("agent_server: run_code prints, keeps scratch per conversation, report
     d.permission === "net" && d.value === "exfil.example.com:443"
   );
   assert.ok(refused, `refusal in the audit: ${JSON.stringify(net.audit)}`);
-  assert.ok(
-    net.audit.denied.some((d) =>
-      d.permission === "env" && d.value === "EXAMPLE_API_TOKEN"
-    ),
-  );
 
   // Another conversation: another sandbox, and none of conv-a's files.
   const other = await runOk(
@@ -284,7 +281,10 @@ Deno.test("agent_server: a policy that cannot be resolved is refused at start, a
 });
 
 Deno.test("agent_server: an idle conversation expires: its sandbox and files are gone", async () => {
-  await using server = await start({ idleMs: 300 });
+  // 3 s, not less: the workspace is counted below after the run's answer
+  // came back, and a shorter idle period could end on a loaded machine
+  // before that count (the expiry then looked like a missing workspace).
+  await using server = await start({ idleMs: 3_000 });
   const first = await runOk(
     server,
     "short",
@@ -297,7 +297,7 @@ Deno.test("agent_server: an idle conversation expires: its sandbox and files are
     ).length;
   assert.equal(workspaces(), 1);
 
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000;
   while (server.agent.conversations.ids.length > 0 || workspaces() > 0) {
     assert.ok(Date.now() < deadline, "the conversation did not expire");
     await new Promise((resolve) => setTimeout(resolve, 100));
