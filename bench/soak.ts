@@ -1,5 +1,5 @@
 /**
- * Soak benchmark (`deno task soak [--runs 1000] [--concurrent 50]`): many
+ * Soak benchmark (`deno task soak [--runs 1000] [--concurrent 50] [--warm-up 200]`): many
  * sandbox runs from one harness process, each making one request through
  * the injector, to show the harness neither fails nor leaks.
  *
@@ -10,28 +10,31 @@
  *   injector; a local HTTPS upstream on 127.0.0.1 (reached via
  *   `upstream.connectTo`, certificate from a test CA) answers 200 `ok` only
  *   if the injector added the `x-soak-token` header, else 401.
- * - `--runs` sequential runs, then `--concurrent` runs at once.
- * - Growth is measured over that workload repeated on a process that has
- *   already seen it once: a warm-up round (`--warm-up` sequential runs, 200
- *   by default, then one concurrent burst) comes first, because a fresh
- *   Deno process's RSS climbs for its first ~200 runs before it levels off
- *   (V8 grows its young generation, the allocator and Tokio's blocking
- *   threads keep what they touched) and a leak is growth that does NOT
- *   level off. Before (after the warm-up) and after (once everything
- *   finished), each after a GC when `--expose-gc` is on and a short
- *   settle, it prints the harness's RSS, V8 heap and open file descriptors,
- *   their growth, and PASS/MISS against "growth <= 5%". The growth from the
- *   very start (after 5 runs, before the warm-up) is printed too, for
- *   reference, with no verdict. `--heap-census` adds the objects allocated
- *   during the measured round and still alive at its end, by kind (inspector
- *   heap snapshots before and after), to tell retained objects from compiled
- *   code.
+ * - The measured round is two halves, each `--runs`/2 sequential runs then
+ *   `--concurrent` runs at once; a warm-up round (`--warm-up` sequential
+ *   runs, 200 by default, then one concurrent burst) comes first, because a
+ *   fresh Deno process's RSS climbs while it first meets the workload (the
+ *   C allocator's heap reaches the high-water mark of a concurrent burst)
+ *   and a leak is growth that does NOT level off.
+ * - Before (after the warm-up), at the half and after, each after a GC when
+ *   `--expose-gc` is on and a short settle, it prints the harness's RSS, V8
+ *   heap by space, the C allocator's main heap, threads and open file
+ *   descriptors, and PASS/MISS against "RSS growth over the last half <=
+ *   5%"; growth over the whole measured round and from the very start
+ *   (after 5 runs) are printed for reference. `--heap-census` adds the
+ *   objects allocated during the measured round and still alive at its end,
+ *   by kind (inspector heap snapshots before and after), to tell retained
+ *   objects from compiled code.
+ * - The task runs with the node's V8 flags (deploy/node_flags.ts: the young
+ *   generation capped), as `airlock serve` does; without them V8's young
+ *   generation alone grows the reserved heap by up to ~30 MiB.
  *
  * Exit code 1 if any run failed; a MISS alone does not fail the task.
  *
  * @module
  */
 
+import { getHeapSpaceStatistics } from "node:v8";
 import { Injector, Sandbox } from "../mod.ts";
 import { CertificateAuthority } from "../injector/ca.ts";
 import { heapIds, survivorsSince } from "./_heap_census.ts";
@@ -192,6 +195,31 @@ async function oneRun(
   }
 }
 
+/** V8's spaces as `name committed`: which one holds the reserved heap. */
+function spaces(): string {
+  return getHeapSpaceStatistics()
+    .filter((s) => s.space_size >= 1024 * 1024)
+    .map((s) =>
+      `${s.space_name.replace(/_space$/, "")} ${
+        (s.space_size / 1024 / 1024).toFixed(1)
+      }`
+    ).join(", ");
+}
+
+/** Resident bytes of the `[heap]` mapping: glibc malloc's main arena. */
+function mallocHeap(): number {
+  const smaps = Deno.readTextFileSync("/proc/self/smaps");
+  const at = smaps.indexOf(" [heap]\n");
+  if (at === -1) return 0;
+  const rss = smaps.slice(at).match(/^Rss:\s+(\d+) kB/m)?.[1];
+  return Number(rss ?? 0) * 1024;
+}
+
+function threads(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? 0);
+}
+
 function openFds(): number {
   let count = 0;
   for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
@@ -221,6 +249,11 @@ interface Snapshot {
   fds: number;
   pooled: number;
   gc: boolean;
+  /** V8's spaces, committed MiB each. */
+  spaces: string;
+  /** Resident bytes of the C allocator's main heap (the `[heap]` mapping). */
+  mallocHeap: number;
+  threads: number;
 }
 
 async function settle(upstreamPort: number): Promise<Snapshot> {
@@ -237,6 +270,9 @@ async function settle(upstreamPort: number): Promise<Snapshot> {
     fds: openFds(),
     pooled: pooledConnections(upstreamPort),
     gc: gc !== undefined,
+    spaces: spaces(),
+    mallocHeap: mallocHeap(),
+    threads: threads(),
   };
 }
 
@@ -247,7 +283,9 @@ const verdict = (pct: number) => pct <= GROWTH_LIMIT ? "PASS" : "MISS";
 const describe = (s: Snapshot) =>
   `rss ${mib(s.rss)}, heap ${mib(s.heap)} used of ${
     mib(s.heapTotal)
-  }, open fds ${s.fds} (${s.pooled} pooled upstream connections)${
+  } (${s.spaces}), malloc heap ${
+    mib(s.mallocHeap)
+  }, threads ${s.threads}, open fds ${s.fds} (${s.pooled} pooled upstream connections)${
     s.gc ? "" : "; no GC: run with --v8-flags=--expose-gc"
   }`;
 
@@ -277,7 +315,7 @@ async function round(
           ((i + 1) / s).toFixed(2)
         } runs/s, rss ${mib(m.rss)}, heap total ${
           mib(m.heapTotal)
-        }, fds ${openFds()}`,
+        } (${spaces()}), external ${mib(m.external)}, fds ${openFds()}`,
       );
     }
   }
@@ -308,7 +346,9 @@ async function main(): Promise<number> {
   };
   try {
     console.log(
-      `soak: ${FIRST_RUNS} first runs, a warm-up round (${args.warmUp} sequential + ${args.concurrent} concurrent), then the measured round (${args.runs} sequential + ${args.concurrent} concurrent); one shared Injector, a fresh Sandbox per run; each run fetches https://${HOST} through the injector (header injected and checked upstream); run timeout ${RUN_TIMEOUT_MS} ms`,
+      `soak: ${FIRST_RUNS} first runs, a warm-up round (${args.warmUp} sequential + ${args.concurrent} concurrent), then the measured round in two halves (each ${
+        Math.floor(args.runs / 2)
+      } sequential + ${args.concurrent} concurrent); one shared Injector, a fresh Sandbox per run; each run fetches https://${HOST} through the injector (header injected and checked upstream); run timeout ${RUN_TIMEOUT_MS} ms`,
     );
     for (let i = 0; i < FIRST_RUNS; i++) {
       const why = await oneRun(injector, upstream);
@@ -333,24 +373,41 @@ async function main(): Promise<number> {
       }`,
     );
 
-    const soak = await round(
-      "soak",
-      args.runs,
+    // The measured round in two halves of the same workload, so "growth
+    // over the last half" compares like with like: a node that runs for
+    // weeks must level off, not keep climbing.
+    const half = Math.floor(args.runs / 2);
+    const first = await round(
+      "soak 1/2",
+      half,
       args.concurrent,
       injector,
       upstream,
       fail,
     );
-    const sequentialS = soak.sequentialS;
-    const concurrentS = soak.concurrentS;
+    const middle = await settle(upstream.port);
+    console.log(
+      `half (after the first half, ${first.runs} runs): ${describe(middle)}`,
+    );
+    const second = await round(
+      "soak 2/2",
+      args.runs - half,
+      args.concurrent,
+      injector,
+      upstream,
+      fail,
+    );
+    const sequentialS = first.sequentialS + second.sequentialS;
+    const concurrentS = first.concurrentS + second.concurrentS;
     const totalS = sequentialS + concurrentS;
-    const total = args.runs + args.concurrent;
+    const total = first.runs + second.runs;
 
     const after = await settle(upstream.port);
     const survivors = beforeIds === null
       ? null
       : await survivorsSince(beforeIds, 12);
     const rssGrowth = growth(before.rss, after.rss);
+    const lastHalf = growth(middle.rss, after.rss);
     const heapGrowth = growth(before.heap, after.heap);
     const fdGrowth = growth(before.fds, after.fds);
     // Each pooled connection is two fds here: the injector's end and the
@@ -361,7 +418,9 @@ async function main(): Promise<number> {
 
     console.log("\nsoak results");
     console.log(
-      `  runs:        ${total} measured (${args.runs} sequential, ${args.concurrent} concurrent), after ${
+      `  runs:        ${total} measured (${args.runs} sequential, ${
+        2 * args.concurrent
+      } concurrent in two bursts), after ${
         FIRST_RUNS + warmUp.runs
       } warm-up runs`,
     );
@@ -376,13 +435,17 @@ async function main(): Promise<number> {
         sequentialS.toFixed(1)
       } s (${(args.runs / sequentialS || 0).toFixed(2)} runs/s); concurrent ${
         concurrentS.toFixed(1)
-      } s (${(args.concurrent / concurrentS || 0).toFixed(2)} runs/s)`,
+      } s (${(2 * args.concurrent / concurrentS || 0).toFixed(2)} runs/s)`,
     );
     console.log(`  throughput:  ${(total / totalS).toFixed(2)} runs/s overall`);
     console.log(
-      `  rss:         ${mib(before.rss)} -> ${mib(after.rss)} (${
+      `  rss:         ${mib(before.rss)} -> ${mib(middle.rss)} (half) -> ${
+        mib(after.rss)
+      }; over the last half ${pct(lastHalf)}  ${
+        verdict(lastHalf)
+      } (growth <= ${GROWTH_LIMIT}%); over the whole measured round ${
         pct(rssGrowth)
-      })  ${verdict(rssGrowth)} (growth <= ${GROWTH_LIMIT}%)`,
+      }`,
     );
     console.log(
       `  (heap used:  ${mib(before.heap)} -> ${mib(after.heap)} (${
@@ -390,9 +453,11 @@ async function main(): Promise<number> {
       }), for reference)`,
     );
     console.log(
-      `  (heap total: ${mib(before.heapTotal)} -> ${mib(after.heapTotal)} (${
+      `  (heap total: ${mib(before.heapTotal)} -> ${
+        mib(middle.heapTotal)
+      } (half) -> ${mib(after.heapTotal)} (${
         pct(growth(before.heapTotal, after.heapTotal))
-      }), V8's reserved heap)`,
+      }), V8's reserved heap: ${after.spaces})`,
     );
     console.log(
       `  (from the very start, warm-up included, no verdict: rss ${

@@ -25,6 +25,7 @@ import { ServerConfigSchema } from "../http/config.ts";
 import { resolveNodeName } from "../http/node.ts";
 import { ROUTES } from "../http/schemas.ts";
 import { kubernetesRouterConfig } from "../deploy/haproxy.ts";
+import { NODE_V8_FLAGS } from "../deploy/node_flags.ts";
 
 const ROOT = new URL("../deploy/kubernetes/", import.meta.url).pathname;
 
@@ -255,6 +256,23 @@ for (
       m.mountPath === container.command[at + 1]
     );
     assert.equal(mounted?.subPath, "server.jsonc");
+    // The node runs with the flags of deploy/node_flags.ts, as the image's
+    // CMD and the serve task do (a long-running node's memory depends on it).
+    const flags = `--v8-flags=${NODE_V8_FLAGS}`;
+    assert.ok(container.command.includes(flags), container.command.join(" "));
+    assert.ok(
+      container.command.indexOf(flags) < container.command.indexOf(
+        "/app/http/serve.ts",
+      ),
+    );
+    const containerfile = await Deno.readTextFile(
+      new URL("../deploy/Containerfile", import.meta.url),
+    );
+    assert.match(containerfile, new RegExp(`^CMD \\[.*"${flags}"`, "m"));
+    const tasks = JSON.parse(
+      await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+    ).tasks;
+    assert.ok(tasks.serve.includes(flags), tasks.serve);
     assert.equal(
       pod.volumes.find((v: Obj) => v.name === mounted.name).configMap.name,
       "airlock-server",

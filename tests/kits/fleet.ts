@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { haproxyConfig } from "../../deploy/haproxy.ts";
+import { NODE_V8_FLAGS } from "../../deploy/node_flags.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -80,6 +81,8 @@ export async function startNode(
       "--unstable-no-legacy-abort",
       "-A",
       "--no-prompt",
+      // As the node image runs it (deploy/node_flags.ts).
+      `--v8-flags=${NODE_V8_FLAGS}`,
       `${ROOT}http/serve.ts`,
       "--config",
       file,
