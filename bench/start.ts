@@ -4,7 +4,9 @@
  * of two sandboxes; peak resident memory of one sandbox's process tree.
  *
  * Usage: `deno task bench:start [--runs N] [--json] [--cli]`; `--cli` times
- * only the bare floor and `airlock run hello.ts` (the CLI startup figure).
+ * only the bare floor, `airlock run --help` (the CLI's and the harness's
+ * modules loaded, nothing run) and `airlock run hello.ts` (the CLI startup
+ * figure).
  *
  * Figures only: a missed target is printed, never turned into an exit code.
  *
@@ -46,6 +48,8 @@ export interface Summary {
   n: number;
   /** Median. */
   medianMs: number;
+  /** 90th percentile (linear interpolation between closest ranks). */
+  p90Ms: number;
   /** 95th percentile (linear interpolation between closest ranks). */
   p95Ms: number;
   /** Every counted run, in order. */
@@ -160,6 +164,7 @@ function summarise(samplesMs: number[]): Summary {
   return {
     n: samplesMs.length,
     medianMs: round2(quantile(samplesMs, 0.5)),
+    p90Ms: round2(quantile(samplesMs, 0.9)),
     p95Ms: round2(quantile(samplesMs, 0.95)),
     samplesMs,
   };
@@ -217,14 +222,46 @@ function cliRun(file: string): () => Promise<void> {
     ]);
 }
 
+/**
+ * (h) `airlock run --help`: Deno, the CLI's and the harness's modules, no
+ * sandbox. c - h is what the run itself costs.
+ */
+function cliHelp(): () => Promise<void> {
+  return async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...CLI_FLAGS,
+        "--config",
+        `${REPO}/deno.json`,
+        `${REPO}/cli/mod.ts`,
+        "run",
+        "--help",
+      ],
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success || !decoder.decode(out.stdout).includes("airlock run")) {
+      throw new Error(
+        `airlock run --help failed: ${decoder.decode(out.stderr)}`,
+      );
+    }
+  };
+}
+
 /** The CLI startup figure alone (`--cli`). */
 export interface CliReport {
   /** Where it ran. */
   machine: MachineInfo;
   /** Counted runs per series. */
   runs: number;
-  /** (a) bare `deno run hello.ts`, (c) `airlock run hello.ts`. */
-  results: { a: Summary; c: Summary };
+  /**
+   * (a) bare `deno run hello.ts`, (h) `airlock run --help`, (c) `airlock
+   * run hello.ts`.
+   */
+  results: { a: Summary; h: Summary; c: Summary };
   /** median(c) / median(a) and whether it is within {@linkcode TARGET_CLI_RATIO}. */
   ratio: { ca: number; limit: number; pass: boolean };
 }
@@ -242,7 +279,11 @@ export async function cliBenchmark(runs: number): Promise<CliReport> {
   try {
     const file = `${dir}/hello.ts`;
     await Deno.writeTextFile(file, HELLO);
-    const results = await measure(runs, { a: bareRun(file), c: cliRun(file) });
+    const results = await measure(runs, {
+      a: bareRun(file),
+      h: cliHelp(),
+      c: cliRun(file),
+    });
     const ca = round2(results.c.medianMs / results.a.medianMs);
     return {
       machine,
@@ -265,22 +306,29 @@ export function formatCliReport(r: CliReport): string {
   const m = r.machine;
   const row = (name: string, s: Summary) =>
     `${name.padEnd(32)}${fix(s.medianMs).padStart(10)}${
-      fix(s.p95Ms).padStart(10)
-    }`;
+      fix(s.p90Ms).padStart(10)
+    }${fix(s.p95Ms).padStart(10)}`;
+  const { a, h, c } = r.results;
   return [
     "airlock CLI startup",
     `cpu     ${m.cpu} (${m.cores} cores), load ${m.load}`,
     `runs    ${r.runs} per series, interleaved (+${WARMUP_RUNS} warm-up rounds)`,
     "",
     `${"hello.ts".padEnd(32)}${"median ms".padStart(10)}${
-      "p95 ms".padStart(10)
-    }`,
-    row("(a) bare deno run hello.ts", r.results.a),
-    row("(c) airlock run hello.ts", r.results.c),
+      "p90 ms".padStart(10)
+    }${"p95 ms".padStart(10)}`,
+    row("(a) bare deno run hello.ts", a),
+    row("(h) airlock run --help", h),
+    row("(c) airlock run hello.ts", c),
     "",
     `ratio c/a   ${fix(r.ratio.ca, 2)}  target <= ${r.ratio.limit}: ${
       r.ratio.pass ? "PASS" : "MISS"
     }`,
+    `where it goes (medians): loading the CLI and harness modules h-a ${
+      fix(h.medianMs - a.medianMs)
+    } ms, the run itself (sandbox, program, close) c-h ${
+      fix(c.medianMs - h.medianMs)
+    } ms`,
   ].join("\n");
 }
 
