@@ -15,33 +15,32 @@ import {
 import type { PolicyInput } from "../mod.ts";
 import { discoverHostTools } from "../runtime/host_tools.ts";
 
-/** Names of the airlock workspaces currently in /tmp. */
-function workspaces(): Set<string> {
-  const names = new Set<string>();
-  for (const entry of Deno.readDirSync("/tmp")) {
-    if (
-      entry.name.startsWith("airlock-") &&
-      !entry.name.startsWith("airlock-test")
-    ) {
-      names.add(entry.name);
-    }
+/**
+ * Asserts `fn` left no workspace in the parent directory it is given: a
+ * private one, not the shared /tmp, where another test or a previous run
+ * can make or leave workspaces of its own.
+ */
+async function assertNoNewWorkspace(
+  fn: (tmpDir: string) => Promise<void>,
+): Promise<void> {
+  const tmpDir = await Deno.makeTempDir({ prefix: "airlock-errors-" });
+  try {
+    // Traversable by the sandbox uids, as a workspace parent must be.
+    await Deno.chmod(tmpDir, 0o711);
+    await fn(tmpDir);
+    const left = [...Deno.readDirSync(tmpDir)].map((e) => e.name);
+    assert.deepEqual(left, [], "a workspace was left");
+  } finally {
+    await Deno.remove(tmpDir, { recursive: true });
   }
-  return names;
-}
-
-/** Asserts `fn` created no workspace that still exists. */
-async function assertNoNewWorkspace(fn: () => Promise<void>): Promise<void> {
-  const before = workspaces();
-  await fn();
-  const created = [...workspaces()].filter((name) => !before.has(name));
-  assert.deepEqual(created, [], "a workspace was created");
 }
 
 async function policyError(policy: unknown): Promise<PolicyError> {
   let caught: unknown;
-  await assertNoNewWorkspace(async () => {
+  await assertNoNewWorkspace(async (tmpDir) => {
     try {
       await using _sandbox = await Sandbox.create({
+        tmpDir,
         policy: policy as PolicyInput,
       });
     } catch (error) {
@@ -131,9 +130,12 @@ Deno.test("a policy that is not an object is refused", async () => {
 });
 
 Deno.test("a missing input throws InputError and leaves no workspace", async () => {
-  await assertNoNewWorkspace(async () => {
+  await assertNoNewWorkspace(async (tmpDir) => {
     await assert.rejects(
-      Sandbox.create({ policy: { inputs: ["/nonexistent/input.csv"] } }),
+      Sandbox.create({
+        tmpDir,
+        policy: { inputs: ["/nonexistent/input.csv"] },
+      }),
       InputError,
     );
   });

@@ -53,8 +53,11 @@ async function runBesideBystander(
 const FOREVER = "setInterval(() => {}, 1000);";
 
 Deno.test("limits: the wall clock stops a run with reason 'timeout'", async () => {
+  // 5 s, not 500 ms: the clock runs from the launch, and on a loaded
+  // machine a program took over 1 s to print its first line (measured), so
+  // a short timeout could end it before the "started" asserted below.
   const result = await runBesideBystander(
-    { limits: { timeoutMs: 500 } },
+    { limits: { timeoutMs: 5_000 } },
     `console.log("started"); ${FOREVER}`,
   );
   assert.equal(result.reason, "timeout");

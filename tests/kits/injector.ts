@@ -81,7 +81,7 @@ export function sleep(ms: number): Promise<void> {
 export async function waitFor<T>(
   probe: () => T | null | undefined | false,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (true) {
