@@ -154,7 +154,7 @@ function gone(pid: number): boolean {
 }
 
 async function pollUntil(what: string, done: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000;
   for (let wait = 1; !done(); wait = Math.min(wait * 2, 100)) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, wait));

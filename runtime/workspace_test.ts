@@ -16,7 +16,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Polls until `path` is gone, for at most `ms` (no timing is asserted). */
-async function waitUntilGone(path: string, ms = 5000): Promise<boolean> {
+async function waitUntilGone(path: string, ms = 30_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (!(await exists(path))) return true;
@@ -499,7 +499,7 @@ Deno.test({
 /** Polls an async condition until it holds, for at most `ms`. */
 async function pollUntil(
   check: () => Promise<boolean>,
-  ms = 5000,
+  ms = 30_000,
 ): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {

@@ -174,7 +174,9 @@ Deno.test("sandbox Worker flood stops at the processes limit without hurting the
   // limit (each Worker reserves address space that RLIMIT_DATA counts).
   const processes = 32;
   const result = await runIn(WORKER_FLOOD, {
-    limits: { processes, memoryMb: 16_384, timeoutMs: 20_000 },
+    // 60 s: some 30 Workers (each its own V8 isolate) start on a loaded
+    // machine before the program reports; only the process cap may stop it.
+    limits: { processes, memoryMb: 16_384, timeoutMs: 60_000 },
   });
   assert.equal(result.reason, "exit", result.stderr.slice(0, 500));
   const flood = JSON.parse(result.stdout) as {

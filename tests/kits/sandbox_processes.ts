@@ -150,7 +150,7 @@ export function startedRunDirs(root: string): string[] {
  */
 export async function startedRun(
   root: string,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<{ dir: string; pids: number[] }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -224,7 +224,7 @@ export function pathExists(path: string): boolean {
  */
 export async function pollUntil(
   check: () => boolean,
-  ms = 10_000,
+  ms = 30_000,
 ): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!check()) {
