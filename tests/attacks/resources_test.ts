@@ -79,7 +79,10 @@ function solo(
 solo({
   id: "res-001",
   title: "Worker bomb (the fork bomb of a Deno program)",
-  limits: { processes: 32, memoryMb: 16_384, timeoutMs: 30_000 },
+  // 60 s: some 30 Workers (each its own V8 isolate) start on a loaded
+  // machine before the program reports; only the process cap may stop it.
+  limits: { processes: 32, memoryMb: 16_384, timeoutMs: 60_000 },
+  spec: { caseTimeoutMs: 50_000 },
   code:
     `const url = URL.createObjectURL(new Blob(["postMessage('up'); setInterval(() => {}, 1000);"], { type: "application/javascript" }));
     let started = 0, up = 0, refusal = "";
@@ -222,8 +225,10 @@ solo({
   title: "exhaust the scratch quota with empty files (zero data blocks each)",
   // Each empty file is an inode of the host filesystem (and an entry the
   // quota watcher lstat()s every 100 ms); 1 MiB of quota must stop it long
-  // before the wall clock does.
-  limits: { scratchMb: 1, timeoutMs: 3_000 },
+  // before the wall clock does. The timeout is no part of the claim (it
+  // was 3 s, which a loaded machine's start alone can take): a quota that
+  // failed would show as "created 300000" or a timeout, both refused below.
+  limits: { scratchMb: 1, timeoutMs: 30_000 },
   code:
     `for (let i = 0; i < 300000; i++) Deno.writeFileSync("/scratch/e" + i, new Uint8Array(0));
     return "created 300000";`,
