@@ -43,6 +43,7 @@ async function lab(options: Partial<AppOptions>) {
   );
   const baseUrl = `http://127.0.0.1:${server.addr.port}`;
   return {
+    api,
     a: new AirlockClient({ baseUrl, token: TOKEN_A }),
     b: new AirlockClient({ baseUrl, token: TOKEN_B }),
     async [Symbol.asyncDispose]() {
@@ -100,6 +101,18 @@ Deno.test("tenants (HTTP): a slot freed by tenant A's burst goes to tenant B's w
     t.a.run(id, { code: "console.log('a')" })
   );
   const bRun = t.b.run(bId, { code: "console.log('b')" });
+  // All three requests wait in the scheduler before a slot frees (on a
+  // loaded machine B's request could otherwise arrive after the slot had
+  // gone to A's queue, which is first come, first served, not a bug).
+  assert.ok(
+    await pollUntil(() =>
+      t.api.runUsage("tenant-a").queued === 2 &&
+      t.api.runUsage("tenant-b").queued === 1
+    ),
+    `queued: ${JSON.stringify(t.api.runUsage("tenant-a"))} ${
+      JSON.stringify(t.api.runUsage("tenant-b"))
+    }`,
+  );
   // Nothing can start while A holds both slots; ending one frees one.
   await first.end();
   const b: RunResultJson = await bRun;
