@@ -241,11 +241,32 @@ Deno.test("namespace alone: the network namespace holds only lo", async () => {
   assert.ok(ifaces.every((name) => name === "lo"), `interfaces: ${ifaces}`);
 });
 
-Deno.test("sandbox cannot list network interfaces", async () => {
-  const result = await runSandboxed(
-    tryEach({ "networkInterfaces": `Deno.networkInterfaces()` }),
+Deno.test("sandbox sees only its own loopback in the network interfaces, and none when the policy refuses system information", async () => {
+  // Harmless system information is answered by default (issue 14): the
+  // interfaces are the sandbox's namespace's, so the host's addresses, which
+  // would tell the program where it runs, never show.
+  const listed = await runSandboxed(
+    `console.log(JSON.stringify(Deno.networkInterfaces().map((i) => [i.name, i.address])));`,
   );
-  assertAllFailed(outcomes(result.stdout, result.stderr), [
+  assert.equal(listed.reason, "exit", listed.stderr);
+  const interfaces = JSON.parse(listed.stdout.trim()) as [string, string][];
+  assert.ok(interfaces.length > 0, listed.stdout);
+  for (const [name, address] of interfaces) {
+    assert.equal(name, "lo", listed.stdout);
+    assert.match(address, /^(127\.0\.0\.1|::1)$/, listed.stdout);
+  }
+  // Control: with system: "deny" the same call is refused.
+  await using sandbox = await Sandbox.create({
+    policy: { limits: { timeoutMs: 15_000 }, system: "deny" },
+  });
+  const refused = await sandbox.run({
+    code: tryEach({ "networkInterfaces": `Deno.networkInterfaces()` }),
+  });
+  assertAllFailed(outcomes(refused.stdout, refused.stderr), [
     "networkInterfaces",
   ]);
+  assert.match(
+    outcomes(refused.stdout, refused.stderr)["networkInterfaces"]!,
+    /NotCapable/,
+  );
 });
