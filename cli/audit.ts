@@ -78,11 +78,11 @@ export async function main(argv: string[]): Promise<number> {
   let sandbox: Sandbox | undefined;
   const startDir = Deno.cwd();
   try {
-    // Under `deno task` the task runs in airlock's directory; the user's is
-    // INIT_CWD. Files on the command line, learn mode's mirror and the
-    // proposed command's relative paths all mean the user's directory.
-    const userDir = userDirectory();
-    if (userDir !== startDir) Deno.chdir(userDir);
+    // Files on the command line, learn mode's mirror and the proposed
+    // command's relative paths all mean the user's directory: the current
+    // one (cli/mod.ts has moved there from this checkout under its own
+    // `deno task`; an INIT_CWD inherited from an outer task of the user's
+    // own project is not where the user stands).
     const { values, positionals } = parseCommandLine(
       argv,
       {
@@ -162,19 +162,6 @@ export async function main(argv: string[]): Promise<number> {
 function hostTmpDir(): string {
   const tmp = Deno.env.get("TMPDIR");
   return tmp && tmp.startsWith("/") ? tmp.replace(/\/+$/, "") || "/" : "/tmp";
-}
-
-/** The user's directory: INIT_CWD (set by `deno task`) when it exists. */
-function userDirectory(): string {
-  const init = Deno.env.get("INIT_CWD");
-  if (init && init.startsWith("/")) {
-    try {
-      if (Deno.statSync(init).isDirectory) return init;
-    } catch {
-      // gone: the current directory
-    }
-  }
-  return Deno.cwd();
 }
 
 if (import.meta.main) {

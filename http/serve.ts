@@ -114,8 +114,10 @@ async function parseCli(
   if (values.help) return "help";
   let config: ServerConfig = { tokens: new Map(), app: {} };
   if (values.config !== undefined) {
-    // Under `deno task`, the user's directory is INIT_CWD.
-    const base = env("INIT_CWD") ?? Deno.cwd();
+    // Relative to where the user stands (cli/mod.ts moved there from this
+    // checkout under its own `deno task`; an INIT_CWD inherited from another
+    // task is not where the user stands).
+    const base = Deno.cwd();
     const path = values.config.startsWith("/")
       ? values.config
       : `${base}/${values.config}`;

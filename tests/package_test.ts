@@ -233,10 +233,12 @@ Deno.test("package: the installed airlock serve reads a config relative to its d
   "defaultPolicy": { "limits": { "timeoutMs": 7000 } }
 }`,
     );
+    // An INIT_CWD inherited from an outer `deno task` (of the user's own
+    // project, or this suite's) is not where the user stands.
     const check = await command(
       `${root}/bin/airlock`,
       ["serve", "--config", "server.jsonc", "--check"],
-      { cwd: root },
+      { cwd: root, env: { INIT_CWD: ROOT } },
     );
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /the config is valid/);
