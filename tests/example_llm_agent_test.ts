@@ -256,7 +256,11 @@ Deno.test("llm_agent: the loop runs the model's code in airlock and answers from
   assert.equal(output.exitCode, 0, toolMessage.content);
   assert.match(output.stdout, /^RESULT=385$/m);
   assert.match(output.stdout, /^model API status 200$/m);
-  assert.equal(output.stdout.match(/^env refused: NotCapable$/gm)?.length, 2);
+  // The sandbox's environment is readable whole and holds only airlock's
+  // variables: the key is not there, under either name.
+  assert.match(output.stdout, /^env OPENAI_API_KEY undefined$/m);
+  assert.match(output.stdout, /^env MODEL_API_KEY undefined$/m);
+  assert.doesNotMatch(output.stdout, /^env refused/m);
   assert.match(output.stdout, /^exfil refused: NotCapable$/m);
   // The model API echoed the injected header: the sandbox got the marker.
   assert.ok(output.stdout.includes(MARKER), output.stdout);
