@@ -36,6 +36,13 @@ export interface BrokerGrants {
   /** Kinds of system information the program may read; default none. */
   sys?: readonly SystemInfoKind[];
   /**
+   * Whether the sandbox answers name lookups itself, from the policy alone
+   * (transparent egress): a lookup (a net check without a port) of any
+   * name is then allowed, and the connection that follows is checked with
+   * its port. Default false.
+   */
+  lookups?: boolean;
+  /**
    * The program's starting directory: Deno sends paths as the program wrote
    * them, so relative ones are resolved against the directory the program
    * is in. The broker reads that from the process when it can
@@ -132,11 +139,24 @@ export function decidePermission(
       ) {
         return { decision: "allow", reason: "host in the allowlist" };
       }
+      // A lookup of a refused name (exfiltration in the name): answered
+      // inside the sandbox and audited there, it carries nothing out; the
+      // connect that follows is refused below with this reason, instead of
+      // a bare getaddrinfo failure that names nothing.
+      if (
+        grants.lookups === true && value !== null &&
+        splitHostPort(value)?.port === null
+      ) {
+        return {
+          decision: "allow",
+          reason: "a name lookup, answered inside the sandbox from the policy",
+        };
+      }
       return {
         decision: "deny",
         reason: `network access to '${
           value === null ? "any host" : shown(value)
-        }' is not in the sandbox's allowlist`,
+        }' is not in the sandbox's allowlist (airlock's network policy)`,
       };
     }
     case "env": {
@@ -280,12 +300,20 @@ function within(path: string, grant: string): boolean {
   return path === root || path.startsWith(root === "/" ? "/" : `${root}/`);
 }
 
-/** Deno's net grant semantics: `host` (any port), `host:port`, `*.suffix`. */
+/**
+ * Deno's net grant semantics: `host` (any port), `host:port`, `*.suffix`;
+ * and a check without a port (a name lookup: `dns.lookup`, Node clients
+ * before they connect) matches a host granted on any port: looking a name
+ * up connects nowhere (the sandbox answers it from the policy).
+ */
 function netMatches(grant: string, value: string): boolean {
   const target = splitHostPort(value);
   const allowed = splitHostPort(grant);
   if (!target || !allowed) return false;
-  if (allowed.port !== null && allowed.port !== target.port) return false;
+  if (
+    allowed.port !== null && target.port !== null &&
+    allowed.port !== target.port
+  ) return false;
   const host = target.host.toLowerCase();
   const pattern = allowed.host.toLowerCase();
   if (pattern.startsWith("*.")) {

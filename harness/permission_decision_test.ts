@@ -75,6 +75,9 @@ Deno.test("decidePermission() allows each kind only as far as its grant goes", (
     ["net", "[::1]:8080", "allow"],
     ["net", "[::1]:8081", "deny"],
     ["net", null, "deny"],
+    // A name lookup (no port) of a host granted on some port.
+    ["net", "api.example.com", "allow"],
+    ["net", "evil.example.com", "deny"],
     ["env", "PLACEHOLDER", "allow"],
     ["env", "HOME", "deny"],
     ["env", null, "deny"],
@@ -96,6 +99,28 @@ Deno.test("decidePermission() allows each kind only as far as its grant goes", (
   assert.equal(
     decidePermission({ ...grants, net: "all" }, "net", "x.test:1").decision,
     "allow",
+  );
+});
+
+Deno.test("decidePermission() with names answered inside the sandbox allows any lookup, never a connect the grants refuse", () => {
+  const lookups = { ...grants, lookups: true };
+  // A lookup (no port) of a refused name: answered inside, carries nothing.
+  assert.equal(
+    decidePermission(lookups, "net", "evil.example.com").decision,
+    "allow",
+  );
+  // Attack: the connect that follows is still refused, naming airlock.
+  const connect = decidePermission(lookups, "net", "evil.example.com:443");
+  assert.equal(connect.decision, "deny");
+  assert.match(connect.reason, /airlock's network policy/);
+  // Attack: an address (a synthetic one, or a raw IP) with a port.
+  for (const value of ["127.64.0.1:443", "1.1.1.1:443", "127.0.0.53:53"]) {
+    assert.equal(decidePermission(lookups, "net", value).decision, "deny");
+  }
+  // Control: without it, the lookup of a refused name is refused.
+  assert.equal(
+    decidePermission(grants, "net", "evil.example.com").decision,
+    "deny",
   );
 });
 

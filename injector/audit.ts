@@ -46,18 +46,22 @@ export interface EgressEvent {
   time: string;
   /** Always "injector". */
   source: "injector";
-  /** `connect` for CONNECT tunnels, `request` for HTTP exchanges,
-   * `websocket` for upgraded connections, `secret-echo` when the echo guard
-   * redacted a secret from a response. */
-  kind: "connect" | "request" | "websocket" | "secret-echo";
+  /** `connect` for CONNECT tunnels (and transparent connections to HTTP
+   * ports), `request` for HTTP exchanges, `websocket` for upgraded
+   * connections, `secret-echo` when the echo guard redacted a secret from a
+   * response, `tcp` for a plain TCP tunnel (a TCP rule), `dns` for a name
+   * the program looked up inside the sandbox (answered there, from the
+   * policy alone: nothing is sent). */
+  kind: "connect" | "request" | "websocket" | "secret-echo" | "tcp" | "dns";
   /** The sandbox. */
   sandboxId: string;
   /** The run, when known. */
   runId?: string;
-  /** HTTP method (CONNECT for tunnels). */
+  /** HTTP method (CONNECT for tunnels, TCP for TCP tunnels, the record
+   * type for lookups: A, AAAA...). */
   method: string;
-  /** Scheme of the request. */
-  scheme: "http" | "https" | "ws" | "wss";
+  /** Scheme of the request (`tcp` and `dns` for those kinds). */
+  scheme: "http" | "https" | "ws" | "wss" | "tcp" | "dns";
   /** Target host, canonical (as decided). */
   host: string;
   /** Target port. */
@@ -94,6 +98,13 @@ export interface EgressEvent {
   durationMs: number;
   /** Secret occurrences the echo guard replaced. */
   redactions?: number;
+  /**
+   * How a connection reached the injector: `transparent` when the program
+   * dialled a name without the proxy (through the in-sandbox bridge).
+   */
+  via?: "proxy" | "transparent";
+  /** For `dns`: the address the name was answered with inside the sandbox. */
+  answer?: string;
 }
 
 /**

@@ -96,6 +96,8 @@ export type Decision =
  * assert.equal(policy.decide("api.example.com", 443).allowed, false);
  * assert.deepEqual(policy.allowSubnets, ["10.1.0.0/16"]);
  * assert.deepEqual(policy.denoNetGrants, ["*.example.com:8443"]);
+ * assert.deepEqual(policy.ports, { http: [443, 80, 8443], tcp: [] });
+ * assert.equal(policy.decideTcp("api.example.com", 8443).allowed, false);
  * ```
  */
 export interface CompiledNetworkPolicy {
@@ -114,4 +116,18 @@ export interface CompiledNetworkPolicy {
    * anything the sandbox says later.
    */
   decide(host: string, port: number): Decision;
+  /**
+   * Decides a plain TCP destination by the policy's `tcp` rules (a tunnel:
+   * no TLS termination, no injection). Allowed decisions have no rules.
+   */
+  decideTcp(host: string, port: number): Decision;
+  /**
+   * The ports a destination can be allowed on: `http` for HTTP(S) (443,
+   * 80 and each pattern's own port), `tcp` for each TCP rule's. Transparent
+   * egress listens on both.
+   */
+  readonly ports: {
+    readonly http: readonly number[];
+    readonly tcp: readonly number[];
+  };
 }

@@ -21,6 +21,7 @@ import { LeafCache } from "./leaf_cache.ts";
 import { DRAIN_MS, ExchangeLog } from "./_exchanges.ts";
 import { type ActivePolicy, serveConnection } from "./proxy_session.ts";
 import { type Resolver, systemResolver } from "./resolver.ts";
+import { SyntheticNames } from "./synthetic_names.ts";
 import { UpstreamPool } from "./upstream.ts";
 
 /**
@@ -134,6 +135,13 @@ export interface BindOptions {
 export interface EgressBinding {
   /** The socket's host path. */
   readonly socketPath: string;
+  /**
+   * Settles once the run's in-sandbox bridge (transparent egress) has
+   * opened its DNS channel, which it does only when every one of its
+   * listeners is bound; or once the binding closes. Hand the program over
+   * after it, so no lookup of the program comes before the bridge listens.
+   */
+  readonly bridgeReady: Promise<void>;
   /**
    * Stops accepting, tears down every client connection, waits (at most
    * about a second) for requests already forwarded to be answered, and
@@ -325,6 +333,14 @@ export class Injector implements AsyncDisposable {
       }
     };
     const exchanges = new ExchangeLog(audit);
+    // The run's own name table: a name another run looked up means nothing
+    // here, so one run's addresses are no way into another's names.
+    let bridgeOpened!: () => void;
+    const bridgeReady = new Promise<void>((resolve) => bridgeOpened = resolve);
+    const bridge = {
+      names: new SyntheticNames(),
+      opened: () => bridgeOpened(),
+    };
     const sockets = new Set<net.Socket>();
     const server = net.createServer((socket) => {
       sockets.add(socket);
@@ -340,6 +356,7 @@ export class Injector implements AsyncDisposable {
         pool: this.#pool,
         poolOwner: scope,
         exchanges,
+        bridge,
       });
     });
     server.on("error", () => {});
@@ -355,8 +372,10 @@ export class Injector implements AsyncDisposable {
     let closing: Promise<void> | null = null;
     const binding: EgressBinding = {
       socketPath: options.socketPath,
+      bridgeReady,
       close: () => {
         closing ??= (async () => {
+          bridgeOpened();
           const stopped = new Promise<void>((resolve) =>
             server.close(() => resolve())
           );

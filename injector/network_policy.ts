@@ -21,6 +21,7 @@
  */
 
 import {
+  DEFAULT_PORTS,
   HostError,
   type HostPattern,
   matchHost,
@@ -174,14 +175,58 @@ export function compileNetworkPolicy(
     );
     entries.push({ pattern, value: compiled });
   }
+  const tcp: { pattern: HostPattern; value: true }[] = [];
+  for (const [index, source] of (policy.tcp ?? []).entries()) {
+    let pattern: HostPattern;
+    try {
+      pattern = parseHostPattern(source, {
+        allowPublicSuffixWildcard: policy.allowPublicSuffixWildcards === true,
+      });
+    } catch (error) {
+      if (!(error instanceof HostError)) throw error;
+      issues.push({ path: `${path}.tcp.${index}`, message: error.message });
+      continue;
+    }
+    if (pattern.port === null) {
+      // Plain TCP has no default port: "db.internal" alone would open
+      // every service on the host.
+      issues.push({
+        path: `${path}.tcp.${index}`,
+        message:
+          `TCP rule '${source}' must name a port (e.g. 'db.internal:5432')`,
+      });
+      continue;
+    }
+    tcp.push({ pattern, value: true });
+  }
   if (issues.length > 0) throw new NetworkPolicyError(issues);
   const redacted = redactPolicy(policy);
+  const httpPorts = new Set<number>(DEFAULT_PORTS);
+  for (const { pattern } of entries) {
+    if (pattern.port !== null) httpPorts.add(pattern.port);
+  }
   return {
     redacted,
     allowSubnets: policy.subnets?.allow ?? [],
     denySubnets: policy.subnets?.deny ?? [],
     secretValues,
-    denoNetGrants: entries.map(({ pattern }) => denoGrant(pattern)).flat(),
+    denoNetGrants: [...entries, ...tcp].map(({ pattern }) => denoGrant(pattern))
+      .flat(),
+    ports: {
+      http: [...httpPorts],
+      tcp: [...new Set(tcp.map(({ pattern }) => pattern.port!))],
+    },
+    decideTcp(host, port) {
+      const found = matchHost(tcp, host, port);
+      if (!found) {
+        return {
+          allowed: false,
+          id: "not-in-tcp-rules",
+          reason: `'${host}:${port}' is not in the policy's TCP rules`,
+        };
+      }
+      return { allowed: true, id: found.pattern.source, rules: [] };
+    },
     decide(host, port) {
       const found = matchHost(entries, host, port);
       if (!found) {
@@ -207,7 +252,16 @@ function fixed(
     denySubnets: [],
     secretValues: [],
     denoNetGrants: grants,
+    ports: { http: [...DEFAULT_PORTS], tcp: [] },
     decide: () => decision,
+    // "allow-all" and learning are about HTTP(S): plain TCP is only ever
+    // opened by a rule that names its host and port.
+    decideTcp: (host, port) => ({
+      allowed: false,
+      id: "not-in-tcp-rules",
+      reason:
+        `'${host}:${port}' is not in the policy's TCP rules (the policy has none)`,
+    }),
   };
 }
 

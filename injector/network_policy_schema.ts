@@ -9,6 +9,7 @@
  * "network": "deny-all"            // default: no egress at all
  * "network": "allow-all"           // any public host (address guard still applies)
  * "network": { "allow": ["api.github.com", "*.example.com:8443"] }
+ * "network": { "allow": ["api.github.com"], "tcp": ["db.internal:5432"] }
  * "network": {
  *   "allow": {
  *     "api.example.com": [
@@ -67,12 +68,33 @@ const DomainPattern = z.string().superRefine((text, ctx) => {
   }
 });
 
+// A TCP rule names one port: plain TCP has no default port, and "allow
+// db.internal" must not open every service on that host.
+const TcpTarget = z.string().superRefine((text, ctx) => {
+  try {
+    const pattern = parseHostPattern(text, { allowPublicSuffixWildcard: true });
+    if (pattern.port === null) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          `TCP rule '${text}' must name a port (e.g. 'db.internal:5432'): plain TCP has no default port`,
+      });
+    }
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: error instanceof HostError ? error.message : String(error),
+    });
+  }
+});
+
 /**
  * The allow entries that are wildcards over a public suffix (`*.vercel.app`)
  * while the policy does not opt in, each with its path and message.
  */
 function publicSuffixIssues(
   allow: unknown,
+  key: "allow" | "tcp" = "allow",
 ): { path: (string | number)[]; message: string }[] {
   const sources: { text: unknown; key: string | number }[] = Array.isArray(
       allow,
@@ -82,7 +104,7 @@ function publicSuffixIssues(
     ? Object.keys(allow).map((text) => ({ text, key: text }))
     : [];
   const issues: { path: (string | number)[]; message: string }[] = [];
-  for (const { text, key } of sources) {
+  for (const { text, key: at } of sources) {
     if (typeof text !== "string") continue;
     try {
       // Any other problem was reported by DomainPattern already.
@@ -94,7 +116,7 @@ function publicSuffixIssues(
       parseHostPattern(text);
     } catch (error) {
       issues.push({
-        path: ["allow", key],
+        path: [key, at],
         message: `${
           (error as Error).message
         }; or, if every name under it is meant, set 'allowPublicSuffixWildcards: true' in the network policy`,
@@ -223,6 +245,10 @@ export const NetworkPolicyObjectSchema = z.strictObject({
       "Allowed host patterns with their rules",
     ),
   ]).default([]),
+  tcp: z.array(TcpTarget).optional().describe(
+    "Plain TCP destinations as 'host:port' (databases, Redis, SSH): tunnelled through the injector " +
+      "without TLS termination or injection, address guard applied, each connection audited",
+  ),
   allowPublicSuffixWildcards: z.boolean().optional().describe(
     "Accept wildcard entries over a public suffix, such as '*.vercel.app', '*.github.io' or '*.co.uk' " +
       "(Public Suffix List): every host anyone registers there matches. Default false: such entries are refused",
@@ -240,7 +266,12 @@ export const NetworkPolicyObjectSchema = z.strictObject({
   // see anything: only a well-formed object has entries to check.
   if (typeof policy !== "object" || policy === null) return;
   if (policy.allowPublicSuffixWildcards === true) return;
-  for (const issue of publicSuffixIssues(policy.allow)) {
+  for (
+    const issue of [
+      ...publicSuffixIssues(policy.allow),
+      ...publicSuffixIssues(policy.tcp, "tcp"),
+    ]
+  ) {
     ctx.addIssue({ code: "custom", ...issue });
   }
   // Also when another entry or field failed, so one pass lists every

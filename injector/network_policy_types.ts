@@ -251,6 +251,8 @@ export interface Subnets {
 export type NetworkPolicyInput = "deny-all" | "allow-all" | {
   /** Allowed host patterns, or host patterns with their rules. */
   allow?: string[] | Record<string, RuleInput[]> | undefined;
+  /** Plain TCP destinations (`host:port`, port required): tunnelled, never terminated. */
+  tcp?: string[] | undefined;
   /** Accept wildcards over a public suffix (`*.github.io`); default false. */
   allowPublicSuffixWildcards?: boolean | undefined;
   /** Private ranges. */
@@ -273,6 +275,8 @@ export type NetworkPolicyInput = "deny-all" | "allow-all" | {
 export type NetworkPolicy = "deny-all" | "allow-all" | {
   /** Allowed host patterns, or host patterns with their rules. */
   allow: string[] | Record<string, Rule[]>;
+  /** Plain TCP destinations (`host:port`, port required): tunnelled, never terminated. */
+  tcp?: string[] | undefined;
   /** Whether wildcards over a public suffix are accepted. */
   allowPublicSuffixWildcards?: boolean | undefined;
   /** Private ranges. */

@@ -15,6 +15,7 @@
 import tls from "node:tls";
 import type { Socket } from "node:net";
 import { auditEvent as event } from "./_audit_event.ts";
+import { serveBridge } from "./_bridge_session.ts";
 import { BufferedReader, type ByteChannel, SocketChannel } from "./_channel.ts";
 import { handleRequest } from "./_request/handle.ts";
 import { canonicalHost } from "./host_pattern.ts";
@@ -22,6 +23,7 @@ import { HttpParseError, parseRequestHead, type RequestHead } from "./http1.ts";
 import { parseAuthority, type Tunnel } from "./_request_target.ts";
 import { writeRefusal } from "./_responses.ts";
 import type { SessionContext } from "./session_context.ts";
+import { tunnelTcp } from "./tcp_tunnel.ts";
 
 export type {
   ActivePolicy,
@@ -62,7 +64,17 @@ export async function serveConnection(
 ): Promise<void> {
   const client = new SocketChannel(socket);
   try {
-    await serveRequests(new BufferedReader(client), client, null, ctx);
+    const reader = new BufferedReader(client);
+    const first = await reader.readSome();
+    if (first === null) return;
+    reader.unread(first);
+    if (first[0] === 0) {
+      // The in-sandbox bridge (transparent egress): a NUL byte, which no
+      // HTTP request starts with.
+      await serveBridge(reader, client, ctx, serveTunnel);
+      return;
+    }
+    await serveRequests(reader, client, null, ctx);
   } catch {
     // A broken client connection: nothing to answer to.
   } finally {
@@ -195,6 +207,34 @@ async function handleConnect(
     return;
   }
   const { host, port } = authority;
+  const tcp = ctx.policy().network.decideTcp(host, port);
+  if (tcp.allowed) {
+    // A TCP rule's destination: a plain tunnel, no TLS termination, no
+    // injection (the program's TLS, if any, goes to the upstream as is).
+    await tunnelTcp(
+      { host, port, rule: tcp.id, via: "proxy" },
+      reader,
+      client,
+      ctx,
+      {
+        opened: () =>
+          client.write(
+            new TextEncoder().encode(
+              "HTTP/1.1 200 Connection Established\r\n\r\n",
+            ),
+          ),
+        failed: (status, message) =>
+          writeRefusal(
+            client,
+            status,
+            status === 403 ? "blocked-address" : "upstream-error",
+            `CONNECT to '${host}:${port}' failed: ${message}`,
+            true,
+          ),
+      },
+    );
+    return;
+  }
   // Decided on the CONNECT target: the one thing the sandbox cannot change
   // later in the tunnel.
   const decision = ctx.policy().network.decide(host, port);
@@ -218,11 +258,8 @@ async function handleConnect(
     return;
   }
   // Issued (or found) while the client reads the 200 and sends its
-  // ClientHello. The sandbox's own cache: a leaf cached for another
-  // sandbox would tell this one that someone contacted the host, and when
-  // (its notBefore; a handshake that skips the ~5 ms issuance).
-  const leafing = ctx.ca.leafFor(host, { cache: ctx.leaves });
-  leafing.catch(() => {});
+  // ClientHello.
+  const leafing = leafFor(host, ctx);
   await client.write(
     new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n"),
   );
@@ -236,6 +273,55 @@ async function handleConnect(
       status: 200,
     }),
   );
+  await serveTunnel({ host, port }, reader, client, ctx, leafing);
+}
+
+/**
+ * The sandbox's own leaf for a host, being issued (or found). The
+ * sandbox's own cache: a leaf cached for another sandbox would tell this
+ * one that someone contacted the host, and when (its notBefore; a
+ * handshake that skips the ~5 ms issuance).
+ */
+function leafFor(
+  host: string,
+  ctx: SessionContext,
+): Promise<{ certPem: string; keyPem: string }> {
+  const leafing = ctx.ca.leafFor(host, { cache: ctx.leaves });
+  leafing.catch(() => {});
+  return leafing;
+}
+
+/**
+ * Serves an open tunnel to `host:port`: a CONNECT the policy allowed, or a
+ * transparent connection to the name the program looked up. A TLS
+ * ClientHello is answered with the sandbox's leaf for the host (the TLS
+ * is terminated here); anything else is plain HTTP. Every request inside
+ * is decided on the tunnel's host; a Host or SNI naming another is
+ * refused.
+ *
+ * @param tunnel The host and port the tunnel was opened to.
+ * @param reader The program's connection, at the tunnel's first byte.
+ * @param client The program's connection.
+ * @param ctx The binding.
+ * @param leafing The host's leaf, if already asked for.
+ * @returns When the tunnel is closed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await serveTunnel({ host: "api.example.com", port: 443 }, reader, client, ctx);
+ * ```
+ */
+export async function serveTunnel(
+  tunnel: { host: string; port: number },
+  reader: BufferedReader,
+  client: SocketChannel,
+  ctx: SessionContext,
+  leafing: Promise<{ certPem: string; keyPem: string }> = leafFor(
+    tunnel.host,
+    ctx,
+  ),
+): Promise<void> {
+  const { host, port } = tunnel;
   let pending = reader.takePending();
   if (pending.length === 0) {
     const first = await client.read();

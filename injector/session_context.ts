@@ -12,6 +12,7 @@ import type { CertificateAuthority, LeafCache } from "./ca.ts";
 import type { Exchange, ExchangeLog } from "./_exchanges.ts";
 import type { HostPattern } from "./host_pattern.ts";
 import type { CompiledNetworkPolicy } from "./network_policy.ts";
+import type { SyntheticNames } from "./synthetic_names.ts";
 import type { DialPolicy, UpstreamPool } from "./upstream.ts";
 
 /**
@@ -97,4 +98,10 @@ export interface SessionContext {
   exchanges: ExchangeLog;
   /** The exchange being handled (set per request; its `record` is `audit`). */
   exchange?: Exchange;
+  /**
+   * The run's transparent egress: the names it looked up and the address
+   * each was answered with, and what to call when its in-sandbox bridge
+   * has opened its DNS channel (every listener of the bridge is bound).
+   */
+  bridge?: { names: SyntheticNames; opened(): void };
 }

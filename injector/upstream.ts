@@ -311,88 +311,124 @@ export class UpstreamPool {
     policy: DialPolicy,
     mapping: { host: string; port: number } | null,
   ): Promise<Upstream> {
-    let addresses: string[];
-    let port = target.port;
-    if (mapping) {
-      // The operator mapped this name explicitly (tests, demos, local
-      // services): the guard does not apply to the mapping's address.
-      addresses = await resolve(policy.resolver, mapping.host);
-      port = mapping.port;
-    } else {
-      const resolved = await resolve(policy.resolver, target.host);
-      addresses = resolved.filter((a) => policy.guard.check(a).allowed);
-      if (addresses.length === 0) {
-        const why = resolved.map((a) => {
-          const verdict = policy.guard.check(a);
-          return `${a}: ${verdict.allowed ? "allowed" : verdict.reason}`;
-        }).join(", ");
-        // An allowed NAME that points at loopback, metadata or a private
-        // range (DNS rebinding, SSRF) is refused by its address.
-        throw new UpstreamError(
-          403,
-          `host '${target.host}' resolves only to blocked addresses (${why})`,
-        );
-      }
-    }
-    let lastError: unknown;
-    for (const address of addresses) {
-      let conn: Deno.TcpConn | undefined;
-      try {
-        conn = await withTimeout(
-          Deno.connect({ hostname: address, port }),
-          CONNECT_TIMEOUT_MS,
-          `connecting to ${address}:${port}`,
-        );
-        conn.setNoDelay(true);
-        const stream: Deno.Conn = target.tls
-          ? await withTimeout(
-            Deno.startTls(conn, {
-              // Verified against the requested name, never the address.
-              hostname: target.host,
-              caCerts: [...policy.caCerts],
-              alpnProtocols: ["http/1.1"],
-            }).then(async (tlsConn) => {
-              await tlsConn.handshake();
-              return tlsConn;
-            }),
-            CONNECT_TIMEOUT_MS,
-            `TLS handshake with ${target.host}`,
-          )
-          : conn;
-        const channel = new ConnChannel(stream);
-        return {
-          key,
-          partition,
-          address,
-          mapped: mapping !== null,
-          reader: new BufferedReader(channel),
-          channel,
-          reused: false,
-          idleSince: 0,
-        };
-      } catch (error) {
-        lastError = error;
-        try {
-          conn?.close();
-        } catch { /* closed */ }
-        if (error instanceof UpstreamError) throw error;
-        if (isTlsError(error)) {
-          throw new UpstreamError(
-            502,
-            `TLS verification of '${target.host}' failed: ${
-              (error as Error).message
-            }`,
-          );
-        }
-      }
-    }
-    throw new UpstreamError(
-      502,
-      `cannot connect to '${target.host}:${target.port}': ${
-        (lastError as Error)?.message ?? "no address"
-      }`,
+    const { conn, address, mapped } = await connectUpstream(
+      target,
+      policy,
+      mapping,
     );
+    const channel = new ConnChannel(conn);
+    return {
+      key,
+      partition,
+      address,
+      mapped,
+      reader: new BufferedReader(channel),
+      channel,
+      reused: false,
+      idleSince: 0,
+    };
   }
+}
+
+/**
+ * Opens a new connection to an upstream, never a pooled one: the name is
+ * resolved once, every address goes through the address guard (unless an
+ * operator's `connectTo` mapping names it), a checked address is dialled,
+ * and TLS (when asked) is verified against the name. The pool dials with
+ * it; so do plain TCP tunnels, which are never pooled.
+ *
+ * @param target Destination.
+ * @param policy How to dial.
+ * @param mapping The `connectTo` mapping for the target; default: looked up.
+ * @returns The connection, the address dialled, and whether it came from a
+ *   mapping (guard not applied).
+ * @throws {UpstreamError} If resolution, the guard, connect or TLS fails.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const { conn } = await connectUpstream({ host: "db.example.com", port: 5432, tls: false }, dialPolicy);
+ * ```
+ */
+export async function connectUpstream(
+  target: UpstreamTarget,
+  policy: DialPolicy,
+  mapping: { host: string; port: number } | null = findConnectTo(
+    policy.connectTo,
+    target.host,
+    target.port,
+  ),
+): Promise<{ conn: Deno.Conn; address: string; mapped: boolean }> {
+  let addresses: string[];
+  let port = target.port;
+  if (mapping) {
+    // The operator mapped this name explicitly (tests, demos, local
+    // services): the guard does not apply to the mapping's address.
+    addresses = await resolve(policy.resolver, mapping.host);
+    port = mapping.port;
+  } else {
+    const resolved = await resolve(policy.resolver, target.host);
+    addresses = resolved.filter((a) => policy.guard.check(a).allowed);
+    if (addresses.length === 0) {
+      const why = resolved.map((a) => {
+        const verdict = policy.guard.check(a);
+        return `${a}: ${verdict.allowed ? "allowed" : verdict.reason}`;
+      }).join(", ");
+      // An allowed NAME that points at loopback, metadata or a private
+      // range (DNS rebinding, SSRF) is refused by its address.
+      throw new UpstreamError(
+        403,
+        `host '${target.host}' resolves only to blocked addresses (${why})`,
+      );
+    }
+  }
+  let lastError: unknown;
+  for (const address of addresses) {
+    let conn: Deno.TcpConn | undefined;
+    try {
+      conn = await withTimeout(
+        Deno.connect({ hostname: address, port }),
+        CONNECT_TIMEOUT_MS,
+        `connecting to ${address}:${port}`,
+      );
+      conn.setNoDelay(true);
+      const stream: Deno.Conn = target.tls
+        ? await withTimeout(
+          Deno.startTls(conn, {
+            // Verified against the requested name, never the address.
+            hostname: target.host,
+            caCerts: [...policy.caCerts],
+            alpnProtocols: ["http/1.1"],
+          }).then(async (tlsConn) => {
+            await tlsConn.handshake();
+            return tlsConn;
+          }),
+          CONNECT_TIMEOUT_MS,
+          `TLS handshake with ${target.host}`,
+        )
+        : conn;
+      return { conn: stream, address, mapped: mapping !== null };
+    } catch (error) {
+      lastError = error;
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      if (error instanceof UpstreamError) throw error;
+      if (isTlsError(error)) {
+        throw new UpstreamError(
+          502,
+          `TLS verification of '${target.host}' failed: ${
+            (error as Error).message
+          }`,
+        );
+      }
+    }
+  }
+  throw new UpstreamError(
+    502,
+    `cannot connect to '${target.host}:${target.port}': ${
+      (lastError as Error)?.message ?? "no address"
+    }`,
+  );
 }
 
 async function resolve(resolver: Resolver, host: string): Promise<string[]> {

@@ -22,12 +22,43 @@ export type Mount =
   | { kind: "proc"; dest: string }
   /** A minimal /dev (null, zero, full, random, urandom, tty, pts, shm). */
   | { kind: "dev"; dest: string }
+  /**
+   * One host device node (`/dev/null`...), usable as a device inside; only
+   * the harmless nodes in {@linkcode DEVICE_NODES}.
+   */
+  | { kind: "dev-bind"; source: string; dest: string }
   /** An empty directory. */
   | { kind: "dir"; dest: string; mode?: number }
   /** A symbolic link `dest -> target`. */
   | { kind: "symlink"; target: string; dest: string }
   /** Re-mount an earlier mount read-only (e.g. a tmpfs after populating). */
   | { kind: "remount-ro"; dest: string };
+
+/**
+ * The device nodes a `dev-bind` mount may name: data sinks and sources
+ * only, never a terminal, a disk, `/dev/kvm` or `/dev/vsock`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEVICE_NODES } from "./bwrap_args.ts";
+ * assert.ok(DEVICE_NODES.includes("/dev/urandom"));
+ * ```
+ */
+export const DEVICE_NODES: readonly string[] = [
+  "/dev/null",
+  "/dev/zero",
+  "/dev/full",
+  "/dev/random",
+  "/dev/urandom",
+];
+
+/**
+ * Capabilities a sandbox may keep. Only binding ports below 1024, which
+ * matters only in the sandbox's own network namespace (its loopback): the
+ * in-sandbox egress bridge listens on 53, 80 and 443 there.
+ */
+export type SandboxCapability = "CAP_NET_BIND_SERVICE";
 
 /** Everything that varies between sandboxes. */
 export interface BwrapOptions {
@@ -56,6 +87,14 @@ export interface BwrapOptions {
   statusFd?: number;
   /** The command and its arguments, as seen inside the sandbox. */
   command: readonly string[];
+  /**
+   * Capabilities kept (every other one is dropped). They hold in the
+   * sandbox's own user namespace, which then owns its network namespace:
+   * with a `dev` mount bwrap nests a second user namespace (to mount
+   * devpts) and a kept capability would hold in that one only, so the two
+   * are refused together.
+   */
+  capabilities?: readonly SandboxCapability[];
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -99,6 +138,23 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
   if (options.command.length === 0) {
     throw new TypeError("Cannot build bwrap arguments without a command");
   }
+  const capabilities = [...new Set(options.capabilities ?? [])];
+  for (const capability of capabilities) {
+    // Anything but binding low ports on its own loopback would widen what
+    // the program can do to the kernel.
+    if (capability !== "CAP_NET_BIND_SERVICE") {
+      throw new TypeError(
+        `Cannot keep capability '${capability}' in a sandbox: only CAP_NET_BIND_SERVICE is allowed`,
+      );
+    }
+  }
+  if (
+    capabilities.length > 0 && options.mounts.some((m) => m.kind === "dev")
+  ) {
+    throw new TypeError(
+      "Cannot keep a capability with a 'dev' mount: bwrap would nest a user namespace that does not own the network namespace; build /dev from 'dev-bind' mounts",
+    );
+  }
   const args: string[] = [
     // New user, pid, network, ipc, uts and cgroup namespaces: the program
     // sees no host process, no host network, no host IPC objects.
@@ -117,9 +173,11 @@ export function buildBwrapArgs(options: BwrapOptions): string[] {
     "--new-session",
     // The sandbox dies with the harness, never outlives it as an orphan.
     "--die-with-parent",
-    // No capabilities inside, even within the user namespace.
+    // No capabilities inside, even within the user namespace (but the
+    // ones named, each checked above).
     "--cap-drop",
     "ALL",
+    ...capabilities.flatMap((c) => ["--cap-add", c]),
     // Start from an empty environment: no harness variable leaks in.
     "--clearenv",
     // The hostname would otherwise be the host's (an information leak).
@@ -193,6 +251,18 @@ function mountArgs(mount: Mount, seen: Set<string>): string[] {
       return ["--proc", dest];
     case "dev":
       return ["--dev", dest];
+    case "dev-bind": {
+      const source = checkPath("source", mount.source);
+      // A terminal, a disk or /dev/kvm inside would be a way out.
+      if (!DEVICE_NODES.includes(source)) {
+        throw new TypeError(
+          `Cannot bind device '${source}' into a sandbox: only ${
+            DEVICE_NODES.join(", ")
+          } are allowed`,
+        );
+      }
+      return ["--dev-bind", source, dest];
+    }
     case "dir":
       return [...modeArgs(mount.mode), "--dir", dest];
     case "symlink":

@@ -5,8 +5,13 @@
  * sh (spawned as the sandbox's own host uid; opens the seccomp fd 3)
  *  └ exec prlimit (rlimits)
  *     └ exec bwrap (namespaces, mounts, seccomp from fd 3)
- *        └ [sh: egress bridge + wait] exec deno run [--preload /airlock/boot.js] <permissions> /airlock/main.js
+ *        └ [sh: egress bridges + wait] exec deno run [--preload /airlock/boot.js] <permissions> /airlock/main.js
  * ```
+ *
+ * With egress, two bridges run beside the program: socat carries the proxy
+ * port (127.0.0.1:3128) to the injector's socket, and the transparent
+ * egress bridge (a small Deno program, `injector/bridge.ts`) answers DNS
+ * and carries connections made without the proxy.
  *
  * Every step is an `exec`: one host process (bwrap's monitor) plus the
  * sandbox's own pid namespace. The harness's environment is never passed on.
@@ -16,7 +21,7 @@
  * @module
  */
 
-import { buildBwrapArgs, type Mount } from "./bwrap_args.ts";
+import { buildBwrapArgs, DEVICE_NODES, type Mount } from "./bwrap_args.ts";
 import {
   COMMAND_LINK_DIR,
   commandLinkMounts,
@@ -39,6 +44,8 @@ export const SANDBOX_PATHS = {
   scratch: "/scratch",
   inputs: "/inputs",
   egressSocket: "/run/airlock/egress.sock",
+  bridge: "/run/airlock/bridge.js",
+  bridgeDenoDir: "/tmp/.bridge",
   brokerSocket: "/run/airlock/broker.sock",
   socat: "/usr/bin/socat",
   sh: "/bin/sh",
@@ -97,6 +104,15 @@ export interface LaunchOptions {
    * has no network path at all.
    */
   egressSocket?: string;
+  /**
+   * Transparent egress (needs `egressSocket`): the bridge's script (host
+   * path, mounted read-only; `injector/bridge.ts`) and the ports it listens
+   * on. The sandbox then keeps
+   * CAP_NET_BIND_SERVICE (ports 53, 80 and 443 of its own loopback) and
+   * gets a /dev of bound device nodes instead of bwrap's (see
+   * `buildBwrapArgs`'s `capabilities`).
+   */
+  egressBridge?: { script: string; ports: readonly number[] };
   /** Extra `deno run` flags placed before the permissions (trusted input). */
   denoFlags?: readonly string[];
   /** Extra files the program can read (host path, sandbox path). */
@@ -180,7 +196,7 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     // A procfs of the sandbox's own pid namespace: no host process visible.
     { kind: "proc", dest: "/proc" },
     // Only the harmless device nodes; no /dev/kvm, /dev/vsock, disks.
-    { kind: "dev", dest: "/dev" },
+    ...devMounts(options.egressBridge !== undefined),
     // bwrap's /dev is a tmpfs the sandbox user owns, without a size bound:
     // /dev/shm would be unbounded host RAM. Device nodes stay writable.
     { kind: "remount-ro", dest: "/dev" },
@@ -240,13 +256,28 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
         dest: SANDBOX_PATHS.egressSocket,
       },
     );
+    if (options.egressBridge) {
+      mounts.push({
+        kind: "ro-bind",
+        source: options.egressBridge.script,
+        dest: SANDBOX_PATHS.bridge,
+      });
+    }
     command = [
       SANDBOX_PATHS.sh,
       "-c",
-      egressBridgeScript(egressBridgeChildren(limits)),
+      egressBridgeScript(
+        egressBridgeChildren(limits),
+        options.egressBridge &&
+          transparentBridgeCommand(options.egressBridge, limits),
+      ),
       SANDBOX_PATHS.socat,
       ...denoArgs,
     ];
+  } else if (options.egressBridge) {
+    throw new TypeError(
+      "Cannot start the transparent egress bridge without 'egressSocket': it carries connections to the injector's socket",
+    );
   }
   // Nothing else may be written outside /tmp and the granted binds.
   mounts.push({ kind: "remount-ro", dest: "/" });
@@ -266,6 +297,11 @@ export function buildLaunchCommand(options: LaunchOptions): LaunchCommand {
     seccompFd: 3,
     statusFd: 4,
     command,
+    // The transparent bridge listens on 53, 80 and 443 of the sandbox's
+    // own loopback; nothing else the capability allows exists there.
+    ...(options.egressBridge
+      ? { capabilities: ["CAP_NET_BIND_SERVICE" as const] }
+      : {}),
   });
   return {
     command: launchShell(tools),
@@ -372,13 +408,20 @@ export function egressBridgeChildren(
 }
 
 /**
- * The in-sandbox bridge: socat listens on loopback and forwards each
+ * The in-sandbox bridges: socat listens on loopback and forwards each
  * connection to the injector's socket. Deno starts once the port is listening
  * (read from /proc/net/tcp with shell builtins only, ~4 ms), so the first
- * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128.
+ * request never races the bridge. 0100007F:0C38 is 127.0.0.1:3128. The
+ * transparent bridge, when given, starts first and is waited for by the
+ * harness instead (it says so on the injector's socket; the program is
+ * handed over after that), so its start overlaps Deno's.
  */
-function egressBridgeScript(maxChildren: number): string {
+function egressBridgeScript(
+  maxChildren: number,
+  transparent: string | undefined,
+): string {
   return (
+    (transparent ?? "") +
     // socat's own log lines (e.g. a broken pipe when the injector drops a
     // connection) are not the program's output: they go nowhere. A deep
     // backlog: bursts of connects must not stall in SYN retransmits while
@@ -389,6 +432,121 @@ function egressBridgeScript(maxChildren: number): string {
     'while read -r _ local _; do [ "$local" = "0100007F:0C38" ] && up=1; done </proc/net/tcp; ' +
     '[ -n "$up" ] && break; n=$((n+1)); done; exec "$@"'
   );
+}
+
+/**
+ * The shell line that starts the transparent bridge in the background: its
+ * own Deno, with grants for its listeners and the injector's socket only,
+ * without the program's permission broker (its checks are not the
+ * program's), its own DENO_DIR, and no output (its errors are not the
+ * program's either).
+ */
+function transparentBridgeCommand(
+  bridge: NonNullable<LaunchOptions["egressBridge"]>,
+  limits: ResourceLimits,
+): string {
+  for (const port of bridge.ports) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(
+        `Cannot start the egress bridge as a port must be an integer in 1..65535: current value is ${port}`,
+      );
+    }
+  }
+  const net = [
+    "127.0.0.53:53",
+    // Answers go back to the asker's port (Deno checks each send).
+    "127.0.0.1",
+    ...bridge.ports.map((port) => `0.0.0.0:${port}`),
+    // Deno checks a unix socket as net, read and write of its path.
+    `unix:${SANDBOX_PATHS.egressSocket}`,
+  ];
+  const argv = [
+    SANDBOX_PATHS.deno,
+    "run",
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    "--cached-only",
+    "--no-code-cache",
+    // Deno.listenDatagram (the DNS listener).
+    "--unstable-net",
+    // A small heap and no V8 helper threads: the bridge holds little, and
+    // its threads count against the sandbox's process cap.
+    "--v8-flags=--max-old-space-size=32,--single-threaded",
+    `--allow-net=${net.join(",")}`,
+    `--allow-read=${SANDBOX_PATHS.egressSocket}`,
+    `--allow-write=${SANDBOX_PATHS.egressSocket}`,
+    "--deny-env",
+    "--deny-run",
+    "--deny-ffi",
+    "--deny-sys",
+    "--no-prompt",
+    SANDBOX_PATHS.bridge,
+    // The bridge's arguments: the most connections it carries at once,
+    // then its ports.
+    String(transparentBridgeConnections(limits)),
+    ...new Set(bridge.ports.map(String)),
+  ];
+  return `(unset DENO_PERMISSION_BROKER_PATH; DENO_DIR=${SANDBOX_PATHS.bridgeDenoDir} exec ${
+    argv.map(shellQuote).join(" ")
+  }) </dev/null >/dev/null 2>&1 & `;
+}
+
+/**
+ * How many connections the transparent bridge carries at once: as many as
+ * socat's bound ({@linkcode egressBridgeChildren}), and never more than
+ * its open-file limit holds (two descriptors each). Connections past it
+ * wait in the listen backlog inside the sandbox's own network namespace.
+ *
+ * @param limits The run's limits.
+ * @returns The bound.
+ *
+ * @example Usage
+ * ```ts
+ * import { transparentBridgeConnections } from "./launcher.ts";
+ * import { DEFAULT_LIMITS } from "./limits.ts";
+ * console.log(transparentBridgeConnections(DEFAULT_LIMITS)); // 32
+ * ```
+ */
+export function transparentBridgeConnections(
+  limits: Pick<ResourceLimits, "processes" | "openFiles">,
+): number {
+  return Math.max(
+    1,
+    Math.min(
+      egressBridgeChildren(limits),
+      Math.floor((limits.openFiles - 16) / 2),
+    ),
+  );
+}
+
+/** Quotes one word for sh (single quotes; a quote inside is closed and escaped). */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The sandbox's /dev: bwrap's own (`--dev`), or, when the sandbox keeps a
+ * capability, a tmpfs holding bound device nodes only (bwrap nests a user
+ * namespace to mount devpts for `--dev`, and the capability would then
+ * not hold in the network namespace). Neither has /dev/pts, a tty or shm
+ * the program could use (both are read-only after the launch).
+ */
+function devMounts(kept: boolean): Mount[] {
+  if (!kept) return [{ kind: "dev", dest: "/dev" }];
+  return [
+    { kind: "tmpfs", dest: "/dev", sizeBytes: 64 * 1024, mode: 0o755 },
+    ...DEVICE_NODES.map((node): Mount => ({
+      kind: "dev-bind",
+      source: node,
+      dest: node,
+    })),
+    { kind: "symlink", target: "/proc/self/fd", dest: "/dev/fd" },
+    { kind: "symlink", target: "/proc/self/fd/0", dest: "/dev/stdin" },
+    { kind: "symlink", target: "/proc/self/fd/1", dest: "/dev/stdout" },
+    { kind: "symlink", target: "/proc/self/fd/2", dest: "/dev/stderr" },
+  ];
 }
 
 function libraryMounts(paths: readonly string[]): Mount[] {

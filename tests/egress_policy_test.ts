@@ -499,7 +499,7 @@ Deno.test("address guard: loopback IP literals are refused even when the policy 
   assert.deepEqual(ups.allSeen(), [], "no upstream saw anything");
 });
 
-Deno.test("direct connections that bypass the proxy reach nothing, even to hosts --allow-net lists", async () => {
+Deno.test("direct connections that bypass the proxy reach only the injector, even to hosts --allow-net lists", async () => {
   await using ups = await startUpstreams(["api.example.test"]);
   const port = ups.get("api.example.test").port;
   await using sandbox = await Sandbox.create({
@@ -513,19 +513,36 @@ Deno.test("direct connections that bypass the proxy reach nothing, even to hosts
     code: tryEach({
       "Deno.connect name":
         `Deno.connect({ hostname: "api.example.test", port: 443 }).then((c) => { c.close(); return "CONNECTED"; })`,
+      // The policy names this port, so the sandbox's own bridge listens on
+      // it (for names): it carries the connection to the injector, which
+      // refuses an address no lookup returned.
       "Deno.connect upstream port":
-        `Deno.connect({ hostname: "127.0.0.1", port: ${port} }).then((c) => { c.close(); return "CONNECTED"; })`,
-      "Deno.connectTls":
-        `Deno.connectTls({ hostname: "api.example.test", port: 443 }).then((c) => { c.close(); return "CONNECTED"; })`,
+        `Deno.connect({ hostname: "127.0.0.1", port: ${port} }).then(async (c) => { const n = await c.write(new TextEncoder().encode("GET / HTTP/1.1\\r\\n\\r\\n")).then(() => c.read(new Uint8Array(64))).catch(() => null); c.close(); return n === null ? "closed" : "DATA"; })`,
       "resolveDns": `Deno.resolveDns("api.example.test", "A")`,
     }),
   });
   const out = lastJson<Record<string, Attempt>>(result);
-  for (const [name, outcome] of Object.entries(out)) {
-    assert.equal(outcome.ok, false, `${name}: ${JSON.stringify(outcome)}`);
-  }
+  // By address: nothing answers but a refusal (closed, or no connection).
+  const byAddress = out["Deno.connect upstream port"];
+  assert.ok(
+    !byAddress?.ok || byAddress.value === "closed",
+    JSON.stringify(byAddress),
+  );
+  // The sandbox's resolver is not the program's to dial.
+  assert.equal(out.resolveDns?.ok, false);
+  // By name: carried to the injector (transparent egress), decided there on
+  // the name; nothing reached the upstream (no request was sent).
+  assert.deepEqual(out["Deno.connect name"], { ok: true, value: "CONNECTED" });
   assert.deepEqual(ups.get("api.example.test").seen, []);
-  assert.deepEqual(egressEvents(result.audit), [], "the injector saw nothing");
+  assert.deepEqual(
+    egressEvents(result.audit).map((e) =>
+      `${e.kind} ${e.host}:${e.port} ${e.decision} ${e.via}`
+    ).sort(),
+    [
+      "connect api.example.test:443 allow transparent",
+      `tcp 127.0.0.1:${port} deny transparent`,
+    ].sort(),
+  );
 });
 
 Deno.test("deny-all: a sandbox with placeholders but no allowed host gets every request refused", async () => {

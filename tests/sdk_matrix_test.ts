@@ -62,10 +62,6 @@ interface Row {
 /** `${secret:KEY}`: the real value, held by the harness only. */
 const SECRET_REF = "${secret:KEY}";
 
-/** The reason transparent egress rows are pending. */
-const NEEDS_TRANSPARENT =
-  "ignores the proxy variables: needs transparent egress (issue 14, item 2)";
-
 const GITHUB_PLACEHOLDER: Credential = {
   via: "placeholder",
   env: "GITHUB_TOKEN",
@@ -226,8 +222,7 @@ const res = await fetch("https://api.github.com/user");
 const user = await res.json();
 console.log("logged in as", user.login);`,
     output: LOGGED_IN,
-    pending: NEEDS_TRANSPARENT,
-    notes: "connects directly",
+    notes: "connects directly: transparent egress",
   },
   {
     name: "undici (request)",
@@ -242,8 +237,7 @@ const { body } = await request("https://api.github.com/user", {
 const user = await body.json();
 console.log("logged in as", user.login);`,
     output: LOGGED_IN,
-    pending: NEEDS_TRANSPARENT,
-    notes: "connects directly",
+    notes: "connects directly: transparent egress",
   },
   {
     name: "node-fetch",
@@ -306,7 +300,6 @@ ws.on("message", (data) => {
 });
 ws.on("error", (e) => { console.error("ws error", e.message); process.exit(1); });`,
     output: /^received echo:hello$/m,
-    pending: NEEDS_TRANSPARENT,
     notes: "the credential rides on the upgrade request",
   },
   {
@@ -343,9 +336,7 @@ const { rows } = await client.query("SELECT version()");
 console.log(rows[0].version);
 await client.end();`,
     output: /^PostgreSQL 16\.0 \(airlock test\)$/m,
-    pending:
-      "raw TCP: needs the policy's TCP rules and transparent egress (issue 14, items 2 and 3)",
-    notes: "a plain TCP tunnel carries no injected credential",
+    notes: "`network.tcp` rule: a plain tunnel, no injected credential",
   },
 ];
 
@@ -386,7 +377,7 @@ function policyFor(
     return {
       limits: { timeoutMs: 60_000 },
       npm: { allow: [`${row.pkg}@${row.version}`] },
-      network: { allow: { [`${row.host}:5432`]: [] } },
+      network: { tcp: [`${row.host}:5432`] },
       env: { DATABASE_URL: `postgres://app@${row.host}:5432/appdb` },
       upstream: {
         ...upstream,
@@ -463,6 +454,16 @@ for (const row of MATRIX) {
       if (credential.via === "none") {
         assert.equal(pg.startups.at(-1)?.user, "app");
         assert.equal(pg.queries.at(-1), "SELECT version()");
+        // One tunnel, audited with its target and the bytes each way.
+        const tunnels = result.audit.filter((e): e is EgressEvent =>
+          e.source === "injector" && e.kind === "tcp" && e.host === row.host
+        );
+        assert.ok(tunnels.length >= 1, "no TCP tunnel in the audit trail");
+        for (const tunnel of tunnels) {
+          assert.equal(tunnel.decision, "allow");
+          assert.equal(tunnel.port, 5432);
+          assert.ok(tunnel.bytesOut > 0 && tunnel.bytesIn > 0);
+        }
       } else {
         // The upstream saw exactly the real credential on every request.
         const seen = ups.seen(row.host).slice(seenBefore);
@@ -476,7 +477,8 @@ for (const row of MATRIX) {
         }
         // And the injector says so: placeholders swapped or headers added.
         const requests = result.audit.filter((e): e is EgressEvent =>
-          e.source === "injector" && e.kind === "request" &&
+          e.source === "injector" &&
+          (e.kind === "request" || e.kind === "websocket") &&
           e.host === row.host
         );
         assert.ok(requests.length >= 1, "no request in the audit trail");

@@ -45,6 +45,13 @@ export interface RunChannels {
   grants: DenoGrants;
   /** The egress socket's host path, when the run has network. */
   egressSocket: string | null;
+  /** The transparent egress bridge to start, when the run has network. */
+  egressBridge: { script: string; ports: number[] } | null;
+  /**
+   * Settles when the program may be handed over: the transparent bridge
+   * has bound its listeners (or the run has no network).
+   */
+  ready: Promise<void>;
   /** Stops both servers. */
   close(): Promise<void>;
 }
@@ -69,6 +76,31 @@ function systemKinds(system: SystemPolicy): SystemInfoKind[] {
   if (system === "allow") return [...SYSTEM_INFO_KINDS];
   if (system === "deny") return [];
   return [...new Set(system)];
+}
+
+/** How long a run waits for its transparent bridge before going on. */
+const BRIDGE_START_MS = 10_000;
+
+/**
+ * Settles when the bridge has bound its listeners, or after
+ * {@link BRIDGE_START_MS} (then the run goes on without names resolving,
+ * and the audit says why: the proxy still works).
+ */
+function bridgeStarted(
+  opened: Promise<void>,
+  late: (reason: string) => void,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      late(
+        `the transparent egress bridge did not start within ${BRIDGE_START_MS} ms: names do not resolve in this run (the proxy still works)`,
+      );
+      resolve();
+    }, BRIDGE_START_MS);
+    Deno.unrefTimer(timer);
+  });
+  return Promise.race([opened, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Deno prints this on stderr when a broker is configured (before any program output). */
@@ -144,6 +176,8 @@ export async function openRunChannels(options: {
   };
   let egressClose: (() => Promise<void>) | null = null;
   let egressSocket: string | null = null;
+  let egressBridge: RunChannels["egressBridge"] = null;
+  let ready: Promise<void> = Promise.resolve();
   let broker: PermissionBroker | null = null;
   const live = options.egress;
   try {
@@ -157,6 +191,29 @@ export async function openRunChannels(options: {
       });
       egressClose = () => egress.binding.close();
       egressSocket = egress.binding.socketPath;
+      egressBridge = egress.bridge;
+      ready = bridgeStarted(egress.binding.bridgeReady, (reason) =>
+        log.record({
+          time: new Date().toISOString(),
+          source: "injector",
+          kind: "dns",
+          sandboxId: options.sandboxId,
+          runId: options.runId,
+          method: "-",
+          scheme: "dns",
+          host: "-",
+          port: 53,
+          path: "",
+          decision: "error",
+          rule: "bridge",
+          reason,
+          injected: [],
+          placeholders: [],
+          status: null,
+          bytesOut: 0,
+          bytesIn: 0,
+          durationMs: 0,
+        }));
       mounts.push(...egress.mounts);
       env = { ...env, ...egress.env };
       grants = { ...grants, net: egress.grants.net };
@@ -174,6 +231,8 @@ export async function openRunChannels(options: {
           },
           env: grants.env ?? [],
           sys: grants.sys ?? [],
+          // Names are answered inside the sandbox (transparent egress).
+          ...(live ? { lookups: true } : {}),
           cwd: options.cwd,
           ...(options.tmp ? { tmp: options.tmp } : {}),
         },
@@ -209,6 +268,8 @@ export async function openRunChannels(options: {
     env,
     grants,
     egressSocket,
+    egressBridge,
+    ready,
     async close() {
       await Promise.all([egressClose?.(), broker?.close()]);
       log.close();

@@ -9,9 +9,10 @@
 
 import type { Mount } from "../../runtime/bwrap_args.ts";
 import type { DenoGrants } from "../../runtime/deno_permissions.ts";
-import { EGRESS_PORT } from "../../runtime/launcher.ts";
+import { EGRESS_PORT, SANDBOX_PATHS } from "../../runtime/launcher.ts";
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { EgressEvent } from "../../injector/audit.ts";
+import { bridgeSource, SANDBOX_RESOLVER } from "../../injector/bridge.ts";
 import {
   compileEgressPolicy,
   withNetworkPolicy,
@@ -36,6 +37,25 @@ export const SANDBOX_CA_PATH = "/etc/airlock/ca.pem";
 /** The proxy URL the program is given. */
 export const PROXY_URL = `http://127.0.0.1:${EGRESS_PORT}`;
 
+/**
+ * The name-resolution files of a sandbox with egress (mounted read-only
+ * over `/etc`): names are looked up in the sandbox's hosts file, then
+ * asked of the transparent bridge's resolver, which answers from the
+ * policy alone. No search domain: a name is asked as written.
+ */
+const NAME_FILES = {
+  "/etc/resolv.conf":
+    `# airlock: names are answered inside the sandbox, from the policy alone
+nameserver ${SANDBOX_RESOLVER}
+options ndots:1 timeout:2 attempts:2
+`,
+  "/etc/hosts": `127.0.0.1 localhost
+::1 localhost ip6-localhost ip6-loopback
+`,
+  "/etc/nsswitch.conf": `hosts: files dns
+`,
+} as const;
+
 /** A sandbox's egress state. */
 export interface SandboxEgress {
   /** The injector serving it. */
@@ -49,6 +69,11 @@ export interface SandboxEgress {
   active: ActivePolicy;
   /** Host path of the CA certificate file. */
   readonly caFile: string;
+  /** Host paths of the transparent bridge's script and name files. */
+  readonly bridgeFiles: {
+    readonly script: string;
+    readonly mounts: readonly Mount[];
+  };
   /** Placeholder environment (name -> opaque token). */
   readonly placeholderEnv: Readonly<Record<string, string>>;
   /** Where secret references resolve (kept for live updates). */
@@ -135,11 +160,24 @@ export async function setupEgress(
   if (learn) compiled.active.network = learnNetworkPolicy();
   const caFile = `${workspace.boxDir}/ca.pem`;
   await Deno.writeTextFile(caFile, injector.caCertificatePem, { mode: 0o644 });
+  // The transparent bridge's program and the files that point the
+  // sandbox's resolver at it: the same for every run of the sandbox.
+  const script = `${workspace.boxDir}/bridge.js`;
+  await Deno.writeTextFile(script, bridgeSource(SANDBOX_PATHS.egressSocket), {
+    mode: 0o644,
+  });
+  const mounts: Mount[] = [];
+  for (const [dest, text] of Object.entries(NAME_FILES)) {
+    const source = `${workspace.boxDir}/name-${dest.slice(5)}`;
+    await Deno.writeTextFile(source, text, { mode: 0o644 });
+    mounts.push({ kind: "ro-bind", source, dest });
+  }
   return {
     injector,
     scope: injector.createScope(),
     active: compiled.active,
     caFile,
+    bridgeFiles: { script, mounts },
     placeholderEnv: compiled.placeholderEnv,
     sources,
   };
@@ -198,8 +236,13 @@ export interface RunEgress {
   env: Record<string, string>;
   /** Deno grants. */
   grants: Pick<DenoGrants, "net" | "env">;
-  /** Read-only mounts (the CA file). */
+  /** Read-only mounts (the CA file, the name files). */
   mounts: Mount[];
+  /**
+   * The transparent bridge: its script and the ports it listens on (those
+   * of the policy in force at the run's start).
+   */
+  bridge: { script: string; ports: number[] };
 }
 
 /**
@@ -259,6 +302,18 @@ export async function bindRun(
       net: grants === null ? "all" : [...grants, `127.0.0.1:${EGRESS_PORT}`],
       env: Object.keys(egress.placeholderEnv),
     },
-    mounts: [{ kind: "ro-bind", source: egress.caFile, dest: SANDBOX_CA_PATH }],
+    mounts: [
+      { kind: "ro-bind", source: egress.caFile, dest: SANDBOX_CA_PATH },
+      ...egress.bridgeFiles.mounts,
+    ],
+    bridge: {
+      script: egress.bridgeFiles.script,
+      ports: [
+        ...new Set([
+          ...egress.active.network.ports.http,
+          ...egress.active.network.ports.tcp,
+        ]),
+      ],
+    },
   };
 }

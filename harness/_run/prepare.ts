@@ -26,7 +26,7 @@ import {
 import type { Workspace } from "../../runtime/workspace.ts";
 import type { SandboxEgress } from "./egress.ts";
 import { openRunChannels, type RunChannels } from "./channels.ts";
-import { type DenoCacheLease, denoCacheFor } from "./code_cache.ts";
+import { denoCacheFor, type DenoCacheLease } from "./code_cache.ts";
 import { MAP_FILE, separateSourceMap } from "./source_map.ts";
 import { mirrorView } from "./mirror.ts";
 import type { BrokerMode } from "../permission_broker.ts";
@@ -275,6 +275,7 @@ export async function prepareRun(
       cwd,
       env: channels.env,
       ...(channels.egressSocket ? { egressSocket: channels.egressSocket } : {}),
+      ...(channels.egressBridge ? { egressBridge: channels.egressBridge } : {}),
       stdin: true,
       ...(lease ? { denoCache: lease.files } : {}),
       ...(setup.commandNames ? { commandNames: setup.commandNames } : {}),
@@ -322,6 +323,9 @@ export async function deliverProgram(
   js: string,
   args: readonly string[],
 ): Promise<boolean> {
+  // The transparent egress bridge has bound its listeners (it started
+  // beside this process): no lookup of the program can come before it.
+  await Promise.race([run.channels.ready, run.child.status]);
   if (!run.alive) return false;
   // Written before the header: Deno reads main.js only after the boot has
   // the header, so the program is complete when it is loaded. Its source
