@@ -296,7 +296,7 @@ for (
     // Sizing: the workspaces volume holds every sandbox's scratch quota
     // (else a full node's sandboxes fail with disk errors, not node_full),
     // and the pod's memory limit the node's sandboxes at bench:capacity's
-    // figures (61 MiB server, 10 MiB per sandbox, a live run up to its
+    // figures (70 MiB server, 10.1 MiB per sandbox, a live run up to its
     // memoryMb and tmpMb plus 3.3 MiB).
     const workspaces = pod.volumes.find((v: Obj) => v.name === "workspaces");
     const gib = (q: string) => Number(q.replace(/Gi$/, "")) * 1024;
@@ -304,7 +304,7 @@ for (
     assert.ok(sandboxes * 256 <= gib(workspaces.emptyDir.sizeLimit));
     const perRun = (server.ceilings?.limits?.memoryMb ?? 256) + 32 + 3.3;
     assert.ok(
-      61 + sandboxes * 10 + (server.runSlots ?? 1) * perRun <=
+      70 + sandboxes * 10.1 + (server.runSlots ?? 1) * perRun <=
         gib(container.resources.limits.memory),
     );
     // Node names are the pods' names: each one a valid node name.
