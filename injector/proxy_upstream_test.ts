@@ -19,7 +19,6 @@ import {
   proxyFetch,
   proxyTls,
   sharedTestPki,
-  sleep,
   startProxy,
   startUpstream,
   waitFor,
@@ -168,8 +167,10 @@ Deno.test("upstream pool drops a connection the server closed while idle; the ne
       headers: [["Host", "api.example.test"]],
     });
     assert.equal(first.text, "response 1 on 1");
-    // Let the server's close reach the injector (a settle, not an assertion).
-    await sleep(100);
+    // No settle: the second request may go out on the pooled connection
+    // while the server's close is still on its way; a body-less GET that
+    // meets a closed pooled connection before any answer is sent again on
+    // a fresh one.
     const second = await conn.request({
       target: "/2",
       headers: [["Host", "api.example.test"]],
@@ -180,6 +181,52 @@ Deno.test("upstream pool drops a connection the server closed while idle; the ne
     conn.close();
   }
   assert.equal(upstream.connections, 2);
+});
+
+Deno.test("upstream pool: a body-less GET that meets a pooled connection closing without an answer is sent again on a fresh one; a POST never is", async () => {
+  const pki = await sharedTestPki();
+  // Answers the first request of each connection; a later one is read (and
+  // counted: the server may have acted on it) and the connection closed
+  // without an answer, as a server whose idle timeout fires does.
+  const perConnection = new Map<number, number>();
+  const seen: string[] = [];
+  await using upstream = startUpstream({
+    tls: pki,
+    handler: async (request, respond) => {
+      const n = (perConnection.get(request.connection) ?? 0) + 1;
+      perConnection.set(request.connection, n);
+      seen.push(`${request.method} ${request.target}`);
+      if (n === 1) return await respond.send(200, [], "fine");
+      respond.close();
+    },
+  });
+  await using proxy = await startProxy({
+    network: { allow: ["api.example.test"] },
+    connectTo: [`api.example.test:443:127.0.0.1:${upstream.port}`],
+    caCerts: [pki.caPem],
+  });
+  const conn = await proxyTls(proxy, "api.example.test");
+  try {
+    const host: [string, string] = ["Host", "api.example.test"];
+    assert.equal(
+      (await conn.request({ target: "/a", headers: [host] })).status,
+      200,
+    );
+    // Goes out on the pooled connection, which closes unanswered: sent again.
+    const get = await conn.request({ target: "/b", headers: [host] });
+    assert.equal(get.status, 200);
+    const post = await conn.request({
+      method: "POST",
+      target: "/charge",
+      headers: [host, ["Content-Length", "0"]],
+    });
+    // The POST went out on the connection the GET's retry opened, which
+    // closes unanswered too: the program is told, and it is not repeated.
+    assert.equal(post.status, 502);
+  } finally {
+    conn.close();
+  }
+  assert.deepEqual(seen, ["GET /a", "GET /b", "GET /b", "POST /charge"]);
 });
 
 Deno.test("upstream pool: an aborted download is never returned to the pool (no stale bytes for the next request)", async () => {

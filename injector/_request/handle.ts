@@ -70,13 +70,42 @@ export async function handleRequest(
   if (typeof x === "boolean") return x;
   const ended = await applyRules(x) ?? await inject(x);
   if (ended !== undefined) return ended;
-  const upstream = await connect(x);
-  if (typeof upstream === "boolean") return upstream;
-  try {
-    return await forward(x, upstream) ?? await relay(x, upstream);
-  } catch (error) {
-    return await fail(x, error);
-  } finally {
-    ctx.pool.release(upstream, x.reusable);
+  while (true) {
+    const upstream = await connect(x);
+    if (typeof upstream === "boolean") return upstream;
+    let retry = false;
+    try {
+      return await forward(x, upstream) ?? await relay(x, upstream);
+    } catch (error) {
+      retry = mayRetry(x, upstream);
+      if (!retry) return await fail(x, error);
+    } finally {
+      ctx.pool.release(upstream, !retry && x.reusable);
+    }
   }
+}
+
+/** Methods a request may be sent again for (RFC 9110, 9.2.2). */
+const IDEMPOTENT = new Set([
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "TRACE",
+  "PUT",
+  "DELETE",
+]);
+
+/**
+ * Whether a failed exchange is sent again on another connection: only when
+ * a pooled connection the upstream had closed (its close crossing this
+ * request) failed before any byte of an answer, for an idempotent request
+ * without a body, so nothing the upstream acted on is repeated and nothing
+ * of the program's was consumed. A fresh connection's failure is final,
+ * so the retries end (each one drops a stale pooled connection).
+ */
+function mayRetry(x: ProxyExchange, upstream: { reused: boolean }): boolean {
+  return upstream.reused && x.answered === null &&
+    x.framing.kind === "none" && !x.expectContinue &&
+    IDEMPOTENT.has(x.request.method.toUpperCase()) &&
+    !x.ctx.exchange?.cancelled;
 }
