@@ -332,5 +332,6 @@ if (import.meta.main) {
     );
     Deno.exit(125);
   }
-  console.log(routerConfigMap(replicas));
+  // The YAML as deno fmt keeps it: exactly one newline at the end.
+  console.log(routerConfigMap(replicas).trimEnd());
 }
