@@ -36,6 +36,9 @@ async function capture(
       args,
       clearEnv: true,
       env: { PATH: SEARCH_PATH, LC_ALL: "C" },
+      // A check run as the sandbox's uid could not enter a working
+      // directory only its owner may (a checkout under a 0700 home).
+      cwd: "/",
       stdout: "piped",
       stderr: "piped",
       ...as,

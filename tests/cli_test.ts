@@ -334,6 +334,21 @@ Deno.test("cli doctor exits 0 and reports bwrap ok", async () => {
   assert.match(result.stdout, /^ok\s+sandboxed run\s/m);
 });
 
+Deno.test("cli doctor and run work from a directory only its owner may enter (a checkout under a 0700 home)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airlock-private-" });
+  try {
+    await Deno.chmod(dir, 0o700);
+    await Deno.writeTextFile(`${dir}/hello.ts`, `console.log("hello");`);
+    const doctor = await cli(DOCTOR, [], undefined, dir);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    const ran = await cli(RUN, ["hello.ts"], undefined, dir);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout, "hello\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // ------------------------------------------------------------ airlock
 
 Deno.test("airlock run resolves the program and --input against the directory it was started in", async () => {
