@@ -225,7 +225,7 @@ async function harnessDiesLeavingProcess(
     options,
     `const id = pool.acquire();
      const child = new Deno.Command("sleep", {
-       args: ["300"], uid: id.hostUid, gid: id.hostGid,
+       args: ["300"], uid: id.hostUid, gid: id.hostGid, cwd: "/",
        stdin: "null", stdout: "null", stderr: "null",
      }).spawn();
      child.unref();
