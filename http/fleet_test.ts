@@ -200,15 +200,17 @@ Deno.test("drain() past its deadline kills the runs still live and says so", asy
   try {
     const client = server.client();
     const { id } = await client.createSandbox();
+    // Caught at once: the answer may come while drain() is still awaited
+    // (a rejection with no handler yet fails the whole file).
     const live = client.run(id, {
       code: "await new Promise((r) => setTimeout(r, 60_000));",
-    });
+    }).catch((error) => error);
     await until(
       "the run is live",
       () => server.app.runUsage("alice").running === 1,
     );
     assert.equal(await server.app.drain(50), false);
-    const result = await live.catch((error) => error);
+    const result = await live;
     // Killed by the close, or refused as deleted: never left hanging.
     if (result instanceof AirlockApiError) {
       assert.equal(result.code, "not_found");
