@@ -75,6 +75,12 @@ export class SandboxIdentityPool {
   #private: boolean;
   #lockDir: string;
   #lockDirReady = false;
+  /**
+   * Uids a dead harness left processes running as, which the last sweep
+   * could not clear yet (SIGKILLed processes still exiting on a busy host):
+   * swept again on each `acquire()`.
+   */
+  #unswept = new Set<number>();
 
   /**
    * Builds a pool; nothing is claimed until `acquire()`.
@@ -99,10 +105,12 @@ export class SandboxIdentityPool {
   /**
    * Takes a free identity: a uid no sandbox of any harness on this host
    * holds. Any process still running as it (left by a harness that died)
-   * is killed first.
+   * is killed first; a uid whose leftovers are still alive after that is
+   * skipped (never handed out) and swept again on a later call.
    *
    * @returns The identity; call `release()` when the sandbox is gone.
-   * @throws {RangeError} If every uid of the pool is in use.
+   * @throws {RangeError} If every uid of the pool is in use, or the only
+   *   free ones still have a dead harness's processes running as them.
    * @throws {Error} If the claim directory is unusable (fail closed: an
    *   unclaimed uid could be another harness's).
    */
@@ -121,13 +129,24 @@ export class SandboxIdentityPool {
       );
     }
     this.#prepareLockDir();
+    this.#sweepUnswept();
+    const occupied: number[] = [];
     // From a random start: two harnesses starting together rarely contend.
     const start = Math.floor(Math.random() * this.#size);
     for (let i = 0; i < this.#size; i++) {
       const uid = this.#first + (start + i) % this.#size;
       if (this.#inUse.has(uid)) continue;
       const claim = claimUid(this.#lockDir, uid);
-      if (claim === null) continue; // another harness's sandbox has it
+      if (claim === "held") continue; // another harness's sandbox has it
+      // Attack: a uid a dead harness's sandbox still runs as would let the
+      // new sandbox signal or ptrace that process, and share its process
+      // budget. It is never handed out while one is alive.
+      if (claim === "occupied") {
+        occupied.push(uid);
+        this.#unswept.add(uid);
+        continue;
+      }
+      this.#unswept.delete(uid);
       this.#inUse.add(uid);
       const inUse = this.#inUse;
       let released = false;
@@ -143,9 +162,25 @@ export class SandboxIdentityPool {
         },
       };
     }
+    if (occupied.length > 0) {
+      const [uid] = occupied;
+      throw new RangeError(
+        `Cannot start another sandbox: the free sandbox uids (${occupied.length}) still have processes left by a dead harness running as them; kill them (e.g. 'pkill -KILL -U ${uid}') and retry`,
+      );
+    }
     throw new RangeError(
       `Cannot start another sandbox as all ${this.#size} sandbox uids are in use (by this harness or another on this host)`,
     );
+  }
+
+  /** Sweeps again the uids an earlier sweep left occupied. */
+  #sweepUnswept(): void {
+    for (const uid of this.#unswept) {
+      const claim = claimUid(this.#lockDir, uid);
+      if (claim === "occupied") continue; // still dying: next time
+      this.#unswept.delete(uid);
+      if (claim !== "held") claim.release();
+    }
   }
 
   /**
@@ -181,8 +216,11 @@ export class SandboxIdentityPool {
         !entry.isFile || !/^[1-9]\d*$/.test(entry.name) || this.#inUse.has(uid)
       ) continue;
       // A claim nobody holds: its harness died. Taking it sweeps the uid;
-      // releasing deletes the file.
-      claimUid(dir, uid)?.release();
+      // releasing deletes the file. Leftovers still dying keep the file
+      // (the mark) and are swept again later.
+      const claim = claimUid(dir, uid);
+      if (claim === "occupied") this.#unswept.add(uid);
+      else if (claim !== "held") claim.release();
     }
     this.#lockDirReady = true;
   }
@@ -197,8 +235,16 @@ interface UidClaim {
 const encoder = new TextEncoder();
 
 /**
+ * Why a uid could not be claimed: `"held"` when another sandbox holds it
+ * (or its holder is releasing it), `"occupied"` when a dead harness's
+ * processes still run as it after the sweep (the claim file stays, marking
+ * the uid for the next sweep).
+ */
+type ClaimRefusal = "held" | "occupied";
+
+/**
  * Claims `uid` for this process: an exclusive lock on `dir/uid`, held until
- * `release()` (or until the process dies). Null when another holds it.
+ * `release()` (or until the process dies).
  *
  * Protocol: a holder deletes the file before it unlocks, so a lock taken on
  * a file that is no longer at the path (deleted between our open and our
@@ -207,7 +253,7 @@ const encoder = new TextEncoder();
  * (orphaned bwrap monitors, their sandboxes), so they are killed before the
  * uid is handed out.
  */
-function claimUid(dir: string, uid: number): UidClaim | null {
+function claimUid(dir: string, uid: number): UidClaim | ClaimRefusal {
   const path = `${dir}/${uid}`;
   let file: Deno.FsFile;
   let created = true;
@@ -226,14 +272,14 @@ function claimUid(dir: string, uid: number): UidClaim | null {
     try {
       file = Deno.openSync(path, { read: true, write: true });
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null; // just released
+      if (error instanceof Deno.errors.NotFound) return "held"; // just released
       throw claimError(uid, error);
     }
   }
   try {
     if (!file.tryLockSync(true)) {
       file.close();
-      return null;
+      return "held";
     }
     const held = file.statSync();
     let current: Deno.FileInfo | null = null;
@@ -244,9 +290,12 @@ function claimUid(dir: string, uid: number): UidClaim | null {
     }
     if (current?.ino !== held.ino || current?.dev !== held.dev) {
       file.close();
-      return null;
+      return "held";
     }
-    if (!created) killLeftovers(uid);
+    if (!created && !killLeftovers(uid)) {
+      file.close(); // unlocked, not deleted: the uid stays marked
+      return "occupied";
+    }
     file.truncateSync(0);
     file.writeSync(encoder.encode(`${Deno.pid}\n`));
   } catch (error) {
@@ -280,6 +329,8 @@ function claimError(uid: number, error: unknown): Error {
  * itself), then the harness checks `/proc` that none is left alive, a few
  * rounds at most (a process may fork while the first round runs). Only
  * safe because the uid is claimed: no live harness has a sandbox under it.
+ * False when some are still alive (killed processes still exiting on a busy
+ * host, or one the uid may not signal): the caller must not use the uid.
  *
  * `kill -1` is only ever sent by a process that has checked it runs as
  * `uid` (real and effective): sent as root it would kill every process on
@@ -287,12 +338,12 @@ function claimError(uid: number, error: unknown): Error {
  * uid; killing pids found in `/proc` as root instead could hit a reused
  * pid of another user.
  */
-function killLeftovers(uid: number): void {
+function killLeftovers(uid: number): boolean {
   if (!Number.isSafeInteger(uid) || uid <= 0) {
     throw new RangeError(`Cannot sweep uid ${uid}: not a sandbox uid`);
   }
   for (let round = 0; round < 10; round++) {
-    if (liveProcessesOf(uid) === 0) return;
+    if (liveProcessesOf(uid) === 0) return true;
     const out = new Deno.Command("/bin/sh", {
       args: ["-c", SWEEP_SCRIPT, "airlock-sweep", String(uid)],
       uid,
@@ -305,11 +356,7 @@ function killLeftovers(uid: number): void {
     }).outputSync();
     if (out.code === 2) break; // the guard refused: never kill as another uid
   }
-  if (liveProcessesOf(uid) > 0) {
-    throw new Error(
-      `Cannot hand out sandbox uid ${uid}: processes left by a previous harness keep running as it; kill them ('pkill -KILL -U ${uid}') and retry`,
-    );
-  }
+  return liveProcessesOf(uid) === 0;
 }
 
 /** `$1` is the uid the script must run as; it kills nothing otherwise. */

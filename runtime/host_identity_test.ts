@@ -304,3 +304,89 @@ Deno.test({
     }
   },
 });
+
+/** Whether `/usr/bin/perl` (Debian's essential perl-base) is here. */
+const hasPerl = (() => {
+  try {
+    return Deno.statSync("/usr/bin/perl").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * A process the sweep cannot kill, running as `uid`: effective uid `uid`,
+ * real and saved uid root, so a process of `uid` may not signal it (as a
+ * killed process still exiting on a busy host, it stays alive through the
+ * sweep). Returns it once its uid has changed.
+ */
+async function unkillableAs(uid: number): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("/usr/bin/perl", {
+    args: ["-e", `$| = 1; $> = ${uid}; print "ready\\n"; sleep 300`],
+    cwd: "/",
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  assert.equal((await reader.read()).value, "ready\n");
+  reader.releaseLock();
+  const uids = Deno.readTextFileSync(`/proc/${child.pid}/status`)
+    .match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m)?.slice(1);
+  assert.deepEqual(uids, ["0", String(uid), "0"]);
+  return child;
+}
+
+Deno.test({
+  name:
+    "SandboxIdentityPool.acquire() skips a uid whose leftovers outlive the sweep, never hands it out, and takes it once they are gone",
+  ignore: !isRoot || !hasPerl,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    const range = testRange(2);
+    const stuck = range.first;
+    // A dead harness's mark: its claim file, unlocked.
+    Deno.writeFileSync(`${lockDir}/${stuck}`, new Uint8Array(), {
+      mode: 0o600,
+    });
+    const leftover = await unkillableAs(stuck);
+    try {
+      // A pool over another range sweeps the mark on first use: the uid is
+      // still occupied, which must not stop it from starting a sandbox
+      // (before the fix: "Cannot hand out sandbox uid ...").
+      const other = new SandboxIdentityPool({ ...testRange(4), lockDir });
+      const elsewhere = other.acquire();
+      assert.notEqual(elsewhere.hostUid, stuck);
+      elsewhere.release();
+
+      const pool = new SandboxIdentityPool({ ...range, lockDir });
+      const first = pool.acquire();
+      assert.equal(first.hostUid, stuck + 1);
+      assert.ok(!gone(leftover.pid), "control: the sweep could not kill it");
+      // The mark stays for the next sweep.
+      assert.ok(Deno.statSync(`${lockDir}/${stuck}`).isFile);
+      assert.throws(
+        () => pool.acquire(),
+        (error: Error) =>
+          error instanceof RangeError &&
+          /the free sandbox uids \(1\) still have processes left by a dead harness running as them; kill them \(e\.g\. 'pkill -KILL -U \d+'\)/
+            .test(error.message),
+      );
+
+      leftover.kill("SIGKILL");
+      await leftover.status;
+      const second = pool.acquire();
+      assert.equal(second.hostUid, stuck);
+      first.release();
+      second.release();
+      assert.deepEqual([...Deno.readDirSync(lockDir)], []);
+    } finally {
+      try {
+        leftover.kill("SIGKILL");
+      } catch { /* already dead */ }
+      await leftover.status;
+      await leftover.stdout.cancel().catch(() => {});
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});
