@@ -63,6 +63,7 @@ export class Readiness {
   readonly #options: ReadinessOptions;
   #probe: { result: CheckResult; at: number } | null = null;
   #probing: Promise<CheckResult> | null = null;
+  #closed = false;
 
   /** @param options What to check and how often. */
   constructor(options: ReadinessOptions) {
@@ -115,7 +116,22 @@ export class Readiness {
     return await this.#refresh();
   }
 
+  /**
+   * Stops probing: a probe in flight finishes (its sandbox closed, its
+   * files gone) before this resolves, and none starts after. The server
+   * awaits it on shutdown, so it never exits with a probe sandbox live.
+   *
+   * @returns When no probe sandbox is left.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#probing;
+  }
+
   #refresh(): Promise<CheckResult> {
+    if (this.#closed) {
+      return Promise.resolve({ ok: false, detail: "the server is closing" });
+    }
     this.#probing ??= this.#runProbe().then((result) => {
       this.#probe = { result, at: Date.now() };
       this.#probing = null;

@@ -338,7 +338,8 @@ export function createApp(options: AppOptions): AirlockApp {
 
   function shutdown(): Promise<void> {
     state.closing ??= (async () => {
-      await Promise.allSettled([...state.pending]);
+      // The readiness probe's sandbox is one too: it must not outlive us.
+      await Promise.allSettled([...state.pending, readiness.close()]);
       const entries = [...state.registry.values()];
       state.registry.clear();
       for (const entry of entries) {

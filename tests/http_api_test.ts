@@ -17,6 +17,7 @@ import {
   bwrapProcesses,
   pollUntil,
   processesMentioning,
+  removeWhenUnmounted,
   startedRun,
 } from "./kits/sandbox_processes.ts";
 import { startUpstreams } from "./kits/upstreams.ts";
@@ -378,6 +379,9 @@ Deno.test("deno task serve: SIGTERM closes every sandbox, removes its files and 
     }
     const url = printed.match(/listening on (http:\/\/\S+)/)?.[1];
     assert.ok(url, printed);
+    // The first readiness probe (a sandbox of its own, in the same
+    // directory) has ended once /ready answers.
+    await (await fetch(new URL("ready", url))).body?.cancel();
     const client = new AirlockClient({ baseUrl: url, token: TOKEN });
     const { id } = await client.createSandbox({ policy: { scratch: true } });
     await client.writeFile(id, "data.txt", "x");
@@ -398,7 +402,26 @@ Deno.test("deno task serve: SIGTERM closes every sandbox, removes its files and 
     await lines.cancel();
     await child.stderr.cancel();
     await child.status;
-    await Deno.remove(parent, { recursive: true });
+    await removeWhenUnmounted(parent);
+  }
+});
+
+Deno.test("HTTP API: shutdown waits for a readiness probe in flight; its sandbox's files are gone when it returns", async () => {
+  const parent = await workspaceParent();
+  const { api, close } = serve(parent);
+  try {
+    api.readiness.warm();
+    // The probe's sandbox exists: shut down while it runs.
+    assert.ok(await pollUntil(() => Deno.readDirSync(parent).some(() => true)));
+    await close();
+    assert.deepEqual([...Deno.readDirSync(parent)], []);
+    const after = await api.readiness.check();
+    assert.equal(after.ready, false);
+    assert.equal(after.checks.draining?.ok, false);
+    assert.deepEqual([...Deno.readDirSync(parent)], [], "no probe after close");
+  } finally {
+    await close();
+    await removeWhenUnmounted(parent);
   }
 });
 

@@ -233,3 +233,39 @@ export async function pollUntil(
   }
   return true;
 }
+
+/**
+ * Removes a test's workspace parent once nothing is mounted under it. A
+ * harness killed by a failing test leaves its scratch filesystems to the
+ * workspace watchdog, which unmounts them a moment after the harness died;
+ * removing before then fails with EBUSY, and that error would hide the
+ * test's own failure. After `ms` the last error is thrown.
+ *
+ * @param dir The directory to remove.
+ * @param ms How long to wait for the watchdogs at most.
+ *
+ * @example Usage
+ * ```ts
+ * import { removeWhenUnmounted } from "./sandbox_processes.ts";
+ * const dir = await Deno.makeTempDir();
+ * await removeWhenUnmounted(dir);
+ * ```
+ */
+export async function removeWhenUnmounted(
+  dir: string,
+  ms = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    try {
+      await Deno.remove(dir, { recursive: true });
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      if (!(error instanceof Deno.errors.Busy) || Date.now() > deadline) {
+        throw error;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
