@@ -35,7 +35,11 @@ export interface SandboxIdentity {
   hostGid: number | null;
   /** Whether RLIMIT_NPROC can be applied (only with a private host uid). */
   enforceProcesses: boolean;
-  /** Releases the uid for reuse. Idempotent. */
+  /**
+   * Releases the uid for reuse. Idempotent. With a private uid, whatever
+   * still runs as it is killed first; a uid whose processes survive that
+   * (still exiting) is only handed out again after a later sweep.
+   */
   release(): void;
 }
 
@@ -149,6 +153,7 @@ export class SandboxIdentityPool {
       this.#unswept.delete(uid);
       this.#inUse.add(uid);
       const inUse = this.#inUse;
+      const unswept = this.#unswept;
       let released = false;
       return {
         hostUid: uid,
@@ -157,8 +162,20 @@ export class SandboxIdentityPool {
         release() {
           if (released) return;
           released = true;
-          claim.release();
           inUse.delete(uid);
+          // Attack: a process that outlived its sandbox (bwrap's pid 1
+          // orphaned by a monitor killed mid-start, still waiting forever;
+          // a double fork) would share its uid with the next sandbox given
+          // it, which could then signal or ptrace it.
+          let swept = false;
+          try {
+            swept = killLeftovers(uid);
+          } catch {
+            // could not even look: treat the uid as still occupied
+          }
+          if (swept) return claim.release();
+          claim.abandon(); // the file stays: whoever claims it sweeps first
+          unswept.add(uid);
         },
       };
     }
@@ -230,6 +247,11 @@ export class SandboxIdentityPool {
 interface UidClaim {
   /** Deletes the claim file, then drops the lock. */
   release(): void;
+  /**
+   * Drops the lock and leaves the file: the uid stays marked as one whose
+   * processes may still run, so its next claimer sweeps it first.
+   */
+  abandon(): void;
 }
 
 const encoder = new TextEncoder();
@@ -312,6 +334,11 @@ function claimUid(dir: string, uid: number): UidClaim | ClaimRefusal {
       } catch {
         // already gone: nothing to delete
       }
+      file.close();
+    },
+    abandon() {
+      if (released) return;
+      released = true;
       file.close();
     },
   };

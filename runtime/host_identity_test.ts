@@ -390,3 +390,69 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SandboxIdentity.release() kills what still runs as the uid before it frees it (a process that outlived its sandbox never meets the next one)",
+  ignore: !isRoot,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    try {
+      const pool = new SandboxIdentityPool({ ...testRange(1), lockDir });
+      const id = pool.acquire();
+      const left = new Deno.Command("sleep", {
+        args: ["300"],
+        uid: id.hostUid!,
+        gid: id.hostGid!,
+        cwd: "/",
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      assert.ok(!gone(left.pid), "control: it runs as the uid");
+      id.release();
+      assert.ok(gone(left.pid), "release() returned with it alive");
+      assert.equal((await left.status).signal, "SIGKILL");
+      assert.deepEqual([...Deno.readDirSync(lockDir)], []);
+      pool.acquire().release();
+    } finally {
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SandboxIdentity.release() keeps the uid marked when what runs as it survives the sweep; it is handed out only once that is gone",
+  ignore: !isRoot || !hasPerl,
+  async fn() {
+    const lockDir = await Deno.makeTempDir({ prefix: "airlock-uids-" });
+    const range = testRange(1);
+    const pool = new SandboxIdentityPool({ ...range, lockDir });
+    const id = pool.acquire();
+    const leftover = await unkillableAs(range.first);
+    try {
+      id.release();
+      assert.ok(Deno.statSync(`${lockDir}/${range.first}`).isFile, "marked");
+      assert.throws(() => pool.acquire(), /still have processes left/);
+      // Another harness (its own pool) does not take it either.
+      assert.throws(
+        () => new SandboxIdentityPool({ ...range, lockDir }).acquire(),
+        RangeError,
+      );
+      leftover.kill("SIGKILL");
+      await leftover.status;
+      const again = pool.acquire();
+      assert.equal(again.hostUid, range.first);
+      again.release();
+      assert.deepEqual([...Deno.readDirSync(lockDir)], []);
+    } finally {
+      try {
+        leftover.kill("SIGKILL");
+      } catch { /* already dead */ }
+      await leftover.status;
+      await leftover.stdout.cancel().catch(() => {});
+      await Deno.remove(lockDir, { recursive: true });
+    }
+  },
+});

@@ -155,6 +155,8 @@ export class BundlerProcess {
   #nextId = 1;
   #stderrTail = "";
   #exited: Promise<void> = Promise.resolve();
+  /** Whether the harness killed the current worker (its output is moot). */
+  #killed = false;
 
   /** @param cacheDir The package cache to mount, or null. */
   constructor(cacheDir: string | null) {
@@ -215,6 +217,7 @@ export class BundlerProcess {
     // Nothing to save: killing bwrap's monitor ends the whole sandbox
     // (--die-with-parent), at once, even mid-start (closing stdin would wait
     // for Deno to load first).
+    this.#killed = true;
     try {
       child.kill("SIGKILL");
     } catch { /* gone */ }
@@ -272,18 +275,27 @@ export class BundlerProcess {
     }
     child.unref();
     this.#child = child;
+    this.#killed = false;
     this.#writer = child.stdin.getWriter();
     this.#stderrTail = "";
+    const stdout = child.stdout.getReader();
+    const stderr = child.stderr.getReader();
     const reading = Promise.all([
-      this.#readStdout(child),
-      this.#readStderr(child),
+      this.#readStdout(child, stdout),
+      this.#readStderr(stderr),
     ]);
     this.#exited = (async () => {
       const status = await child.status;
-      await reading.catch(() => {});
-      // bwrap's monitor has exited, and with it (--die-with-parent) every
-      // process of the helper: its uid is free again.
+      // bwrap's monitor has exited. Killed before its child had set up
+      // (--die-with-parent is armed late), that child waits forever,
+      // holding our pipes: release() kills whatever still runs as the
+      // helper's uid, and a helper we killed is not read to its end (with
+      // the harness's own uid there is nothing to sweep).
       identity.release();
+      if (this.#killed) {
+        await Promise.allSettled([stdout.cancel(), stderr.cancel()]);
+      }
+      await reading.catch(() => {});
       if (this.#child === child) {
         this.#child = null;
         this.#writer = null;
@@ -303,10 +315,13 @@ export class BundlerProcess {
     })();
   }
 
-  async #readStdout(child: Deno.ChildProcess): Promise<void> {
+  async #readStdout(
+    child: Deno.ChildProcess,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<void> {
     let buffer = "";
     const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) {
+    for await (const chunk of chunks(reader)) {
       buffer += decoder.decode(chunk, { stream: true });
       let newline: number;
       while ((newline = buffer.indexOf("\n")) !== -1) {
@@ -317,15 +332,18 @@ export class BundlerProcess {
       // A worker that writes without end must not fill the harness's RAM.
       if (buffer.length > MAX_LINE) {
         this.#stderrTail += "\nline from the bundler too long";
+        this.#killed = true;
         child.kill("SIGKILL");
         return;
       }
     }
   }
 
-  async #readStderr(child: Deno.ChildProcess): Promise<void> {
+  async #readStderr(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<void> {
     const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
+    for await (const chunk of chunks(reader)) {
       this.#stderrTail = (this.#stderrTail + decoder.decode(chunk)).slice(
         -2048,
       );
@@ -786,3 +804,14 @@ async function workerSource(): Promise<string> {
 }
 
 let remoteWorker: Promise<string> | null = null;
+
+/** The chunks a reader yields until its stream ends or is cancelled. */
+async function* chunks(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield value;
+  }
+}

@@ -5,7 +5,7 @@ import {
   type ProgramSource,
   stopBundler,
 } from "./bundle.ts";
-import { bundlerFor } from "./_process.ts";
+import { bundlerFor, BundlerProcess } from "./_process.ts";
 
 /** Imports bundled JS as a module (the bundle must stand on its own). */
 async function load(js: string): Promise<Record<string, unknown>> {
@@ -335,4 +335,40 @@ Deno.test("stopBundler() stops the sandboxed bundler process", async () => {
   const js = await bundleProgram({ code: "export const x = 1;" });
   assert.equal((await load(js)).x, 1);
   await stopBundler();
+});
+
+/** Host processes of helper sandboxes (bwrap names them airlock-helper). */
+function helperProcesses(): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      if (cmdline.includes("\0airlock-helper\0")) found.push(+entry.name);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+Deno.test({
+  name:
+    "BundlerProcess.stop() at any moment of its start returns and leaves no process of the helper (bwrap's child, killed mid-setup, would wait forever holding the pipes)",
+  // Only a root harness gives helpers a uid of their own to sweep.
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    await stopBundler();
+    assert.deepEqual(helperProcesses(), [], "control: none before");
+    // Each round kills bwrap's monitor a little later into its start, from
+    // before its clone to after the worker is up.
+    for (let round = 0; round < 24; round++) {
+      const bundler = new BundlerProcess(null);
+      await bundler.start();
+      for (let i = 0; i < round; i++) await Promise.resolve();
+      if (round % 3 === 2) await new Promise((r) => setTimeout(r, round));
+      await bundler.stop();
+      assert.deepEqual(helperProcesses(), [], `round ${round}`);
+    }
+  },
 });
