@@ -146,18 +146,30 @@ async function install(
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  let killed = false;
   const timer = setTimeout(() => {
+    killed = true;
     try {
       child.kill("SIGKILL");
     } catch { /* ended */ }
   }, options.timeoutMs ?? INSTALL_TIMEOUT_MS);
   let stderr = "";
-  try {
+  const reader = child.stderr.getReader();
+  const reading = (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      stderr = (stderr + decoder.decode(chunk)).slice(-4096);
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      stderr = (stderr + decoder.decode(value)).slice(-4096);
     }
+  })();
+  try {
     const status = await child.status;
+    // A monitor killed before its child armed --die-with-parent leaves
+    // that child holding the pipe (swept with the uid on release): what a
+    // killed install would still say is moot.
+    if (killed) await reader.cancel().catch(() => {});
+    await reading.catch(() => {});
     return {
       success: status.success,
       why: status.success
