@@ -170,16 +170,17 @@ async function install(
     // killed install would still say is moot.
     if (killed) await reader.cancel().catch(() => {});
     await reading.catch(() => {});
+    const tail = stderr.trim().split("\n").slice(-3).join(" ");
+    const limit = `deno install took longer than ${
+      (options.timeoutMs ?? INSTALL_TIMEOUT_MS) / 1000
+    } s`;
     return {
       success: status.success,
       why: status.success
         ? ""
-        : stderr.trim().split("\n").slice(-3).join(" ") ||
-          (status.signal === "SIGKILL"
-            ? `deno install took longer than ${
-              (options.timeoutMs ?? INSTALL_TIMEOUT_MS) / 1000
-            } s`
-            : `deno install failed (exit code ${status.code})`),
+        : killed
+        ? `${limit}${tail ? ` (${tail})` : ""}`
+        : tail || `deno install failed (exit code ${status.code})`,
     };
   } finally {
     clearTimeout(timer);
