@@ -314,13 +314,21 @@ const hasPerl = (() => {
   }
 })();
 
+/** A leftover the sweep cannot kill; the test kills it (or disposal does). */
+interface Unkillable extends AsyncDisposable {
+  /** Its host pid. */
+  pid: number;
+  /** Kills it (as root) and waits for its end. */
+  kill(): Promise<void>;
+}
+
 /**
  * A process the sweep cannot kill, running as `uid`: effective uid `uid`,
  * real and saved uid root, so a process of `uid` may not signal it (as a
  * killed process still exiting on a busy host, it stays alive through the
  * sweep). Returns it once its uid has changed.
  */
-async function unkillableAs(uid: number): Promise<Deno.ChildProcess> {
+async function unkillableAs(uid: number): Promise<Unkillable> {
   const child = new Deno.Command("/usr/bin/perl", {
     args: ["-e", `$| = 1; $> = ${uid}; print "ready\\n"; sleep 300`],
     cwd: "/",
@@ -334,7 +342,14 @@ async function unkillableAs(uid: number): Promise<Deno.ChildProcess> {
   const uids = Deno.readTextFileSync(`/proc/${child.pid}/status`)
     .match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m)?.slice(1);
   assert.deepEqual(uids, ["0", String(uid), "0"]);
-  return child;
+  const kill = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already dead */ }
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  };
+  return { pid: child.pid, kill, [Symbol.asyncDispose]: kill };
 }
 
 Deno.test({
@@ -349,7 +364,7 @@ Deno.test({
     Deno.writeFileSync(`${lockDir}/${stuck}`, new Uint8Array(), {
       mode: 0o600,
     });
-    const leftover = await unkillableAs(stuck);
+    await using leftover = await unkillableAs(stuck);
     try {
       // A pool over another range sweeps the mark on first use: the uid is
       // still occupied, which must not stop it from starting a sandbox
@@ -373,19 +388,13 @@ Deno.test({
             .test(error.message),
       );
 
-      leftover.kill("SIGKILL");
-      await leftover.status;
+      await leftover.kill();
       const second = pool.acquire();
       assert.equal(second.hostUid, stuck);
       first.release();
       second.release();
       assert.deepEqual([...Deno.readDirSync(lockDir)], []);
     } finally {
-      try {
-        leftover.kill("SIGKILL");
-      } catch { /* already dead */ }
-      await leftover.status;
-      await leftover.stdout.cancel().catch(() => {});
       await Deno.remove(lockDir, { recursive: true });
     }
   },
@@ -430,7 +439,7 @@ Deno.test({
     const range = testRange(1);
     const pool = new SandboxIdentityPool({ ...range, lockDir });
     const id = pool.acquire();
-    const leftover = await unkillableAs(range.first);
+    await using leftover = await unkillableAs(range.first);
     try {
       id.release();
       assert.ok(Deno.statSync(`${lockDir}/${range.first}`).isFile, "marked");
@@ -440,18 +449,12 @@ Deno.test({
         () => new SandboxIdentityPool({ ...range, lockDir }).acquire(),
         RangeError,
       );
-      leftover.kill("SIGKILL");
-      await leftover.status;
+      await leftover.kill();
       const again = pool.acquire();
       assert.equal(again.hostUid, range.first);
       again.release();
       assert.deepEqual([...Deno.readDirSync(lockDir)], []);
     } finally {
-      try {
-        leftover.kill("SIGKILL");
-      } catch { /* already dead */ }
-      await leftover.status;
-      await leftover.stdout.cancel().catch(() => {});
       await Deno.remove(lockDir, { recursive: true });
     }
   },
